@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* diag.c — collecting and printing located diagnostics. */
+#include "diag.h"
+
+static const char *const level_names[] = {
+        [DIAG_ERROR] = "error",
+        [DIAG_WARNING] = "warning",
+        [DIAG_NOTE] = "note",
+};
+
+int diags_addv(struct diags *d, enum diag_level level, const struct srcloc *loc,
+               const char *fmt, va_list ap) {
+        struct diag *e;
+        char *msg = NULL, *file = NULL;
+        int ret = level == DIAG_ERROR ? -EINVAL : 0;
+
+        if (!d)
+                return ret;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return -ENOMEM;
+        if (loc && loc->file) {
+                file = strdup(loc->file);
+                if (!file) {
+                        free(msg);
+                        return -ENOMEM;
+                }
+        }
+        if (!GREEDY_REALLOC(d->v, d->allocated, d->n + 1)) {
+                free(msg);
+                free(file);
+                return -ENOMEM;
+        }
+        e = &d->v[d->n++];
+        *e = (struct diag) {
+                .level = level,
+                .file = file,
+                .line = loc ? loc->line : 0,
+                .column = loc ? loc->column : 0,
+                .message = msg,
+        };
+        if (level == DIAG_ERROR)
+                d->n_errors++;
+        else if (level == DIAG_WARNING)
+                d->n_warnings++;
+        return ret;
+}
+
+int diags_add(struct diags *d, enum diag_level level, const struct srcloc *loc,
+              const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = diags_addv(d, level, loc, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static char *diag_format(const struct diag *e) {
+        char *s = NULL;
+        int r;
+
+        if (e->file && e->line > 0)
+                r = asprintf(&s, "%s:%u:%u: %s: %s", e->file, e->line, e->column,
+                             level_names[e->level], e->message);
+        else if (e->file)
+                r = asprintf(&s, "%s: %s: %s", e->file, level_names[e->level], e->message);
+        else
+                r = asprintf(&s, "%s: %s", level_names[e->level], e->message);
+        return r < 0 ? NULL : s;
+}
+
+void diags_print(const struct diags *d, FILE *f) {
+        for (size_t i = 0; i < d->n; i++) {
+                _cleanup_free_ char *s = diag_format(&d->v[i]);
+                fprintf(f, "%s\n", s ? s : d->v[i].message);
+        }
+}
+
+char *diags_first_error(const struct diags *d) {
+        for (size_t i = 0; i < d->n; i++)
+                if (d->v[i].level == DIAG_ERROR)
+                        return diag_format(&d->v[i]);
+        return NULL;
+}
+
+void diags_clear(struct diags *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                free(d->v[i].file);
+                free(d->v[i].message);
+        }
+        free(d->v);
+        *d = (struct diags) {};
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kvm.h — what the host's KVM supports, learnt from the kernel itself, and
+ * the few VM ioctls the project issues (tests, the client library).
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "util.h"
+
+struct kvm_support {
+        int open_error;                 /* 0, or -errno opening /dev/kvm */
+        bool filter;                    /* KVM_CAP_PMU_EVENT_FILTER (173) */
+        bool masked;                    /* KVM_CAP_PMU_EVENT_MASKED_EVENTS (226) */
+        int pmu_capability;             /* KVM_CAP_PMU_CAPABILITY (212) value; 0: not offered */
+        bool enable_pmu;                /* /sys/module/kvm/parameters/enable_pmu */
+        unsigned max_events;            /* largest nevents the kernel accepts (probed) */
+};
+
+/* The kernel's limit today; used when /dev/kvm cannot be probed. */
+#define KVM_PMU_FILTER_MAX_EVENTS_DEFAULT 300u
+
+/* Probe /dev/kvm: KVM_CHECK_EXTENSION for the caps, and the entry limit by
+ * asking a scratch VM (binary search on E2BIG).  Never fails: without
+ * /dev/kvm, open_error is set and the rest describes "nothing supported"
+ * with max_events = the default. */
+int kvm_support_probe(struct kvm_support *ret);
+
+/* Describe what the probe found, for status and `pmufilterctl status`. */
+const char *kvm_support_summary(const struct kvm_support *k, char *buf, size_t size);
+
+/* Create a VM: returns the VM fd or -errno.  Opens /dev/kvm itself if kvm_fd < 0. */
+int kvm_create_vm(int kvm_fd);
+
+/* KVM_SET_PMU_EVENT_FILTER with the given fields.  0 or -errno. */
+int kvm_set_pmu_event_filter(int vm_fd, uint32_t action, uint32_t flags,
+                             uint32_t fixed_counter_bitmap,
+                             const uint64_t *events, uint32_t nevents);
+
+/* KVM_ENABLE_CAP(KVM_CAP_PMU_CAPABILITY, KVM_PMU_CAP_DISABLE).  0 or -errno. */
+int kvm_disable_pmu(int vm_fd);

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * policy.h — the policy model of pmufilterd.yaml(5) (DESIGN §4), as written
+ * by the operator and before any host knowledge is applied.  The loader
+ * (policy-load.c) fills it from YAML buffers; policy-validate.c checks the
+ * references (extends, rule profiles, default profile); compile.c turns one
+ * profile into the kernel's bytes for a given host PMU.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "diag.h"
+
+enum tier {
+        TIER_UNSET,
+        TIER_TENANT,    /* allowlist: KVM_PMU_EVENT_ALLOW */
+        TIER_TRUSTED,   /* denylist:  KVM_PMU_EVENT_DENY  */
+};
+
+enum event_kind {
+        EVENT_NAME,             /* generic alias or libpfm4 name: resolved per PMU */
+        EVENT_RAW,              /* raw number: (umask << 8) | select, AMD select bits 35:32 */
+        EVENT_SELECT_UMASK,     /* { select: S, umask: U } */
+        EVENT_SELECT_ANY,       /* { select: S, umask: any }  -> masked entry, mask 0 */
+        EVENT_MASKED,           /* { select: S, mask: M, match: V, exclude: B } */
+};
+
+struct event_spec {
+        enum event_kind kind;
+        char *name;             /* EVENT_NAME: as written */
+        uint64_t raw;           /* EVENT_RAW: as written */
+        uint16_t select;        /* 12-bit event select (bits 11:8 are AMD's 35:32) */
+        uint8_t umask;          /* EVENT_SELECT_UMASK */
+        uint8_t mask, match;    /* EVENT_MASKED */
+        bool exclude;           /* EVENT_MASKED */
+        bool optional;          /* from the profile's `optional:` list: skip if unknown */
+        struct srcloc loc;
+};
+
+enum fixed_mode {
+        FIXED_UNSET,            /* inherit; the root default is auto */
+        FIXED_AUTO,             /* derived from the architectural events */
+        FIXED_LIST,             /* explicit indices in fixed_bitmap */
+};
+
+enum pmu_mode {
+        PMU_UNSET,              /* inherit; the root default is on */
+        PMU_ON,
+        PMU_OFF,                /* VMM disables the vPMU; fallback: empty allowlist */
+};
+
+struct profile {
+        char *name;
+        struct srcloc loc;              /* of the profile's key */
+        char *description;              /* optional free text */
+        enum tier tier;                 /* TIER_UNSET: inherited via extends */
+        struct srcloc tier_loc;
+        char *extends;                  /* parent name or NULL */
+        struct srcloc extends_loc;
+        struct event_spec *events;      /* own events (events: then optional:) */
+        size_t n_events, allocated_events;
+        enum fixed_mode fixed_mode;
+        uint32_t fixed_bitmap;          /* FIXED_LIST */
+        struct srcloc fixed_loc;
+        enum pmu_mode pmu;
+        struct srcloc pmu_loc;
+        const char *source_file;        /* file that defined it (owned by policy) */
+};
+
+/* One `key: glob` pair of a rule's match.  key is one of the §4 match keys:
+ * name, uuid, label.<key>, exe, comm, uid, gid, user, group, cgroup, unit,
+ * slice, machine, client. */
+struct rule_match {
+        char *key;
+        char *value;            /* shell glob (fnmatch) */
+        struct srcloc loc;
+};
+
+struct rule {
+        struct rule_match *matches;
+        size_t n_matches;
+        char *profile;
+        struct srcloc loc;              /* of the rule's list item */
+        struct srcloc profile_loc;
+};
+
+enum adopt_mode {
+        ADOPT_NONE,
+        ADOPT_PTRACE,
+};
+
+enum unmanaged_mode {
+        UNMANAGED_WARN,
+        UNMANAGED_KILL,
+};
+
+struct settings {
+        char *socket;                   /* default /run/pmufilterd/vmm.sock */
+        unsigned attach_timeout_ms;     /* default 2000 */
+        enum adopt_mode adopt;          /* default none */
+        enum unmanaged_mode unmanaged;  /* default warn */
+        char *default_profile;          /* NULL: none set */
+        struct srcloc default_profile_loc;
+};
+
+struct policy {
+        struct settings settings;
+        struct profile *profiles;       /* in order of first definition */
+        size_t n_profiles, allocated_profiles;
+        struct rule *rules;             /* in order: first match wins */
+        size_t n_rules, allocated_rules;
+        char **files;                   /* files loaded, in order (strv) */
+};
+
+#define POLICY_DEFAULT_SOCKET "/run/pmufilterd/vmm.sock"
+#define POLICY_DEFAULT_ATTACH_TIMEOUT_MS 2000u
+#define POLICY_DEFAULT_CONFIG "/etc/pmufilterd/pmufilterd.yaml"
+#define POLICY_DEFAULT_CONFIG_DIR "/etc/pmufilterd/conf.d"
+
+int policy_new(struct policy **ret);
+void policy_free(struct policy *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy *, policy_free)
+
+struct profile *policy_find_profile(const struct policy *p, const char *name);
+const char *tier_to_string(enum tier t);
+
+/*
+ * Merge one YAML document into p (pure: no I/O).  `filename` is used in
+ * diagnostics and recorded in p->files.  Later documents override settings
+ * keys; profiles and rules accumulate (a profile defined twice is an error
+ * naming both places).  Unknown keys are errors.  Returns 0, or -EINVAL with
+ * at least one error in d, or -ENOMEM.  On error p may hold part of the
+ * document: callers load into a fresh policy and discard it on failure.
+ */
+int policy_load_buffer(struct policy *p, const char *filename,
+                       const char *buf, size_t len, struct diags *d);
+
+/*
+ * Load the configuration from disk: `config` if not NULL (a file; its
+ * sibling conf.d/ is NOT read), else POLICY_DEFAULT_CONFIG then
+ * POLICY_DEFAULT_CONFIG_DIR/<*.yaml> in lexical order.  Then validate.
+ * On success *ret is a complete, validated policy.
+ */
+int policy_load_files(const char *config, struct policy **ret, struct diags *d);
+
+/*
+ * Check references: extends targets exist and have no cycle, every profile
+ * resolves to a tier, rule profiles and settings.default_profile exist, match
+ * keys are known.  Warnings for lint (a trusted-tier profile reachable by a
+ * rule matching only VMM-claimed keys: name, uuid, label.*, client).
+ */
+int policy_validate(const struct policy *p, struct diags *d);
+
+/* Resolve inheritance: the effective tier, fixed mode, pmu mode of a profile
+ * (walking extends).  Assumes policy_validate() passed. */
+enum tier profile_effective_tier(const struct policy *p, const struct profile *prof);
+enum fixed_mode profile_effective_fixed(const struct policy *p, const struct profile *prof,
+                                        uint32_t *ret_bitmap);
+enum pmu_mode profile_effective_pmu(const struct policy *p, const struct profile *prof);

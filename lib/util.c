@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* util.c — implementations of the small helpers declared in util.h. */
+#include <inttypes.h>
+#include <stdint.h>
+
+#include "util.h"
+
+int free_and_strdup(char **dst, const char *src) {
+        char *n = NULL;
+
+        if (src) {
+                n = strdup(src);
+                if (!n)
+                        return -ENOMEM;
+        }
+        free(*dst);
+        *dst = n;
+        return 0;
+}
+
+void strv_free(char **l) {
+        if (!l)
+                return;
+        for (char **i = l; *i; i++)
+                free(*i);
+        free(l);
+}
+
+size_t strv_length(char *const *l) {
+        size_t n = 0;
+
+        if (l)
+                while (l[n])
+                        n++;
+        return n;
+}
+
+int strv_push(char ***l, char *value) {
+        size_t n = strv_length(*l);
+        char **c = realloc(*l, sizeof(char *) * (n + 2));
+
+        if (!c)
+                return -ENOMEM;
+        c[n] = value;
+        c[n + 1] = NULL;
+        *l = c;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *value) {
+        char *v = strdup(value);
+        int r;
+
+        if (!v)
+                return -ENOMEM;
+        r = strv_push(l, v);
+        if (r < 0)
+                free(v);
+        return r;
+}
+
+bool strv_contains(char *const *l, const char *s) {
+        if (l)
+                for (char *const *i = l; *i; i++)
+                        if (streq(*i, s))
+                                return true;
+        return false;
+}
+
+int safe_atou64(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        char *end = NULL;
+
+        if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (errno != 0 || !end || *end)
+                return -EINVAL;
+        *ret = (uint64_t) v;
+        return 0;
+}
+
+void *greedy_realloc(void **p, size_t *allocated, size_t need, size_t size) {
+        size_t a;
+        void *q;
+
+        if (*allocated >= need)
+                return *p;
+        a = need < 8 ? 8 : need * 2;
+        if (a > SIZE_MAX / size)
+                return NULL;
+        q = realloc(*p, a * size);
+        if (!q)
+                return NULL;
+        *p = q;
+        *allocated = a;
+        return q;
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * util.h — the house idioms: owned-resource cleanup, ownership transfer,
+ * small string helpers.  Every other file uses these instead of its own.
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _pure_ __attribute__((pure))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Hand ownership on: returns the value and clears the variable. */
+#define TAKE_PTR(p)                                     \
+        ({                                              \
+                __typeof__(p) _p_ = (p);                \
+                (p) = NULL;                             \
+                _p_;                                    \
+        })
+#define TAKE_FD(fd)                                     \
+        ({                                              \
+                int _fd_ = (fd);                        \
+                (fd) = -1;                              \
+                _fd_;                                   \
+        })
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline int safe_close(int fd) {
+        if (fd >= 0) {
+                int saved = errno;
+                (void) close(fd);
+                errno = saved;
+        }
+        return -1;
+}
+static inline void closep(int *fd) {
+        safe_close(*fd);
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)         \
+        static inline void func##p(type *p) {           \
+                if (*p)                                 \
+                        func(*p);                       \
+        }
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return streq(a, b);
+}
+static inline const char *strempty(const char *s) {
+        return s ? s : "";
+}
+static inline const char *strna(const char *s) {
+        return s ? s : "n/a";
+}
+static inline const char *startswith(const char *s, const char *prefix) {
+        size_t l = strlen(prefix);
+        return strncmp(s, prefix, l) == 0 ? s + l : NULL;
+}
+
+/* Replace *dst with a copy of src (NULL allowed). 0 or -ENOMEM. */
+int free_and_strdup(char **dst, const char *src);
+
+/* strv: NULL-terminated arrays of owned strings. */
+void strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char *const *l);
+int strv_push(char ***l, char *value);          /* takes value on success */
+int strv_extend(char ***l, const char *value);  /* copies value */
+bool strv_contains(char *const *l, const char *s);
+
+/* Parse an unsigned integer in decimal or 0x hex, whole string only. */
+int safe_atou64(const char *s, uint64_t *ret);
+
+/* Grow an array to hold at least need elements; amortised doubling. */
+void *greedy_realloc(void **p, size_t *allocated, size_t need, size_t size);
+#define GREEDY_REALLOC(array, allocated, need) \
+        greedy_realloc((void **) &(array), &(allocated), (need), sizeof((array)[0]))

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* test-diag.c — located diagnostics: counting, formatting, ownership. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "diag.h"
+
+static void test_format_and_count(void **state) {
+        struct diags d = {};
+        struct srcloc loc = { .file = "a.yaml", .line = 3, .column = 7 };
+        _cleanup_free_ char *first = NULL;
+
+        assert_int_equal(diags_warning(&d, &loc, "odd %s", "thing"), 0);
+        assert_int_equal(diags_error(&d, &loc, "expected %s", "a mapping"), -EINVAL);
+        assert_int_equal(diags_error(&d, NULL, "no place"), -EINVAL);
+        assert_int_equal(d.n, 3);
+        assert_int_equal(d.n_errors, 2);
+        assert_int_equal(d.n_warnings, 1);
+        first = diags_first_error(&d);
+        assert_string_equal(first, "a.yaml:3:7: error: expected a mapping");
+        diags_clear(&d);
+        assert_int_equal(d.n, 0);
+        assert_null(diags_first_error(&d));
+}
+
+static void test_print(void **state) {
+        struct diags d = {};
+        struct srcloc loc = { .file = "b.yaml", .line = 1, .column = 2 };
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        assert_non_null(f);
+        diags_warning(&d, &loc, "w");
+        diags_error(&d, NULL, "e");
+        diags_print(&d, f);
+        fclose(f);
+        assert_string_equal(buf, "b.yaml:1:2: warning: w\nerror: e\n");
+        free(buf);
+        diags_clear(&d);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_format_and_count),
+                cmocka_unit_test(test_print),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
