@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * log.h — one logging idiom for the daemon.  log_*() for ordinary messages;
+ * audit_*() for the records of the audit trail (DESIGN §7): structured
+ * journal entries with MESSAGE_ID=, VM_ID=, PROFILE=, PID=.  Under journald
+ * they go to the journal; otherwise to stderr as one line with the fields.
+ */
+#pragma once
+
+#include <sys/types.h>
+#include <syslog.h>
+
+#include "util.h"
+
+/* MESSAGE_IDs of the audit records (stable: operators filter on them). */
+#define MID_ATTACH      "b1be182962774d2dab6f8b6b86c06596"
+#define MID_APPLIED     "1ea239d184ed43abbe2818286fc1e3db"
+#define MID_FAILED      "8e88808ab8594a2d8dec232389188d16"
+#define MID_UNMANAGED   "f407dd7ea0e64d42ad13d3911067d020"
+#define MID_RELOAD      "31e9b156b848491ea6d96f28f63f047e"
+#define MID_LOCKDOWN    "4df81a43d77c41bd8e8f615bf91555aa"
+#define MID_REFUSED     "0b478910967b49bbabd90581a6bdc778"
+#define MID_GONE        "24eff00b553849aa9acec31a87cd8b48"
+
+void log_open(void);
+void log_set_max_level(int level);
+
+int log_full_errno(int level, int error, const char *fmt, ...) _printf_(3, 4);
+#define log_debug(...)   log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...)    log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_notice(...)  log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)
+#define log_warning(...) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...)   log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+/* Returns -abs(error) so `return log_error_errno(r, "...: %m")` works; %m is
+ * the error's text. */
+#define log_error_errno(e, ...)   log_full_errno(LOG_ERR, (e), __VA_ARGS__)
+#define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
+
+/* An audit record.  vm_id, profile may be NULL; pid 0 = none. */
+void audit_record(int level, const char *message_id, const char *vm_id, const char *profile,
+                  pid_t pid, const char *fmt, ...) _printf_(6, 7);

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * main.c — pmufilterd: options, the event loop, signals, sd_notify.
+ * Start order: policy (or lockdown), VMM socket, uevents and the /proc scan,
+ * then READY=1.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "log.h"
+#include "manager.h"
+#include "session.h"
+#include "watch.h"
+
+static const char *arg_config;
+static const char *arg_socket;
+
+static void help(void) {
+        printf("pmufilterd [OPTIONS...]\n\n"
+               "Host-wide KVM PMU event filter daemon: matches every VM to a policy\n"
+               "profile and has its filter applied by the VMM.\n\n"
+               "  -h --help            Show this help\n"
+               "     --version         Show the version\n"
+               "  -c --config=FILE     Read the policy from FILE only (default:\n"
+               "                       " POLICY_DEFAULT_CONFIG " and " POLICY_DEFAULT_CONFIG_DIR "/*.yaml)\n"
+               "     --socket=PATH     Listen for VMMs on PATH (default: settings.socket)\n"
+               "  -v --verbose         Log debug messages\n\n"
+               "Signals: SIGHUP reloads the policy; SIGTERM and SIGINT stop the daemon.\n"
+               "See pmufilterd(8).\n");
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_SOCKET };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, 'c' },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "verbose", no_argument, NULL, 'v' },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "hc:v", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("pmufilterd %s\n", PACKAGE_VERSION);
+                        return 0;
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case ARG_SOCKET:
+                        arg_socket = optarg;
+                        break;
+                case 'v':
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "pmufilterd: unexpected argument '%s'. See --help.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) manager_reload(userdata);
+        return 0;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int run(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(manager_freep) struct manager *m = NULL;
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_default(&e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        r = manager_new(e, arg_config, arg_socket, &m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up: %m");
+        r = manager_load_policy(m);
+        if (r < 0)
+                return r;
+        r = session_server_start(m);
+        if (r < 0)
+                return r;
+        r = watch_start(m);
+        if (r < 0)
+                return r;
+
+        (void) sd_event_add_signal(e, NULL, SIGHUP, on_sighup, m);
+        (void) sd_event_add_signal(e, NULL, SIGTERM, on_exit_signal, m);
+        (void) sd_event_add_signal(e, NULL, SIGINT, on_exit_signal, m);
+        r = sd_event_set_watchdog(e, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog: %m");
+
+        log_info("pmufilterd %s running: PMU %s, %s%s, socket %s", PACKAGE_VERSION, m->pmu.name,
+                 m->kvm.filter ? "filter supported" : "NO filter support",
+                 m->kvm.masked ? ", masked events" : "", manager_socket_path(m));
+        (void) sd_notify(false, "READY=1");
+        manager_notify_status(m);
+
+        r = sd_event_loop(e);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        log_open();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+        return run() < 0 ? 1 : 0;
+}

@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * manager.c — the decisions: which profile a VM gets, what filter that is,
+ * when to push it, and what the VMM's answer means.  Sessions (session.c)
+ * and the watchers (watch.c) feed it; it never touches a VM fd itself: KVM
+ * lets only the VM's creator issue VM ioctls (DESIGN §1).
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "log.h"
+#include "manager.h"
+#include "match.h"
+#include "procscan.h"
+#include "session.h"
+#include "uevent.h"
+
+static void policy_set_free(struct policy_set *s) {
+        if (!s)
+                return;
+        if (s->policy) {
+                for (size_t i = 0; i < s->policy->n_profiles; i++)
+                        compiled_filter_free(s->filters[i]);
+                policy_free(s->policy);
+        }
+        free(s->filters);
+        free(s);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
+
+/* Load and compile everything.  On failure *ret_error says why, in one line
+ * (the first error), and every diagnostic has been logged. */
+static int policy_set_build(struct manager *m, struct policy_set **ret, char **ret_error) {
+        _cleanup_(policy_set_freep) struct policy_set *s = NULL;
+        struct diags d = {};
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        r = policy_load_files(m->config_path, &s->policy, &d);
+        if (r >= 0) {
+                s->filters = calloc(s->policy->n_profiles + 1, sizeof(*s->filters));
+                if (!s->filters)
+                        r = -ENOMEM;
+                for (size_t i = 0; r >= 0 && i < s->policy->n_profiles; i++)
+                        r = filter_compile(s->policy, s->policy->profiles[i].name, &m->pmu, &m->kvm,
+                                           &s->filters[i], &d);
+        }
+        for (size_t i = 0; i < d.n; i++)
+                if (d.v[i].level != DIAG_NOTE)
+                        log_full_errno(d.v[i].level == DIAG_ERROR ? LOG_ERR : LOG_WARNING, 0,
+                                       "%s:%u:%u: %s", strna(d.v[i].file), d.v[i].line,
+                                       d.v[i].column, d.v[i].message);
+        if (r < 0) {
+                char *e = diags_first_error(&d);
+
+                if (!e && asprintf(&e, "%s: %s", strna(m->config_path), strerror(-r)) < 0)
+                        e = NULL;
+                diags_clear(&d);
+                *ret_error = e;
+                return r;
+        }
+        diags_clear(&d);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static void set_last_error(struct manager *m, const char *e) {
+        (void) free_and_strdup(&m->last_error, e);
+}
+
+int manager_new(sd_event *e, const char *config_path, const char *socket_path, struct manager **ret) {
+        struct manager *m = calloc(1, sizeof(*m));
+
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(e);
+        registry_init(&m->registry);
+        if (free_and_strdup(&m->config_path, config_path) < 0 ||
+            free_and_strdup(&m->socket_path, socket_path) < 0) {
+                manager_free(m);
+                return -ENOMEM;
+        }
+        (void) host_pmu_detect(&m->pmu);
+        (void) kvm_support_probe(&m->kvm);
+        *ret = m;
+        return 0;
+}
+
+struct manager *manager_free(struct manager *m) {
+        if (!m)
+                return NULL;
+        REGISTRY_FOREACH(vm, &m->registry) {
+                sd_event_source_disable_unref(vm->timer);
+                vm->timer = NULL;
+                if (vm->session)
+                        session_free(vm->session);
+        }
+        session_server_free(m->server);
+        uevent_watcher_free(m->watcher);
+        registry_done(&m->registry);
+        policy_set_free(m->set);
+        free(m->config_path);
+        free(m->socket_path);
+        free(m->last_error);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+int manager_load_policy(struct manager *m) {
+        _cleanup_free_ char *error = NULL;
+        struct policy_set *s = NULL;
+        int r;
+
+        r = policy_set_build(m, &s, &error);
+        if (r == -ENOMEM)
+                return log_error_errno(r, "Failed to load the policy: %m");
+        if (r < 0) {
+                m->lockdown = true;
+                set_last_error(m, error);
+                audit_record(LOG_CRIT, MID_LOCKDOWN, NULL, NULL, 0,
+                             "Policy failed to load, LOCKDOWN: every VM gets an empty allowlist until a good reload: %s",
+                             strna(error));
+                return 0;
+        }
+        m->set = s;
+        m->lockdown = false;
+        return 0;
+}
+
+static const struct settings *manager_settings(const struct manager *m) {
+        static const struct settings defaults = {
+                .attach_timeout_ms = POLICY_DEFAULT_ATTACH_TIMEOUT_MS,
+                .adopt = ADOPT_NONE,
+                .unmanaged = UNMANAGED_WARN,
+        };
+        return m->set ? &m->set->policy->settings : &defaults;
+}
+
+const char *manager_socket_path(const struct manager *m) {
+        const struct settings *s = manager_settings(m);
+
+        if (m->socket_path)
+                return m->socket_path;
+        return s->socket ? s->socket : POLICY_DEFAULT_SOCKET;
+}
+
+static struct compiled_filter *filter_dup(const struct compiled_filter *f) {
+        struct compiled_filter *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        *c = *f;
+        c->profile = NULL;
+        c->events = NULL;
+        c->entry_names = NULL;
+        if ((f->profile && !(c->profile = strdup(f->profile))) ||
+            (f->nevents && !(c->events = malloc(sizeof(uint64_t) * f->nevents)))) {
+                compiled_filter_free(c);
+                return NULL;
+        }
+        if (f->nevents)
+                memcpy(c->events, f->events, sizeof(uint64_t) * f->nevents);
+        return c;
+}
+
+/* What the policy says for this VM: profile index into set, or -ENOENT for
+ * "no rule and no default".  *ret_source is "rule:<n>" or "default". */
+static int decide_profile(struct manager *m, struct vm *vm, char *source, size_t size) {
+        const struct policy *p = m->set->policy;
+        struct match_input in = {
+                .name = vm->name,
+                .uuid = vm->uuid,
+                .client = vm->client,
+                .labels = vm->labels,
+                .facts = vm->have_facts ? &vm->facts : NULL,
+        };
+        const char *name;
+        int r;
+
+        r = match_rules(p, &in);
+        if (r >= 0) {
+                name = p->rules[r].profile;
+                snprintf(source, size, "rule:%d", r + 1);
+        } else if (p->settings.default_profile) {
+                name = p->settings.default_profile;
+                snprintf(source, size, "default");
+        } else
+                return -ENOENT;
+        for (size_t i = 0; i < p->n_profiles; i++)
+                if (streq(p->profiles[i].name, name))
+                        return (int) i;
+        return -ENOENT;
+}
+
+int manager_decide(struct manager *m, struct vm *vm) {
+        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        char source[32] = "lockdown";
+        const char *profile = "lockdown";
+        bool changed;
+        int r;
+
+        if (m->set) {
+                r = decide_profile(m, vm, source, sizeof(source));
+                if (r >= 0) {
+                        f = filter_dup(m->set->filters[r]);
+                        profile = m->set->policy->profiles[r].name;
+                } else {
+                        /* No rule and no default: nothing may count. */
+                        snprintf(source, sizeof(source), "none");
+                        profile = "none";
+                }
+        }
+        if (!f) {
+                r = filter_lockdown(profile, &f);
+                if (r < 0)
+                        return r;
+        }
+        if (!f)
+                return -ENOMEM;
+
+        changed = !vm->filter || !compiled_filter_equal(vm->filter, f) || !streq_ptr(vm->profile, profile);
+        if (free_and_strdup(&vm->profile, profile) < 0 || free_and_strdup(&vm->profile_source, source) < 0)
+                return -ENOMEM;
+        compiled_filter_free(vm->filter);
+        vm->filter = TAKE_PTR(f);
+        return changed;
+}
+
+int manager_push(struct manager *m, struct vm *vm) {
+        uint64_t serial = ++m->next_serial;
+        int r;
+
+        if (!vm->session)
+                return -ENOTCONN;
+        r = session_send_apply(vm->session, vm, serial);
+        if (r < 0)
+                return r;
+        vm->serial_pending = serial;
+        if (vm->state != VM_FILTERED && vm->state != VM_FAILED)
+                vm->state = VM_ATTACHED;
+        return 0;
+}
+
+static uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int error, int pmu_error) {
+        _cleanup_free_ char *msg = NULL;
+
+        if (serial != vm->serial_pending) {
+                log_debug("VM %s: ignoring APPLIED for serial %" PRIu64 ", waiting for %" PRIu64,
+                          vm->id, serial, vm->serial_pending);
+                return;
+        }
+        vm->serial_pending = 0;
+        vm->last_errno = error;
+        if (error == 0) {
+                vm->state = VM_FILTERED;
+                vm->applied_usec = now_realtime_usec();
+                if (vm->filter && vm->filter->pmu_off && pmu_error != 0 &&
+                    asprintf(&msg, "vPMU could not be disabled (%s): the fallback empty allowlist is in force",
+                             strerror(pmu_error)) < 0)
+                        msg = NULL;
+                (void) free_and_strdup(&vm->last_error, msg);
+                audit_record(LOG_INFO, MID_APPLIED, vm->id, vm->profile, vm->pid,
+                             "VM %s%s%s%s: filter of profile '%s' applied (%s, %u entries)%s%s",
+                             vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
+                             vm->profile, vm->filter && vm->filter->action ? "deny" : "allow",
+                             vm->filter ? vm->filter->nevents : 0, msg ? "; " : "", strempty(msg));
+        } else {
+                vm->state = VM_FAILED;
+                if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER failed: %s", strerror(error)) < 0)
+                        msg = NULL;
+                (void) free_and_strdup(&vm->last_error, msg);
+                audit_record(LOG_ERR, MID_FAILED, vm->id, vm->profile, vm->pid,
+                             "VM %s: filter of profile '%s' was NOT applied: %s", vm->id, vm->profile,
+                             strna(msg));
+        }
+        manager_notify_status(m);
+}
+
+static int pidfd_kill(pid_t pid, uint64_t starttime) {
+        _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+
+        if (pidfd < 0)
+                return -errno;
+        /* The pidfd pins this process: check it is still the VM's. */
+        if (proc_starttime(pid) != starttime)
+                return -ESRCH;
+        if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+void manager_vm_unmanaged(struct manager *m, struct vm *vm) {
+        const struct settings *s = manager_settings(m);
+
+        vm->state = VM_UNMANAGED;
+        if (s->unmanaged == UNMANAGED_KILL) {
+                int r = pidfd_kill(vm->pid, vm->starttime);
+
+                audit_record(LOG_WARNING, MID_UNMANAGED, vm->id, NULL, vm->pid,
+                             "VM %s (%s, pid %d) is unmanaged: no ATTACH within %u ms; %s%s",
+                             vm->id, strna(vm->have_facts ? vm->facts.comm : NULL), (int) vm->pid,
+                             s->attach_timeout_ms, r < 0 ? "failed to kill its VMM: " : "killed its VMM (SIGKILL)",
+                             r < 0 ? strerror(-r) : "");
+        } else
+                audit_record(LOG_WARNING, MID_UNMANAGED, vm->id, NULL, vm->pid,
+                             "VM %s (%s, pid %d) is unmanaged: no ATTACH within %u ms; its guest PMU is not filtered",
+                             vm->id, strna(vm->have_facts ? vm->facts.comm : NULL), (int) vm->pid,
+                             s->attach_timeout_ms);
+        manager_notify_status(m);
+}
+
+static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct vm *vm = userdata;
+
+        sd_event_source_disable_unref(vm->timer);
+        vm->timer = NULL;
+        if (vm->state == VM_DETECTED)
+                manager_vm_unmanaged(vm->manager, vm);
+        return 0;
+}
+
+int manager_vm_detected(struct manager *m, pid_t pid, int fd, struct vm **ret) {
+        struct vm *vm = registry_get(&m->registry, pid, fd);
+        uint64_t st;
+        int r;
+
+        st = proc_starttime(pid);
+        if (st == 0)
+                return -ESRCH;
+        if (vm && vm->starttime == st) {
+                if (ret)
+                        *ret = vm;
+                return 0;
+        }
+        if (vm)         /* same pid and fd, another process: the old one is gone */
+                manager_vm_gone(m, vm, "its process was replaced");
+
+        r = registry_add(&m->registry, pid, fd, &vm);
+        if (r < 0)
+                return r;
+        vm->starttime = st;
+        vm->manager = m;
+        r = proc_facts_read(pid, &vm->facts);
+        if (r == -ESRCH) {
+                registry_remove(&m->registry, vm);
+                return r;
+        }
+        vm->have_facts = r >= 0;
+
+        r = sd_event_add_time_relative(m->event, (sd_event_source **) &vm->timer, CLOCK_MONOTONIC,
+                                       (uint64_t) manager_settings(m)->attach_timeout_ms * 1000u, 0,
+                                       on_attach_timeout, vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %s: failed to arm the attach timeout: %m", vm->id);
+        log_debug("VM %s detected (pid %d, %s)", vm->id, (int) pid, strna(vm->facts.comm));
+        manager_notify_status(m);
+        if (ret)
+                *ret = vm;
+        return 1;
+}
+
+void manager_vm_gone(struct manager *m, struct vm *vm, const char *why) {
+        audit_record(LOG_INFO, MID_GONE, vm->id, vm->profile, vm->pid, "VM %s is gone: %s", vm->id, why);
+        sd_event_source_disable_unref(vm->timer);
+        vm->timer = NULL;
+        if (vm->session)
+                session_free(vm->session);
+        registry_remove(&m->registry, vm);
+        manager_notify_status(m);
+}
+
+/* Push the current decision to every session whose filter changed. */
+static void manager_repush_changed(struct manager *m) {
+        REGISTRY_FOREACH(vm, &m->registry) {
+                int r = manager_decide(m, vm);
+
+                if (r < 0) {
+                        log_error_errno(r, "VM %s: failed to decide its filter: %m", vm->id);
+                        continue;
+                }
+                if (r > 0 && vm->session) {
+                        r = manager_push(m, vm);
+                        if (r < 0)
+                                log_warning_errno(r, "VM %s: failed to push the new filter: %m", vm->id);
+                }
+        }
+}
+
+int manager_reload(struct manager *m) {
+        _cleanup_free_ char *error = NULL;
+        struct policy_set *s = NULL;
+        int r;
+
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+                          (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
+        r = policy_set_build(m, &s, &error);
+        if (r < 0) {
+                set_last_error(m, error);
+                audit_record(LOG_ERR, MID_RELOAD, NULL, NULL, 0,
+                             "Reload failed, keeping the %s: %s",
+                             m->lockdown ? "lockdown" : "current policy", strna(error));
+                (void) sd_notify(false, "READY=1");
+                manager_notify_status(m);
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        policy_set_free(m->set);
+        m->set = s;
+        if (m->lockdown)
+                audit_record(LOG_NOTICE, MID_LOCKDOWN, NULL, NULL, 0, "Policy loaded: leaving lockdown");
+        m->lockdown = false;
+        set_last_error(m, NULL);
+        audit_record(LOG_INFO, MID_RELOAD, NULL, NULL, 0, "Reloaded the policy: %zu profiles, %zu rules",
+                     s->policy->n_profiles, s->policy->n_rules);
+        manager_repush_changed(m);
+        (void) sd_notify(false, "READY=1");
+        manager_notify_status(m);
+        return 0;
+}
+
+void manager_notify_status(struct manager *m) {
+        unsigned n[_VM_STATE_MAX] = {};
+
+        REGISTRY_FOREACH(vm, &m->registry)
+                n[vm->state]++;
+        (void) sd_notifyf(false,
+                          "STATUS=%s%zu VMs: %u filtered, %u failed, %u unmanaged, %u detected, %u attached, %u detached",
+                          m->lockdown ? "LOCKDOWN; " : "", m->registry.n_vms, n[VM_FILTERED], n[VM_FAILED],
+                          n[VM_UNMANAGED], n[VM_DETECTED], n[VM_ATTACHED], n[VM_DETACHED]);
+}

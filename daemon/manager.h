@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * manager.h — the daemon's state and the spine of DESIGN §3:
+ *   uevent / ATTACH / /proc scan -> registry entry -> rule matching ->
+ *   profile -> compiled filter -> APPLY -> APPLIED -> state, journal.
+ */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "compile.h"
+#include "kvm.h"
+#include "pmu.h"
+#include "policy.h"
+#include "registry.h"
+
+/* A policy with every profile compiled for this host: swapped in whole. */
+struct policy_set {
+        struct policy *policy;
+        struct compiled_filter **filters;       /* parallel to policy->profiles */
+};
+
+struct session_server;
+struct uevent_watcher;
+
+struct manager {
+        sd_event *event;
+
+        char *config_path;              /* --config, or NULL for /etc/pmufilterd */
+        struct policy_set *set;         /* NULL only in lockdown with no good policy */
+        bool lockdown;                  /* started with a broken config */
+        char *last_error;
+
+        struct host_pmu pmu;
+        struct kvm_support kvm;
+
+        struct registry registry;
+        struct session_server *server;
+        struct uevent_watcher *watcher;
+        char *socket_path;              /* --socket or settings.socket */
+
+        uint64_t next_serial;
+        unsigned n_sessions;
+};
+
+int manager_new(sd_event *e, const char *config_path, const char *socket_path, struct manager **ret);
+struct manager *manager_free(struct manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct manager *, manager_free)
+
+/* Load the policy at start-up; a broken one means lockdown, not failure. */
+int manager_load_policy(struct manager *m);
+/* Parse and compile everything; swap and push only on full success. */
+int manager_reload(struct manager *m);
+/* Start watching: uevents, the /proc scan, the VMM socket. */
+int manager_start(struct manager *m);
+
+/* A VM fd seen by a uevent or the /proc scan. */
+int manager_vm_detected(struct manager *m, pid_t pid, int fd, struct vm **ret);
+/* The VM is gone (destroy uevent, VMM exit): drop it. */
+void manager_vm_gone(struct manager *m, struct vm *vm, const char *why);
+/* The whole host: find VMs nobody told us about. */
+int manager_rescan(struct manager *m);
+
+/* Decide the VM's profile and filter; true if it differs from the applied one. */
+int manager_decide(struct manager *m, struct vm *vm);
+/* Send the VM's current decision to its session. */
+int manager_push(struct manager *m, struct vm *vm);
+/* The VMM answered APPLIED. */
+void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int error, int pmu_error);
+
+/* The attach timeout fired or the session closed. */
+void manager_vm_unmanaged(struct manager *m, struct vm *vm);
+
+void manager_notify_status(struct manager *m);
+const char *manager_socket_path(const struct manager *m);

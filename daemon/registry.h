@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * registry.h — every VM the daemon knows, keyed by "<pid>-<fd>" (the
+ * uevent's STATS_PATH: the creating process and the fd number the VM got
+ * there).  An entry holds the VM's identity, what the VMM claimed, the
+ * decision (profile and its source) and the last answer from the kernel.
+ */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "procfacts.h"
+#include "util.h"
+
+enum vm_state {
+        VM_DETECTED,    /* seen (uevent, /proc scan), no session yet */
+        VM_ATTACHED,    /* session up, APPLY sent, no answer yet */
+        VM_FILTERED,    /* the VMM applied the filter: kernel said 0 */
+        VM_ADOPTED,     /* applied by injection (settings.adopt: ptrace) */
+        VM_FAILED,      /* the VMM's ioctl failed: last_errno */
+        VM_UNMANAGED,   /* no attach within attach_timeout_ms */
+        VM_DETACHED,    /* session closed; the last filter stays in the kernel */
+        _VM_STATE_MAX,
+};
+
+const char *vm_state_to_string(enum vm_state s);
+
+struct compiled_filter;
+struct manager;
+struct session;
+
+struct vm {
+        char *id;                       /* "<pid>-<fd>" */
+        pid_t pid;
+        int fd;                         /* the VM's fd number in pid */
+        uint64_t starttime;             /* of pid, to tell a reused pid apart */
+        enum vm_state state;
+
+        struct proc_facts facts;
+        bool have_facts;
+
+        /* claimed in ATTACH */
+        char *name, *uuid, *client;
+        char **labels;                  /* "key=value" */
+        unsigned vcpus;
+
+        struct session *session;        /* NULL unless attached */
+
+        /* the decision */
+        char *profile;                  /* NULL until decided */
+        char *profile_source;           /* "rule:<n>", "default", "runtime", "lockdown" */
+        struct compiled_filter *filter; /* what was (or is being) applied: owned copy */
+        uint64_t applied_usec;          /* CLOCK_REALTIME of the last good APPLIED */
+        int last_errno;                 /* of the last APPLIED, 0 ok */
+        char *last_error;               /* human text or NULL */
+
+        uint64_t serial_pending;        /* SERIAL of the APPLY in flight, 0 none */
+
+        struct manager *manager;
+        void *timer;                    /* sd_event_source: the attach timeout */
+        struct vm *hash_next;
+        struct vm *list_prev, *list_next;
+};
+
+struct registry {
+        struct vm **buckets;
+        size_t n_buckets;
+        size_t n_vms;
+        struct vm *head, *tail;         /* in order of registration */
+};
+
+void registry_init(struct registry *r);
+void registry_done(struct registry *r);
+
+struct vm *registry_get(const struct registry *r, pid_t pid, int fd);
+struct vm *registry_get_by_id(const struct registry *r, const char *id);
+/* Find a VM by id, or else by NAME or UUID claimed in ATTACH. */
+struct vm *registry_lookup(const struct registry *r, const char *id_or_name);
+
+/* New entry in state DETECTED.  -EEXIST if (pid, fd) is known. */
+int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret);
+/* Unlink and free. The caller has stopped the timer and the session. */
+void registry_remove(struct registry *r, struct vm *vm);
+
+#define REGISTRY_FOREACH(v, r) for (struct vm *v = (r)->head; v; v = v->list_next)

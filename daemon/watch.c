@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * watch.c — feeds the registry from the kernel: `create`/`destroy` uevents
+ * of the kvm misc device, and the /proc scan.  The scan runs at start-up
+ * (VMs created while the daemon was down) and after the uevent socket
+ * overflowed (ENOBUFS: events were lost, so the truth is read from /proc).
+ */
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+
+#include "log.h"
+#include "manager.h"
+#include "procscan.h"
+#include "uevent.h"
+#include "watch.h"
+
+int same_file(pid_t pid_a, int fd_a, pid_t pid_b, int fd_b) {
+        long r = syscall(SYS_kcmp, pid_a, pid_b, KCMP_FILE, (unsigned long) fd_a, (unsigned long) fd_b);
+
+        if (r < 0)
+                return -errno;
+        return r == 0;
+}
+
+/* Another fd of the same process already registered for this VM (a dup)? */
+static bool known_as_other_fd(struct manager *m, pid_t pid, int fd) {
+        REGISTRY_FOREACH(vm, &m->registry)
+                if (vm->pid == pid && vm->fd != fd && same_file(pid, fd, pid, vm->fd) > 0)
+                        return true;
+        return false;
+}
+
+int manager_rescan(struct manager *m) {
+        _cleanup_free_ struct vm_fd_ref *refs = NULL;
+        size_t n = 0, found = 0;
+        int r;
+
+        r = procscan_all(&refs, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to scan /proc for VMs: %m");
+
+        /* Entries whose process is gone lost their destroy uevent. */
+        for (struct vm *vm = m->registry.head, *next; vm; vm = next) {
+                next = vm->list_next;
+                if (proc_starttime(vm->pid) != vm->starttime)
+                        manager_vm_gone(m, vm, "its process exited");
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                if (registry_get(&m->registry, refs[i].pid, refs[i].fd))
+                        continue;
+                if (known_as_other_fd(m, refs[i].pid, refs[i].fd))
+                        continue;
+                r = manager_vm_detected(m, refs[i].pid, refs[i].fd, NULL);
+                if (r > 0)
+                        found++;
+        }
+        log_info("Scanned /proc: %zu VM fds, %zu VMs newly found, %zu known", n, found, m->registry.n_vms);
+        return 0;
+}
+
+static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
+        struct manager *m = userdata;
+        struct vm *vm;
+
+        switch (ev->type) {
+        case KVM_UEVENT_CREATE:
+                if (manager_vm_detected(m, ev->pid, ev->fd, NULL) == -ESRCH)
+                        log_debug("VM %d-%d: its process exited before we saw it", (int) ev->pid, ev->fd);
+                break;
+        case KVM_UEVENT_DESTROY:
+                vm = registry_get(&m->registry, ev->pid, ev->fd);
+                if (vm)
+                        manager_vm_gone(m, vm, "destroyed (last reference closed)");
+                break;
+        }
+}
+
+static void on_overflow(void *userdata) {
+        struct manager *m = userdata;
+
+        log_warning("Kernel uevents were lost (receive buffer overflow): rescanning /proc");
+        (void) manager_rescan(m);
+}
+
+int watch_start(struct manager *m) {
+        int r;
+
+        /* Listen first, then scan: a VM created in between is seen twice,
+         * never not at all. */
+        r = uevent_watcher_new(m->event, on_uevent, on_overflow, m, &m->watcher);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen to kernel uevents: %m");
+        return manager_rescan(m);
+}
