@@ -145,6 +145,13 @@ int policy_load_buffer(struct policy *p, const char *filename,
 int policy_load_files(const char *config, struct policy **ret, struct diags *d);
 
 /*
+ * Load an explicit list of files (strv): the first is the main file, the
+ * others are conf.d fragments merged in the order given (`pmufilterctl check
+ * FILE...`).  Then validate.  Same contract as policy_load_files().
+ */
+int policy_load_paths(char **paths, struct policy **ret, struct diags *d);
+
+/*
  * Check references: extends targets exist and have no cycle, every profile
  * resolves to a tier, rule profiles and settings.default_profile exist, match
  * keys are known.  Warnings for lint (a trusted-tier profile reachable by a
@@ -152,9 +159,24 @@ int policy_load_files(const char *config, struct policy **ret, struct diags *d);
  */
 int policy_validate(const struct policy *p, struct diags *d);
 
+/* Match keys of §4: valid ones (label.<key> with a non-empty key), and those
+ * the VMM claims itself (name, uuid, label.*, client) rather than facts the
+ * daemon reads from the kernel and systemd. */
+bool match_key_is_valid(const char *key);
+bool match_key_is_claimed(const char *key);
+
 /* Resolve inheritance: the effective tier, fixed mode, pmu mode of a profile
- * (walking extends).  Assumes policy_validate() passed. */
+ * (walking extends).  Assumes policy_validate() passed.  A profile with
+ * effective `pmu: off` needs no tier: if none is set in its chain its
+ * effective tier is TIER_TENANT, since its fallback is an empty allowlist. */
 enum tier profile_effective_tier(const struct policy *p, const struct profile *prof);
 enum fixed_mode profile_effective_fixed(const struct policy *p, const struct profile *prof,
                                         uint32_t *ret_bitmap);
 enum pmu_mode profile_effective_pmu(const struct policy *p, const struct profile *prof);
+
+/* The extends chain of prof, root first and prof last (for the compiler:
+ * parent's events first, then the child's).  *ret is an array the caller
+ * frees (not the profiles).  -ENOENT if a parent is missing, -ELOOP on a
+ * cycle, -ENOMEM. */
+int profile_chain(const struct policy *p, const struct profile *prof,
+                  const struct profile ***ret, size_t *ret_n);

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * policy-files.c — which policy files are read, in which order, and reading
+ * them into memory for the (pure) loader: the main file, then conf.d/<*>.yaml
+ * in lexical order; then the whole policy is validated.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "policy.h"
+
+/* A policy is a few KiB; a larger file is a mistake, not a policy. */
+#define POLICY_FILE_MAX (4u * 1024 * 1024)
+
+static int read_file(const char *path, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        struct stat st;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        /* Read to the cap plus one byte rather than trusting st_size: the
+         * file may change under us. */
+        buf = malloc(POLICY_FILE_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf + len, POLICY_FILE_MAX + 1 - len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > POLICY_FILE_MAX)
+                        return -EFBIG;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int load_one(struct policy *p, const char *path, struct diags *d) {
+        _cleanup_free_ char *buf = NULL;
+        struct srcloc loc = { .file = path };
+        size_t len = 0;
+        int r;
+
+        r = read_file(path, &buf, &len);
+        if (r == -EFBIG)
+                return diags_error(d, &loc, "cannot read policy file: larger than %u bytes", POLICY_FILE_MAX);
+        if (r == -EBADFD)
+                return diags_error(d, &loc, "cannot read policy file: expected a regular file");
+        if (r < 0) {
+                (void) diags_error(d, &loc, "cannot read policy file: %s", strerror(-r));
+                return r;
+        }
+        return policy_load_buffer(p, path, buf, len, d);
+}
+
+int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        int r;
+
+        if (strv_length(paths) == 0)
+                return diags_error(d, NULL, "no policy file given");
+        r = policy_new(&p);
+        if (r < 0)
+                return r;
+        for (char **i = paths; *i; i++) {
+                r = load_one(p, *i, d);
+                if (r < 0)
+                        return r;
+        }
+        r = policy_validate(p, d);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static bool is_fragment(int dir_fd, const struct dirent *de) {
+        const char *name = de->d_name;
+        size_t n = strlen(name);
+        struct stat st;
+
+        if (name[0] == '.' || n <= strlen(".yaml") || !streq(name + n - strlen(".yaml"), ".yaml"))
+                return false;
+        if (de->d_type == DT_REG)
+                return true;
+        /* Symlinks (to a regular file) are fine, as in systemd's conf.d. */
+        if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)
+                return false;
+        return fstatat(dir_fd, name, &st, 0) == 0 && S_ISREG(st.st_mode);
+}
+
+/* dir/<*.yaml>, sorted with strcmp; a missing dir is no fragments. */
+static int list_fragments(const char *dir, char ***paths) {
+        DIR *dp;
+        _cleanup_strv_free_ char **names = NULL;
+        struct dirent *de;
+        int r = 0;
+
+        dp = opendir(dir);
+        if (!dp)
+                return errno == ENOENT ? 0 : -errno;
+        while ((errno = 0, de = readdir(dp)))
+                if (is_fragment(dirfd(dp), de)) {
+                        r = strv_extend(&names, de->d_name);
+                        if (r < 0)
+                                break;
+                }
+        if (r == 0 && errno != 0)
+                r = -errno;
+        closedir(dp);
+        if (r < 0)
+                return r;
+
+        qsort(names, strv_length(names), sizeof(char *), compare_strings);
+        for (char **i = names; i && *i; i++) {
+                char *path;
+
+                if (asprintf(&path, "%s/%s", dir, *i) < 0)
+                        return -ENOMEM;
+                r = strv_push(paths, path);
+                if (r < 0) {
+                        free(path);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int policy_load_files(const char *config, struct policy **ret, struct diags *d) {
+        _cleanup_strv_free_ char **paths = NULL;
+        int r;
+
+        r = strv_extend(&paths, config ?: POLICY_DEFAULT_CONFIG);
+        if (r < 0)
+                return r;
+        if (!config) {
+                r = list_fragments(POLICY_DEFAULT_CONFIG_DIR, &paths);
+                if (r < 0) {
+                        struct srcloc loc = { .file = POLICY_DEFAULT_CONFIG_DIR };
+
+                        (void) diags_error(d, &loc, "cannot list policy fragments: %s", strerror(-r));
+                        return r;
+                }
+        }
+        return policy_load_paths(paths, ret, d);
+}

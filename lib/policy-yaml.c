@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * policy-yaml.c — libyaml's event stream turned into a ynode tree with
+ * 1-based locations, and libyaml's errors turned into located diagnostics.
+ *
+ * Anchors and aliases are refused rather than resolved: a policy has no use
+ * for them, and refusing them keeps the loader simple and fuzz-safe (no
+ * "billion laughs" expansion, no shared nodes in the tree).
+ */
+#include <yaml.h>
+
+#include "policy-yaml.h"
+
+void ynode_free(struct ynode *n) {
+        if (!n)
+                return;
+        for (size_t i = 0; i < n->n_items; i++)
+                ynode_free(n->items[i]);
+        free(n->items);
+        free(n->value);
+        free(n);
+}
+
+static void yaml_parser_deletep(yaml_parser_t *parser) {
+        yaml_parser_delete(parser);
+}
+
+static struct srcloc mark_loc(const char *file, yaml_mark_t m) {
+        return (struct srcloc) { .file = file, .line = m.line + 1, .column = m.column + 1 };
+}
+
+/* libyaml's reader errors (bad encoding) carry a byte offset, not a mark:
+ * count the lines ourselves so the message still points at the spot. */
+static struct srcloc offset_loc(const char *file, const char *buf, size_t len, size_t offset) {
+        struct srcloc loc = { .file = file, .line = 1, .column = 1 };
+
+        for (size_t i = 0; i < offset && i < len; i++) {
+                if (buf[i] == '\n') {
+                        loc.line++;
+                        loc.column = 1;
+                } else
+                        loc.column++;
+        }
+        return loc;
+}
+
+static int syntax_error(const yaml_parser_t *parser, const char *file, const char *buf, size_t len,
+                        struct diags *d) {
+        struct srcloc loc;
+        const char *problem = parser->problem ?: "unknown error";
+
+        switch (parser->error) {
+        case YAML_MEMORY_ERROR:
+                return -ENOMEM;
+        case YAML_READER_ERROR:
+                loc = offset_loc(file, buf, len, parser->problem_offset);
+                if (parser->problem_value >= 0)
+                        return diags_error(d, &loc, "YAML: %s: #%X", problem, (unsigned) parser->problem_value);
+                return diags_error(d, &loc, "YAML: %s", problem);
+        default:
+                loc = mark_loc(file, parser->problem_mark);
+                /* The usual cause of libyaml's vaguest message. */
+                if (parser->problem_mark.index < len && buf[parser->problem_mark.index] == '\t')
+                        return diags_error(d, &loc, "YAML: %s: a tab, expected spaces for indentation", problem);
+                /* The context helps where it starts elsewhere, e.g. an unclosed '['. */
+                if (parser->context && parser->context_mark.line != parser->problem_mark.line)
+                        return diags_error(d, &loc, "YAML: %s (%s at line %zu)", problem, parser->context,
+                                           parser->context_mark.line + 1);
+                return diags_error(d, &loc, "YAML: %s", problem);
+        }
+}
+
+struct builder {
+        const char *file;
+        struct diags *d;
+        struct ynode *root;
+        struct ynode *stack[YNODE_MAX_DEPTH];   /* open collections, not owned */
+        size_t depth;
+        unsigned n_documents;
+};
+
+static int check_decorations(struct builder *b, const struct srcloc *loc,
+                             const yaml_char_t *anchor, const yaml_char_t *tag) {
+        if (anchor)
+                return diags_error(b->d, loc, "YAML anchors (&%s) are not supported: write the value out",
+                                   (const char *) anchor);
+        if (tag)
+                return diags_error(b->d, loc, "YAML tags (%s) are not supported: remove the tag",
+                                   (const char *) tag);
+        return 0;
+}
+
+/* Attach a new node to the open collection (or make it the root) and, for a
+ * collection, open it. */
+static int add_node(struct builder *b, enum ynode_type type, const struct srcloc *loc, struct ynode **ret) {
+        struct ynode *parent = b->depth > 0 ? b->stack[b->depth - 1] : NULL;
+        struct ynode *n;
+
+        if (parent && parent->type == YNODE_MAPPING && parent->n_items % 2 == 0 && type != YNODE_SCALAR)
+                return diags_error(b->d, loc, "expected a scalar as mapping key, got a %s",
+                                   type == YNODE_MAPPING ? "mapping" : "sequence");
+        if (type != YNODE_SCALAR && b->depth >= YNODE_MAX_DEPTH)
+                return diags_error(b->d, loc, "nesting deeper than %d levels", YNODE_MAX_DEPTH);
+        if (parent && !GREEDY_REALLOC(parent->items, parent->allocated_items, parent->n_items + 1))
+                return -ENOMEM;
+
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        n->type = type;
+        n->loc = *loc;
+        if (parent)
+                parent->items[parent->n_items++] = n;
+        else
+                b->root = n;
+        if (type != YNODE_SCALAR)
+                b->stack[b->depth++] = n;
+        *ret = n;
+        return 0;
+}
+
+static int add_scalar(struct builder *b, const yaml_event_t *e) {
+        struct srcloc loc = mark_loc(b->file, e->start_mark);
+        struct ynode *n;
+        int r;
+
+        r = check_decorations(b, &loc, e->data.scalar.anchor, e->data.scalar.tag);
+        if (r < 0)
+                return r;
+        /* "\0" escapes would make the C string lie about its length. */
+        if (memchr(e->data.scalar.value, 0, e->data.scalar.length))
+                return diags_error(b->d, &loc, "expected text, got a scalar containing a NUL character");
+        r = add_node(b, YNODE_SCALAR, &loc, &n);
+        if (r < 0)
+                return r;
+        n->value = strndup((const char *) e->data.scalar.value, e->data.scalar.length);
+        if (!n->value)
+                return -ENOMEM;
+        n->plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        return 0;
+}
+
+static int handle_event(struct builder *b, const yaml_event_t *e) {
+        struct srcloc loc = mark_loc(b->file, e->start_mark);
+        struct ynode *n;
+        int r;
+
+        switch (e->type) {
+        case YAML_DOCUMENT_START_EVENT:
+                if (b->n_documents++ > 0)
+                        return diags_error(b->d, &loc, "expected one YAML document, found a second one");
+                return 0;
+        case YAML_ALIAS_EVENT:
+                return diags_error(b->d, &loc, "YAML aliases (*%s) are not supported: write the value out",
+                                   (const char *) e->data.alias.anchor);
+        case YAML_SCALAR_EVENT:
+                return add_scalar(b, e);
+        case YAML_SEQUENCE_START_EVENT:
+                r = check_decorations(b, &loc, e->data.sequence_start.anchor, e->data.sequence_start.tag);
+                return r < 0 ? r : add_node(b, YNODE_SEQUENCE, &loc, &n);
+        case YAML_MAPPING_START_EVENT:
+                r = check_decorations(b, &loc, e->data.mapping_start.anchor, e->data.mapping_start.tag);
+                return r < 0 ? r : add_node(b, YNODE_MAPPING, &loc, &n);
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+                if (b->depth > 0)
+                        b->depth--;
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **ret, struct diags *d) {
+        _cleanup_(yaml_parser_deletep) yaml_parser_t parser = {};
+        struct builder b = { .file = file, .d = d };
+        bool done = false;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+
+        while (!done && r >= 0) {
+                yaml_event_t e;
+
+                if (!yaml_parser_parse(&parser, &e)) {
+                        r = syntax_error(&parser, file, buf, len, d);
+                        break;
+                }
+                r = handle_event(&b, &e);
+                done = e.type == YAML_STREAM_END_EVENT;
+                yaml_event_delete(&e);
+        }
+        if (r < 0) {
+                ynode_free(b.root);
+                return r;
+        }
+        *ret = b.root;
+        return 0;
+}
+
+/* Typed access to nodes below: each failure is a located error naming what
+ * was expected and what was found. */
+
+const char *ynode_describe(const struct ynode *n, char buf[64]) {
+        if (ynode_is_null(n))
+                return "an empty value";
+        switch (n->type) {
+        case YNODE_MAPPING:
+                return "a mapping";
+        case YNODE_SEQUENCE:
+                return "a sequence";
+        default:
+                snprintf(buf, 64, "'%.40s%s'", n->value, strlen(n->value) > 40 ? "..." : "");
+                return buf;
+        }
+}
+
+int ynode_expect(struct diags *d, const struct ynode *n, enum ynode_type type, const char *what) {
+        char buf[64];
+
+        if (n->type == type && !ynode_is_null(n))
+                return 0;
+        return diags_error(d, &n->loc, "%s: expected %s, got %s", what,
+                           type == YNODE_MAPPING ? "a mapping" :
+                           type == YNODE_SEQUENCE ? "a sequence" : "a scalar",
+                           ynode_describe(n, buf));
+}
+
+/* Not strtoull()'s base 0, which would read a leading 0 as octal. */
+int ynode_parse_number(const char *s, uint64_t *ret) {
+        const char *digits = startswith(s, "0x") ?: startswith(s, "0X");
+        int base = digits ? 16 : 10;
+        unsigned long long v;
+        char *end;
+
+        if (!digits)
+                digits = s;
+        if (!*digits || strspn(digits, base == 16 ? "0123456789abcdefABCDEF" : "0123456789") != strlen(digits))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(digits, &end, base);
+        if (errno == ERANGE)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int ynode_get_uint(struct diags *d, const struct ynode *n, const char *what,
+                   uint64_t min, uint64_t max, const char *expected, uint64_t *ret) {
+        char buf[64];
+        uint64_t v;
+
+        if (n->type != YNODE_SCALAR || !n->plain || ynode_parse_number(n->value, &v) < 0 || v < min || v > max)
+                return diags_error(d, &n->loc, "%s: expected %s, got %s", what, expected, ynode_describe(n, buf));
+        *ret = v;
+        return 0;
+}
+
+int ynode_get_text(struct diags *d, const struct ynode *n, const char *what, const char *expected,
+                   const char **ret) {
+        char buf[64];
+
+        if (n->type != YNODE_SCALAR || ynode_is_null(n))
+                return diags_error(d, &n->loc, "%s: expected %s, got %s", what, expected, ynode_describe(n, buf));
+        *ret = n->value;
+        return 0;
+}
+
+int ynode_get_word(struct diags *d, const struct ynode *n, const char *what,
+                   const char *const *words, size_t n_words, const char *expected) {
+        char buf[64];
+
+        if (n->type == YNODE_SCALAR)
+                for (size_t i = 0; i < n_words; i++)
+                        if (streq(n->value, words[i]))
+                                return (int) i;
+        return diags_error(d, &n->loc, "%s: expected %s, got %s", what, expected, ynode_describe(n, buf));
+}
+
+int ynode_get_bool(struct diags *d, const struct ynode *n, const char *what, bool *ret) {
+        static const char *const words[] = { "false", "true" };
+        int r;
+
+        r = ynode_get_word(d, n, what, words, ELEMENTSOF(words), "true or false");
+        if (r < 0)
+                return r;
+        *ret = r == 1;
+        return 0;
+}
+
+struct keyref {
+        const struct ynode *key;
+        size_t index;
+};
+
+static int keyref_compare(const void *a, const void *b) {
+        const struct keyref *x = a, *y = b;
+        int c = strcmp(x->key->value, y->key->value);
+
+        if (c != 0)
+                return c;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Sorting, not pairwise comparison: a mapping of profiles may be long. */
+int ynode_check_duplicates(struct diags *d, const struct ynode *map, const char *what) {
+        _cleanup_free_ struct keyref *v = NULL;
+        size_t n = map->n_items / 2;
+        const struct keyref *dup = NULL, *first = NULL;
+
+        if (n < 2)
+                return 0;
+        v = calloc(n, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                v[i] = (struct keyref) { .key = map->items[2 * i], .index = i };
+        qsort(v, n, sizeof(*v), keyref_compare);
+        for (size_t i = 1; i < n; i++)
+                if (streq(v[i].key->value, v[i - 1].key->value) && (!dup || v[i].index < dup->index)) {
+                        dup = &v[i];
+                        first = &v[i - 1];
+                        while (first > v && streq(first[-1].key->value, dup->key->value))
+                                first--;
+                }
+        if (!dup)
+                return 0;
+        return diags_error(d, &dup->key->loc, "%s: duplicate key '%s' (first at %s:%u:%u)", what,
+                           dup->key->value, first->key->loc.file, first->key->loc.line, first->key->loc.column);
+}
+
+/* "a, b or c" */
+static char *join_keys(const struct ynode_field *fields, size_t n) {
+        char *s = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&s, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", fields[i].key);
+        if (fclose(f) != 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+int ynode_map_fields(struct diags *d, const struct ynode *map, const char *what,
+                     struct ynode_field *fields, size_t n_fields, const char *expected) {
+        int r;
+
+        r = ynode_expect(d, map, YNODE_MAPPING, what);
+        if (r < 0)
+                return r;
+        r = ynode_check_duplicates(d, map, what);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < map->n_items; i += 2) {
+                const struct ynode *key = map->items[i];
+                struct ynode_field *f = NULL;
+                _cleanup_free_ char *list = NULL;
+
+                for (size_t j = 0; j < n_fields && !f; j++)
+                        if (streq(fields[j].key, key->value))
+                                f = &fields[j];
+                if (f) {
+                        f->key_node = key;
+                        f->value = map->items[i + 1];
+                        continue;
+                }
+                if (expected)
+                        return diags_error(d, &key->loc, "%s: expected %s, got key '%s'", what, expected,
+                                           key->value);
+                list = join_keys(fields, n_fields);
+                if (!list)
+                        return -ENOMEM;
+                return diags_error(d, &key->loc, "%s: unknown key '%s' (expected %s)", what, key->value, list);
+        }
+        return 0;
+}
