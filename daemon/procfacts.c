@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * procfacts.c — reads a process's identity from /proc and systemd's view of
+ * the cgroup tree, for rule matching.  Pid reuse is detected by reading the
+ * process's start time before and after everything else.
+ */
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <systemd/sd-login.h>
+
+#include "procfacts.h"
+
+/* /proc files say ENOENT (or ESRCH mid-read) when the process is gone. */
+static int gone_to_esrch(int r) {
+        return r == -ENOENT ? -ESRCH : r;
+}
+
+/* Read /proc/<pid>/<name> whole, NUL-terminated.  These files are small but
+ * not bounded (status grows with the number of groups). */
+static int read_proc_file(pid_t pid, const char *name, char **ret) {
+        char path[64];
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t allocated = 0, n = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, name);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return gone_to_esrch(-errno);
+
+        for (;;) {
+                ssize_t k;
+
+                if (!GREEDY_REALLOC(buf, allocated, n + 1024))
+                        return -ENOMEM;
+                k = read(fd, buf + n, allocated - n - 1);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return gone_to_esrch(-errno);
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* /proc/<pid>/stat: "pid (comm) state ppid ...".  comm may hold spaces and
+ * parentheses, so fields are counted from the last ')'. */
+static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm) {
+        _cleanup_free_ char *buf = NULL;
+        const char *open_paren, *close_paren, *p;
+        uint64_t starttime;
+        int r;
+
+        r = read_proc_file(pid, "stat", &buf);
+        if (r < 0)
+                return r;
+        open_paren = strchr(buf, '(');
+        close_paren = strrchr(buf, ')');
+        if (!open_paren || !close_paren || close_paren < open_paren)
+                return -EBADMSG;
+
+        /* After ") " comes field 3 (state); starttime is field 22. */
+        if (close_paren[1] != ' ')
+                return -EBADMSG;
+        p = close_paren + 2;
+        for (unsigned field = 3; field < 22; field++) {
+                p = strchr(p, ' ');
+                if (!p)
+                        return -EBADMSG;
+                p++;
+        }
+        if (sscanf(p, "%" SCNu64, &starttime) != 1 || starttime == 0)
+                return -EBADMSG;
+
+        if (ret_comm) {
+                char *comm = strndup(open_paren + 1, (size_t) (close_paren - open_paren - 1));
+                if (!comm)
+                        return -ENOMEM;
+                *ret_comm = comm;
+        }
+        *ret_starttime = starttime;
+        return 0;
+}
+
+uint64_t proc_starttime(pid_t pid) {
+        uint64_t st;
+
+        if (pid <= 0 || read_stat(pid, &st, NULL) < 0)
+                return 0;
+        return st;
+}
+
+static const char *next_line(const char *s) {
+        const char *nl = strchr(s, '\n');
+
+        return nl ? nl + 1 : NULL;
+}
+
+/* First number of the "<key>\t..." line of /proc/<pid>/status. */
+static int status_field(const char *status, const char *key, unsigned long *ret) {
+        size_t l = strlen(key);
+
+        for (const char *line = status; line; line = next_line(line)) {
+                const char *v;
+                unsigned long n;
+                char *end;
+
+                if (strncmp(line, key, l) != 0 || line[l] != ':')
+                        continue;
+                v = line + l + 1;
+                errno = 0;
+                n = strtoul(v, &end, 10);
+                if (errno != 0 || end == v)
+                        return -EBADMSG;
+                *ret = n;
+                return 0;
+        }
+        return -EBADMSG;
+}
+
+int proc_get_tgid(pid_t tid, pid_t *ret) {
+        _cleanup_free_ char *status = NULL;
+        unsigned long tgid;
+        int r;
+
+        if (tid <= 0)
+                return -EINVAL;
+        r = read_proc_file(tid, "status", &status);
+        if (r < 0)
+                return r;
+        r = status_field(status, "Tgid", &tgid);
+        if (r < 0)
+                return r;
+        if (tgid == 0 || tgid > INT_MAX)
+                return -EBADMSG;
+        *ret = (pid_t) tgid;
+        return 0;
+}
+
+static int read_exe(pid_t pid, char **ret, bool *ret_deleted) {
+        static const char deleted[] = " (deleted)";
+        char path[64], target[PATH_MAX + sizeof(deleted)];
+        ssize_t n;
+        size_t l;
+        bool is_deleted = false;
+
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return gone_to_esrch(-errno);
+        target[n] = 0;
+
+        /* The kernel appends this when the binary was unlinked: a package
+         * upgrade under a running VMM.  Its path still names the program. */
+        l = (size_t) n;
+        if (l > strlen(deleted) && streq(target + l - strlen(deleted), deleted)) {
+                target[l - strlen(deleted)] = 0;
+                is_deleted = true;
+        }
+
+        *ret = strdup(target);
+        if (!*ret)
+                return -ENOMEM;
+        *ret_deleted = is_deleted;
+        return 0;
+}
+
+/* getpwuid_r()/getgrgid_r() need a caller buffer of unknown size. */
+static int id_to_name(bool group, unsigned id, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 1024;
+        const char *name = NULL;
+        char num[16];
+
+        for (;;) {
+                struct passwd pw, *pwp = NULL;
+                struct group gr, *grp = NULL;
+                int r;
+
+                free(buf);
+                buf = malloc(size);
+                if (!buf)
+                        return -ENOMEM;
+                if (group) {
+                        r = getgrgid_r((gid_t) id, &gr, buf, size, &grp);
+                        name = grp ? grp->gr_name : NULL;
+                } else {
+                        r = getpwuid_r((uid_t) id, &pw, buf, size, &pwp);
+                        name = pwp ? pwp->pw_name : NULL;
+                }
+                if (r != ERANGE || size > 1024 * 1024)
+                        break;
+                size *= 2;
+        }
+
+        /* No name (or NSS failed): the number is the name a rule can use. */
+        if (!name) {
+                snprintf(num, sizeof(num), "%u", id);
+                name = num;
+        }
+        *ret = strdup(name);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int read_unified_cgroup(pid_t pid, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        const char *path = NULL;
+        int r;
+
+        r = read_proc_file(pid, "cgroup", &buf);
+        if (r < 0)
+                return r;
+        for (const char *line = buf; line; line = next_line(line))
+                if (startswith(line, "0::"))
+                        path = line + 3;
+        if (!path || strcspn(path, "\n") == 0) {      /* cgroup v1 only: no unified path */
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strndup(path, strcspn(path, "\n"));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* systemd's answers: absent (not in a unit, no machined) is NULL, only OOM
+ * is an error.  Whether the process vanished is decided by the caller. */
+static int sd_fact(int (*get)(pid_t, char **), pid_t pid, char **ret) {
+        char *v = NULL;
+        int r = get(pid, &v);
+
+        if (r == -ENOMEM)
+                return r;
+        *ret = r >= 0 ? v : NULL;
+        return 0;
+}
+
+void proc_facts_done(struct proc_facts *f) {
+        if (!f)
+                return;
+        free(f->exe);
+        free(f->comm);
+        free(f->user);
+        free(f->group);
+        free(f->cgroup);
+        free(f->unit);
+        free(f->slice);
+        free(f->machine);
+        *f = (struct proc_facts) {};
+}
+
+static int read_ids(pid_t pid, struct proc_facts *f) {
+        _cleanup_free_ char *status = NULL;
+        unsigned long uid, gid;
+        int r;
+
+        r = read_proc_file(pid, "status", &status);
+        if (r < 0)
+                return r;
+        /* "Uid:\treal\teffective\tsaved\tfs": the first is the real id. */
+        r = status_field(status, "Uid", &uid);
+        if (r < 0)
+                return r;
+        r = status_field(status, "Gid", &gid);
+        if (r < 0)
+                return r;
+        f->uid = (uid_t) uid;
+        f->gid = (gid_t) gid;
+
+        r = id_to_name(false, f->uid, &f->user);
+        if (r < 0)
+                return r;
+        return id_to_name(true, f->gid, &f->group);
+}
+
+int proc_facts_read(pid_t pid, struct proc_facts *ret) {
+        _cleanup_(proc_facts_done) struct proc_facts f = { .pid = pid };
+        int r;
+
+        if (pid <= 0)
+                return -EINVAL;
+
+        r = read_stat(pid, &f.starttime, &f.comm);
+        if (r < 0)
+                return r;
+        r = read_exe(pid, &f.exe, &f.exe_deleted);
+        if (r < 0)
+                return r;
+        r = read_ids(pid, &f);
+        if (r < 0)
+                return r;
+        r = read_unified_cgroup(pid, &f.cgroup);
+        if (r < 0)
+                return r;
+        r = sd_fact(sd_pid_get_unit, pid, &f.unit);
+        if (r < 0)
+                return r;
+        r = sd_fact(sd_pid_get_slice, pid, &f.slice);
+        if (r < 0)
+                return r;
+        r = sd_fact(sd_pid_get_machine_name, pid, &f.machine);
+        if (r < 0)
+                return r;
+
+        /* Everything above came from the process that started at f.starttime
+         * only if that one still holds the pid now. */
+        if (proc_starttime(pid) != f.starttime)
+                return -ESRCH;
+
+        *ret = f;
+        f = (struct proc_facts) {};
+        return 0;
+}
