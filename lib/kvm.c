@@ -108,43 +108,41 @@ static int try_nevents(int vm_fd, uint32_t n) {
  * up to the limit.  The limit has been 300 since 5.3: try that first (two
  * calls), search only if the kernel disagrees.
  */
+static int probe_step(int vm_fd, unsigned n, unsigned *good, unsigned *bad) {
+        int r = try_nevents(vm_fd, n);
+
+        if (r < 0)
+                return r;
+        if (r > 0)
+                *good = n;
+        else
+                *bad = n;
+        return 0;
+}
+
 static int probe_max_events(int vm_fd, unsigned *ret) {
         unsigned good = 0, bad = 0;             /* accepted, and E2BIG; 0 = unknown */
         int r;
 
-        r = try_nevents(vm_fd, KVM_PMU_FILTER_MAX_EVENTS_DEFAULT);
+        r = probe_step(vm_fd, KVM_PMU_FILTER_MAX_EVENTS_DEFAULT, &good, &bad);
         if (r < 0)
                 return r;
-        if (r > 0)
-                good = KVM_PMU_FILTER_MAX_EVENTS_DEFAULT;
-        else
-                bad = KVM_PMU_FILTER_MAX_EVENTS_DEFAULT;
 
-        /* Find an upper bound the kernel refuses, doubling from the default. */
+        /* Find a size the kernel refuses, doubling from the default. */
         for (unsigned n = KVM_PMU_FILTER_MAX_EVENTS_DEFAULT + 1; bad == 0; n *= 2) {
                 if (n > MAX_EVENTS_SEARCH_CAP) {
                         *ret = good;
                         return 0;
                 }
-                r = try_nevents(vm_fd, n);
+                r = probe_step(vm_fd, n, &good, &bad);
                 if (r < 0)
                         return r;
-                if (r > 0)
-                        good = n;
-                else
-                        bad = n;
         }
 
         while (bad - good > 1) {
-                unsigned mid = good + (bad - good) / 2;
-
-                r = try_nevents(vm_fd, mid);
+                r = probe_step(vm_fd, good + (bad - good) / 2, &good, &bad);
                 if (r < 0)
                         return r;
-                if (r > 0)
-                        good = mid;
-                else
-                        bad = mid;
         }
         *ret = good;
         return 0;
@@ -153,7 +151,6 @@ static int probe_max_events(int vm_fd, unsigned *ret) {
 int kvm_support_probe(struct kvm_support *ret) {
         struct kvm_support k = {
                 .max_events = KVM_PMU_FILTER_MAX_EVENTS_DEFAULT,
-                .enable_pmu = read_enable_pmu(),
         };
         _cleanup_close_ int kvm_fd = -1, vm_fd = -1;
         unsigned max;
@@ -165,6 +162,7 @@ int kvm_support_probe(struct kvm_support *ret) {
                 return 0;
         }
 
+        k.enable_pmu = read_enable_pmu();
         k.filter = check_extension(kvm_fd, KVM_CAP_PMU_EVENT_FILTER) > 0;
         k.masked = check_extension(kvm_fd, KVM_CAP_PMU_EVENT_MASKED_EVENTS) > 0;
         k.pmu_capability = check_extension(kvm_fd, KVM_CAP_PMU_CAPABILITY);

@@ -213,32 +213,35 @@ int host_pmu_detect(struct host_pmu *ret) {
         return 0;
 }
 
-int host_pmu_from_name(const char *model, struct host_pmu *ret) {
-        struct host_pmu p = {};
+/* The generic models: family 0 tells the catalogue "no particular
+ * generation", so only what every part of the vendor agrees on. */
+static const struct host_pmu generic_models[] = {
+        {
+                .vendor = PMU_VENDOR_INTEL,
+                .n_fixed = 3,
+                .name = "intel",
+                .description = "Intel (architectural events only)",
+        },
+        {
+                .vendor = PMU_VENDOR_AMD,
+                .n_gp = 4,
+                .name = "amd",
+                .description = "AMD (events common to all AMD64 parts only)",
+        },
+};
 
+int host_pmu_from_name(const char *model, struct host_pmu *ret) {
         if (!model || !model[0])
                 return -ENOENT;
 
-        /* The generic models: family 0 tells the catalogue "no particular
-         * generation", so only what every part of the vendor agrees on. */
-        if (streq(model, "intel")) {
-                p.vendor = PMU_VENDOR_INTEL;
-                p.n_fixed = 3;
-                strcpy(p.name, "intel");
-                strcpy(p.description, "Intel (architectural events only)");
-                *ret = p;
-                return 0;
-        }
-        if (streq(model, "amd")) {
-                p.vendor = PMU_VENDOR_AMD;
-                p.n_gp = 4;
-                strcpy(p.name, "amd");
-                strcpy(p.description, "AMD (events common to all AMD64 parts only)");
-                *ret = p;
-                return 0;
-        }
+        for (size_t i = 0; i < ELEMENTSOF(generic_models); i++)
+                if (streq(model, generic_models[i].name)) {
+                        *ret = generic_models[i];
+                        return 0;
+                }
 
 #if HAVE_LIBPFM
+        struct host_pmu p = {};
         pfm_pmu_info_t info;
         int r;
 
@@ -253,9 +256,9 @@ int host_pmu_from_name(const char *model, struct host_pmu *ret) {
                 p.vendor = PMU_VENDOR_AMD;
                 amd_signature_from_name(info.name, &p);
         } else {
-                /* Every other x86 core PMU libpfm4 knows is Intel's.  Which
-                 * fixed counters a model has is not in libpfm4's table; the
-                 * three KVM maps is the answer for every part since Core 2. */
+                /* Every other x86 core PMU libpfm4 knows is Intel's.  An
+                 * offline compile assumes the three fixed counters KVM maps
+                 * to events, as every part since Core 2 has. */
                 p.vendor = PMU_VENDOR_INTEL;
                 p.family = 6;
                 p.n_fixed = 3;

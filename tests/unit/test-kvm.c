@@ -77,12 +77,14 @@ static void test_probe(void **state) {
 }
 
 static void test_enable_pmu_param(void **state) {
+        _cleanup_close_ int kvm_fd = open_kvm_or_skip();
         _cleanup_fclose_ FILE *f = fopen("/sys/module/kvm/parameters/enable_pmu", "re");
         struct kvm_support k;
         char c = 0;
 
         if (!f) {
                 print_message("skipped: no kvm.enable_pmu parameter: %m\n");
+                kvm_fd = safe_close(kvm_fd);
                 skip();
         }
         assert_int_equal(fread(&c, 1, 1, f), 1);
