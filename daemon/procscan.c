@@ -67,7 +67,7 @@ static int scan_one(int proc_fd, pid_t pid, struct refs *refs) {
         d = fdopendir(fd);
         if (!d)
                 return -errno;
-        fd = -1;        /* owned by d now */
+        (void) TAKE_FD(fd);     /* closedir() closes it */
 
         while ((errno = 0, de = readdir(d))) {
                 int n;

@@ -21,7 +21,9 @@
 #define UEVENT_BATCH 1024
 
 /* A VM created by a thread other than its process's main thread: its
- * destroy event names the thread again, which may be gone by then. */
+ * destroy event names the thread again, which may be gone by then.  pid 0:
+ * the thread was gone before its create event was read; unless the destroy
+ * follows in the same drain, the process must be found by a rescan. */
 struct creator {
         pid_t tid;
         int fd;
@@ -121,6 +123,14 @@ static void creator_remove(struct uevent_watcher *w, struct creator *c) {
         *c = w->creators[--w->n_creators];
 }
 
+static void creator_add(struct uevent_watcher *w, pid_t tid, int fd, pid_t pid) {
+        if (!GREEDY_REALLOC(w->creators, w->allocated, w->n_creators + 1)) {
+                w->lost = true;
+                return;
+        }
+        w->creators[w->n_creators++] = (struct creator) { .tid = tid, .fd = fd, .pid = pid };
+}
+
 /* CREATE: the thread that created the VM is still inside the ioctl or just
  * out of it, so its process can be read now. */
 static void resolve_create(struct uevent_watcher *w, struct kvm_uevent *ev) {
@@ -128,18 +138,15 @@ static void resolve_create(struct uevent_watcher *w, struct kvm_uevent *ev) {
 
         if (proc_get_tgid(ev->tid, &pid) < 0) {
                 /* The thread is gone; its process may live on with the VM. */
-                w->lost = true;
+                if (ev->fd < 0)
+                        w->lost = true;
+                else
+                        creator_add(w, ev->tid, ev->fd, 0);
                 return;
         }
         ev->pid = pid;
-        if (pid == ev->tid || ev->fd < 0)
-                return;
-
-        if (!GREEDY_REALLOC(w->creators, w->allocated, w->n_creators + 1)) {
-                w->lost = true;
-                return;
-        }
-        w->creators[w->n_creators++] = (struct creator) { .tid = ev->tid, .fd = ev->fd, .pid = pid };
+        if (pid != ev->tid && ev->fd >= 0)
+                creator_add(w, ev->tid, ev->fd, pid);
 }
 
 /* DESTROY: only what CREATE learnt can be trusted; reading the tid now
@@ -149,8 +156,23 @@ static void resolve_destroy(struct uevent_watcher *w, struct kvm_uevent *ev) {
 
         if (!c)
                 return;
-        ev->pid = c->pid;
+        if (c->pid > 0)
+                ev->pid = c->pid;
         creator_remove(w, c);
+}
+
+/* Once drained: VMs whose creator vanished and that are not gone too. */
+static bool drop_unresolved(struct uevent_watcher *w) {
+        bool any = false;
+
+        for (size_t i = 0; i < w->n_creators;)
+                if (w->creators[i].pid > 0)
+                        i++;
+                else {
+                        creator_remove(w, &w->creators[i]);
+                        any = true;
+                }
+        return any;
 }
 
 /* After lost events, a remembered creator's destroy may be among them. */
@@ -217,7 +239,11 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         break;
         }
 
-        if (w->lost && !socket_readable(fd)) {
+        if (socket_readable(fd))
+                return 0;       /* not drained yet: back soon */
+        if (drop_unresolved(w))
+                w->lost = true;
+        if (w->lost) {
                 w->lost = false;
                 prune_creators(w);
                 w->on_overflow(w->userdata);

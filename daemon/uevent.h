@@ -46,7 +46,8 @@ typedef void (*uevent_overflow_t)(void *userdata);
 
 struct uevent_watcher;
 
-/* Listen on e.  Needs root (netlink receive buffer beyond rmem_max). */
+/* Listen on e.  Root gets the large receive buffer (SO_RCVBUFFORCE).  The
+ * callbacks run from the loop and must not free the watcher. */
 int uevent_watcher_new(sd_event *e, uevent_handler_t on_event, uevent_overflow_t on_overflow,
                        void *userdata, struct uevent_watcher **ret);
 struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w);
