@@ -17,28 +17,8 @@
 #include <string.h>
 
 #include "proto.h"
+#include "proto-syntax.h"
 #include "util.h"
-
-static const char *const verb_table[_PROTO_VERB_MAX] = {
-        [PROTO_ATTACH] = "ATTACH",
-        [PROTO_APPLY] = "APPLY",
-        [PROTO_APPLIED] = "APPLIED",
-        [PROTO_ERROR] = "ERROR",
-        [PROTO_DETACH] = "DETACH",
-};
-
-static const char *const client_table[_PROTO_CLIENT_MAX] = {
-        [PROTO_CLIENT_LIBRARY] = "library",
-        [PROTO_CLIENT_PRELOAD] = "preload",
-};
-
-const char *proto_verb_to_string(enum proto_verb v) {
-        return (unsigned) v < _PROTO_VERB_MAX ? verb_table[v] : NULL;
-}
-
-const char *proto_client_to_string(enum proto_client c) {
-        return (unsigned) c < _PROTO_CLIENT_MAX ? client_table[c] : NULL;
-}
 
 _printf_(3, 4)
 static int reject(char *reason, size_t size, const char *fmt, ...) {
@@ -52,87 +32,6 @@ static int reject(char *reason, size_t size, const char *fmt, ...) {
         return -EBADMSG;
 }
 
-/* Length of the UTF-8 character at s (n bytes left), or 0 when it is not a
- * shortest-form encoding of a scalar value (no surrogates, <= U+10FFFF). */
-static size_t utf8_char_len(const unsigned char *s, size_t n) {
-        uint32_t cp, min;
-        size_t k;
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-                k = 1, cp = s[0] & 0x1f, min = 0x80;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                k = 2, cp = s[0] & 0x0f, min = 0x800;
-        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                k = 3, cp = s[0] & 0x07, min = 0x10000;
-        } else
-                return 0;
-        if (n <= k)
-                return 0;
-        for (size_t j = 1; j <= k; j++) {
-                if ((s[j] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return k + 1;
-}
-
-/* Offset of the first invalid byte, or n when all of s is valid UTF-8. */
-static size_t utf8_invalid_offset(const char *s, size_t n) {
-        const unsigned char *u = (const unsigned char *) s;
-
-        for (size_t i = 0; i < n;) {
-                size_t l = utf8_char_len(u + i, n - i);
-
-                if (l == 0)
-                        return i;
-                i += l;
-        }
-        return n;
-}
-
-static bool is_control(unsigned char c) {
-        return c < 0x20 || c == 0x7f;
-}
-
-static bool has_control(const char *s) {
-        for (; *s; s++)
-                if (is_control((unsigned char) *s))
-                        return true;
-        return false;
-}
-
-/* A value we may put on the wire: UTF-8, no control character (so no
- * newline, and nothing that could drive a terminal showing it later). */
-static bool value_ok(const char *s, bool allow_empty) {
-        if (!s)
-                return false;
-        if (!allow_empty && !*s)
-                return false;
-        return !has_control(s) && utf8_invalid_offset(s, strlen(s)) == strlen(s);
-}
-
-static bool chars_in(const char *s, const char *extra, bool lower) {
-        if (!*s)
-                return false;
-        for (; *s; s++) {
-                char c = *s;
-
-                if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    (lower && c >= 'a' && c <= 'z') || (c && strchr(extra, c)))
-                        continue;
-                return false;
-        }
-        return true;
-}
-
-static bool label_key_ok(const char *k) {
-        return k && chars_in(k, "_.-", true);
-}
-
 static int check_key(const char *key, unsigned line, char *reason, size_t size) {
         const char *l;
 
@@ -142,11 +41,11 @@ static int check_key(const char *key, unsigned line, char *reason, size_t size) 
         if (l) {
                 if (!*l)
                         return reject(reason, size, "line %u: empty label key after LABEL.", line);
-                if (!label_key_ok(l))
+                if (!proto_label_key_ok(l))
                         return reject(reason, size, "line %u: label key has a character outside [A-Za-z0-9_.-]", line);
                 return 0;
         }
-        if (!chars_in(key, "_.", false))
+        if (!proto_chars_in(key, "_.", false))
                 return reject(reason, size, "line %u: key has a character outside [A-Z0-9_.]", line);
         return 0;
 }
@@ -216,7 +115,7 @@ static int parse_verb_line(const char *line, enum proto_verb *ret, char *reason,
                 return reject(reason, size, "line 1: expected \"" PROTO_MAGIC " <VERB>\"");
         }
         for (enum proto_verb v = 0; v < _PROTO_VERB_MAX; v++)
-                if (streq(sp + 1, verb_table[v])) {
+                if (streq(sp + 1, proto_verb_table[v])) {
                         *ret = v;
                         return 0;
                 }
@@ -241,7 +140,7 @@ static int message_parse(const void *buf, size_t len, int expected, enum proto_v
         nul = memchr(buf, 0, len);
         if (nul)
                 return reject(reason, size, "NUL byte at offset %zu", (size_t) (nul - (const char *) buf));
-        off = utf8_invalid_offset(buf, len);
+        off = proto_utf8_invalid_offset(buf, len);
         if (off < len)
                 return reject(reason, size, "invalid UTF-8 at offset %zu", off);
 
@@ -263,7 +162,7 @@ static int message_parse(const void *buf, size_t len, int expected, enum proto_v
         if (r < 0)
                 return r;
         if (expected >= 0 && verb != (enum proto_verb) expected)
-                return reject(reason, size, "line 1: expected %s, got %s", verb_table[expected], verb_table[verb]);
+                return reject(reason, size, "line 1: expected %s, got %s", proto_verb_table[expected], proto_verb_table[verb]);
 
         for (p = eol ? eol + 1 : NULL; p; p = eol ? eol + 1 : NULL) {
                 char *eq;
@@ -281,7 +180,7 @@ static int message_parse(const void *buf, size_t len, int expected, enum proto_v
                 r = check_key(p, line, reason, size);
                 if (r < 0)
                         return r;
-                if (has_control(eq + 1))
+                if (proto_has_control(eq + 1))
                         return reject(reason, size, "line %u: value of %s contains a control character", line, p);
                 m.fields[m.n_fields++] = (struct field) { .key = p, .value = eq + 1, .line = line };
         }
@@ -349,19 +248,6 @@ static int field_string(const struct message *m, const char *key, bool allow_emp
         return *ret ? 0 : -ENOMEM;
 }
 
-static bool uuid_ok(const char *s) {
-        if (!s || strlen(s) != 36)
-                return false;
-        for (size_t i = 0; i < 36; i++) {
-                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-                char c = s[i];
-
-                if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-                        return false;
-        }
-        return true;
-}
-
 int proto_parse_verb(const void *buf, size_t len, enum proto_verb *ret, char *reason, size_t reason_size) {
         _cleanup_(message_done) struct message m = {};
 
@@ -427,7 +313,7 @@ int proto_parse_attach(const void *buf, size_t len, struct proto_attach *ret, ch
                 return r;
         f = message_get(&m, "UUID");
         if (f) {
-                if (!uuid_ok(f->value))
+                if (!proto_uuid_ok(f->value))
                         return reject(reason, reason_size, "line %u: UUID must be 8-4-4-4-12 hexadecimal digits", f->line);
                 a.uuid = strdup(f->value);
                 if (!a.uuid)
@@ -607,145 +493,4 @@ int proto_parse_detach(const void *buf, size_t len, char *reason, size_t reason_
         _cleanup_(message_done) struct message m = {};
 
         return message_parse(buf, len, PROTO_DETACH, NULL, &m, reason, reason_size);
-}
-
-/* Formatting: append to a bounded buffer, counting what would have been
- * written so the caller can tell "buffer too small" from "over 16 KiB". */
-struct writer {
-        char *buf;
-        size_t size;
-        size_t n;
-};
-
-_printf_(2, 3)
-static void writef(struct writer *w, const char *fmt, ...) {
-        bool room = w->n < w->size;
-        va_list ap;
-        int l;
-
-        va_start(ap, fmt);
-        l = vsnprintf(room ? w->buf + w->n : NULL, room ? w->size - w->n : 0, fmt, ap);
-        va_end(ap);
-        if (l > 0)
-                w->n += (size_t) l;
-}
-
-static int writer_finish(const struct writer *w) {
-        if (w->n > PROTO_MSG_MAX)
-                return -EMSGSIZE;
-        if (w->n > w->size)
-                return -ENOBUFS;
-        return (int) w->n;
-}
-
-static void write_header(struct writer *w, enum proto_verb v) {
-        writef(w, PROTO_MAGIC " %s\n", verb_table[v]);
-}
-
-int proto_format_attach(char *buf, size_t size, const struct proto_attach *m) {
-        struct writer w = { .buf = buf, .size = size };
-
-        if (!m || m->vmfd < 0 || (unsigned) m->client >= _PROTO_CLIENT_MAX ||
-            (m->name && !value_ok(m->name, false)) || (m->uuid && !uuid_ok(m->uuid)) ||
-            m->n_labels > PROTO_LABELS_MAX || (m->n_labels > 0 && !m->labels))
-                return -EINVAL;
-        for (size_t i = 0; i < m->n_labels; i++) {
-                if (!label_key_ok(m->labels[i].key) || !value_ok(m->labels[i].value, true))
-                        return -EINVAL;
-                for (size_t j = 0; j < i; j++)
-                        if (streq(m->labels[i].key, m->labels[j].key))
-                                return -EINVAL;
-        }
-
-        write_header(&w, PROTO_ATTACH);
-        writef(&w, "VMFD=%d\nVCPUS=%u\n", m->vmfd, m->vcpus);
-        if (m->name)
-                writef(&w, "NAME=%s\n", m->name);
-        if (m->uuid)
-                writef(&w, "UUID=%s\n", m->uuid);
-        writef(&w, "CLIENT=%s\n", client_table[m->client]);
-        for (size_t i = 0; i < m->n_labels; i++)
-                writef(&w, "LABEL.%s=%s\n", m->labels[i].key, m->labels[i].value);
-        return writer_finish(&w);
-}
-
-int proto_format_apply(char *buf, size_t size, const struct proto_apply *m) {
-        struct writer w = { .buf = buf, .size = size };
-
-        if (!m || m->action > 1 || m->n_events > PROTO_EVENTS_MAX || (m->n_events > 0 && !m->events) ||
-            (m->vm && !value_ok(m->vm, false)) || (m->profile && !value_ok(m->profile, false)))
-                return -EINVAL;
-
-        write_header(&w, PROTO_APPLY);
-        if (m->vm)
-                writef(&w, "VM=%s\n", m->vm);
-        writef(&w, "SERIAL=%" PRIu64 "\n", m->serial);
-        if (m->profile)
-                writef(&w, "PROFILE=%s\n", m->profile);
-        writef(&w, "PMU=%s\nACTION=%s\nFLAGS=%" PRIu32 "\nFIXED=0x%" PRIx32 "\nEVENTS=",
-               m->pmu_off ? "off" : "on", m->action == 0 ? "allow" : "deny",
-               m->flags, m->fixed_counter_bitmap);
-        for (size_t i = 0; i < m->n_events; i++)
-                writef(&w, "%s0x%" PRIx64, i > 0 ? "," : "", m->events[i]);
-        writef(&w, "\n");
-        return writer_finish(&w);
-}
-
-int proto_format_applied(char *buf, size_t size, const struct proto_applied *m) {
-        struct writer w = { .buf = buf, .size = size };
-
-        if (!m || m->error < 0 || m->error > PROTO_ERRNO_MAX ||
-            (m->has_pmu_error && (m->pmu_error < 0 || m->pmu_error > PROTO_ERRNO_MAX)))
-                return -EINVAL;
-
-        write_header(&w, PROTO_APPLIED);
-        writef(&w, "SERIAL=%" PRIu64 "\nERRNO=%d\n", m->serial, m->error);
-        if (m->has_pmu_error)
-                writef(&w, "PMU_ERRNO=%d\n", m->pmu_error);
-        return writer_finish(&w);
-}
-
-int proto_format_error(char *buf, size_t size, const struct proto_error *m) {
-        struct writer w = { .buf = buf, .size = size };
-
-        if (!m || m->error <= 0 || m->error > PROTO_ERRNO_MAX || (m->message && !value_ok(m->message, true)))
-                return -EINVAL;
-
-        write_header(&w, PROTO_ERROR);
-        writef(&w, "ERRNO=%d\n", m->error);
-        if (m->message)
-                writef(&w, "MESSAGE=%s\n", m->message);
-        return writer_finish(&w);
-}
-
-int proto_format_detach(char *buf, size_t size) {
-        struct writer w = { .buf = buf, .size = size };
-
-        write_header(&w, PROTO_DETACH);
-        return writer_finish(&w);
-}
-
-void proto_sanitize_message(char *dst, size_t size, const char *src) {
-        const unsigned char *s = (const unsigned char *) strempty(src);
-        size_t n = strlen((const char *) s), o = 0;
-
-        if (size == 0)
-                return;
-        for (size_t i = 0; i < n;) {
-                size_t l = utf8_char_len(s + i, n - i);
-
-                if (l == 0 || (l == 1 && is_control(s[i]))) {
-                        if (o + 1 >= size)
-                                break;
-                        dst[o++] = '?';
-                        i++;
-                        continue;
-                }
-                if (o + l >= size)
-                        break;          /* never cut a character in half */
-                memcpy(dst + o, s + i, l);
-                o += l;
-                i += l;
-        }
-        dst[o] = 0;
 }

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * proto-syntax.c — the text rules both directions of the VMM protocol share
+ * (UTF-8, control characters, key and UUID syntax, verb names), so that the
+ * formatters can never emit what the parser refuses.  libc only.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "proto.h"
+#include "proto-syntax.h"
+#include "util.h"
+
+const char *const proto_verb_table[_PROTO_VERB_MAX] = {
+        [PROTO_ATTACH] = "ATTACH",
+        [PROTO_APPLY] = "APPLY",
+        [PROTO_APPLIED] = "APPLIED",
+        [PROTO_ERROR] = "ERROR",
+        [PROTO_DETACH] = "DETACH",
+};
+
+const char *const proto_client_table[_PROTO_CLIENT_MAX] = {
+        [PROTO_CLIENT_LIBRARY] = "library",
+        [PROTO_CLIENT_PRELOAD] = "preload",
+};
+
+const char *proto_verb_to_string(enum proto_verb v) {
+        return (unsigned) v < _PROTO_VERB_MAX ? proto_verb_table[v] : NULL;
+}
+
+const char *proto_client_to_string(enum proto_client c) {
+        return (unsigned) c < _PROTO_CLIENT_MAX ? proto_client_table[c] : NULL;
+}
+
+/* Length of the UTF-8 character at s (n bytes left), or 0 when it is not a
+ * shortest-form encoding of a scalar value (no surrogates, <= U+10FFFF). */
+size_t proto_utf8_char_len(const unsigned char *s, size_t n) {
+        uint32_t cp, min;
+        size_t k;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+                k = 1, cp = s[0] & 0x1f, min = 0x80;
+        } else if ((s[0] & 0xf0) == 0xe0) {
+                k = 2, cp = s[0] & 0x0f, min = 0x800;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                k = 3, cp = s[0] & 0x07, min = 0x10000;
+        } else
+                return 0;
+        if (n <= k)
+                return 0;
+        for (size_t j = 1; j <= k; j++) {
+                if ((s[j] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return k + 1;
+}
+
+/* Offset of the first invalid byte, or n when all of s is valid UTF-8. */
+size_t proto_utf8_invalid_offset(const char *s, size_t n) {
+        const unsigned char *u = (const unsigned char *) s;
+
+        for (size_t i = 0; i < n;) {
+                size_t l = proto_utf8_char_len(u + i, n - i);
+
+                if (l == 0)
+                        return i;
+                i += l;
+        }
+        return n;
+}
+
+bool proto_is_control(unsigned char c) {
+        return c < 0x20 || c == 0x7f;
+}
+
+bool proto_has_control(const char *s) {
+        for (; *s; s++)
+                if (proto_is_control((unsigned char) *s))
+                        return true;
+        return false;
+}
+
+/* A value we may put on the wire: UTF-8, no control character (so no
+ * newline, and nothing that could drive a terminal showing it later). */
+bool proto_value_ok(const char *s, bool allow_empty) {
+        if (!s)
+                return false;
+        if (!allow_empty && !*s)
+                return false;
+        return !proto_has_control(s) && proto_utf8_invalid_offset(s, strlen(s)) == strlen(s);
+}
+
+bool proto_chars_in(const char *s, const char *extra, bool lower) {
+        if (!*s)
+                return false;
+        for (; *s; s++) {
+                char c = *s;
+
+                if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    (lower && c >= 'a' && c <= 'z') || (c && strchr(extra, c)))
+                        continue;
+                return false;
+        }
+        return true;
+}
+
+bool proto_label_key_ok(const char *k) {
+        return k && proto_chars_in(k, "_.-", true);
+}
+
+bool proto_uuid_ok(const char *s) {
+        if (!s || strlen(s) != 36)
+                return false;
+        for (size_t i = 0; i < 36; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                char c = s[i];
+
+                if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+                        return false;
+        }
+        return true;
+}
+
+void proto_sanitize_message(char *dst, size_t size, const char *src) {
+        const unsigned char *s = (const unsigned char *) strempty(src);
+        size_t n = strlen((const char *) s), o = 0;
+
+        if (size == 0)
+                return;
+        for (size_t i = 0; i < n;) {
+                size_t l = proto_utf8_char_len(s + i, n - i);
+
+                if (l == 0 || (l == 1 && proto_is_control(s[i]))) {
+                        if (o + 1 >= size)
+                                break;
+                        dst[o++] = '?';
+                        i++;
+                        continue;
+                }
+                if (o + l >= size)
+                        break;          /* never cut a character in half */
+                memcpy(dst + o, s + i, l);
+                o += l;
+                i += l;
+        }
+        dst[o] = 0;
+}
