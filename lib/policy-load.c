@@ -37,10 +37,29 @@ static bool name_valid(const char *s, const char *extra, size_t max) {
         return true;
 }
 
+#define PROFILE_NAME_EXPECTED "a profile name (letters, digits, '_', '.', '-'; at most 64)"
+
+/* A reference to a profile: spelled like one, or it could never resolve. */
+static int get_profile_name(struct loader *l, const struct ynode *n, const char *what, const char **ret) {
+        char buf[64];
+        const char *text;
+        int r;
+
+        r = ynode_get_text(l->d, n, what, PROFILE_NAME_EXPECTED, &text);
+        if (r < 0)
+                return r;
+        if (!name_valid(text, "_.-", PROFILE_NAME_MAX))
+                return diags_error(l->d, &n->loc, "%s: expected " PROFILE_NAME_EXPECTED ", got %s", what,
+                                   ynode_describe(n, buf));
+        *ret = text;
+        return 0;
+}
+
 static int load_settings(struct loader *l, const struct ynode *n) {
         static const char *const adopt_words[] = { [ADOPT_NONE] = "none", [ADOPT_PTRACE] = "ptrace" };
         static const char *const unmanaged_words[] = { [UNMANAGED_WARN] = "warn", [UNMANAGED_KILL] = "kill" };
         struct settings *s = &l->p->settings;
+        char buf[64];
         struct ynode_field f[] = {
                 { "socket" }, { "attach_timeout_ms" }, { "adopt" }, { "unmanaged" }, { "default_profile" },
         };
@@ -57,8 +76,8 @@ static int load_settings(struct loader *l, const struct ynode *n) {
                         return r;
                 if (text[0] != '/' || strlen(text) > SUN_PATH_MAX)
                         return diags_error(l->d, &f[0].value->loc,
-                                           "socket: expected an absolute path of at most %d bytes, got '%.40s'",
-                                           SUN_PATH_MAX, text);
+                                           "socket: expected an absolute path of at most %d bytes, got %s",
+                                           SUN_PATH_MAX, ynode_describe(f[0].value, buf));
                 if (free_and_strdup(&s->socket, text) < 0)
                         return -ENOMEM;
         }
@@ -82,7 +101,7 @@ static int load_settings(struct loader *l, const struct ynode *n) {
                 s->unmanaged = r;
         }
         if (f[4].value) {
-                r = ynode_get_text(l->d, f[4].value, "default_profile", "a profile name", &text);
+                r = get_profile_name(l, f[4].value, "default_profile", &text);
                 if (r < 0)
                         return r;
                 if (free_and_strdup(&s->default_profile, text) < 0)
@@ -173,7 +192,8 @@ static int load_event_scalar(struct loader *l, struct event_spec *e, const struc
         }
         if (!name_valid(n->value, "_:.-", EVENT_NAME_MAX))
                 return diags_error(l->d, &n->loc,
-                                   "event: expected an event name (letters, digits, '_', ':', '.', '-'), got %s",
+                                   "event: expected an event name (letters, digits, '_', ':', '.', '-'; "
+                                   "at most 256), got %s",
                                    ynode_describe(n, buf));
         e->kind = EVENT_NAME;
         e->name = strdup(n->value);
@@ -248,13 +268,12 @@ static int load_profile(struct loader *l, const struct ynode *key, const struct 
         const struct profile *old;
         struct profile *prof;
         const char *text;
-        char *name;
+        char buf[64], *name;
         int r;
 
         if (!name_valid(key->value, "_.-", PROFILE_NAME_MAX))
-                return diags_error(l->d, &key->loc,
-                                   "profile: expected a name of letters, digits, '_', '.', '-' "
-                                   "(at most %d), got '%.40s'", PROFILE_NAME_MAX, key->value);
+                return diags_error(l->d, &key->loc, "profile: expected " PROFILE_NAME_EXPECTED ", got %s",
+                                   ynode_describe(key, buf));
         old = policy_find_profile(p, key->value);
         if (old)
                 return diags_error(l->d, &key->loc, "profile '%s' already defined at %s:%u:%u",
@@ -289,7 +308,7 @@ static int load_profile(struct loader *l, const struct ynode *key, const struct 
                 prof->tier_loc = f[TIER].value->loc;
         }
         if (f[EXTENDS].value) {
-                r = ynode_get_text(l->d, f[EXTENDS].value, "extends", "a profile name", &text);
+                r = get_profile_name(l, f[EXTENDS].value, "extends", &text);
                 if (r < 0)
                         return r;
                 prof->extends = strdup(text);
@@ -398,7 +417,7 @@ static int load_rules(struct loader *l, const struct ynode *n) {
                 rule = &p->rules[p->n_rules++];
                 *rule = (struct rule) { .loc = item->loc, .profile_loc = f[1].value->loc };
 
-                r = ynode_get_text(l->d, f[1].value, "profile", "a profile name", &text);
+                r = get_profile_name(l, f[1].value, "profile", &text);
                 if (r < 0)
                         return r;
                 rule->profile = strdup(text);

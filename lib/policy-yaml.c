@@ -119,8 +119,17 @@ static int add_node(struct builder *b, enum ynode_type type, const struct srcloc
         return 0;
 }
 
+static bool has_control(const char *s, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) s[i] < ' ' || s[i] == 0x7f)
+                        return true;
+        return false;
+}
+
 static int add_scalar(struct builder *b, const yaml_event_t *e) {
         struct srcloc loc = mark_loc(b->file, e->start_mark);
+        const struct ynode *parent = b->depth > 0 ? b->stack[b->depth - 1] : NULL;
+        bool is_key = parent && parent->type == YNODE_MAPPING && parent->n_items % 2 == 0;
         struct ynode *n;
         int r;
 
@@ -133,6 +142,10 @@ static int add_scalar(struct builder *b, const yaml_event_t *e) {
         r = add_node(b, YNODE_SCALAR, &loc, &n);
         if (r < 0)
                 return r;
+        /* No key of the schema has one, and keys are quoted in one-line
+         * diagnostics. */
+        if (is_key && has_control((const char *) e->data.scalar.value, e->data.scalar.length))
+                return diags_error(b->d, &loc, "expected a key without control characters");
         n->value = strndup((const char *) e->data.scalar.value, e->data.scalar.length);
         if (!n->value)
                 return -ENOMEM;
@@ -213,6 +226,10 @@ const char *ynode_describe(const struct ynode *n, char buf[64]) {
                 return "a sequence";
         default:
                 snprintf(buf, 64, "'%.40s%s'", n->value, strlen(n->value) > 40 ? "..." : "");
+                /* Diagnostics are one line each, whatever a block scalar holds. */
+                for (char *c = buf; *c; c++)
+                        if ((unsigned char) *c < ' ')
+                                *c = ' ';
                 return buf;
         }
 }

@@ -97,7 +97,8 @@ static void test_settings_errors(void **state) {
         expect_error("settings:\n  unmanaged: [warn]\n",
                      "t.yaml:2:14: error: unmanaged: expected warn or kill, got a sequence");
         expect_error("settings:\n  default_profile:\n",
-                     "t.yaml:2:19: error: default_profile: expected a profile name, got an empty value");
+                     "t.yaml:2:19: error: default_profile: expected a profile name (letters, digits, '_', '.', '-'; at most 64), "
+                     "got an empty value");
         expect_error("settings: [a]\n",
                      "t.yaml:1:11: error: settings: expected a mapping, got a sequence");
         expect_error("version: 2\n", "t.yaml:1:10: error: version: expected 1, got '2'");
@@ -211,7 +212,7 @@ static void test_event_errors(void **state) {
         expect_error(EVENT_YAML("0x1g"),
                      "t.yaml:4:9: error: event: expected a raw event (decimal or 0x hex), got '0x1g'");
         expect_error(EVENT_YAML("\"cycles please\""),
-                     "t.yaml:4:9: error: event: expected an event name (letters, digits, '_', ':', '.', '-'), "
+                     "t.yaml:4:9: error: event: expected an event name (letters, digits, '_', ':', '.', '-'; at most 256), "
                      "got 'cycles please'");
         expect_error(EVENT_YAML("[ cycles ]"),
                      "t.yaml:4:9: error: event: expected an event name, a raw number or a mapping with 'select', "
@@ -278,15 +279,14 @@ static void test_profile_errors(void **state) {
         expect_error("profiles:\n  t:\n    fixed_counters: [1, 32]\n",
                      "t.yaml:3:25: error: fixed_counters: expected an index 0-31, got '32'");
         expect_error("profiles:\n  t:\n    extends: [a]\n",
-                     "t.yaml:3:14: error: extends: expected a profile name, got a sequence");
+                     "t.yaml:3:14: error: extends: expected a profile name (letters, digits, '_', '.', '-'; at most 64), got a sequence");
         expect_error("profiles:\n  t:\n",
                      "t.yaml:2:5: error: profile: expected a mapping, got an empty value");
         expect_error("profiles:\n  \"a b\": {}\n",
-                     "t.yaml:2:3: error: profile: expected a name of letters, digits, '_', '.', '-' (at most 64), "
-                     "got 'a b'");
+                     "t.yaml:2:3: error: profile: expected a profile name (letters, digits, '_', '.', '-'; at most 64), got 'a b'");
         expect_error("profiles:\n  a12345678901234567890123456789012345678901234567890123456789012345: {}\n",
-                     "t.yaml:2:3: error: profile: expected a name of letters, digits, '_', '.', '-' (at most 64), "
-                     "got 'a123456789012345678901234567890123456789'");
+                     "t.yaml:2:3: error: profile: expected a profile name (letters, digits, '_', '.', '-'; at most 64), "
+                     "got 'a123456789012345678901234567890123456789...'");
         expect_error("profiles: [a]\n", "t.yaml:1:11: error: profiles: expected a mapping, got a sequence");
 }
 
@@ -361,8 +361,10 @@ static void test_rule_errors(void **state) {
         expect_error("rules:\n  - match: {}\n",
                      "t.yaml:2:5: error: rule: missing 'profile' (expected 'match' and 'profile')");
         expect_error("rules:\n  - match: {}\n    profile: {}\n",
-                     "t.yaml:3:14: error: profile: expected a profile name, got a mapping");
+                     "t.yaml:3:14: error: profile: expected a profile name (letters, digits, '_', '.', '-'; at most 64), got a mapping");
         expect_error("rules:\n  - a\n", "t.yaml:2:5: error: rule: expected a mapping, got 'a'");
+        expect_error("rules:\n  - match: {}\n    profile: \"no such\"\n",
+                     "t.yaml:3:14: error: profile: expected a profile name (letters, digits, '_', '.', '-'; at most 64), got 'no such'");
         expect_error("rules: {}\n", "t.yaml:1:8: error: rules: expected a sequence, got a mapping");
 }
 
@@ -431,6 +433,10 @@ static void test_syntax(void **state) {
         expect_error("settings:\n  socket: \"/a\\0b\"\n",
                      "t.yaml:2:11: error: expected text, got a scalar containing a NUL character");
         expect_error("? [a]\n: b\n", "t.yaml:1:3: error: expected a scalar as mapping key, got a sequence");
+        expect_error("\"a\\nb\": 1\n", "t.yaml:1:1: error: expected a key without control characters");
+        /* diagnostics stay one line, whatever a block scalar holds */
+        expect_error("settings:\n  adopt: |\n    none\n    ptrace\n",
+                     "t.yaml:2:10: error: adopt: expected none or ptrace, got 'none ptrace '");
         expect_error("a: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
                      "t.yaml:1:35: error: nesting deeper than 32 levels");
 }
@@ -541,10 +547,64 @@ static void test_files(void **state) {
         assert_int_equal(rmdir(dir), 0);
 }
 
-/* The shipped default must load and validate without warnings. */
+/* The example of DESIGN §4, as printed there (comments shortened). */
+static void test_design_example(void **state) {
+        static const char yaml[] =
+                "version: 1\n"
+                "settings:\n"
+                "  socket: /run/pmufilterd/vmm.sock\n"
+                "  attach_timeout_ms: 2000  # how long a detected VM may wait\n"
+                "  adopt: none              # none | ptrace\n"
+                "  unmanaged: warn          # warn or kill\n"
+                "  default_profile: tenant-minimal\n"
+                "profiles:\n"
+                "  tenant-minimal:\n"
+                "    tier: tenant           # tenant => allowlist\n"
+                "    events:\n"
+                "      - instructions       # generic alias\n"
+                "      - cycles\n"
+                "      - INST_RETIRED:ANY_P # libpfm4 name\n"
+                "      - 0x00c0             # raw\n"
+                "      - { select: 0xc4, umask: 0x00 }\n"
+                "    fixed_counters: auto   # or a list of indices\n"
+                "  tenant-a:\n"
+                "    extends: tenant-minimal\n"
+                "    events: [ branch-misses ]          # added to the parent's\n"
+                "  trusted:\n"
+                "    tier: trusted          # trusted => denylist\n"
+                "    events:\n"
+                "      - { select: 0xb7, umask: any }   # every unit mask\n"
+                "      - { select: 0xd0, mask: 0xf0, match: 0x80, exclude: false }\n"
+                "  no-pmu:\n"
+                "    pmu: off               # the VMM disables the vPMU\n"
+                "rules:                     # first match wins\n"
+                "  - match: { unit: \"machine-qemu*tenant-a*.scope\" }\n"
+                "    profile: tenant-a\n"
+                "  - match: { label.tier: trusted, uid: 0 }\n"
+                "    profile: trusted\n";
+        _cleanup_(policy_freep) struct policy *p = load_ok(yaml);
+        struct diags d = {};
+
+        assert_int_equal(policy_validate(p, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_int_equal(p->n_profiles, 4);
+        assert_int_equal(p->n_rules, 2);
+        assert_int_equal(policy_find_profile(p, "tenant-minimal")->n_events, 5);
+        assert_int_equal(profile_effective_tier(p, policy_find_profile(p, "tenant-a")), TIER_TENANT);
+        assert_int_equal(profile_effective_pmu(p, policy_find_profile(p, "no-pmu")), PMU_OFF);
+        assert_string_equal(p->rules[1].matches[1].key, "uid");
+        assert_string_equal(p->rules[1].matches[1].value, "0");
+}
+
+/* The shipped default must load and validate without warnings, alone and
+ * with each shipped example fragment. */
 static void test_shipped_config(void **state) {
         _cleanup_(policy_freep) struct policy *p = NULL;
         const char *path = SRCDIR "/conf/pmufilterd.yaml";
+        static const char *const examples[] = {
+                SRCDIR "/conf/examples/denylist-trusted.yaml",
+                SRCDIR "/conf/examples/libvirt-tenants.yaml",
+        };
         struct diags d = {};
 
         if (access(path, R_OK) < 0) {
@@ -558,6 +618,21 @@ static void test_shipped_config(void **state) {
         assert_int_equal(d.n_warnings, 0);
         assert_true(p->n_profiles > 0);
         diags_clear(&d);
+
+        for (size_t i = 0; i < ELEMENTSOF(examples); i++) {
+                char *paths[] = { (char *) path, (char *) examples[i], NULL };
+
+                if (access(examples[i], R_OK) < 0) {
+                        print_message("not checked: %s does not exist\n", examples[i]);
+                        continue;
+                }
+                policy_free(TAKE_PTR(p));
+                if (policy_load_paths(paths, &p, &d) < 0 || d.n_warnings > 0)
+                        diags_print(&d, stderr);
+                assert_int_equal(d.n_errors, 0);
+                assert_int_equal(d.n_warnings, 0);
+                diags_clear(&d);
+        }
 }
 
 int main(void) {
@@ -578,6 +653,7 @@ int main(void) {
                 cmocka_unit_test(test_syntax),
                 cmocka_unit_test(test_empty),
                 cmocka_unit_test(test_files),
+                cmocka_unit_test(test_design_example),
                 cmocka_unit_test(test_shipped_config),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
