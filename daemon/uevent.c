@@ -161,27 +161,28 @@ static void resolve_destroy(struct uevent_watcher *w, struct kvm_uevent *ev) {
         creator_remove(w, c);
 }
 
-/* Once drained: VMs whose creator vanished and that are not gone too. */
-static bool drop_unresolved(struct uevent_watcher *w) {
-        bool any = false;
+/* Forget the creators keep() rejects; true if there were any. */
+static bool creators_filter(struct uevent_watcher *w, bool (*keep)(const struct creator *c)) {
+        bool dropped = false;
 
         for (size_t i = 0; i < w->n_creators;)
-                if (w->creators[i].pid > 0)
+                if (keep(&w->creators[i]))
                         i++;
                 else {
                         creator_remove(w, &w->creators[i]);
-                        any = true;
+                        dropped = true;
                 }
-        return any;
+        return dropped;
 }
 
-/* After lost events, a remembered creator's destroy may be among them. */
-static void prune_creators(struct uevent_watcher *w) {
-        for (size_t i = 0; i < w->n_creators;)
-                if (proc_fd_is_kvm_vm(w->creators[i].pid, w->creators[i].fd))
-                        i++;
-                else
-                        creator_remove(w, &w->creators[i]);
+/* Rejects a VM whose creator vanished and that is not known gone either. */
+static bool is_resolved(const struct creator *c) {
+        return c->pid > 0;
+}
+
+/* After lost events: a remembered creator's destroy may be among them. */
+static bool still_open(const struct creator *c) {
+        return proc_fd_is_kvm_vm(c->pid, c->fd);
 }
 
 static void dispatch_device(struct uevent_watcher *w, struct udev_device *d) {
@@ -241,11 +242,11 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 
         if (socket_readable(fd))
                 return 0;       /* not drained yet: back soon */
-        if (drop_unresolved(w))
+        if (creators_filter(w, is_resolved))
                 w->lost = true;
         if (w->lost) {
                 w->lost = false;
-                prune_creators(w);
+                (void) creators_filter(w, still_open);
                 w->on_overflow(w->userdata);
         }
         return 0;
