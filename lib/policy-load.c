@@ -88,7 +88,8 @@ static int load_settings(struct loader *l, const struct ynode *n) {
                 s->attach_timeout_ms = (unsigned) v;
         }
         if (f[2].value) {
-                r = ynode_get_word(l->d, f[2].value, "adopt", adopt_words, ELEMENTSOF(adopt_words), "none or ptrace");
+                r = ynode_get_word(l->d, f[2].value, "adopt", adopt_words, ELEMENTSOF(adopt_words),
+                                   "none or ptrace");
                 if (r < 0)
                         return r;
                 s->adopt = r;
@@ -223,7 +224,8 @@ static int load_events(struct loader *l, struct profile *prof, const struct ynod
                         r = load_event_scalar(l, e, item);
                 else
                         r = diags_error(l->d, &item->loc,
-                                        "event: expected an event name, a raw number or a mapping with 'select', got %s",
+                                        "event: expected an event name, a raw number "
+                                        "or a mapping with 'select', got %s",
                                         ynode_describe(item, buf));
                 if (r < 0)
                         return r;
@@ -301,7 +303,8 @@ static int load_profile(struct loader *l, const struct ynode *key, const struct 
                         return -ENOMEM;
         }
         if (f[TIER].value) {
-                r = ynode_get_word(l->d, f[TIER].value, "tier", tier_words, ELEMENTSOF(tier_words), "tenant or trusted");
+                r = ynode_get_word(l->d, f[TIER].value, "tier", tier_words, ELEMENTSOF(tier_words),
+                                   "tenant or trusted");
                 if (r < 0)
                         return r;
                 prof->tier = r == 0 ? TIER_TENANT : TIER_TRUSTED;
