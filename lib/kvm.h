@@ -16,6 +16,11 @@ struct kvm_support {
         int pmu_capability;             /* KVM_CAP_PMU_CAPABILITY (212) value; 0: not offered */
         bool enable_pmu;                /* /sys/module/kvm/parameters/enable_pmu */
         unsigned max_events;            /* largest nevents the kernel accepts (probed) */
+        bool narrow_select;             /* KVM compares event-select bits 7:0 only, even
+                                         * on an AMD CPU (kvm_intel; kvm_pvm on AMD):
+                                         * a masked entry using bits 35:32 gets EINVAL,
+                                         * a plain one is dropped silently.  false:
+                                         * not probed, the PMU vendor decides. */
 };
 
 /* The kernel's limit today; used when /dev/kvm cannot be probed. */
