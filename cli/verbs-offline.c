@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * verbs-offline.c — the verbs that need no daemon (DESIGN §9): `check`
+ * validates a policy and compiles every profile, `compile` shows one
+ * profile's kernel filter, `events` lists the event catalogue.  They load the
+ * policy, detect the PMU and probe KVM exactly as the daemon does, so what
+ * they accept the daemon accepts.
+ */
+#include <inttypes.h>
+
+#include "compile.h"
+#include "kvm-compat.h"
+#include "output.h"
+#include "pmu.h"
+#include "policy.h"
+#include "verbs.h"
+
+static int host_pmu_get(const struct ctl_options *o, struct host_pmu *ret) {
+        int r;
+
+        if (!o->pmu) {
+                r = host_pmu_detect(ret);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to detect the host's PMU: %m");
+                return 0;
+        }
+
+        r = host_pmu_from_name(o->pmu, ret);
+        if (r == -ENOENT)
+                return log_error_errno(r, "Unknown PMU model '%s': expected intel, amd, or a libpfm4 PMU name (skx, icl, amd64_fam19h_zen3, ...)%s.",
+                                       o->pmu, HAVE_LIBPFM ? "" : "; this build has no libpfm4");
+        if (r < 0)
+                return log_error_errno(r, "Failed to look up PMU model '%s': %m", o->pmu);
+        return 0;
+}
+
+/* What the kernel supports.  Where /dev/kvm cannot be opened (a build host,
+ * a container, no permission) check and compile stay useful by assuming a
+ * current kernel — filters, masked events, the default entry limit — and
+ * saying so: a policy that passes here may still need those on the target. */
+static void kvm_support_get(struct kvm_support *ret) {
+        struct kvm_support k;
+
+        (void) kvm_support_probe(&k);
+        if (k.open_error < 0) {
+                fprintf(stderr, "note: /dev/kvm not available (%s): checked against assumed kernel support: event filter, masked events, at most %u entries\n",
+                        strerror(-k.open_error), KVM_PMU_FILTER_MAX_EVENTS_DEFAULT);
+                k.filter = true;
+                k.masked = true;
+                k.max_events = KVM_PMU_FILTER_MAX_EVENTS_DEFAULT;
+        } else if (!k.filter)
+                fprintf(stderr, "note: this kernel has no KVM PMU event filter (KVM_CAP_PMU_EVENT_FILTER): no profile can be applied on this host\n");
+        *ret = k;
+}
+
+/* Print diagnostics once each: profiles sharing a parent report the parent's
+ * problems once per child otherwise.  Counts what was printed. */
+static void diags_print_unique(const struct diags *d, size_t *ret_errors, size_t *ret_warnings) {
+        size_t n_errors = 0, n_warnings = 0;
+
+        for (size_t i = 0; i < d->n; i++) {
+                const struct diag *e = &d->v[i];
+                bool seen = false;
+
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = d->v[j].level == e->level && streq_ptr(d->v[j].file, e->file) &&
+                               d->v[j].line == e->line && d->v[j].column == e->column &&
+                               streq(d->v[j].message, e->message);
+                if (seen)
+                        continue;
+
+                diags_print(&(const struct diags) { .v = (struct diag *) e, .n = 1 }, stderr);
+                n_errors += e->level == DIAG_ERROR;
+                n_warnings += e->level == DIAG_WARNING;
+        }
+        if (ret_errors)
+                *ret_errors = n_errors;
+        if (ret_warnings)
+                *ret_warnings = n_warnings;
+}
+
+/* files: explicit FILEs (main file first), or NULL for the daemon's own
+ * lookup (--config, or the default file and conf.d). */
+static int policy_get(const struct ctl_options *o, char **files, struct policy **ret,
+                      struct diags *d) {
+        const char *what = files ? files[0] : o->config ? o->config : POLICY_DEFAULT_CONFIG;
+        int r;
+
+        r = files ? policy_load_paths(files, ret, d) : policy_load_files(o->config, ret, d);
+        if (r < 0 && d->n_errors == 0)
+                return log_error_errno(r, "Failed to load %s: %m", what);
+        return r;
+}
+
+static const char *plural(char *buf, size_t size, size_t n, const char *word) {
+        snprintf(buf, size, "%zu %s%s", n, word, n == 1 ? "" : "s");
+        return buf;
+}
+
+int verb_check(int argc, char *argv[], const struct ctl_options *o) {
+        _cleanup_(diags_clear) struct diags d = {};
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        const char *what = argc > 1 ? argv[1] : o->config ? o->config : POLICY_DEFAULT_CONFIG;
+        char b1[32], b2[32], b3[32];
+        size_t n_errors, n_warnings;
+        struct host_pmu pmu;
+        struct kvm_support k;
+        int r;
+
+        if (argc > 1 && o->config) {
+                log_error("check takes either --config or FILEs, not both. See --help.");
+                return EXIT_USAGE;
+        }
+
+        r = host_pmu_get(o, &pmu);
+        if (r < 0)
+                return r;
+
+        r = policy_get(o, argc > 1 ? argv + 1 : NULL, &p, &d);
+        if (r >= 0) {
+                /* Loading knows names only; compiling for the PMU finds the
+                 * unknown ones, with their file:line:column. */
+                kvm_support_get(&k);
+                for (size_t i = 0; i < p->n_profiles; i++) {
+                        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+                        const char *name = p->profiles[i].name;
+                        size_t n_before = d.n_errors;
+
+                        r = filter_compile(p, name, &pmu, &k, &f, &d);
+                        if (r < 0 && d.n_errors == n_before)
+                                /* Not a policy problem reported in place: say
+                                 * what failed, so it cannot pass as OK. */
+                                (void) diags_error(&d, &p->profiles[i].loc,
+                                                   "Failed to compile profile '%s' for PMU %s: %s",
+                                                   name, pmu.name, strerror(-r));
+                }
+        }
+
+        diags_print_unique(&d, &n_errors, &n_warnings);
+
+        /* One summary line on stdout, also on failure; the reasons are above,
+         * on stderr. */
+        if (p)
+                printf("%s: %s, %s", what, plural(b1, sizeof b1, p->n_profiles, "profile"),
+                       plural(b2, sizeof b2, p->n_rules, "rule"));
+        else
+                printf("%s", what);
+        if (p && strv_length(p->files) > 1)
+                printf(" (%zu files)", strv_length(p->files));
+        if (n_errors > 0)
+                printf(": %s, %s: FAILED\n", plural(b1, sizeof b1, n_errors, "error"),
+                       plural(b3, sizeof b3, n_warnings, "warning"));
+        else if (!p)
+                printf(": FAILED\n");
+        else if (n_warnings > 0)
+                printf(": OK, %s\n", plural(b3, sizeof b3, n_warnings, "warning"));
+        else
+                printf(": OK\n");
+
+        return n_errors > 0 || !p ? -EINVAL : 0;
+}
+
+static void unknown_profile(const struct policy *p, const char *name) {
+        _cleanup_free_ char *known = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&known, &size);
+        if (!f) {
+                log_error("Unknown profile '%s'.", name);
+                return;
+        }
+        for (size_t i = 0; i < p->n_profiles; i++)
+                fprintf(f, "%s%s", i > 0 ? ", " : "", p->profiles[i].name);
+        fclose(f);
+        log_error("Unknown profile '%s'; known: %s", name, p->n_profiles > 0 ? known : "(none)");
+}
+
+static void compile_print_json(const struct compiled_filter *f) {
+        /* The shape is fixed (one line, these keys, in this order): written
+         * directly rather than through a table. */
+        printf("{\"profile\":");
+        json_print_string(stdout, f->profile);
+        printf(",\"pmu\":\"%s\",\"action\":\"%s\",\"flags\":%" PRIu32
+               ",\"fixed_counter_bitmap\":%" PRIu32 ",\"events\":[",
+               f->pmu_off ? "off" : "on",
+               f->action == KVM_PMU_EVENT_DENY ? "deny" : "allow",
+               f->flags, f->fixed_counter_bitmap);
+        for (uint32_t i = 0; i < f->nevents; i++)
+                printf("%s\"0x%" PRIx64 "\"", i > 0 ? "," : "", f->events[i]);
+        printf("]}\n");
+}
+
+static void compile_print_header(const struct policy *p, const struct compiled_filter *f,
+                                 const struct host_pmu *pmu) {
+        const struct profile *prof = policy_find_profile(p, f->profile);
+        enum tier tier = prof ? profile_effective_tier(p, prof) : TIER_UNSET;
+        bool masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
+
+        printf("Profile:        %s (tier %s)\n", f->profile, tier_to_string(tier));
+        printf("PMU:            %s (%s)\n", pmu->name, pmu->description);
+        printf("vPMU:           %s\n", f->pmu_off ?
+               "off (the VMM disables it; where refused, the filter below applies)" : "on");
+        printf("Action:         %s\n", f->action == KVM_PMU_EVENT_DENY ?
+               "deny (KVM_PMU_EVENT_DENY: every event but these counts)" :
+               "allow (KVM_PMU_EVENT_ALLOW: only these events count)");
+        printf("Flags:          %" PRIu32 " (%s)\n", f->flags,
+               masked ? "KVM_PMU_EVENT_FLAG_MASKED_EVENTS" : "plain events");
+
+        printf("Fixed counters: 0x%" PRIx32, f->fixed_counter_bitmap);
+        for (unsigned i = 0, n = 0; i < 32; i++) {
+                const char *name = NULL;
+                uint64_t code;
+
+                if (!(f->fixed_counter_bitmap & (UINT32_C(1) << i)))
+                        continue;
+                if (fixed_counter_event(pmu, i, &code) >= 0)
+                        name = event_name_for_code(pmu, code);
+                printf("%s%u: %s", n++ == 0 ? " (" : ", ", i, strna(name));
+        }
+        printf("%s\n", f->fixed_counter_bitmap ? ")" : " (none)");
+        printf("Entries:        %" PRIu32 "\n\n", f->nevents);
+}
+
+/* The catalogue's name for what an entry matches, so that a raw number in
+ * the policy shows what it means on this PMU: for a plain word the word
+ * itself, for a masked entry that pins every unit-mask bit (mask 0xff) the
+ * one unit mask it matches; a wider masked entry matches a family, shown by
+ * its columns alone. */
+static const char *entry_event_name(const struct compiled_filter *f, const struct host_pmu *pmu,
+                                    uint64_t w) {
+        uint16_t select = event_code_select(w);
+
+        if (!(f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS))
+                return event_name_for_code(pmu, w);
+        if ((w & KVM_PMU_MASKED_ENTRY_UMASK_MASK) != KVM_PMU_MASKED_ENTRY_UMASK_MASK)
+                return NULL;
+        return event_name_for_code(pmu, event_code(select, (uint8_t) (w >> 8 & 0xff)));
+}
+
+static int compile_print_table(const struct compiled_filter *f, const struct host_pmu *pmu,
+                               const struct ctl_options *o) {
+        static const struct column plain[] = {
+                { "IDX", COLUMN_NUMBER },
+                { "WORD" },
+                { "SELECT" },
+                { "UMASK" },
+                { "NAME" },
+                { "EVENT" },
+        }, masked[] = {
+                { "IDX", COLUMN_NUMBER },
+                { "WORD" },
+                { "SELECT" },
+                { "MASK" },
+                { "MATCH" },
+                { "EXCLUDE", COLUMN_BOOLEAN },
+                { "NAME" },
+                { "EVENT" },
+        };
+        _cleanup_table_ struct libscols_table *t = NULL;
+        bool is_masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
+        size_t n_names = strv_length(f->entry_names);
+        int r;
+
+        if (is_masked)
+                r = table_new("entries", masked, ELEMENTSOF(masked), &t);
+        else
+                r = table_new("entries", plain, ELEMENTSOF(plain), &t);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the table: %m");
+
+        for (uint32_t i = 0; i < f->nevents && r >= 0; i++) {
+                uint64_t w = f->events[i];
+                const char *name = i < n_names ? f->entry_names[i] : NULL;
+                const char *event = entry_event_name(f, pmu, w);
+                char idx[16], word[24], select[8], b1[8], b2[8];
+
+                if (event && streq_ptr(event, name))
+                        event = NULL;   /* spelt that way already */
+                snprintf(idx, sizeof idx, "%" PRIu32, i);
+                snprintf(word, sizeof word, "0x%" PRIx64, w);
+                snprintf(select, sizeof select, "0x%02x", event_code_select(w));
+                if (!is_masked) {
+                        snprintf(b1, sizeof b1, "0x%02x", event_code_umask(w));
+                        r = table_add_row(t, idx, word, select, b1, name, event);
+                        continue;
+                }
+                snprintf(b1, sizeof b1, "0x%02x", (unsigned) (w >> KVM_PMU_MASKED_ENTRY_UMASK_MASK_SHIFT & 0xff));
+                snprintf(b2, sizeof b2, "0x%02x", (unsigned) (w >> 8 & 0xff));
+                r = table_add_row(t, idx, word, select, b1, b2,
+                                  yes_no(w & KVM_PMU_MASKED_ENTRY_EXCLUDE), name, event);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to fill the table: %m");
+        return table_print(t, o);
+}
+
+int verb_compile(int argc, char *argv[], const struct ctl_options *o) {
+        _cleanup_(diags_clear) struct diags d = {};
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        const char *name = argv[1];
+        struct host_pmu pmu;
+        struct kvm_support k;
+        int r;
+
+        r = host_pmu_get(o, &pmu);
+        if (r < 0)
+                return r;
+
+        r = policy_get(o, NULL, &p, &d);
+        if (r >= 0 && !policy_find_profile(p, name)) {
+                diags_print_unique(&d, NULL, NULL);
+                unknown_profile(p, name);
+                return -ENOENT;
+        }
+        if (r >= 0) {
+                kvm_support_get(&k);
+                r = filter_compile(p, name, &pmu, &k, &f, &d);
+                if (r < 0 && d.n_errors == 0)
+                        log_error_errno(r, "Failed to compile profile '%s' for PMU %s: %m",
+                                        name, pmu.name);
+        }
+        diags_print_unique(&d, NULL, NULL);
+        if (r < 0)
+                return r;
+
+        if (o->json) {
+                compile_print_json(f);
+                return 0;
+        }
+        if (o->legend)
+                compile_print_header(p, f, &pmu);
+        if (f->nevents == 0) {
+                if (o->legend)
+                        printf("No entries.\n");
+                return 0;
+        }
+        return compile_print_table(f, &pmu, o);
+}
+
+struct events_ctx {
+        struct libscols_table *table;
+        size_t n;
+};
+
+static int events_add(const struct event_info *e, void *userdata) {
+        struct events_ctx *c = userdata;
+        char code[24], select[8], umask[8];
+
+        snprintf(code, sizeof code, "0x%" PRIx64, e->code);
+        snprintf(select, sizeof select, "0x%02x", event_code_select(e->code));
+        snprintf(umask, sizeof umask, "0x%02x", event_code_umask(e->code));
+        c->n++;
+        return table_add_row(c->table, e->name, select, umask, code, yes_no(e->generic),
+                             e->description);
+}
+
+int verb_events(int argc, char *argv[], const struct ctl_options *o) {
+        static const struct column columns[] = {
+                { "NAME" },
+                { "SELECT" },
+                { "UMASK" },
+                { "CODE" },
+                { "GENERIC", COLUMN_BOOLEAN },
+                { "DESCRIPTION", COLUMN_STRING, 0, SCOLS_FL_TRUNC },
+        };
+        _cleanup_table_ struct libscols_table *t = NULL;
+        const char *glob = argc > 1 ? argv[1] : NULL;
+        struct host_pmu pmu;
+        struct events_ctx c;
+        int r;
+
+        r = host_pmu_get(o, &pmu);
+        if (r < 0)
+                return r;
+
+        r = table_new("events", columns, ELEMENTSOF(columns), &t);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the table: %m");
+
+        c = (struct events_ctx) { .table = t };
+        r = event_foreach(&pmu, glob, events_add, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list the events of PMU %s: %m", pmu.name);
+        if (c.n == 0) {
+                if (glob)
+                        log_error("No event of PMU %s matches '%s'.", pmu.name, glob);
+                else
+                        log_error("PMU %s has no known events.", pmu.name);
+                return -ENOENT;
+        }
+        return table_print(t, o);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * verbs.h — what pmufilterctl's verbs share: the parsed options, the verb
+ * table type, and every verb's entry point.  The tables and the dispatcher
+ * are in pmufilterctl.c, offline verbs in verbs-offline.c, the ones that
+ * talk to the daemon in verbs-bus.c.
+ *
+ * A verb returns a negative errno on failure (having printed why: exit 1),
+ * or an exit status >= 0 (EXIT_SUCCESS, or EXIT_USAGE for a usage error).
+ */
+#pragma once
+
+#include <limits.h>
+
+#include "util.h"
+
+#define EXIT_USAGE 2
+#define VERB_ANY UINT_MAX
+
+struct ctl_options {
+        const char *config;             /* --config FILE */
+        const char *pmu;                /* --pmu MODEL */
+        bool json;                      /* --json */
+        bool legend;                    /* cleared by --no-legend */
+        const char *host;               /* -H [user@]host */
+        const char *bus_address;        /* --bus-address ADDRESS */
+        bool runtime;                   /* --runtime */
+};
+
+enum verb_flags {
+        VERB_DEFAULT = 1 << 0,          /* run when no verb is given */
+        VERB_ONLINE = 1 << 1,           /* talks to the daemon: -H, --bus-address apply */
+        VERB_JSON = 1 << 2,             /* honours --json */
+        VERB_PMU = 1 << 3,              /* honours --pmu */
+        VERB_CONFIG = 1 << 4,           /* honours --config */
+        VERB_RUNTIME = 1 << 5,          /* honours --runtime */
+};
+
+typedef int (*verb_fn)(int argc, char *argv[], const struct ctl_options *o);
+
+/* One verb.  Tables end with an entry whose name is NULL.  min_args and
+ * max_args count the verb itself, as in systemd.  A verb with sub-verbs
+ * (`profile list|show|set|reset`) has `sub` instead of `fn`.  `args` and
+ * `help` are what --help prints, so help and table cannot drift apart. */
+struct verb {
+        const char *name;
+        unsigned min_args, max_args;
+        unsigned flags;
+        verb_fn fn;
+        const char *args;
+        const char *help;
+        const struct verb *sub;
+};
+
+/* verbs-offline.c */
+int verb_check(int argc, char *argv[], const struct ctl_options *o);
+int verb_compile(int argc, char *argv[], const struct ctl_options *o);
+int verb_events(int argc, char *argv[], const struct ctl_options *o);
+
+/* verbs-bus.c */
+int verb_status(int argc, char *argv[], const struct ctl_options *o);
+int verb_list(int argc, char *argv[], const struct ctl_options *o);
+int verb_show(int argc, char *argv[], const struct ctl_options *o);
+int verb_profile_list(int argc, char *argv[], const struct ctl_options *o);
+int verb_profile_show(int argc, char *argv[], const struct ctl_options *o);
+int verb_profile_set(int argc, char *argv[], const struct ctl_options *o);
+int verb_profile_reset(int argc, char *argv[], const struct ctl_options *o);
+int verb_reload(int argc, char *argv[], const struct ctl_options *o);
+int verb_reapply(int argc, char *argv[], const struct ctl_options *o);
+int verb_monitor(int argc, char *argv[], const struct ctl_options *o);

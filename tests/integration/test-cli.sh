@@ -1,0 +1,333 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# test-cli.sh — pmufilterctl as a person or a script runs it: exit statuses
+# 0/1/2, one-line errors, file:line:column diagnostics from `check`, the
+# fixed JSON shape of `compile --json`, `events`, `--pmu`, and --help naming
+# every verb.  Runs the built binary; needs no daemon.  Output is TAP.
+#
+# usage: test-cli.sh PMUFILTERCTL [SOURCE_ROOT]
+set -euo pipefail
+
+ctl=${1:?usage: test-cli.sh PMUFILTERCTL [SOURCE_ROOT]}
+srcdir=${2:-}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+n=0 passed=0 failed=0 skipped=0
+rc=0 out= err= last_cmd=
+
+pass() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
+fail() {
+        n=$((n + 1)); failed=$((failed + 1))
+        echo "not ok $n - $1"
+        echo "# $2" | sed '2,$s/^/# /'
+        echo "#   command: ${last_cmd}"
+        echo "#   exit: $rc"
+        echo "#   stdout: ${out//$'\n'/$'\n'#           }"
+        echo "#   stderr: ${err//$'\n'/$'\n'#           }"
+}
+skip() { n=$((n + 1)); skipped=$((skipped + 1)); echo "ok $n - $1 # SKIP $2"; }
+
+# run ARGS...: run pmufilterctl, keep exit status, stdout and stderr.
+run() {
+        last_cmd="pmufilterctl $*"
+        rc=0
+        "$ctl" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+        out=$(cat "$tmp/out")
+        err=$(cat "$tmp/err")
+}
+
+# check NAME CONDITION MESSAGE: CONDITION is evaluated by bash; what it
+# prints on stderr (a Python assertion) is shown only when it fails.
+check() {
+        if eval "$2" 2>"$tmp/check-err"; then
+                pass "$1"
+        else
+                fail "$1" "$3"
+                sed 's/^/#   check: /' "$tmp/check-err"
+        fi
+}
+
+stderr_lines() { [ -z "$err" ] && echo 0 || printf '%s\n' "$err" | wc -l; }
+
+# ---- usage: exit 2, one line on stderr -------------------------------------
+
+run --help
+check "--help exits 0" '[ $rc -eq 0 ]' "expected exit 0"
+for verb in status list show "profile list" "profile show" "profile set" \
+            "profile reset" reload reapply monitor check compile events; do
+        check "--help names '$verb'" 'grep -q "^  $verb\b" <<<"$out"' \
+                "verb '$verb' missing from --help"
+done
+for opt in --config --pmu --json --no-legend --host --bus-address --runtime --version; do
+        check "--help names $opt" 'grep -q -- "$opt" <<<"$out"' "option $opt missing from --help"
+done
+
+run --version
+check "--version prints the version" '[ $rc -eq 0 ] && grep -Eq "^pmufilterctl [0-9]+\.[0-9]+" <<<"$out"' \
+        "expected 'pmufilterctl X.Y.Z', exit 0"
+
+run frobnicate
+check "unknown verb: exit 2, one line" \
+        '[ $rc -eq 2 ] && [ "$err" = "pmufilterctl: unknown verb '"'"'frobnicate'"'"'. See --help." ]' \
+        "expected exit 2 and exactly: pmufilterctl: unknown verb 'frobnicate'. See --help."
+
+run --frobnicate check
+check "unknown option: exit 2, one line" '[ $rc -eq 2 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q -- "--frobnicate" <<<"$err"' \
+        "expected exit 2 and one line naming --frobnicate"
+
+run compile
+check "compile without PROFILE: exit 2" '[ $rc -eq 2 ] && grep -q "compile PROFILE" <<<"$err"' \
+        "expected exit 2 and the usage 'compile PROFILE'"
+
+run events a b
+check "events with two globs: exit 2" '[ $rc -eq 2 ] && [ "$(stderr_lines)" -eq 1 ]' "expected exit 2, one line"
+
+run check --runtime
+check "option not for the verb: exit 2" '[ $rc -eq 2 ] && grep -q -- "--runtime does not apply to .check." <<<"$err"' \
+        "expected exit 2: --runtime does not apply to 'check'"
+
+run profile frobnicate
+check "unknown profile sub-verb: exit 2" '[ $rc -eq 2 ] && grep -q "unknown verb .profile frobnicate." <<<"$err"' \
+        "expected exit 2 naming 'profile frobnicate'"
+
+run --pmu= events
+check "empty --pmu: exit 2" '[ $rc -eq 2 ]' "expected exit 2"
+
+# ---- online verbs: not in this build yet, exit 1 -----------------------------
+
+for verb in status list "show vm1" "profile list" "profile set p" reload reapply monitor; do
+        # shellcheck disable=SC2086
+        run $verb
+        check "'$verb' says it needs the D-Bus API" \
+                '[ $rc -eq 1 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q "D-Bus" <<<"$err"' \
+                "expected exit 1 and one line about the D-Bus API"
+done
+run
+check "no verb runs 'status'" '[ $rc -eq 1 ] && grep -q "'"'"'status'"'"'" <<<"$err"' "expected the status placeholder"
+
+# ---- check ----------------------------------------------------------------------
+
+cat >"$tmp/good.yaml" <<'EOF'
+version: 1
+settings:
+  default_profile: small
+profiles:
+  small:
+    tier: tenant
+    events: [ instructions, cycles ]
+  wide:
+    tier: trusted
+    events:
+      - { select: 0xb7, umask: any }
+rules:
+  - match: { uid: "0" }
+    profile: wide
+EOF
+
+cat >"$tmp/fragment.yaml" <<'EOF'
+profiles:
+  extra:
+    extends: small
+    events: [ branches ]
+rules:
+  - match: { uid: "1000" }
+    profile: extra
+EOF
+
+cat >"$tmp/unknown-key.yaml" <<'EOF'
+version: 1
+profiles:
+  a:
+    tier: tenant
+    colour: blue
+EOF
+
+cat >"$tmp/bad-event.yaml" <<'EOF'
+version: 1
+profiles:
+  a:
+    tier: tenant
+    events:
+      - instructions
+      - NO_SUCH_EVENT_XYZZY
+EOF
+
+cat >"$tmp/bad-rule.yaml" <<'EOF'
+version: 1
+profiles:
+  a:
+    tier: tenant
+    events: [ instructions ]
+rules:
+  - match: { uid: "0" }
+    profile: nope
+EOF
+
+run check "$tmp/good.yaml"
+check "check of a good file: exit 0, summary" \
+        '[ $rc -eq 0 ] && [ "$out" = "$tmp/good.yaml: 2 profiles, 1 rule: OK" ]' \
+        "expected exit 0 and '$tmp/good.yaml: 2 profiles, 1 rule: OK'"
+check "check of a good file: no diagnostics" '! grep -Eq "error|warning" <<<"$err"' "expected no error or warning"
+
+run check "$tmp/good.yaml" "$tmp/fragment.yaml"
+check "check with a fragment merges it" \
+        '[ $rc -eq 0 ] && [ "$out" = "$tmp/good.yaml: 3 profiles, 2 rules (2 files): OK" ]' \
+        "expected exit 0 and '3 profiles, 2 rules (2 files): OK'"
+
+run --config "$tmp/good.yaml" check
+check "check --config reads that file" '[ $rc -eq 0 ] && grep -q "2 profiles, 1 rule: OK" <<<"$out"' \
+        "expected exit 0 and the summary of good.yaml"
+
+run --config "$tmp/good.yaml" check "$tmp/good.yaml"
+check "check with --config and FILE: exit 2" '[ $rc -eq 2 ]' "expected exit 2"
+
+run check "$tmp/unknown-key.yaml"
+check "unknown key: exit 1, file:line:column" \
+        '[ $rc -eq 1 ] && grep -Eq "^$tmp/unknown-key.yaml:5:5: error: .*colour" <<<"$err"' \
+        "expected exit 1 and '$tmp/unknown-key.yaml:5:5: error: ...colour...'"
+check "unknown key: summary says FAILED" 'grep -q "FAILED" <<<"$out"' "expected FAILED on stdout"
+
+run check "$tmp/bad-event.yaml"
+check "unknown event name: exit 1, file:line:column" \
+        '[ $rc -eq 1 ] && grep -Eq "^$tmp/bad-event.yaml:7:9: error: .*NO_SUCH_EVENT_XYZZY" <<<"$err"' \
+        "expected exit 1 and '$tmp/bad-event.yaml:7:9: error: ...NO_SUCH_EVENT_XYZZY...'"
+
+run check "$tmp/bad-rule.yaml"
+check "rule naming an unknown profile: exit 1, file:line:column" \
+        '[ $rc -eq 1 ] && grep -Eq "^$tmp/bad-rule.yaml:8:[0-9]+: error: .*nope" <<<"$err"' \
+        "expected exit 1 and '$tmp/bad-rule.yaml:8:N: error: ...nope...'"
+
+run check "$tmp/does-not-exist.yaml"
+check "missing file: exit 1, names it" '[ $rc -eq 1 ] && grep -q "does-not-exist.yaml" <<<"$err"' \
+        "expected exit 1 and the file named on stderr"
+
+if [ -n "$srcdir" ] && [ -f "$srcdir/conf/pmufilterd.yaml" ]; then
+        run check "$srcdir/conf/pmufilterd.yaml"
+        check "check of the shipped conf/pmufilterd.yaml: exit 0, no warning" \
+                '[ $rc -eq 0 ] && ! grep -Eq ": (error|warning):" <<<"$err" && grep -q ": OK$" <<<"$out"' \
+                "expected exit 0, OK, and no warning"
+else
+        skip "check of the shipped conf/pmufilterd.yaml" "conf/pmufilterd.yaml not found (source root '${srcdir}')"
+fi
+
+# Kernel support: probed through /dev/kvm where it can be opened, assumed
+# (and said so) where not.  Both sides are tested where the machine allows.
+run check "$tmp/good.yaml"
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+        check "with /dev/kvm, check probes the kernel (no assumption note)" \
+                '! grep -q "/dev/kvm not available" <<<"$err"' "expected no assumption note"
+else
+        skip "with /dev/kvm, check probes the kernel" "/dev/kvm not accessible here"
+fi
+
+# Without /dev/kvm: hide it in a private mount namespace (needs root).
+if unshare -m true 2>/dev/null; then
+        nokvm() {
+                last_cmd="(no /dev/kvm) pmufilterctl $*"
+                rc=0
+                unshare -m bash -c 'mount -t tmpfs none /dev && exec "$@"' - "$ctl" "$@" \
+                        >"$tmp/out" 2>"$tmp/err" || rc=$?
+                out=$(cat "$tmp/out")
+                err=$(cat "$tmp/err")
+        }
+        nokvm check "$tmp/good.yaml"
+        check "without /dev/kvm, check passes and says what it assumed" \
+                '[ $rc -eq 0 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q "^note: /dev/kvm not available (.*): checked against assumed kernel support" <<<"$err"' \
+                "expected exit 0 and one note naming the assumption"
+        nokvm --config "$tmp/good.yaml" compile wide --json
+        check "without /dev/kvm, masked entries are assumed supported" \
+                '[ $rc -eq 0 ] && grep -q "\"flags\":1" <<<"$out"' "expected flags 1 (masked) in the JSON"
+else
+        skip "without /dev/kvm, check says what it assumed" "cannot hide /dev/kvm: unshare -m needs root"
+        skip "without /dev/kvm, masked entries are assumed supported" "cannot hide /dev/kvm: unshare -m needs root"
+fi
+
+# ---- compile ----------------------------------------------------------------------
+
+run --config "$tmp/good.yaml" compile small --json
+check "compile --json: exit 0, one line" '[ $rc -eq 0 ] && [ "$(printf "%s\n" "$out" | wc -l)" -eq 1 ]' \
+        "expected exit 0 and one line of JSON"
+check "compile --json parses as JSON" 'python3 -m json.tool <<<"$out" >/dev/null' "python3 -m json.tool rejected it"
+check "compile --json has exactly the agreed keys and types" \
+        'python3 -c "
+import json, re, sys
+d = json.loads(sys.argv[1])
+assert list(d) == [\"profile\", \"pmu\", \"action\", \"flags\", \"fixed_counter_bitmap\", \"events\"], list(d)
+assert d[\"profile\"] == \"small\" and d[\"pmu\"] == \"on\" and d[\"action\"] == \"allow\"
+assert type(d[\"flags\"]) is int and type(d[\"fixed_counter_bitmap\"]) is int
+assert len(d[\"events\"]) == 2 and all(re.fullmatch(\"0x[0-9a-f]+\", e) for e in d[\"events\"]), d[\"events\"]
+" "$out"' "keys, order or types differ from {profile, pmu, action, flags, fixed_counter_bitmap, events}"
+
+run --config "$tmp/good.yaml" compile wide --json
+check "compile --json of a masked denylist" \
+        'python3 -c "
+import json, sys
+d = json.loads(sys.argv[1])
+assert d[\"action\"] == \"deny\" and d[\"flags\"] == 1 and len(d[\"events\"]) == 1, d
+" "$out"' "expected action deny, flags 1 (masked), one entry"
+
+run --config "$tmp/good.yaml" compile small
+check "compile: human view has the header and one row per entry" \
+        '[ $rc -eq 0 ] && grep -q "^Action: *allow" <<<"$out" && grep -q "^Fixed counters:" <<<"$out" && [ "$(grep -Ec "^ *[0-9]+ +0x" <<<"$out")" -eq 2 ]' \
+        "expected Action/Fixed counters lines and two entry rows"
+
+run --config "$tmp/good.yaml" compile small --no-legend
+check "compile --no-legend: rows only" \
+        '[ $rc -eq 0 ] && ! grep -q "Action:" <<<"$out" && [ "$(printf "%s\n" "$out" | wc -l)" -eq 2 ]' \
+        "expected exactly the two entry rows"
+
+run --config "$tmp/good.yaml" compile nope
+check "compile of an unknown profile: exit 1, lists the known ones" \
+        '[ $rc -eq 1 ] && [ "$err" = "pmufilterctl: Unknown profile '"'"'nope'"'"'; known: small, wide" ]' \
+        "expected: pmufilterctl: Unknown profile 'nope'; known: small, wide"
+
+if "$ctl" --version | grep -q '^+libpfm4'; then
+        cat >"$tmp/pfm.yaml" <<'EOF'
+version: 1
+profiles:
+  p:
+    tier: tenant
+    events: [ "INST_RETIRED:ANY_P" ]
+EOF
+        run --pmu skx --config "$tmp/pfm.yaml" compile p --json
+        check "--pmu skx compiles a libpfm4 name" \
+                '[ $rc -eq 0 ] && python3 -c "
+import json, sys
+assert json.loads(sys.argv[1])[\"events\"] == [\"0xc0\"]
+" "$out"' "expected INST_RETIRED:ANY_P -> 0xc0 on skx"
+else
+        skip "--pmu skx compiles a libpfm4 name" "built without libpfm4"
+fi
+
+run --pmu no-such-pmu events
+check "unknown --pmu: exit 1, names it" '[ $rc -eq 1 ] && grep -q "no-such-pmu" <<<"$err"' \
+        "expected exit 1 naming no-such-pmu"
+
+# ---- events -----------------------------------------------------------------------
+
+run events
+check "events lists instructions" '[ $rc -eq 0 ] && grep -Eq "^instructions +0x[0-9a-f]+ +0x[0-9a-f]+ +0x[0-9a-f]+ +yes" <<<"$out"' \
+        "expected a row 'instructions 0x…'"
+check "events has a header" 'head -n1 <<<"$out" | grep -q "^NAME"' "expected NAME header"
+
+run events --no-legend 'instr*'
+check "events --no-legend GLOB: no header, only matches" \
+        '[ $rc -eq 0 ] && ! grep -q "^NAME" <<<"$out" && ! grep -viq "^instr" <<<"$out"' \
+        "expected rows starting 'instr' only"
+
+run events --json instructions
+check "events --json: typed objects" \
+        '[ $rc -eq 0 ] && python3 -c "
+import json, sys
+e = json.loads(sys.argv[1])[\"events\"]
+assert e[0][\"name\"] == \"instructions\" and e[0][\"generic\"] is True, e
+assert e[0][\"code\"].startswith(\"0x\")
+" "$out"' "expected {\"events\": [{\"name\": \"instructions\", \"generic\": true, \"code\": \"0x…\"}]}"
+
+run events 'no-such-event-*'
+check "events GLOB matching nothing: exit 1" '[ $rc -eq 1 ] && [ "$(stderr_lines)" -eq 1 ]' "expected exit 1, one line"
+
+echo "1..$n"
+echo "# $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
