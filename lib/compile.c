@@ -5,10 +5,10 @@
  *
  * The kernel (arch/x86/kvm/pmu.c) is forgiving in ways that change meaning
  * silently: in the plain form it drops every entry with bits outside the
- * event select and unit mask (on Intel that includes AMD's select bits
- * 35:32).  The compiler therefore refuses such input with a located error,
- * and produces only entries the kernel will keep, so that what
- * `pmufilterctl compile` shows is exactly what filters.
+ * event select and unit mask, and the select is bits 7:0 only unless the KVM
+ * module is kvm_amd (then 7:0 and 35:32).  The compiler therefore refuses
+ * such input with a located error and produces only entries the kernel will
+ * keep, so that what `pmufilterctl compile` shows is exactly what filters.
  */
 #include <inttypes.h>
 
