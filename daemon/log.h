@@ -21,6 +21,7 @@
 #define MID_LOCKDOWN    "4df81a43d77c41bd8e8f615bf91555aa"
 #define MID_REFUSED     "0b478910967b49bbabd90581a6bdc778"
 #define MID_GONE        "24eff00b553849aa9acec31a87cd8b48"
+#define MID_RUNTIME     "5c1e0b0e2f6d4c4f9a3e7d2b8f1a6c30"
 
 void log_open(void);
 void log_set_max_level(int level);

@@ -9,6 +9,8 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "bus.h"
+#include "changes.h"
 #include "log.h"
 #include "manager.h"
 #include "session.h"
@@ -16,6 +18,10 @@
 
 static const char *arg_config;
 static const char *arg_socket;
+static const char *arg_bus_address;
+static bool arg_no_bus;
+static const char *arg_state_dir = "/var/lib/pmufilterd";
+static const char *arg_runtime_dir = "/run/pmufilterd";
 
 static void help(void) {
         printf("pmufilterd [OPTIONS...]\n\n"
@@ -26,18 +32,27 @@ static void help(void) {
                "  -c --config=FILE     Read the policy from FILE only (default:\n"
                "                       " POLICY_DEFAULT_CONFIG " and " POLICY_DEFAULT_CONFIG_DIR "/*.yaml)\n"
                "     --socket=PATH     Listen for VMMs on PATH (default: settings.socket)\n"
+               "     --bus-address=ADDRESS\n"
+               "                       Serve D-Bus on ADDRESS instead of the system bus\n"
+               "     --no-bus          Do not serve D-Bus at all\n"
+               "     --state-dir=DIR   Persistent changes (default: /var/lib/pmufilterd)\n"
+               "     --runtime-dir=DIR Runtime changes (default: /run/pmufilterd)\n"
                "  -v --verbose         Log debug messages\n\n"
                "Signals: SIGHUP reloads the policy; SIGTERM and SIGINT stop the daemon.\n"
                "See pmufilterd(8).\n");
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOCKET };
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_BUS_ADDRESS, ARG_NO_BUS, ARG_STATE_DIR, ARG_RUNTIME_DIR };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "config", required_argument, NULL, 'c' },
                 { "socket", required_argument, NULL, ARG_SOCKET },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "no-bus", no_argument, NULL, ARG_NO_BUS },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
                 { "verbose", no_argument, NULL, 'v' },
                 {}
         };
@@ -56,6 +71,18 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_SOCKET:
                         arg_socket = optarg;
+                        break;
+                case ARG_BUS_ADDRESS:
+                        arg_bus_address = optarg;
+                        break;
+                case ARG_NO_BUS:
+                        arg_no_bus = true;
+                        break;
+                case ARG_STATE_DIR:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_RUNTIME_DIR:
+                        arg_runtime_dir = optarg;
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
@@ -99,9 +126,19 @@ static int run(void) {
         r = manager_new(e, arg_config, arg_socket, &m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up: %m");
+        if (free_and_strdup(&m->state_dir, arg_state_dir) < 0 ||
+            free_and_strdup(&m->runtime_dir, arg_runtime_dir) < 0 ||
+            free_and_strdup(&m->bus_address, arg_bus_address ? arg_bus_address : getenv("DBUS_SYSTEM_BUS_ADDRESS")) < 0)
+                return log_error_errno(ENOMEM, "Failed to set up: %m");
         r = manager_load_policy(m);
         if (r < 0)
                 return r;
+        changes_load(m);
+        if (!arg_no_bus) {
+                r = bus_start(m);
+                if (r < 0)
+                        return r;
+        }
         r = session_server_start(m);
         if (r < 0)
                 return r;

@@ -11,6 +11,8 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "bus.h"
+#include "changes.h"
 #include "log.h"
 #include "manager.h"
 #include "match.h"
@@ -102,6 +104,12 @@ struct manager *manager_free(struct manager *m) {
         }
         session_server_free(m->server);
         uevent_watcher_free(m->watcher);
+        bus_stop(m);
+        free(m->bus_address);
+        state_done(&m->persistent);
+        state_done(&m->runtime);
+        free(m->state_dir);
+        free(m->runtime_dir);
         registry_done(&m->registry);
         policy_set_free(m->set);
         free(m->config_path);
@@ -169,8 +177,9 @@ static struct compiled_filter *filter_dup(const struct compiled_filter *f) {
         return c;
 }
 
-/* What the policy says for this VM: profile index into set, or -ENOENT for
- * "no rule and no default".  *ret_source is "rule:<n>" or "default". */
+/* What the policy and the D-Bus changes say for this VM: profile index into
+ * set, or -ENOENT for "no rule and no default".  Order: a change made for
+ * this VM over D-Bus, the first rule that matches, the default profile. */
 static int decide_profile(struct manager *m, struct vm *vm, char *source, size_t size) {
         const struct policy *p = m->set->policy;
         struct match_input in = {
@@ -180,17 +189,25 @@ static int decide_profile(struct manager *m, struct vm *vm, char *source, size_t
                 .labels = vm->labels,
                 .facts = vm->have_facts ? &vm->facts : NULL,
         };
-        const char *name;
+        const char *name = NULL;
+        bool overridden;
         int r;
 
-        r = match_rules(p, &in);
-        if (r >= 0) {
+        if (vm->override && policy_find_profile(p, vm->override)) {
+                name = vm->override;
+                snprintf(source, size, vm->override_runtime ? "runtime" : "persistent");
+        } else if ((r = match_rules(p, &in)) >= 0) {
                 name = p->rules[r].profile;
                 snprintf(source, size, "rule:%d", r + 1);
-        } else if (p->settings.default_profile) {
-                name = p->settings.default_profile;
+        } else if ((name = changes_default_profile(m, &overridden))) {
+                if (!policy_find_profile(p, name) && overridden) {
+                        log_warning("Default profile '%s' set over D-Bus is not in the policy; using settings.default_profile",
+                                    name);
+                        name = p->settings.default_profile;
+                }
                 snprintf(source, size, "default");
-        } else
+        }
+        if (!name)
                 return -ENOENT;
         for (size_t i = 0; i < p->n_profiles; i++)
                 if (streq(p->profiles[i].name, name))
@@ -272,6 +289,7 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
                              strerror(pmu_error)) < 0)
                         msg = NULL;
                 (void) free_and_strdup(&vm->last_error, msg);
+                bus_vm_applied(m, vm, true, msg);
                 audit_record(LOG_INFO, MID_APPLIED, vm->id, vm->profile, vm->pid,
                              "VM %s%s%s%s: filter of profile '%s' applied (%s, %u entries)%s%s",
                              vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
@@ -282,6 +300,7 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
                 if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER failed: %s", strerror(error)) < 0)
                         msg = NULL;
                 (void) free_and_strdup(&vm->last_error, msg);
+                bus_vm_applied(m, vm, false, msg);
                 audit_record(LOG_ERR, MID_FAILED, vm->id, vm->profile, vm->pid,
                              "VM %s: filter of profile '%s' was NOT applied: %s", vm->id, vm->profile,
                              strna(msg));
@@ -319,6 +338,7 @@ void manager_vm_unmanaged(struct manager *m, struct vm *vm) {
                              "VM %s (%s, pid %d) is unmanaged: no ATTACH within %u ms; its guest PMU is not filtered",
                              vm->id, strna(vm->have_facts ? vm->facts.comm : NULL), (int) vm->pid,
                              s->attach_timeout_ms);
+        bus_vm_unmanaged(m, vm);
         manager_notify_status(m);
 }
 
@@ -366,6 +386,7 @@ int manager_vm_detected(struct manager *m, pid_t pid, int fd, struct vm **ret) {
         if (r < 0)
                 log_warning_errno(r, "VM %s: failed to arm the attach timeout: %m", vm->id);
         log_debug("VM %s detected (pid %d, %s)", vm->id, (int) pid, strna(vm->facts.comm));
+        bus_vm_new(m, vm);
         manager_notify_status(m);
         if (ret)
                 *ret = vm;
@@ -378,6 +399,7 @@ void manager_vm_gone(struct manager *m, struct vm *vm, const char *why) {
         vm->timer = NULL;
         if (vm->session)
                 session_free(vm->session);
+        bus_vm_removed(m, vm);
         registry_remove(&m->registry, vm);
         manager_notify_status(m);
 }
@@ -415,6 +437,7 @@ int manager_reload(struct manager *m) {
                 audit_record(LOG_ERR, MID_RELOAD, NULL, NULL, 0,
                              "Reload failed, keeping the %s: %s",
                              m->lockdown ? "lockdown" : "current policy", strna(error));
+                bus_reloaded(m, false, error);
                 (void) sd_notify(false, "READY=1");
                 manager_notify_status(m);
                 return r == -ENOMEM ? r : -EINVAL;
@@ -428,6 +451,7 @@ int manager_reload(struct manager *m) {
         audit_record(LOG_INFO, MID_RELOAD, NULL, NULL, 0, "Reloaded the policy: %zu profiles, %zu rules",
                      s->policy->n_profiles, s->policy->n_rules);
         manager_repush_changed(m);
+        bus_reloaded(m, true, NULL);
         (void) sd_notify(false, "READY=1");
         manager_notify_status(m);
         return 0;

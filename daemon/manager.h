@@ -13,6 +13,7 @@
 #include "pmu.h"
 #include "policy.h"
 #include "registry.h"
+#include "state.h"
 
 /* A policy with every profile compiled for this host: swapped in whole. */
 struct policy_set {
@@ -22,6 +23,7 @@ struct policy_set {
 
 struct session_server;
 struct uevent_watcher;
+typedef struct sd_bus sd_bus;
 
 struct manager {
         sd_event *event;
@@ -41,6 +43,15 @@ struct manager {
 
         uint64_t next_serial;
         unsigned n_sessions;
+
+        sd_bus *bus;                    /* NULL when run without a bus */
+        char *bus_address;              /* --bus-address, else the system bus */
+
+        /* Changes made over D-Bus (state.c): runtime ones beat persistent
+         * ones, both beat the policy's rules and default profile. */
+        struct state persistent, runtime;
+        char *state_dir;                /* persistent changes: /var/lib/pmufilterd */
+        char *runtime_dir;              /* runtime changes: /run/pmufilterd */
 };
 
 int manager_new(sd_event *e, const char *config_path, const char *socket_path, struct manager **ret);

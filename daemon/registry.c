@@ -46,6 +46,8 @@ static void vm_free(struct vm *vm) {
         free(vm->profile_source);
         compiled_filter_free(vm->filter);
         free(vm->last_error);
+        free(vm->override);
+        free(vm->waiters);
         free(vm);
 }
 

@@ -57,6 +57,13 @@ struct vm {
 
         uint64_t serial_pending;        /* SERIAL of the APPLY in flight, 0 none */
 
+        /* set over D-Bus: beats the rules (ProfileSource runtime|persistent) */
+        char *override;
+        bool override_runtime;
+        /* D-Bus calls waiting for this VM's next APPLIED */
+        struct pending_call **waiters;
+        size_t n_waiters;
+
         struct manager *manager;
         void *timer;                    /* sd_event_source: the attach timeout */
         struct vm *hash_next;

@@ -18,6 +18,8 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "bus.h"
+#include "changes.h"
 #include "compile.h"
 #include "log.h"
 #include "manager.h"
@@ -106,6 +108,9 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
                 vm->state = VM_FAILED;
                 vm->last_errno = error;
                 (void) free_and_strdup(&vm->last_error, reason);
+                session_free(s);
+                bus_vm_applied(vm->manager, vm, false, reason);
+                return;
         }
         session_free(s);
 }
@@ -241,6 +246,14 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         }
         vm->vcpus = a.vcpus;
         proto_attach_done(&a);
+        {
+                bool runtime = false;
+                const char *o = changes_vm_override(m, vm, &runtime);
+
+                if (free_and_strdup(&vm->override, o) < 0)
+                        return session_refuse(s, ENOMEM, "out of memory");
+                vm->override_runtime = runtime;
+        }
 
         sd_event_source_disable_unref(vm->timer);
         vm->timer = NULL;
@@ -272,6 +285,7 @@ static void session_closed(struct session *s) {
         vm->state = VM_DETACHED;
         vm->serial_pending = 0;
         log_info("VM %s: session closed; the last filter stays in the kernel", vm->id);
+        bus_vm_applied(m, vm, false, "the VMM closed its session");
         manager_notify_status(m);
 }
 

@@ -47,6 +47,9 @@ int manager_rescan(struct manager *m) {
         }
 
         for (size_t i = 0; i < n; i++) {
+                /* Our own: the KVM probe's scratch VM, an ATTACH fd not closed yet. */
+                if (refs[i].pid == getpid())
+                        continue;
                 if (registry_get(&m->registry, refs[i].pid, refs[i].fd))
                         continue;
                 if (known_as_other_fd(m, refs[i].pid, refs[i].fd))
@@ -59,19 +62,90 @@ int manager_rescan(struct manager *m) {
         return 0;
 }
 
+/* Register every VM fd of pid we do not know yet (dups of known ones aside). */
+static void scan_pid(struct manager *m, pid_t pid) {
+        _cleanup_free_ struct vm_fd_ref *refs = NULL;
+        size_t n = 0;
+
+        if (procscan_pid(pid, &refs, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (!registry_get(&m->registry, pid, refs[i].fd) && !known_as_other_fd(m, pid, refs[i].fd))
+                        (void) manager_vm_detected(m, pid, refs[i].fd, NULL);
+}
+
+/* Drop the VMs of pid whose fd no longer is a VM (their destroy uevent named no fd). */
+static void prune_pid(struct manager *m, pid_t pid) {
+        for (struct vm *vm = m->registry.head, *next; vm; vm = next) {
+                next = vm->list_next;
+                if (vm->pid == pid && !proc_fd_is_kvm_vm(pid, vm->fd))
+                        manager_vm_gone(m, vm, "destroyed (last reference closed)");
+        }
+}
+
+struct deferred_scan {
+        struct manager *manager;
+        pid_t pid;
+        sd_event_source *source;
+};
+
+static int on_deferred_scan(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct deferred_scan *d = userdata;
+
+        scan_pid(d->manager, d->pid);
+        sd_event_source_unref(d->source);
+        free(d);
+        return 0;
+}
+
+static void defer_scan_pid(struct manager *m, pid_t pid) {
+        struct deferred_scan *d = calloc(1, sizeof(*d));
+
+        if (!d)
+                return;
+        d->manager = m;
+        d->pid = pid;
+        if (sd_event_add_time_relative(m->event, &d->source, CLOCK_MONOTONIC, 50 * 1000, 0,
+                                       on_deferred_scan, d) < 0)
+                free(d);
+}
+
 static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
         struct manager *m = userdata;
         struct vm *vm;
 
+        if (ev->pid == getpid())
+                return;
         switch (ev->type) {
         case KVM_UEVENT_CREATE:
+                if (ev->fd < 0) {
+                        /* No STATS_PATH: the fd number is unknown, and not installed yet
+                         * either (the uevent comes first).  Look now, and once more a
+                         * little later. */
+                        scan_pid(m, ev->pid);
+                        defer_scan_pid(m, ev->pid);
+                        break;
+                }
                 if (manager_vm_detected(m, ev->pid, ev->fd, NULL) == -ESRCH)
                         log_debug("VM %d-%d: its process exited before we saw it", (int) ev->pid, ev->fd);
                 break;
         case KVM_UEVENT_DESTROY:
+                if (ev->fd < 0) {
+                        prune_pid(m, ev->pid);
+                        break;
+                }
                 vm = registry_get(&m->registry, ev->pid, ev->fd);
-                if (vm)
+                if (vm) {
                         manager_vm_gone(m, vm, "destroyed (last reference closed)");
+                        break;
+                }
+                /* Created by a thread before we listened: the event names the
+                 * thread, the registry the process.  Check who lost that fd. */
+                for (struct vm *i = m->registry.head, *next; i; i = next) {
+                        next = i->list_next;
+                        if (i->fd == ev->fd && !proc_fd_is_kvm_vm(i->pid, i->fd))
+                                manager_vm_gone(m, i, "destroyed (last reference closed)");
+                }
                 break;
         }
 }

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bus-manager.c — org.pmufilterd1.Manager at /org/pmufilterd1. */
+#include "bus.h"
+#include "changes.h"
+
+static struct vm *lookup_vm(struct manager *m, const char *id_or_name, sd_bus_error *error) {
+        struct vm *vm = registry_lookup(&m->registry, id_or_name);
+
+        if (!vm)
+                sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_VM,
+                                  "No VM '%s' (give an id such as 1234-12, a NAME or a UUID; see ListVMs)", id_or_name);
+        return vm;
+}
+
+static int method_list_vms(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssssuo)");
+        REGISTRY_FOREACH(vm, &m->registry) {
+                _cleanup_free_ char *path = bus_vm_path(vm);
+
+                if (r < 0)
+                        break;
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "(ssssuo)", vm->id, strempty(vm->name), strempty(vm->profile),
+                                          vm_state_to_string(vm->state), (uint32_t) vm->pid, path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_vm(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_free_ char *path = NULL;
+        const char *id;
+        struct vm *vm;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &id);
+        if (r < 0)
+                return r;
+        vm = lookup_vm(m, id, error);
+        if (!vm)
+                return -ENOENT;
+        path = bus_vm_path(vm);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_list_profiles(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssuo)");
+        for (size_t i = 0; r >= 0 && m->set && i < m->set->policy->n_profiles; i++) {
+                const struct profile *p = &m->set->policy->profiles[i];
+                _cleanup_free_ char *path = bus_profile_path(p->name);
+
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "(sssuo)", p->name,
+                                          tier_to_string(profile_effective_tier(m->set->policy, p)),
+                                          m->set->filters[i]->action ? "deny" : "allow",
+                                          m->set->filters[i]->nevents, path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_free_ char *path = NULL;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!m->set || !policy_find_profile(m->set->policy, name))
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROFILE, "No profile '%s' in the policy (see ListProfiles)", name);
+        path = bus_profile_path(name);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_set_vm_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const char *id, *profile;
+        struct vm *vm;
+        int runtime, r;
+
+        r = sd_bus_message_read(msg, "ssb", &id, &profile, &runtime);
+        if (r < 0)
+                return r;
+        if (isempty(profile))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "No profile given (use ResetVMProfile to go back to the rules)");
+        vm = lookup_vm(m, id, error);
+        if (!vm)
+                return -ENOENT;
+        return change_vm_profile(m, msg, vm, profile, runtime, error);
+}
+
+static int method_reset_vm_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const char *id;
+        struct vm *vm;
+        int runtime, r;
+
+        r = sd_bus_message_read(msg, "sb", &id, &runtime);
+        if (r < 0)
+                return r;
+        vm = lookup_vm(m, id, error);
+        if (!vm)
+                return -ENOENT;
+        return change_vm_profile(m, msg, vm, "", runtime, error);
+}
+
+static int method_set_default_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *profile;
+        int runtime, r;
+
+        r = sd_bus_message_read(msg, "sb", &profile, &runtime);
+        if (r < 0)
+                return r;
+        return change_default_profile(userdata, msg, profile, runtime, error);
+}
+
+static int method_reapply(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_strv_free_ char **ids = NULL;
+        _cleanup_free_ struct vm **vms = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_read_strv(msg, &ids);
+        if (r < 0)
+                return r;
+        vms = calloc(strv_length(ids) + m->registry.n_vms + 1, sizeof(*vms));
+        if (!vms)
+                return -ENOMEM;
+        if (strv_length(ids) == 0) {
+                REGISTRY_FOREACH(vm, &m->registry)
+                        if (vm->session)
+                                vms[n++] = vm;
+        } else
+                for (char **i = ids; *i; i++) {
+                        vms[n] = lookup_vm(m, *i, error);
+                        if (!vms[n++])
+                                return -ENOENT;
+                }
+        return change_reapply(m, msg, vms, n, error);
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        int r;
+
+        r = bus_check_manage(msg, error);
+        if (r < 0)
+                return r;
+        r = manager_reload(m);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "The policy was not reloaded, the old one stays: %s",
+                                         strna(m->last_error));
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int prop_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+
+        if (streq(property, "Version"))
+                return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+        if (streq(property, "DefaultProfile"))
+                return sd_bus_message_append(reply, "s", strempty(changes_default_profile(m, NULL)));
+        if (streq(property, "ConfigFiles"))
+                return sd_bus_message_append_strv(reply, m->set ? m->set->policy->files : NULL);
+        if (streq(property, "NVMs"))
+                return sd_bus_message_append(reply, "u", (uint32_t) m->registry.n_vms);
+        if (streq(property, "Lockdown"))
+                return sd_bus_message_append(reply, "b", m->lockdown);
+        if (streq(property, "LastError"))
+                return sd_bus_message_append(reply, "s", strempty(m->last_error));
+        if (streq(property, "HostPMU"))
+                return sd_bus_message_append(reply, "s", m->pmu.name);
+        if (streq(property, "FilterSupported"))
+                return sd_bus_message_append(reply, "b", m->kvm.filter);
+        if (streq(property, "MaskedEventsSupported"))
+                return sd_bus_message_append(reply, "b", m->kvm.masked);
+        if (streq(property, "HostPMUEnabled"))
+                return sd_bus_message_append(reply, "b", m->kvm.enable_pmu);
+        return -EINVAL;
+}
+
+const sd_bus_vtable bus_manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DefaultProfile", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ConfigFiles", "as", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("NVMs", "u", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Lockdown", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastError", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HostPMU", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("FilterSupported", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("MaskedEventsSupported", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HostPMUEnabled", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssuo)", vms),
+                                method_list_vms, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetVM", SD_BUS_ARGS("s", id_or_name), SD_BUS_RESULT("o", path),
+                                method_get_vm, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListProfiles", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssuo)", profiles),
+                                method_list_profiles, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetProfile", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", path),
+                                method_get_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetVMProfile", SD_BUS_ARGS("s", vm, "s", profile, "b", runtime), SD_BUS_NO_RESULT,
+                                method_set_vm_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResetVMProfile", SD_BUS_ARGS("s", vm, "b", runtime), SD_BUS_NO_RESULT,
+                                method_reset_vm_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetDefaultProfile", SD_BUS_ARGS("s", profile, "b", runtime), SD_BUS_NO_RESULT,
+                                method_set_default_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reapply", SD_BUS_ARGS("as", vms), SD_BUS_NO_RESULT,
+                                method_reapply, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("VMNew", SD_BUS_ARGS("s", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("VMRemoved", SD_BUS_ARGS("s", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("VMUnmanaged", SD_BUS_ARGS("s", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("FilterApplied", SD_BUS_ARGS("s", vm, "s", profile, "b", ok, "s", error), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Reloaded", SD_BUS_ARGS("b", ok, "s", error), 0),
+        SD_BUS_VTABLE_END
+};

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus-profile.c — org.pmufilterd1.Profile objects at
+ * /org/pmufilterd1/profile/<escaped name>: each profile of the policy in
+ * force, with its compiled filter.  The object's userdata is the manager;
+ * the profile is named by the path (profiles come and go with reloads).
+ */
+#include "bus.h"
+
+static int profile_of_path(struct manager *m, const char *path, size_t *ret_index) {
+        _cleanup_free_ char *name = NULL;
+
+        if (!m->set || sd_bus_path_decode(path, BUS_PROFILE_PREFIX, &name) <= 0)
+                return 0;
+        for (size_t i = 0; i < m->set->policy->n_profiles; i++)
+                if (streq(m->set->policy->profiles[i].name, name)) {
+                        *ret_index = i;
+                        return 1;
+                }
+        return 0;
+}
+
+int bus_profile_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                     void **ret_found, sd_bus_error *error) {
+        size_t i;
+
+        if (profile_of_path(userdata, path, &i) <= 0)
+                return 0;
+        *ret_found = userdata;
+        return 1;
+}
+
+int bus_profile_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes,
+                          sd_bus_error *error) {
+        struct manager *m = userdata;
+        _cleanup_strv_free_ char **l = NULL;
+
+        for (size_t i = 0; m->set && i < m->set->policy->n_profiles; i++) {
+                char *p = bus_profile_path(m->set->policy->profiles[i].name);
+
+                if (!p || strv_push(&l, p) < 0) {
+                        free(p);
+                        return -ENOMEM;
+                }
+        }
+        *ret_nodes = TAKE_PTR(l);
+        return 0;
+}
+
+static int prop_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const struct profile *p;
+        const struct compiled_filter *f;
+        size_t i;
+        int r;
+
+        if (profile_of_path(m, path, &i) <= 0)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROFILE, "The profile is gone");
+        p = &m->set->policy->profiles[i];
+        f = m->set->filters[i];
+
+        if (streq(property, "Name"))
+                return sd_bus_message_append(reply, "s", p->name);
+        if (streq(property, "Tier"))
+                return sd_bus_message_append(reply, "s", tier_to_string(profile_effective_tier(m->set->policy, p)));
+        if (streq(property, "Action"))
+                return sd_bus_message_append(reply, "s", f->action ? "deny" : "allow");
+        if (streq(property, "Entries"))
+                return sd_bus_message_append_array(reply, 't', f->events, f->nevents * sizeof(uint64_t));
+        if (streq(property, "EntryNames"))
+                return sd_bus_message_append_strv(reply, f->entry_names);
+        if (streq(property, "FixedCounterBitmap"))
+                return sd_bus_message_append(reply, "u", f->fixed_counter_bitmap);
+        if (streq(property, "Source"))
+                return sd_bus_message_append(reply, "s", strempty(p->source_file));
+        if (streq(property, "VMs")) {
+                r = sd_bus_message_open_container(reply, 'a', "o");
+                if (r < 0)
+                        return r;
+                REGISTRY_FOREACH(vm, &m->registry) {
+                        _cleanup_free_ char *vp = NULL;
+
+                        if (!streq_ptr(vm->profile, p->name))
+                                continue;
+                        vp = bus_vm_path(vm);
+                        if (!vp)
+                                return -ENOMEM;
+                        r = sd_bus_message_append(reply, "o", vp);
+                        if (r < 0)
+                                return r;
+                }
+                return sd_bus_message_close_container(reply);
+        }
+        return -EINVAL;
+}
+
+const sd_bus_vtable bus_profile_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("Tier", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("Action", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("Entries", "at", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("EntryNames", "as", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("FixedCounterBitmap", "u", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("Source", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("VMs", "ao", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_VTABLE_END
+};

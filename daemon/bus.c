@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus.c — connecting to the bus, authorisation, signals, and pending calls
+ * (replies that wait for the VMMs' APPLIED).  The vtables live in
+ * bus-manager.c, bus-vm.c and bus-profile.c.
+ */
+#include <inttypes.h>
+
+#include "bus.h"
+#include "log.h"
+
+struct pending_call {
+        sd_bus_message *msg;
+        unsigned outstanding;
+        unsigned n_failed;
+        char *first_error;
+        bool armed;
+        bool replied;
+};
+
+static void pending_call_reply(struct pending_call *c) {
+        if (c->replied || !c->armed || c->outstanding > 0)
+                return;
+        c->replied = true;
+        if (c->n_failed > 0)
+                (void) sd_bus_reply_method_errorf(c->msg, BUS_ERROR_APPLY_FAILED, "%s%s",
+                                                  c->first_error ? c->first_error : "filter not applied",
+                                                  c->n_failed > 1 ? " (and more VMs failed)" : "");
+        else
+                (void) sd_bus_reply_method_return(c->msg, NULL);
+        sd_bus_message_unref(c->msg);
+        free(c->first_error);
+        free(c);
+}
+
+struct pending_call *pending_call_new(sd_bus_message *msg) {
+        struct pending_call *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        c->msg = sd_bus_message_ref(msg);
+        return c;
+}
+
+int pending_call_wait(struct pending_call *c, struct vm *vm) {
+        struct pending_call **w = reallocarray(vm->waiters, vm->n_waiters + 1, sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        vm->waiters = w;
+        w[vm->n_waiters++] = c;
+        c->outstanding++;
+        return 0;
+}
+
+void pending_call_arm(struct pending_call *c) {
+        c->armed = true;
+        pending_call_reply(c);
+}
+
+static void complete_waiters(struct vm *vm, bool ok, const char *error) {
+        size_t n = vm->n_waiters;
+        struct pending_call **w = vm->waiters;
+
+        vm->waiters = NULL;
+        vm->n_waiters = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct pending_call *c = w[i];
+
+                if (!ok) {
+                        c->n_failed++;
+                        if (!c->first_error && asprintf(&c->first_error, "VM %s: %s", vm->id,
+                                                        error ? error : "filter not applied") < 0)
+                                c->first_error = NULL;
+                }
+                c->outstanding--;
+                pending_call_reply(c);
+        }
+        free(w);
+}
+
+int bus_check_manage(sd_bus_message *msg, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot tell who is calling: %s", strerror(-r));
+        if (uid != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Changing the PMU policy needs root (caller has uid %u)", (unsigned) uid);
+        return 1;
+}
+
+char *bus_vm_path(const struct vm *vm) {
+        char *p = NULL;
+
+        return sd_bus_path_encode(BUS_VM_PREFIX, vm->id, &p) < 0 ? NULL : p;
+}
+
+char *bus_profile_path(const char *name) {
+        char *p = NULL;
+
+        return sd_bus_path_encode(BUS_PROFILE_PREFIX, name, &p) < 0 ? NULL : p;
+}
+
+static void emit_vm_signal(struct manager *m, const char *member, struct vm *vm) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!m->bus)
+                return;
+        path = bus_vm_path(vm);
+        if (path)
+                (void) sd_bus_emit_signal(m->bus, BUS_PATH, "org.pmufilterd1.Manager", member, "so", vm->id, path);
+}
+
+void bus_vm_new(struct manager *m, struct vm *vm) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!m->bus)
+                return;
+        emit_vm_signal(m, "VMNew", vm);
+        path = bus_vm_path(vm);
+        if (path)
+                (void) sd_bus_emit_object_added(m->bus, path);
+        bus_manager_changed(m);
+}
+
+void bus_vm_removed(struct manager *m, struct vm *vm) {
+        _cleanup_free_ char *path = NULL;
+
+        complete_waiters(vm, false, "the VM is gone");
+        if (!m->bus)
+                return;
+        emit_vm_signal(m, "VMRemoved", vm);
+        path = bus_vm_path(vm);
+        if (path)
+                (void) sd_bus_emit_object_removed(m->bus, path);
+        bus_manager_changed(m);
+}
+
+void bus_vm_unmanaged(struct manager *m, struct vm *vm) {
+        emit_vm_signal(m, "VMUnmanaged", vm);
+        bus_vm_changed(m, vm);
+}
+
+void bus_vm_changed(struct manager *m, struct vm *vm) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!m->bus)
+                return;
+        path = bus_vm_path(vm);
+        if (path)
+                (void) sd_bus_emit_properties_changed(m->bus, path, "org.pmufilterd1.VM",
+                                                      "State", "Profile", "ProfileSource", "Action",
+                                                      "Events", "FixedCounterBitmap", "AppliedUSec",
+                                                      "LastError", "Name", "UUID", "Labels", "Client", NULL);
+}
+
+void bus_vm_applied(struct manager *m, struct vm *vm, bool ok, const char *error) {
+        complete_waiters(vm, ok, error);
+        if (!m->bus)
+                return;
+        (void) sd_bus_emit_signal(m->bus, BUS_PATH, "org.pmufilterd1.Manager", "FilterApplied", "ssbs",
+                                  vm->id, strempty(vm->profile), ok, strempty(error));
+        bus_vm_changed(m, vm);
+}
+
+void bus_reloaded(struct manager *m, bool ok, const char *error) {
+        if (!m->bus)
+                return;
+        (void) sd_bus_emit_signal(m->bus, BUS_PATH, "org.pmufilterd1.Manager", "Reloaded", "bs", ok, strempty(error));
+        bus_manager_changed(m);
+}
+
+void bus_manager_changed(struct manager *m) {
+        if (!m->bus)
+                return;
+        (void) sd_bus_emit_properties_changed(m->bus, BUS_PATH, "org.pmufilterd1.Manager",
+                                              "NVMs", "Lockdown", "LastError", "DefaultProfile",
+                                              "ConfigFiles", NULL);
+}
+
+int bus_start(struct manager *m) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (m->bus_address) {
+                r = sd_bus_new(&bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(bus, m->bus_address);
+                if (r >= 0)
+                        r = sd_bus_set_bus_client(bus, true);
+                if (r >= 0)
+                        r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_EUID);
+                if (r >= 0)
+                        r = sd_bus_start(bus);
+        } else
+                r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the bus %s: %m", m->bus_address ? m->bus_address : "(system)");
+
+        /* Objects first, then the name, then the loop. */
+        r = sd_bus_add_object_vtable(bus, NULL, BUS_PATH, "org.pmufilterd1.Manager", bus_manager_vtable, m);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(bus, NULL, BUS_VM_PREFIX, "org.pmufilterd1.VM", bus_vm_vtable,
+                                               bus_vm_find, m);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(bus, NULL, BUS_VM_PREFIX, bus_vm_enumerate, m);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(bus, NULL, BUS_PROFILE_PREFIX, "org.pmufilterd1.Profile",
+                                               bus_profile_vtable, bus_profile_find, m);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(bus, NULL, BUS_PROFILE_PREFIX, bus_profile_enumerate, m);
+        if (r >= 0)
+                r = sd_bus_add_object_manager(bus, NULL, BUS_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the D-Bus objects: %m");
+
+        r = sd_bus_request_name(bus, BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to take the bus name " BUS_NAME ": %m");
+        r = sd_bus_attach_event(bus, m->event, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        m->bus = TAKE_PTR(bus);
+        return 0;
+}
+
+void bus_stop(struct manager *m) {
+        m->bus = sd_bus_flush_close_unref(m->bus);
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * changes.h — the changes orchestration makes over D-Bus: a VM's profile,
+ * the default profile, re-applying.  Each is authorised first, recorded
+ * (persistently unless runtime), pushed to the affected VMMs, and answered
+ * only when they have applied it: the reply says what the kernel said.
+ */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "manager.h"
+
+/* profile "" resets the VM to rule matching. */
+int change_vm_profile(struct manager *m, sd_bus_message *msg, struct vm *vm, const char *profile,
+                      bool runtime, sd_bus_error *error);
+int change_default_profile(struct manager *m, sd_bus_message *msg, const char *profile, bool runtime,
+                           sd_bus_error *error);
+int change_reapply(struct manager *m, sd_bus_message *msg, struct vm **vms, size_t n, sd_bus_error *error);
+
+/* Load both state files after the policy; a corrupt file is reported and set aside. */
+void changes_load(struct manager *m);
+/* The override recorded for vm (by UUID, then name), runtime before persistent. */
+const char *changes_vm_override(const struct manager *m, const struct vm *vm, bool *ret_runtime);
+/* The default profile in force: D-Bus override, else settings.default_profile. */
+const char *changes_default_profile(const struct manager *m, bool *ret_overridden);

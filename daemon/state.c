@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * state.c — the persisted runtime state.  The file is small YAML written
+ * by us alone:
+ *
+ *   version: 1
+ *   default_profile: tenant-a
+ *   vms:
+ *     "uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427": trusted
+ *     "name:vm-7": tenant-a
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#include "state.h"
+
+void state_done(struct state *s) {
+        free(s->default_profile);
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->v[i].key);
+                free(s->v[i].profile);
+        }
+        free(s->v);
+        *s = (struct state) {};
+}
+
+const char *state_get(const struct state *s, const char *key) {
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->v[i].key, key))
+                        return s->v[i].profile;
+        return NULL;
+}
+
+int state_set(struct state *s, const char *key, const char *profile) {
+        struct state_entry *e;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->v[i].key, key)) {
+                        if (profile)
+                                return free_and_strdup(&s->v[i].profile, profile);
+                        free(s->v[i].key);
+                        free(s->v[i].profile);
+                        s->v[i] = s->v[--s->n];
+                        return 0;
+                }
+        if (!profile)
+                return 0;
+        e = reallocarray(s->v, s->n + 1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        s->v = e;
+        e = &s->v[s->n];
+        *e = (struct state_entry) { .key = strdup(key), .profile = strdup(profile) };
+        if (!e->key || !e->profile) {
+                free(e->key);
+                free(e->profile);
+                return -ENOMEM;
+        }
+        s->n++;
+        return 0;
+}
+
+static int fail(char **ret_error, const yaml_mark_t *mark, const char *what) {
+        if (asprintf(ret_error, "line %zu column %zu: %s", mark->line + 1, mark->column + 1, what) < 0)
+                *ret_error = NULL;
+        return -EINVAL;
+}
+
+/* Walk the event stream: a mapping of scalars, where `vms` maps scalars to scalars. */
+int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error) {
+        struct state s = {};
+        yaml_parser_t parser;
+        yaml_event_t ev;
+        int depth = 0, r = 0;
+        bool in_vms = false;
+        char *key = NULL;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+        for (bool done = false; !done && r == 0;) {
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        r = fail(ret_error, &parser.problem_mark, parser.problem ? parser.problem : "syntax error");
+                        break;
+                }
+                switch (ev.type) {
+                case YAML_STREAM_END_EVENT:
+                        done = true;
+                        break;
+                case YAML_MAPPING_START_EVENT:
+                        depth++;
+                        if (depth == 2 && !(key && streq(key, "vms")))
+                                r = fail(ret_error, &ev.start_mark, "only 'vms' holds a mapping");
+                        if (depth > 2)
+                                r = fail(ret_error, &ev.start_mark, "too deeply nested");
+                        in_vms = depth == 2;
+                        free(key);
+                        key = NULL;
+                        break;
+                case YAML_MAPPING_END_EVENT:
+                        depth--;
+                        in_vms = false;
+                        break;
+                case YAML_SEQUENCE_START_EVENT:
+                case YAML_ALIAS_EVENT:
+                        r = fail(ret_error, &ev.start_mark, "unexpected sequence or alias");
+                        break;
+                case YAML_SCALAR_EVENT: {
+                        const char *v = (const char *) ev.data.scalar.value;
+
+                        if (depth == 0) {
+                                r = fail(ret_error, &ev.start_mark, "expected a mapping");
+                                break;
+                        }
+                        if (!key) {
+                                key = strdup(v);
+                                if (!key)
+                                        r = -ENOMEM;
+                                break;
+                        }
+                        if (in_vms) {
+                                if (!startswith(key, "uuid:") && !startswith(key, "name:"))
+                                        r = fail(ret_error, &ev.start_mark, "VM keys are 'uuid:...' or 'name:...'");
+                                else
+                                        r = state_set(&s, key, v);
+                        } else if (streq(key, "version")) {
+                                if (!streq(v, "1"))
+                                        r = fail(ret_error, &ev.start_mark, "unknown version");
+                        } else if (streq(key, "default_profile"))
+                                r = free_and_strdup(&s.default_profile, v);
+                        else
+                                r = fail(ret_error, &ev.start_mark, "unknown key");
+                        free(key);
+                        key = NULL;
+                        break;
+                }
+                default:
+                        break;
+                }
+                yaml_event_delete(&ev);
+        }
+        yaml_parser_delete(&parser);
+        free(key);
+        if (r < 0) {
+                state_done(&s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+int state_load(const char *path, struct state *ret, char **ret_error) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT) {
+                        *ret = (struct state) {};
+                        return 0;
+                }
+                r = -errno;
+                if (asprintf(ret_error, "%s", strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        buf = malloc(1024 * 1024);
+        if (!buf)
+                return -ENOMEM;
+        size = fread(buf, 1, 1024 * 1024, f);
+        if (ferror(f) || !feof(f)) {
+                if (asprintf(ret_error, "unreadable or larger than 1 MiB") < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
+        return state_parse(buf, size, ret, ret_error);
+}
+
+static void put_scalar(FILE *f, const char *s) {
+        fputc('"', f);
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        fputc('\\', f);
+                fputc(*s, f);
+        }
+        fputc('"', f);
+}
+
+static int mkdir_parents(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++)
+                if (*s == '/') {
+                        *s = 0;
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *s = '/';
+                }
+        return 0;
+}
+
+int state_save(const char *path, const struct state *s) {
+        _cleanup_free_ char *tmp = NULL, *dir = NULL;
+        _cleanup_close_ int dfd = -1;
+        FILE *f;
+        int fd, r;
+
+        r = mkdir_parents(path);
+        if (r < 0)
+                return r;
+        if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        f = fdopen(fd, "w");
+        if (!f) {
+                r = -errno;
+                close(fd);
+                unlink(tmp);
+                return r;
+        }
+        fprintf(f, "# Written by pmufilterd: changes made over D-Bus. Do not edit while it runs.\nversion: 1\n");
+        if (s->default_profile) {
+                fputs("default_profile: ", f);
+                put_scalar(f, s->default_profile);
+                fputc('\n', f);
+        }
+        if (s->n > 0) {
+                fputs("vms:\n", f);
+                for (size_t i = 0; i < s->n; i++) {
+                        fputs("  ", f);
+                        put_scalar(f, s->v[i].key);
+                        fputs(": ", f);
+                        put_scalar(f, s->v[i].profile);
+                        fputc('\n', f);
+                }
+        }
+        r = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
+        if (fclose(f) != 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        *strrchr(dir, '/') = 0;
+        dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+        return 0;
+}

@@ -1,0 +1,271 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Harness for the integration tests: runs the *built* pmufilterd against a
+private socket and real /dev/kvm, reads its audit records, and talks the VMM
+protocol from Python for hostile-client tests.
+
+Each test module calls harness.main(globals()): every function named test_*
+is a case; `module.py CASE` runs one (meson registers each case), no
+argument runs all.  Exit 77 = skipped, with the reason printed."""
+
+import array
+import fcntl
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("PMUFILTER_BUILD", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../build")))
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+DAEMON = os.path.join(BUILD, "daemon/pmufilterd")
+CTL = os.path.join(BUILD, "cli/pmufilterctl")
+VMM = os.path.join(BUILD, "tests/helpers/test-vmm")
+SHIM = os.path.join(BUILD, "client/libpmufilter-preload.so")
+SHIPPED = os.path.join(SRC, "conf/pmufilterd.yaml")
+
+MID = {
+    "attach": "b1be182962774d2dab6f8b6b86c06596",
+    "applied": "1ea239d184ed43abbe2818286fc1e3db",
+    "failed": "8e88808ab8594a2d8dec232389188d16",
+    "unmanaged": "f407dd7ea0e64d42ad13d3911067d020",
+    "reload": "31e9b156b848491ea6d96f28f63f047e",
+    "lockdown": "4df81a43d77c41bd8e8f615bf91555aa",
+    "refused": "0b478910967b49bbabd90581a6bdc778",
+    "gone": "24eff00b553849aa9acec31a87cd8b48",
+}
+
+KVM_CREATE_VM = 0xAE01
+RECORD = re.compile(r"^pmufilterd: (\w+): (.*) \[MESSAGE_ID=(\w+) VM_ID=(\S+) PROFILE=(\S+) PID=(-?\d+)\]$")
+
+
+class Skip(Exception):
+    pass
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def need_kvm():
+    if not os.path.exists("/dev/kvm"):
+        raise Skip("/dev/kvm is absent on this machine")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        raise Skip("/dev/kvm is not accessible to uid %d" % os.getuid())
+
+
+def need_root():
+    if os.geteuid() != 0:
+        raise Skip("needs root (kcmp on other processes, the kvm group)")
+
+
+def need(path, what):
+    if not os.path.exists(path):
+        raise Skip("%s is not built (%s)" % (what, path))
+
+
+def kvm_create_vm():
+    """A real VM in this process: returns (kvm_fd, vm_fd)."""
+    kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+    return kvm, vm
+
+
+class Record:
+    def __init__(self, level, message, mid, vm, profile, pid):
+        self.level, self.message, self.mid = level, message, mid
+        self.vm = None if vm == "n/a" else vm
+        self.profile = None if profile == "n/a" else profile
+        self.pid = int(pid)
+
+    def __repr__(self):
+        return "<%s %s vm=%s profile=%s: %s>" % (self.level, self.mid[:8], self.vm, self.profile, self.message)
+
+
+class Daemon:
+    """The built pmufilterd with its own config and socket in a temp dir."""
+
+    def __init__(self, config=None, config_text=None, args=(), start=True, bus=None):
+        need(DAEMON, "pmufilterd")
+        self.dir = tempfile.mkdtemp(prefix="pmufilterd-test.")
+        self.socket = os.path.join(self.dir, "vmm.sock")
+        if config_text is not None:
+            config = os.path.join(self.dir, "pmufilterd.yaml")
+            with open(config, "w") as f:
+                f.write(config_text)
+        self.config = config or SHIPPED
+        self.args = list(args) + (["--bus-address", bus] if bus else ["--no-bus"])
+        self.args += ["--state-dir", os.path.join(self.dir, "state"), "--runtime-dir", os.path.join(self.dir, "run")]
+        self.lines = []
+        self.lock = threading.Condition()
+        self.proc = None
+        if start:
+            self.start()
+
+    def write_config(self, text):
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def start(self):
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("JOURNAL_STREAM", None)
+        self.proc = subprocess.Popen([DAEMON, "--config", self.config, "--socket", self.socket, "-v"] + self.args,
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+        threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True).start()
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket):
+            check(self.proc.poll() is None, "pmufilterd exited at start-up:\n" + self.log())
+            check(time.time() < deadline, "pmufilterd did not create its socket:\n" + self.log())
+            time.sleep(0.02)
+
+    def _read(self, stream):
+        for line in stream:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+                self.lock.notify_all()
+
+    def log(self):
+        with self.lock:
+            return "\n".join(self.lines[-80:])
+
+    def records(self, kind=None, vm=None):
+        out = []
+        with self.lock:
+            lines = list(self.lines)
+        for line in lines:
+            m = RECORD.match(line)
+            if not m:
+                continue
+            r = Record(*m.groups())
+            if kind and r.mid != MID[kind]:
+                continue
+            if vm and r.vm != vm:
+                continue
+            out.append(r)
+        return out
+
+    def wait_records(self, kind, count=1, timeout=10, where=None):
+        deadline = time.time() + timeout
+        while True:
+            rs = [r for r in self.records(kind) if where is None or where(r)]
+            if len(rs) >= count:
+                return rs
+            if time.time() > deadline:
+                raise Failure("expected %d '%s' records within %ss, got %d:\n%s" %
+                              (count, kind, timeout, len(rs), self.log()))
+            with self.lock:
+                self.lock.wait(0.1)
+
+    def wait_line(self, pattern, timeout=10):
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            with self.lock:
+                for line in self.lines:
+                    if rx.search(line):
+                        return line
+                if time.time() > deadline:
+                    raise Failure("no log line matching %r within %ss:\n%s" % (pattern, timeout, "\n".join(self.lines[-80:])))
+                self.lock.wait(0.1)
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise Failure("pmufilterd did not stop on SIGTERM")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Peer:
+    """A VMM-protocol peer written by hand, for hostile-client tests."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.s.settimeout(10)
+        self.s.connect(path)
+
+    def send(self, text, fds=()):
+        data = text.encode() if isinstance(text, str) else text
+        if fds:
+            self.s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        else:
+            self.s.send(data)
+
+    def recv(self):
+        data = self.s.recv(65536)
+        if not data:
+            return None
+        lines = data.decode().split("\n")
+        msg = {"_verb": lines[0]}
+        for line in lines[1:]:
+            if "=" in line:
+                k, v = line.split("=", 1)
+                msg[k] = v
+        return msg
+
+    def closed(self, timeout=5):
+        self.s.settimeout(timeout)
+        try:
+            return self.s.recv(65536) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def attach_msg(vmfd, **kw):
+    lines = ["PMUFILTER/1 ATTACH", "VMFD=%d" % vmfd]
+    for k, v in kw.items():
+        key = "LABEL." + k[6:] if k.startswith("label_") else k.upper()
+        lines.append("%s=%s" % (key, v))
+    return "\n".join(lines) + "\n"
+
+
+def main(ns):
+    cases = sorted(k for k, v in ns.items() if k.startswith("test_") and callable(v))
+    wanted = sys.argv[1:] or cases
+    failed = skipped = passed = 0
+    for name in wanted:
+        try:
+            ns[name]()
+            print("ok - %s" % name)
+            passed += 1
+        except Skip as e:
+            print("SKIP %s: %s" % (name, e))
+            skipped += 1
+        except Failure as e:
+            print("FAIL %s: %s" % (name, e))
+            failed += 1
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    if failed:
+        sys.exit(1)
+    if skipped and not passed:
+        sys.exit(77)

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The VMM socket against hostile and broken clients: each gets ERROR with a
+reason and loses its own session only; a good VM attached meanwhile keeps
+working.  The built daemon, real /dev/kvm, the protocol spoken by hand."""
+
+import os
+import socket
+import time
+
+import harness
+from harness import Daemon, Peer, attach_msg, check, kvm_create_vm
+
+CONFIG = """\
+version: 1
+settings:
+  attach_timeout_ms: 1500
+  default_profile: minimal
+profiles:
+  minimal:
+    tier: tenant
+    events: [ 0x00c0, { select: 0xc4, umask: 0x00 } ]
+  gold:
+    tier: tenant
+    extends: minimal
+    events: [ 0x00c5 ]
+rules:
+  - match: { label.tier: gold }
+    profile: gold
+"""
+
+
+def good_session(d):
+    """A well-behaved VMM session, attached and filtered: (peer, vm fds)."""
+    kvm, vm = kvm_create_vm()
+    p = Peer(d.socket)
+    p.send(attach_msg(vm, name="good", label_tier="gold"), [vm])
+    apply = p.recv()
+    check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+    check(apply.get("PROFILE") == "gold", "label.tier=gold selects profile gold, got %r" % apply)
+    check(apply.get("EVENTS") == "0xc0,0xc4,0xc5" or apply.get("EVENTS", "").count(",") == 2,
+          "gold has 3 events: %r" % apply)
+    p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % apply["SERIAL"])
+    return p, (kvm, vm), apply
+
+
+def expect_error(p, reason_rx, what):
+    msg = p.recv()
+    check(msg is not None and msg["_verb"] == "PMUFILTER/1 ERROR", "%s: expected ERROR, got %r" % (what, msg))
+    import re
+    check(re.search(reason_rx, msg.get("MESSAGE", "")), "%s: reason %r does not match %r" % (what, msg.get("MESSAGE"), reason_rx))
+    check(p.closed(), "%s: the daemon must close the session after ERROR" % what)
+    return msg
+
+
+def test_hostile_clients_lose_only_their_session():
+    harness.need_kvm()
+    harness.need_root()
+    with Daemon(config_text=CONFIG) as d:
+        good, fds, _ = good_session(d)
+        d.wait_records("applied", 1)
+
+        p = Peer(d.socket)
+        p.send(b"\x00\xffgarbage")
+        expect_error(p, "malformed", "garbage")
+
+        kvm, vm = kvm_create_vm()
+        p = Peer(d.socket)
+        p.send(attach_msg(vm))
+        expect_error(p, "exactly one fd", "ATTACH without an fd")
+
+        r, w = os.pipe()
+        p = Peer(d.socket)
+        p.send(attach_msg(r), [r])
+        expect_error(p, "not a KVM VM fd", "a pipe instead of a VM")
+
+        p = Peer(d.socket)
+        p.send(attach_msg(kvm), [vm])
+        expect_error(p, "VMFD=%d is not the VM fd" % kvm, "VMFD naming another fd")
+
+        p = Peer(d.socket)
+        p.send("PMUFILTER/1 ATTACH\nVMFD=%d\nNAME=%s\n" % (vm, "x" * 20000), [vm])
+        expect_error(p, "larger than 16384", "an oversized message")
+
+        p = Peer(d.socket)
+        p.send("PMUFILTER/1 APPLIED\nSERIAL=1\nERRNO=0\n")
+        expect_error(p, "before ATTACH", "APPLIED before ATTACH")
+
+        # The good session is untouched: it still answers pushes.
+        d.reload()
+        check(d.alive(), "daemon survived the hostile clients")
+        good.send("PMUFILTER/1 DETACH\n")
+        os.close(vm); os.close(kvm); os.close(r); os.close(w)
+        check(len(d.records("refused")) == 6, "six refusals recorded:\n" + d.log())
+        check(len(d.records("failed")) == 0, "no VM failed:\n" + d.log())
+
+
+def test_client_that_never_answers_apply():
+    harness.need_kvm()
+    harness.need_root()
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        p = Peer(d.socket)
+        p.send(attach_msg(vm, name="mute"), [vm])
+        apply = p.recv()
+        check(apply["_verb"] == "PMUFILTER/1 APPLY", "got APPLY")
+        t0 = time.time()
+        msg = p.recv()          # never answer: the daemon gives up
+        check(msg and msg["_verb"] == "PMUFILTER/1 ERROR" and msg.get("ERRNO") == "110",
+              "ETIMEDOUT ERROR after the timeout, got %r" % msg)
+        check(time.time() - t0 >= 1.0, "not before attach_timeout_ms (1500 ms)")
+        check("no APPLIED" in msg.get("MESSAGE", ""), "reason names the missing APPLIED: %r" % msg)
+        good, fds, _ = good_session(d)
+        d.wait_records("applied", 1)
+        os.close(vm); os.close(kvm)
+
+
+def test_vm_detected_then_unmanaged_then_attached():
+    harness.need_kvm()
+    harness.need_root()
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        vm_id = "%d-%d" % (os.getpid(), vm)
+        d.wait_records("unmanaged", 1, timeout=10, where=lambda r: r.vm == vm_id)
+        # A late ATTACH still gets the VM filtered.
+        p = Peer(d.socket)
+        p.send(attach_msg(vm, name="late"), [vm])
+        apply = p.recv()
+        check(apply["_verb"] == "PMUFILTER/1 APPLY" and apply.get("VM") == vm_id, "APPLY for %s: %r" % (vm_id, apply))
+        p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % apply["SERIAL"])
+        d.wait_records("applied", 1, where=lambda r: r.vm == vm_id)
+        os.close(vm)
+        d.wait_records("gone", 1, where=lambda r: r.vm == vm_id)
+        os.close(kvm)
+
+
+def test_kernel_refusal_is_reported_as_failed():
+    harness.need_kvm()
+    harness.need_root()
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        p = Peer(d.socket)
+        p.send(attach_msg(vm), [vm])
+        apply = p.recv()
+        p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=22\n" % apply["SERIAL"])
+        rs = d.wait_records("failed", 1)
+        check("Invalid argument" in rs[0].message, "the record says what the kernel said: %r" % rs[0])
+        os.close(vm); os.close(kvm)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
