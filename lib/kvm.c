@@ -173,6 +173,17 @@ int kvm_support_probe(struct kvm_support *ret) {
                 vm_fd = kvm_create_vm(kvm_fd);
                 if (vm_fd >= 0 && probe_max_events(vm_fd, &max) >= 0)
                         k.max_events = max;
+                /* Does this KVM compare event-select bits 35:32 (AMD's extended
+                 * selects)?  kvm_amd does; kvm_intel, and other modules even on
+                 * an AMD CPU, refuse a masked entry that uses them.  Only the
+                 * masked form tells: a plain entry is silently dropped. */
+                if (vm_fd >= 0 && k.masked) {
+                        uint64_t w = KVM_PMU_ENCODE_MASKED_ENTRY(0x1c0ULL, 0ULL, 0ULL, 0);
+
+                        k.narrow_select = kvm_set_pmu_event_filter(vm_fd, KVM_PMU_EVENT_ALLOW,
+                                                                   KVM_PMU_EVENT_FLAG_MASKED_EVENTS, 0,
+                                                                   &w, 1) == -EINVAL;
+                }
         }
 
         *ret = k;
@@ -186,10 +197,11 @@ const char *kvm_support_summary(const struct kvm_support *k, char *buf, size_t s
                 snprintf(buf, size, "KVM has no PMU event filter (KVM_CAP_PMU_EVENT_FILTER)");
         else
                 snprintf(buf, size,
-                         "PMU event filter up to %u events, masked events %s, "
+                         "PMU event filter up to %u events, masked events %s, event select %s, "
                          "vPMU %s (kvm.enable_pmu=%s), PMU capability 0x%x",
                          k->max_events,
                          k->masked ? "yes" : "no",
+                         k->narrow_select ? "bits 7:0 only" : "bits 11:0",
                          k->enable_pmu ? "on" : "off",
                          k->enable_pmu ? "Y" : "N",
                          (unsigned) k->pmu_capability);
