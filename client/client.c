@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +22,7 @@
 #include "proto.h"
 #include "proto-syntax.h"
 #include "util.h"
+#include "wire.h"
 
 #define RETRY_MIN_MS 100u
 #define RETRY_MAX_MS 10000u
@@ -53,30 +52,6 @@ struct pmufilter_session {
         int pmu_errno;
 };
 
-static _Thread_local char last_error[512];
-
-const char *pmufilter_last_error(void) {
-        return last_error;
-}
-
-/* Record why a call fails (r < 0 is returned); with_errno appends ": <strerror(-r)>". */
-_printf_(3, 4)
-static int fail_full(int r, bool with_errno, const char *fmt, ...) {
-        va_list ap;
-        size_t l;
-
-        va_start(ap, fmt);
-        (void) vsnprintf(last_error, sizeof(last_error), fmt, ap);
-        va_end(ap);
-        l = strlen(last_error);
-        if (with_errno && l < sizeof(last_error)) {
-                errno = -r;
-                (void) snprintf(last_error + l, sizeof(last_error) - l, ": %m");
-        }
-        return r;
-}
-#define fail(r, ...) fail_full((r), false, __VA_ARGS__)
-#define fail_errno(r, ...) fail_full((r), true, __VA_ARGS__)
 
 /* syscall(), not ioctl(): inside the preload shim ioctl() is the shim's own
  * wrapper, and the library's own requests must go straight to the kernel. */
@@ -91,99 +66,6 @@ static int64_t now_ms(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int socket_connect(const char *path, int timeout_ms, int *ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-        size_t l = strlen(path);
-        _cleanup_close_ int fd = -1;
-        socklen_t salen;
-
-        if (l == 0 || l >= sizeof(sa.sun_path))
-                return fail(-ENAMETOOLONG, "socket path '%s' is empty or longer than %zu bytes",
-                            path, sizeof(sa.sun_path) - 1);
-        memcpy(sa.sun_path, path, l);
-        if (path[0] == '@')
-                sa.sun_path[0] = 0;     /* abstract namespace */
-        salen = offsetof(struct sockaddr_un, sun_path) + l + (path[0] == '@' ? 0 : 1);
-
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return fail_errno(-errno, "socket(AF_UNIX, SOCK_SEQPACKET)");
-        /* Bounds connect() too: it blocks while a socket-activated daemon's
-         * backlog is full. */
-        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
-                return fail_errno(-errno, "setsockopt(SO_SNDTIMEO) on the socket to %s", path);
-        while (connect(fd, (struct sockaddr *) &sa, salen) < 0) {
-                if (errno == EINTR)
-                        continue;
-                if (errno == EISCONN)
-                        break;
-                if (errno == EAGAIN || errno == EINPROGRESS)
-                        return fail(-ETIMEDOUT, "connect to %s: no room in its backlog within %d ms", path, timeout_ms);
-                return fail_errno(-errno, "connect to pmufilterd at %s", path);
-        }
-        *ret = TAKE_FD(fd);
-        return 0;
-}
-
-static int send_message(int sock, const char *buf, size_t n, int pass_fd, int flags) {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = (void *) buf, .iov_len = n };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-        if (pass_fd >= 0) {
-                struct cmsghdr *c;
-
-                mh.msg_control = &control;
-                mh.msg_controllen = sizeof(control.buf);
-                c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-        }
-        while (sendmsg(sock, &mh, MSG_NOSIGNAL | flags) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        return 0;
-}
-
-/* One datagram into buf (size > PROTO_MSG_MAX).  Returns its length, 0 when
- * the daemon hung up, or -errno.  Descriptors are never expected from the
- * daemon: any that arrive are closed. */
-static ssize_t recv_message(int sock, char *buf, size_t size, int flags) {
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int) * 8)];
-        } control;
-        struct iovec iov = { .iov_base = buf, .iov_len = size };
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1,
-                .msg_control = &control, .msg_controllen = sizeof(control.buf),
-        };
-        ssize_t n;
-
-        do
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-                                int fd;
-
-                                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                                safe_close(fd);
-                        }
-        if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-                return -EBADMSG;
-        return n;
 }
 
 /* The kernel's part: exactly the bytes of the APPLY.  Sets apply_errno and
@@ -253,7 +135,7 @@ static int handle_apply(struct pmufilter_session *s, int sock, const char *buf, 
         l = proto_format_applied(out, sizeof(out), &ans);
         if (l < 0)
                 return fail(l, "formatting APPLIED failed");
-        r = send_message(sock, out, (size_t) l, -1, 0);
+        r = wire_send(sock, out, (size_t) l, -1, 0);
         if (r < 0)
                 return fail_errno(r, "sending APPLIED to pmufilterd");
         if (s->apply_errno != 0)
@@ -278,7 +160,7 @@ static int send_attach(struct pmufilter_session *s, int sock) {
         l = proto_format_attach(buf, sizeof(buf), &m);
         if (l < 0)
                 return fail(l, "ATTACH for VM fd %d does not fit in one message", s->vm_fd);
-        r = send_message(sock, buf, (size_t) l, s->vm_fd, 0);
+        r = wire_send(sock, buf, (size_t) l, s->vm_fd, 0);
         if (r == -EBADF)
                 return fail_errno(r, "VM fd %d is not open", s->vm_fd);
         if (r < 0)
@@ -306,7 +188,7 @@ static int session_attach(struct pmufilter_session *s) {
         int r;
 
         session_disconnect(s);
-        r = socket_connect(s->socket_path, s->timeout_ms, &sock);
+        r = wire_connect(s->socket_path, s->timeout_ms, &sock);
         if (r < 0)
                 return r;
         r = send_attach(s, sock);
@@ -327,7 +209,7 @@ static int session_attach(struct pmufilter_session *s) {
                         break;
         }
 
-        n = recv_message(sock, buf, sizeof(buf), 0);
+        n = wire_recv(sock, buf, sizeof(buf), 0);
         if (n == 0)
                 return fail(-ECONNRESET, "pmufilterd at %s closed the connection without an answer", s->socket_path);
         if (n < 0)
@@ -400,7 +282,7 @@ void pmufilter_session_free(struct pmufilter_session *s) {
                 return;
         l = proto_format_detach(buf, sizeof(buf));
         if (s->sock >= 0 && l > 0)
-                (void) send_message(s->sock, buf, (size_t) l, -1, MSG_DONTWAIT);
+                (void) wire_send(s->sock, buf, (size_t) l, -1, MSG_DONTWAIT);
         session_disconnect(s);
         safe_close(s->epoll_fd);
         safe_close(s->timer_fd);
@@ -543,7 +425,7 @@ int pmufilter_session_process(struct pmufilter_session *s) {
                 ssize_t n;
                 int r;
 
-                n = recv_message(s->sock, buf, sizeof(buf), MSG_DONTWAIT);
+                n = wire_recv(s->sock, buf, sizeof(buf), MSG_DONTWAIT);
                 if (n == -EAGAIN)
                         break;
                 if (n <= 0 && n != -EBADMSG) {
@@ -615,3 +497,4 @@ int pmufilter_session_pmu_errno(struct pmufilter_session *s) {
 int pmufilter_session_connected(struct pmufilter_session *s) {
         return s && s->sock >= 0;
 }
+

@@ -50,43 +50,36 @@ static atomic_size_t n_tracked;         /* == n_vms; read without the lock on th
 static int wake_fd = -1;                /* eventfd: the set of sessions changed */
 static bool thread_started;
 
-static _Atomic(ioctl_fn) real_ioctl;
-static _Atomic(close_fn) real_close;
+static _Atomic(void *) real_ioctl;
+static _Atomic(void *) real_close;
 
 /* Set while the shim itself runs library code: its own close() calls must
  * not be taken for the VMM's. */
 static _Thread_local bool in_shim;
 
-static void *next_symbol(const char *name) {
-        return dlsym(RTLD_NEXT, name);
+/* The definition the VMM would have called without the shim. */
+static void *next_symbol(_Atomic(void *) *slot, const char *name) {
+        void *f = atomic_load(slot);
+
+        if (!f) {
+                f = dlsym(RTLD_NEXT, name);
+                atomic_store(slot, f);
+        }
+        if (!f)
+                errno = ENOSYS;
+        return f;
 }
 
 static int call_ioctl(int fd, unsigned long request, void *arg) {
-        ioctl_fn f = atomic_load(&real_ioctl);
+        ioctl_fn f = (ioctl_fn) next_symbol(&real_ioctl, "ioctl");
 
-        if (!f) {
-                f = (ioctl_fn) next_symbol("ioctl");
-                if (!f) {
-                        errno = ENOSYS;
-                        return -1;
-                }
-                atomic_store(&real_ioctl, f);
-        }
-        return f(fd, request, arg);
+        return f ? f(fd, request, arg) : -1;
 }
 
 static int call_close(int fd) {
-        close_fn f = atomic_load(&real_close);
+        close_fn f = (close_fn) next_symbol(&real_close, "close");
 
-        if (!f) {
-                f = (close_fn) next_symbol("close");
-                if (!f) {
-                        errno = ENOSYS;
-                        return -1;
-                }
-                atomic_store(&real_close, f);
-        }
-        return f(fd);
+        return f ? f(fd) : -1;
 }
 
 _printf_(1, 2)
@@ -453,7 +446,7 @@ static void fork_child(void) {
 
 __attribute__((constructor))
 static void preload_init(void) {
-        atomic_store(&real_ioctl, (ioctl_fn) next_symbol("ioctl"));
-        atomic_store(&real_close, (close_fn) next_symbol("close"));
+        (void) next_symbol(&real_ioctl, "ioctl");
+        (void) next_symbol(&real_close, "close");
         pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
