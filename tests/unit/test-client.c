@@ -374,10 +374,15 @@ static pid_t spawn_create_vm(char *const *argv, const char *const *env_add, int 
                 n++;
         while (env_add[k])
                 k++;
-        envp = calloc(n + k + 1, sizeof(char *));
+        envp = calloc(n + k + 2, sizeof(char *));
         assert_non_null(envp);
         for (size_t i = 0; i < k; i++)
                 envp[i] = (char *) env_add[i];
+#if defined(__SANITIZE_ADDRESS__)
+        /* A sanitizer build: the shim is instrumented and preloaded ahead of
+         * the runtime that create-vm links; that order is fine here. */
+        envp[k++] = (char *) "ASAN_OPTIONS=verify_asan_link_order=0";
+#endif
         for (size_t i = 0, j = k; i < n; i++)
                 if (!startswith(environ[i], "PMUFILTER_") && !startswith(environ[i], "LD_PRELOAD="))
                         envp[j++] = environ[i];
