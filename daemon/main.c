@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -112,6 +113,14 @@ static int run(void) {
         _cleanup_(manager_freep) struct manager *m = NULL;
         sigset_t mask;
         int r;
+
+        /* One session socket per attached VM: take the hard limit, as
+         * systemd services are expected to (the soft 1024 is for select()). */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGHUP);

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The daemon's spine end to end (issue 4): real VMs from the cooperating
+test VMM (libpmufilter-client) and from unmodified QEMU (with and without
+the preload shim), matched, filtered, reloaded, and watched when they never
+attach.  The built daemon, real /dev/kvm."""
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+
+import harness
+from harness import Daemon, check, need, need_kvm, need_root
+
+TWO = """\
+version: 1
+settings:
+  attach_timeout_ms: %(timeout)d
+  unmanaged: %(unmanaged)s
+  default_profile: minimal
+profiles:
+  minimal:
+    tier: tenant
+    events: [ %(minimal)s ]
+  steady:
+    tier: tenant
+    events: [ 0x00c0 ]
+  by-exe:
+    tier: tenant
+    events: [ 0x00c0, 0x00c2 ]
+rules:
+  - match: { label.kind: steady }
+    profile: steady
+  - match: { exe: "*/test-vmm", label.kind: exe }
+    profile: by-exe
+"""
+
+
+def config(timeout=800, unmanaged="warn", minimal="0x00c0, 0x00c4"):
+    return TWO % {"timeout": timeout, "unmanaged": unmanaged, "minimal": minimal}
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def vmm(d, *args, check_rc=True):
+    """Run the test VMM to completion; its JSON lines."""
+    need(harness.VMM, "the test VMM")
+    p = subprocess.run([harness.VMM, "--socket", d.socket, "--json"] + list(args), capture_output=True, text=True,
+                       timeout=120, preexec_fn=raise_nofile)
+    if check_rc:
+        check(p.returncode == 0, "test-vmm %s failed (%d): %s\n%s" % (args, p.returncode, p.stderr, d.log()))
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+class Held:
+    """A test VMM holding its VMs and answering pushes, read as it goes."""
+
+    def __init__(self, d, *args):
+        need(harness.VMM, "the test VMM")
+        self.p = subprocess.Popen([harness.VMM, "--socket", d.socket, "--json", "--hold", "-1"] + list(args),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=raise_nofile)
+        self.lines = []
+        import threading
+        self.cv = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            if line.startswith("{"):
+                with self.cv:
+                    self.lines.append(json.loads(line))
+                    self.cv.notify_all()
+
+    def wait(self, pred, count=1, timeout=15):
+        deadline = time.time() + timeout
+        with self.cv:
+            while True:
+                got = [l for l in self.lines if pred(l)]
+                if len(got) >= count:
+                    return got
+                check(time.time() < deadline, "test-vmm: expected %d matching lines, got %r" % (count, self.lines))
+                self.cv.wait(0.1)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(10)
+
+
+def test_cooperating_vmm_gets_the_profile_its_labels_and_facts_select():
+    need_kvm(); need_root()
+    with Daemon(config_text=config()) as d:
+        r = vmm(d, "--name", "plain")
+        check(r[0]["profile"] == "minimal" and r[0]["errno"] == 0, "default profile applied: %r" % r)
+        r = vmm(d, "--name", "st", "--label", "kind=steady")
+        check(r[0]["profile"] == "steady" and r[0]["errno"] == 0, "label rule: %r" % r)
+        r = vmm(d, "--name", "ex", "--label", "kind=exe")
+        check(r[0]["profile"] == "by-exe" and r[0]["errno"] == 0, "exe fact + label rule: %r" % r)
+        recs = d.wait_records("applied", 3)
+        check(sorted(x.profile for x in recs) == ["by-exe", "minimal", "steady"], "daemon agrees: %r" % recs)
+
+
+def test_shipped_policy_with_the_cooperating_vmm():
+    need_kvm(); need_root()
+    with Daemon() as d:
+        check(vmm(d, "--name", "a")[0]["profile"] == "tenant-minimal", "default of the shipped policy")
+        r = vmm(d, "--name", "b", "--label", "tier=trusted")[0]
+        check(r["profile"] == "trusted" and r["errno"] == 0, "uid 0 + label.tier=trusted -> trusted: %r" % r)
+        r = vmm(d, "--name", "c", "--label", "pmu=off")[0]
+        check(r["profile"] == "no-pmu" and r["errno"] == 0, "pmu off profile: %r" % r)
+        # kvm.enable_pmu=N here: the vPMU cannot be switched off, the fallback stands.
+        check(r["pmu_errno"] in (0, 22), "PMU=off answered: %r" % r)
+
+
+def test_reload_pushes_only_changed_filters_and_bad_reload_keeps_policy():
+    need_kvm(); need_root()
+    with Daemon(config_text=config()) as d:
+        held = Held(d, "--name", "h")
+        held2 = Held(d, "--name", "s", "--label", "kind=steady")
+        first = held.wait(lambda l: l["event"] == "attach")[0]
+        held2.wait(lambda l: l["event"] == "attach")
+        check(first["errno"] == 0 and first["profile"] == "minimal", "attached: %r" % first)
+
+        d.write_config(config(minimal="0x00c0, 0x00c4, 0x00c5"))
+        d.reload()
+        push = held.wait(lambda l: l["event"] == "apply")[0]
+        check(push["errno"] == 0 and push["serial"] > first["serial"], "reload pushed a new filter: %r" % push)
+        d.wait_line(r"filter of profile 'minimal' applied \(allow, 3 entries\)")
+        time.sleep(0.3)
+        check(not [l for l in held2.lines if l["event"] == "apply"], "the unchanged profile was not pushed")
+
+        d.write_config("version: 1\nprofiles:\n  minimal: { tier: tenant, events: [ no-such-event ] }\n")
+        d.reload()
+        d.wait_line(r"Reload failed, keeping the current policy: .*no-such-event")
+        check(vmm(d, "--name", "after-bad")[0]["profile"] == "minimal", "old policy still decides")
+        check(len(held.lines) == 2, "a bad reload pushes nothing: %r" % held.lines)
+        held.stop(); held2.stop()
+
+
+def test_lockdown_at_start_until_a_good_reload():
+    need_kvm(); need_root()
+    with Daemon(config_text="version: 1\nprofiles: [ not a mapping ]\n") as d:
+        d.wait_records("lockdown", 1)
+        held = Held(d, "--name", "locked")
+        a = held.wait(lambda l: l["event"] == "attach")[0]
+        check(a["profile"] == "lockdown" and a["errno"] == 0, "lockdown filter applied: %r" % a)
+        d.wait_line(r"filter of profile 'lockdown' applied \(allow, 0 entries\)")
+        d.write_config(config())
+        d.reload()
+        push = held.wait(lambda l: l["event"] == "apply")[0]
+        check(push["profile"] == "minimal" and push["errno"] == 0, "left lockdown: %r" % push)
+        d.wait_line(r"leaving lockdown")
+        held.stop()
+
+
+def test_thousand_vms_from_one_process_all_filtered():
+    need_kvm(); need_root()
+    with Daemon(config_text=config()) as d:
+        r = vmm(d, "--count", "1000", "--name", "bulk")
+        check(len(r) == 1000, "1000 attach lines, got %d" % len(r))
+        bad = [x for x in r if x["errno"] != 0 or x["profile"] != "minimal"]
+        check(not bad, "every VM filtered with its profile; failures: %r" % bad[:3])
+        d.wait_records("applied", 1000, timeout=60)
+        check(len(d.records("unmanaged")) == 0, "none missed or unmanaged")
+
+
+def test_vms_without_client_are_detected_and_unmanaged():
+    need_kvm(); need_root()
+    with Daemon(config_text=config(timeout=500)) as d:
+        held = Held(d, "--no-attach", "--count", "20", "--name", "silent")
+        held.wait(lambda l: l["event"] == "created", 20)
+        recs = d.wait_records("unmanaged", 20, timeout=20)
+        check(len({r.vm for r in recs}) == 20, "20 distinct VMs unmanaged")
+        check(held.p.poll() is None, "warn mode leaves the VMM alone")
+        held.stop()
+        d.wait_records("gone", 20)
+
+
+def test_daemon_started_after_the_vms_finds_them_in_proc():
+    need_kvm(); need_root()
+    need(harness.VMM, "the test VMM")
+    d = Daemon(config_text=config(timeout=500), start=False)
+    held = Held(d, "--no-attach", "--count", "5", "--name", "early")
+    try:
+        held.wait(lambda l: l["event"] == "created", 5)
+        d.start()
+        d.wait_line(r"Scanned /proc: \d+ VM fds, 5 VMs newly found")
+        recs = d.wait_records("unmanaged", 5, timeout=10)
+        check(all(r.pid == held.p.pid for r in recs), "found in the VMM's process: %r" % recs)
+    finally:
+        held.stop()
+        d.stop()
+
+
+QEMU = shutil.which("qemu-system-x86_64")
+
+
+def qemu(name, preload=None, sock=None):
+    if not QEMU:
+        raise harness.Skip("qemu-system-x86_64 is not installed")
+    env = dict(os.environ)
+    if preload:
+        env.update(LD_PRELOAD=preload, PMUFILTER_SOCKET=sock)
+    return subprocess.Popen([QEMU, "-accel", "kvm", "-name", name, "-machine", "q35", "-m", "64", "-display", "none",
+                             "-nodefaults", "-no-user-config", "-S"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_qemu_with_the_preload_shim_is_filtered():
+    need_kvm(); need_root(); need(harness.SHIM, "the preload shim")
+    with Daemon(config_text=config()) as d:
+        q = qemu("shimmed", harness.SHIM, d.socket)
+        try:
+            recs = d.wait_records("applied", 1, timeout=30)
+            check(recs[0].pid == q.pid and recs[0].profile == "minimal", "QEMU's VM filtered: %r" % recs)
+            check("(shimmed)" in recs[0].message, "name taken from -name: %r" % recs[0].message)
+            d.wait_line(r"attached by qemu-system-x86 .*preload, name shimmed")
+            time.sleep(1)
+            check(q.poll() is None, "QEMU keeps running: %s" % (q.stderr.read() if q.poll() is not None else ""))
+        finally:
+            q.terminate(); q.wait(10)
+
+
+def test_qemu_without_the_shim_is_unmanaged_then_killed_in_kill_mode():
+    need_kvm(); need_root()
+    with Daemon(config_text=config(timeout=1000)) as d:
+        q = qemu("bare")
+        try:
+            recs = d.wait_records("unmanaged", 1, timeout=30)
+            check(recs[0].pid == q.pid, "QEMU's VM unmanaged: %r" % recs)
+            check(q.poll() is None, "warn mode: QEMU still runs")
+        finally:
+            q.terminate(); q.wait(10)
+    with Daemon(config_text=config(timeout=1000, unmanaged="kill")) as d:
+        q = qemu("doomed")
+        try:
+            q.wait(30)
+        except subprocess.TimeoutExpired:
+            q.kill()
+            raise harness.Failure("QEMU was not killed:\n" + d.log())
+        check(q.returncode == -signal.SIGKILL, "QEMU died of SIGKILL, got %r" % q.returncode)
+        rs = d.wait_records("unmanaged", 1)
+        check("killed its VMM" in rs[0].message, "the record says so: %r" % rs[0])
+
+
+if __name__ == "__main__":
+    harness.main(globals())
