@@ -184,6 +184,16 @@ class Daemon:
     def alive(self):
         return self.proc.poll() is None
 
+    def restart(self):
+        """Stop the process and start it again on the same dir (config,
+        socket, state): a restart as systemd would do it."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+        # start() waits for the socket to appear: the old one must not count.
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.start()
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The D-Bus API (DESIGN §8) through real clients, busctl and gdbus, on a
+private dbus-daemon that enforces the shipped bus policy: every method,
+property and signal, the errors, who may change what (refused at the bus,
+and by the daemon when the bus lets it through), persistence across a
+restart, and the interface XML against the live introspection.  VMs are
+real (/dev/kvm); their VMM is busharness.AutoPeer, which applies every
+filter with the real ioctl."""
+
+import contextlib
+import errno
+import os
+import re
+import time
+import types
+import xml.etree.ElementTree as ET
+
+import harness
+from busharness import NAME, AutoPeer, SystemBus, need_bus_tools
+from harness import SRC, Daemon, check, kvm_create_vm
+
+MGR_PATH = "/org/pmufilterd1"
+MGR = "org.pmufilterd1.Manager"
+VM = "org.pmufilterd1.VM"
+PROFILE = "org.pmufilterd1.Profile"
+PROPS = "org.freedesktop.DBus.Properties"
+OBJMGR = "org.freedesktop.DBus.ObjectManager"
+EMITS = "org.freedesktop.DBus.Property.EmitsChangedSignal"
+
+CONFIG = """\
+version: 1
+settings:
+  attach_timeout_ms: 1000
+  default_profile: minimal
+profiles:
+  minimal:
+    tier: tenant
+    events: [ 0x00c0, { select: 0xc4, umask: 0x00 } ]
+  gold:
+    tier: tenant
+    extends: minimal
+    events: [ 0x00c5 ]
+  trusted:
+    tier: trusted
+    events: [ { select: 0xb7, umask: any } ]
+rules:
+  - match: { label.tier: gold }
+    profile: gold
+"""
+
+
+@contextlib.contextmanager
+def world(relaxed=False, config=CONFIG):
+    """A private bus with the shipped policy, the daemon on it, and
+    w.attach(name, ...) to add a filtered VM."""
+    harness.need_kvm()
+    harness.need_root()
+    need_bus_tools()
+    with SystemBus(relaxed) as b, Daemon(config_text=config, bus=b.address) as d:
+        w = types.SimpleNamespace(bus=b, d=d, peers=[])
+
+        def attach(name, **kw):
+            p = AutoPeer(d.socket, name=name, **kw)
+            w.peers.append(p)
+            p.wait_applies(1)
+            p.id = "%d-%d" % (os.getpid(), p.vm)
+            p.path = b.call(MGR_PATH, MGR, "GetVM", "s", p.id)[0]
+            b.wait_property(p.path, VM, "State", lambda s: s == "filtered", "filtered")
+            return p
+
+        w.attach = attach
+        try:
+            yield w
+        finally:
+            for p in w.peers:
+                p.close()
+
+
+def props(b, path, interface, nobody=False):
+    got = b.call(path, PROPS, "GetAll", "s", interface, nobody=nobody)[0]
+    return {k: v["data"] for k, v in got.items()}
+
+
+def gcall(b, path, method, *args, nobody=False):
+    """gdbus call: (returncode, stdout, stderr)."""
+    r = b.gdbus("call", "--dest", NAME, "--object-path", path, "--method", method, *args, nobody=nobody)
+    return r.returncode, r.stdout, r.stderr
+
+
+def gcall_ok(b, path, method, *args, nobody=False):
+    rc, out, err = gcall(b, path, method, *args, nobody=nobody)
+    check(rc == 0, "gdbus call %s %s failed: %s" % (method, " ".join(args), err.strip()))
+    return out
+
+
+def gcall_error(b, path, method, *args, error, message=None, nobody=False):
+    """The call fails with the D-Bus error name error (and message matching)."""
+    rc, out, err = gcall(b, path, method, *args, nobody=nobody)
+    m = re.search(r"GDBus\.Error:([\w.]+): (.*)", err)
+    check(rc != 0 and m, "%s %s: expected %s, got rc %d: %s%s" % (method, args, error, rc, out, err))
+    check(m.group(1) == error, "%s %s: expected %s, got %s: %s" % (method, args, error, m.group(1), m.group(2)))
+    if message:
+        check(re.search(message, m.group(2)), "%s: message %r does not say %r" % (method, m.group(2), message))
+    return m.group(2)
+
+
+def events_of(apply):
+    return [int(e, 16) for e in apply.get("EVENTS", "").split(",") if e]
+
+
+def last_apply(p):
+    return p.applies[-1][1]
+
+
+def state_file(d, runtime=False):
+    path = os.path.join(d.dir, "run" if runtime else "state", "state.yaml")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read()
+
+
+# -- the interface XML ------------------------------------------------------
+
+def describe(xml_text, names=(MGR, VM, PROFILE)):
+    """Each interface as {member: its shape}, with the effective
+    EmitsChangedSignal (absent means "true")."""
+    out = {}
+    for iface in ET.fromstring(xml_text).findall("interface"):
+        if iface.get("name") not in names:
+            continue
+        d = {}
+        for m in iface.findall("method"):
+            d["method " + m.get("name")] = [(a.get("name"), a.get("type"), a.get("direction", "in"))
+                                            for a in m.findall("arg")]
+        for s in iface.findall("signal"):
+            d["signal " + s.get("name")] = [(a.get("name"), a.get("type")) for a in s.findall("arg")]
+        for p in iface.findall("property"):
+            ann = {a.get("name"): a.get("value") for a in p.findall("annotation")}
+            d["property " + p.get("name")] = (p.get("type"), p.get("access"), ann.get(EMITS, "true"))
+        out[iface.get("name")] = d
+    return out
+
+
+def compare(shipped, live, where):
+    for iface, members in live.items():
+        check(iface in shipped, "%s: interface %s is not in dbus/org.pmufilterd1.xml" % (where, iface))
+        for k in sorted(set(members) | set(shipped[iface])):
+            check(members.get(k) == shipped[iface].get(k),
+                  "%s %s.%s: the XML says %r, the daemon says %r" % (where, iface, k, shipped[iface].get(k),
+                                                                    members.get(k)))
+
+
+def test_interface_xml_matches_live_introspection():
+    with open(os.path.join(SRC, "dbus/org.pmufilterd1.xml")) as f:
+        shipped = describe(f.read())
+    check(sorted(shipped) == sorted([MGR, VM, PROFILE]), "the XML describes %s" % sorted(shipped))
+    with world() as w:
+        b = w.bus
+        p = w.attach("vm1")
+        gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold")[0]
+        live = {}
+        for path, iface in ((MGR_PATH, MGR), (p.path, VM), (gold, PROFILE)):
+            for tool, xml_text in (("busctl", b.busctl_ok("introspect", "--xml-interface", NAME, path)),
+                                   ("gdbus", b.gdbus_ok("introspect", "--xml", "--dest", NAME, "--object-path", path))):
+                got = describe(xml_text, (iface,))
+                check(iface in got, "%s introspect %s: no interface %s" % (tool, path, iface))
+                compare(shipped, got, "%s introspect %s" % (tool, path))
+                live.update(got)
+        check(OBJMGR in b.busctl_ok("introspect", NAME, MGR_PATH), "%s carries %s" % (MGR_PATH, OBJMGR))
+        check(sorted(live) == sorted(shipped), "live interfaces %s" % sorted(live))
+
+
+# -- reading ----------------------------------------------------------------
+
+def test_reads_through_busctl_and_gdbus():
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("vm1", uuid="8e6b1e34-3c0e-4e8f-a2b4-5b0f1a2c3d4e", label_tier="gold")
+        pid = os.getpid()
+        apply = last_apply(p)
+
+        # Manager methods, busctl
+        vms = {v[0]: v for v in b.call(MGR_PATH, MGR, "ListVMs")[0]}
+        check(vms.get(p.id) == [p.id, "vm1", "gold", "filtered", pid, p.path], "ListVMs: %r" % vms.get(p.id))
+        for key in (p.id, "vm1", "8e6b1e34-3c0e-4e8f-a2b4-5b0f1a2c3d4e"):
+            check(b.call(MGR_PATH, MGR, "GetVM", "s", key)[0] == p.path, "GetVM(%s)" % key)
+        profiles = {x[0]: x for x in b.call(MGR_PATH, MGR, "ListProfiles")[0]}
+        check(sorted(profiles) == ["gold", "minimal", "trusted"], "ListProfiles: %r" % profiles)
+        check(profiles["gold"][1:4] == ["tenant", "allow", 3], "gold: %r" % profiles["gold"])
+        check(profiles["minimal"][1:4] == ["tenant", "allow", 2], "minimal: %r" % profiles["minimal"])
+        check(profiles["trusted"][1:4] == ["trusted", "deny", 1], "trusted: %r" % profiles["trusted"])
+        gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold")[0]
+        check(gold == profiles["gold"][4], "GetProfile(gold) %s, ListProfiles %s" % (gold, profiles["gold"][4]))
+
+        # Properties, busctl
+        m = props(b, MGR_PATH, MGR)
+        check(re.fullmatch(r"\d+\.\d+\.\d+", m["Version"]), "Version %r" % m["Version"])
+        check(m["DefaultProfile"] == "minimal" and m["ConfigFiles"] == [d.config], "Manager: %r" % m)
+        check(m["NVMs"] >= 1 and m["Lockdown"] is False and m["LastError"] == "", "Manager: %r" % m)
+        check(m["HostPMU"] and m["FilterSupported"] is True, "Manager: %r" % m)
+        check(isinstance(m["MaskedEventsSupported"], bool) and isinstance(m["HostPMUEnabled"], bool), "%r" % m)
+        v = props(b, p.path, VM)
+        want = {"Id": p.id, "Name": "vm1", "UUID": "8e6b1e34-3c0e-4e8f-a2b4-5b0f1a2c3d4e", "PID": pid,
+                "Labels": {"tier": "gold"}, "Client": "library", "State": "filtered", "Profile": "gold",
+                "ProfileSource": "rule:1", "Action": "allow", "Events": events_of(apply),
+                "FixedCounterBitmap": int(apply["FIXED"], 16), "LastError": ""}
+        for k, val in want.items():
+            check(v[k] == val, "VM %s is %r, expected %r" % (k, v[k], val))
+        check(len(v["Events"]) == 3, "gold compiles to 3 entries: %r" % v["Events"])
+        check(abs(v["AppliedUSec"] - time.time() * 1e6) < 60e6, "AppliedUSec %d is not now" % v["AppliedUSec"])
+        pr = props(b, gold, PROFILE)
+        check(pr["Name"] == "gold" and pr["Tier"] == "tenant" and pr["Action"] == "allow", "Profile: %r" % pr)
+        check(pr["Entries"] == v["Events"] and len(pr["EntryNames"]) == 3, "Profile entries: %r" % pr)
+        check(pr["Source"] == d.config and pr["VMs"] == [p.path], "Profile: %r" % pr)
+        check(b.get(p.path, VM, "Profile") == "gold", "get-property Profile")
+
+        # the object tree
+        objs = b.call(MGR_PATH, OBJMGR, "GetManagedObjects")[0]
+        check(objs.get(p.path, {}).get(VM, {}).get("Profile", {}).get("data") == "gold",
+              "GetManagedObjects: %r" % objs.get(p.path))
+        for name, x in profiles.items():
+            check(objs.get(x[4], {}).get(PROFILE, {}).get("Name", {}).get("data") == name,
+                  "GetManagedObjects lists profile %s" % name)
+        tree = b.busctl_ok("tree", NAME)
+        check(p.path in tree and gold in tree, "busctl tree:\n" + tree)
+
+        # the same through gdbus
+        out = gcall_ok(b, MGR_PATH, MGR + ".ListVMs")
+        check(re.search(r"\('%s', 'vm1', 'gold', 'filtered', (uint32 )?%d, (objectpath )?'%s'\)" %
+                        (p.id, pid, re.escape(p.path)), out), "gdbus ListVMs: " + out)
+        check(gcall_ok(b, MGR_PATH, MGR + ".GetVM", "vm1").strip() == "(objectpath '%s',)" % p.path, "gdbus GetVM")
+        out = gcall_ok(b, MGR_PATH, MGR + ".ListProfiles")
+        check(re.search(r"\('gold', 'tenant', 'allow', (uint32 )?3, (objectpath )?'%s'\)" % re.escape(gold), out),
+              "gdbus ListProfiles: " + out)
+        check(gcall_ok(b, MGR_PATH, MGR + ".GetProfile", "gold").strip() == "(objectpath '%s',)" % gold,
+              "gdbus GetProfile")
+        out = gcall_ok(b, p.path, PROPS + ".GetAll", VM)
+        for s in ("'Profile': <'gold'>", "'State': <'filtered'>", "'Labels': <{'tier': 'gold'}>"):
+            check(s in out, "gdbus GetAll VM lacks %s: %s" % (s, out))
+        check(gcall_ok(b, MGR_PATH, PROPS + ".Get", MGR, "DefaultProfile").strip() == "(<'minimal'>,)",
+              "gdbus Get DefaultProfile")
+        out = gcall_ok(b, gold, PROPS + ".GetAll", PROFILE)
+        check("'Tier': <'tenant'>" in out and p.path in out, "gdbus GetAll Profile: " + out)
+        out = gcall_ok(b, MGR_PATH, OBJMGR + ".GetManagedObjects")
+        check(p.path in out and gold in out, "gdbus GetManagedObjects: " + out)
+        out = b.gdbus_ok("introspect", "--dest", NAME, "--object-path", p.path)
+        check("readonly s Profile = 'gold';" in out, "gdbus introspect VM:\n" + out)
+        check(gcall_ok(b, MGR_PATH, "org.freedesktop.DBus.Peer.Ping").strip() == "()", "Ping")
+
+
+# -- changing, as root --------------------------------------------------------
+
+def test_changes_as_root_apply_and_record():
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("vm1", label_tier="gold")
+
+        def applied(what, profile, source, n_before, t_before):
+            v = props(b, p.path, VM)
+            check(v["Profile"] == profile and v["ProfileSource"] == source and v["State"] == "filtered",
+                  "%s: VM is %s/%s/%s, expected %s/%s/filtered" % (what, v["Profile"], v["ProfileSource"],
+                                                                 v["State"], profile, source))
+            check(v["AppliedUSec"] > t_before, "%s: AppliedUSec did not move (%d)" % (what, v["AppliedUSec"]))
+            check(len(p.applies) == n_before + 1, "%s: %d APPLY, expected %d" % (what, len(p.applies), n_before + 1))
+            a = last_apply(p)
+            check(a["PROFILE"] == profile and p.applies[-1][2] == 0, "%s: APPLY %r, errno %r" % (what, a, p.applies[-1][2]))
+            check(events_of(a) == v["Events"], "%s: Events %r, APPLY %r" % (what, v["Events"], a))
+            return v["AppliedUSec"]
+
+        t = b.get(p.path, VM, "AppliedUSec")
+        check(t > 0, "AppliedUSec after attach")
+        n = len(p.applies)
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
+        t = applied("SetVMProfile runtime (busctl)", "minimal", "runtime", n, t)
+        check('"name:vm1": "minimal"' in state_file(d, runtime=True), "runtime state: " + state_file(d, True))
+        check("vm1" not in state_file(d), "a runtime change stays out of the persistent state")
+
+        n = len(p.applies)
+        gcall_ok(b, MGR_PATH, MGR + ".SetVMProfile", "vm1", "trusted", "false")
+        t = applied("SetVMProfile persistent (gdbus)", "trusted", "persistent", n, t)
+        a = last_apply(p)
+        check(a["ACTION"] == "deny" and int(a["FLAGS"], 0) == 1, "trusted is a masked denylist: %r" % a)
+        check('"name:vm1": "trusted"' in state_file(d), "persistent state: " + state_file(d))
+        check("vm1" not in state_file(d, runtime=True), "the runtime entry must not shadow it: " + state_file(d, True))
+
+        n = len(p.applies)
+        b.call(MGR_PATH, MGR, "ResetVMProfile", "sb", "vm1", "false")
+        t = applied("ResetVMProfile", "gold", "rule:1", n, t)
+        check("vm1" not in state_file(d), "reset removes the entry: " + state_file(d))
+
+        n = len(p.applies)
+        b.call(p.path, VM, "SetProfile", "sb", "minimal", "true")
+        t = applied("VM.SetProfile", "minimal", "runtime", n, t)
+        n = len(p.applies)
+        gcall_ok(b, p.path, VM + ".Reapply")
+        t = applied("VM.Reapply (gdbus)", "minimal", "runtime", n, t)
+        n = len(p.applies)
+        gcall_ok(b, MGR_PATH, MGR + ".Reapply", "@as []")
+        t = applied("Reapply([]) (gdbus)", "minimal", "runtime", n, t)
+        n = len(p.applies)
+        b.call(MGR_PATH, MGR, "Reapply", "as", "1", "vm1")
+        t = applied("Reapply([vm1])", "minimal", "runtime", n, t)
+
+        # The default profile reaches a VM no rule matches.
+        q = w.attach("plain")
+        check(b.get(q.path, VM, "ProfileSource") == "default" and b.get(q.path, VM, "Profile") == "minimal",
+              "plain starts on the default profile")
+        n_q, t_q = len(q.applies), b.get(q.path, VM, "AppliedUSec")
+        b.call(MGR_PATH, MGR, "SetDefaultProfile", "sb", "gold", "true")
+        check(b.get(MGR_PATH, MGR, "DefaultProfile") == "gold", "DefaultProfile after SetDefaultProfile")
+        check(b.get(q.path, VM, "Profile") == "gold" and b.get(q.path, VM, "ProfileSource") == "default",
+              "plain follows the default profile")
+        check(len(q.applies) == n_q + 1 and b.get(q.path, VM, "AppliedUSec") > t_q, "plain got the new filter")
+        check('default_profile: "gold"' in state_file(d, runtime=True), "runtime state: " + state_file(d, True))
+        gcall_ok(b, MGR_PATH, MGR + ".SetDefaultProfile", "minimal", "false")
+        check('default_profile: "minimal"' in state_file(d), "persistent state: " + state_file(d))
+        check(b.get(q.path, VM, "Profile") == "minimal", "plain back on minimal")
+
+        # Reload: a changed profile is pushed to the VMs that use it.
+        n_q = len(q.applies)
+        d.write_config(CONFIG.replace("events: [ 0x00c0, { select: 0xc4, umask: 0x00 } ]",
+                                      "events: [ 0x00c0, 0x00c2, { select: 0xc4, umask: 0x00 } ]"))
+        b.call(MGR_PATH, MGR, "Reload")
+        check(len(q.applies) > n_q and len(events_of(last_apply(q))) == 3, "Reload pushed the new minimal to plain")
+        check(len(b.get(q.path, VM, "Events")) == 3, "plain's Events after Reload")
+        check({x[0]: x[3] for x in b.call(MGR_PATH, MGR, "ListProfiles")[0]}["minimal"] == 3,
+              "minimal has 3 entries after Reload")
+        check(b.get(MGR_PATH, MGR, "LastError") == "", "LastError after a good reload")
+
+
+def test_changes_reply_only_after_applied():
+    # The daemon waits attach_timeout_ms for an APPLIED: longer than the delays.
+    with world(config=CONFIG.replace("attach_timeout_ms: 1000", "attach_timeout_ms: 2500")) as w:
+        b = w.bus
+        p = w.attach("vm1", label_tier="gold")
+        q = w.attach("vm2")
+        p.delay, q.delay = 1.0, 1.5
+
+        t0 = time.monotonic()
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
+        t1 = time.monotonic()
+        answered = p.applies[-1][0]
+        check(t1 - t0 >= 1.0, "SetVMProfile replied after %.3f s, before the VMM's 1 s answer" % (t1 - t0))
+        check(answered <= t1, "the reply came before the VMM answered APPLIED")
+        check(b.get(p.path, VM, "Profile") == "minimal", "the change is in force when the reply comes")
+
+        t0 = time.monotonic()
+        gcall_ok(b, MGR_PATH, MGR + ".Reapply", "['vm1', 'vm2']")
+        t1 = time.monotonic()
+        check(t1 - t0 >= 1.5, "Reapply of two VMs replied after %.3f s, before the slower (1.5 s) one" % (t1 - t0))
+        check(q.applies[-1][0] <= t1 and p.applies[-1][0] <= t1, "Reapply replied before both answered")
+
+        # A VMM that does not answer in time fails the call; it does not hang.
+        q.delay = 4.0
+        t0 = time.monotonic()
+        gcall_error(b, MGR_PATH, MGR + ".Reapply", "['vm2']", error="org.pmufilterd1.ApplyFailed",
+                    message="no APPLIED")
+        t1 = time.monotonic()
+        check(2.4 <= t1 - t0 < 4.0, "ApplyFailed after %.3f s, expected attach_timeout_ms (2.5 s)" % (t1 - t0))
+        check(b.get(q.path, VM, "State") == "failed", "the silent VM is failed")
+        check(b.get(p.path, VM, "State") == "filtered", "the other VM is untouched")
+
+
+# -- signals ----------------------------------------------------------------
+
+def test_signals_seen_by_gdbus_and_busctl_monitor():
+    import json
+    with world() as w:
+        b, d = w.bus, w.d
+        mg, mb = b.monitor("gdbus"), b.monitor("busctl")
+        try:
+            def both(member, args_g, data, what):
+                mg.wait(lambda l: ("%s.%s (%s)" % (MGR, member, args_g)) in l, what + " (gdbus monitor)")
+
+                def is_it(line):
+                    try:
+                        j = json.loads(line)
+                    except ValueError:
+                        return False
+                    return j.get("member") == member and j.get("payload", {}).get("data") == data
+                mb.wait(is_it, what + " (busctl monitor)")
+
+            def vm_changed(path, needle, what):
+                mg.wait(lambda l: l.startswith(path + ": " + PROPS + ".PropertiesChanged ('%s'" % VM) and needle in l,
+                        what + " (gdbus monitor)")
+
+            p = w.attach("vm1", label_tier="gold")
+            both("VMNew", "'%s', objectpath '%s'" % (p.id, p.path), [p.id, p.path], "VMNew")
+            both("FilterApplied", "'%s', 'gold', true, ''" % p.id, [p.id, "gold", True, ""], "FilterApplied")
+            vm_changed(p.path, "'State': <'filtered'>", "PropertiesChanged State=filtered")
+            mg.wait(lambda l: OBJMGR + ".InterfacesAdded (objectpath '%s'" % p.path in l, "InterfacesAdded")
+
+            b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
+            vm_changed(p.path, "'ProfileSource': <'runtime'>", "PropertiesChanged ProfileSource=runtime")
+            both("FilterApplied", "'%s', 'minimal', true, ''" % p.id, [p.id, "minimal", True, ""],
+                 "FilterApplied minimal")
+
+            b.call(MGR_PATH, MGR, "SetDefaultProfile", "sb", "gold", "true")
+            mg.wait(lambda l: l.startswith(MGR_PATH + ": " + PROPS + ".PropertiesChanged ('%s'" % MGR) and
+                    "'DefaultProfile': <'gold'>" in l, "PropertiesChanged DefaultProfile=gold")
+
+            b.call(MGR_PATH, MGR, "Reload")
+            both("Reloaded", "true, ''", [True, ""], "Reloaded ok")
+            d.write_config("version: 1\nprofiles: [ unclosed\n")
+            b.busctl("call", NAME, MGR_PATH, MGR, "Reload")
+            # gdbus quotes a string holding ' with ".
+            mg.wait(lambda l: "%s.Reloaded (false, " % MGR in l and "pmufilterd.yaml:3:1" in l, "Reloaded failed")
+            mg.wait(lambda l: "PropertiesChanged ('%s'" % MGR in l and "'LastError': <\"/" in l,
+                    "PropertiesChanged LastError")
+            d.write_config(CONFIG)
+
+            # A VM nobody attaches: unmanaged after attach_timeout_ms, then gone.
+            kvm, vm = kvm_create_vm()
+            vid = "%d-%d" % (os.getpid(), vm)
+            vpath = mg.wait(lambda l: ".VMNew ('%s'," % vid in l, "VMNew of the unattached VM")
+            vpath = re.search(r"objectpath '([^']+)'", vpath).group(1)
+            both("VMUnmanaged", "'%s', objectpath '%s'" % (vid, vpath), [vid, vpath], "VMUnmanaged")
+            vm_changed(vpath, "'State': <'unmanaged'>", "PropertiesChanged State=unmanaged")
+            os.close(vm)
+            os.close(kvm)
+            both("VMRemoved", "'%s', objectpath '%s'" % (vid, vpath), [vid, vpath], "VMRemoved")
+            mg.wait(lambda l: OBJMGR + ".InterfacesRemoved (objectpath '%s'" % vpath in l, "InterfacesRemoved")
+
+            # The VMM closes its session: detached, the filter stays.
+            w.peers.remove(p)
+            p.close()
+            vm_changed(p.path, "'State': <'detached'>", "PropertiesChanged State=detached")
+        finally:
+            mg.stop()
+            mb.stop()
+
+
+# -- errors -----------------------------------------------------------------
+
+def test_errors_have_clear_names():
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("vm1", label_tier="gold")
+
+        for method, args in (("GetVM", ["nope"]), ("SetVMProfile", ["nope", "gold", "true"]),
+                             ("ResetVMProfile", ["nope", "true"]), ("Reapply", ["['nope']"])):
+            gcall_error(b, MGR_PATH, MGR + "." + method, *args, error="org.pmufilterd1.NoSuchVM", message="nope")
+        r = b.busctl("call", NAME, MGR_PATH, MGR, "GetVM", "s", "nope")
+        check(r.returncode == 1 and "No VM 'nope'" in r.stderr, "busctl GetVM nope: %r" % r.stderr)
+
+        for path, method, args in ((MGR_PATH, MGR + ".GetProfile", ["nope"]),
+                                   (MGR_PATH, MGR + ".SetVMProfile", ["vm1", "nope", "true"]),
+                                   (MGR_PATH, MGR + ".SetDefaultProfile", ["nope", "true"]),
+                                   (p.path, VM + ".SetProfile", ["nope", "false"])):
+            gcall_error(b, path, method, *args, error="org.pmufilterd1.NoSuchProfile", message="nope")
+
+        # A VM the daemon sees but whose VMM never attached.
+        kvm, vm = kvm_create_vm()
+        try:
+            vid = "%d-%d" % (os.getpid(), vm)
+            deadline = time.time() + 10
+            while b.busctl("call", NAME, MGR_PATH, MGR, "GetVM", "s", vid).returncode != 0:
+                check(time.time() < deadline, "the daemon never saw VM %s" % vid)
+                time.sleep(0.05)
+            vpath = b.call(MGR_PATH, MGR, "GetVM", "s", vid)[0]
+            for path, method, args in ((MGR_PATH, MGR + ".SetVMProfile", [vid, "gold", "true"]),
+                                       (MGR_PATH, MGR + ".ResetVMProfile", [vid, "true"]),
+                                       (MGR_PATH, MGR + ".Reapply", ["['%s']" % vid]),
+                                       (vpath, VM + ".SetProfile", ["gold", "true"]),
+                                       (vpath, VM + ".Reapply", [])):
+                gcall_error(b, path, method, *args, error="org.pmufilterd1.NotManaged", message="attach|session")
+        finally:
+            os.close(vm)
+            os.close(kvm)
+
+        for argv in (["GetVM", "u", "42"], ["SetVMProfile", "ss", "vm1", "gold"], ["Reload", "s", "x"]):
+            r = b.busctl("call", NAME, MGR_PATH, MGR, *argv)
+            check(r.returncode == 1 and "Invalid arguments" in r.stderr, "busctl %s: %r" % (argv, r.stderr))
+        gcall_error(b, MGR_PATH, MGR + ".GetVM", "a", "b", error="org.freedesktop.DBus.Error.InvalidArgs")
+        gcall_error(b, MGR_PATH, MGR + ".SetVMProfile", "vm1", "", "true",
+                    error="org.freedesktop.DBus.Error.InvalidArgs", message="ResetVMProfile")
+        gcall_error(b, MGR_PATH, MGR + ".NoSuchMethod", error="org.freedesktop.DBus.Error.UnknownMethod")
+        gcall_error(b, MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>",
+                    error="org.freedesktop.DBus.Error.PropertyReadOnly")
+
+        # The VMM's kernel refuses: the call says so, and the VM shows it.
+        p.force_errno = errno.EINVAL
+        gcall_error(b, MGR_PATH, MGR + ".SetVMProfile", "vm1", "minimal", "true",
+                    error="org.pmufilterd1.ApplyFailed", message="Invalid argument")
+        check(b.get(p.path, VM, "State") == "failed" and "Invalid argument" in b.get(p.path, VM, "LastError"),
+              "the VM shows the failure")
+        p.force_errno = None
+        b.call(p.path, VM, "Reapply")
+        check(b.get(p.path, VM, "State") == "filtered", "Reapply recovers the VM")
+
+        # A broken policy is refused; the old one keeps answering.
+        d.write_config(CONFIG.replace("events: [ 0x00c5 ]", "events: [ no-such-event ]"))
+        msg = gcall_error(b, MGR_PATH, MGR + ".Reload", error="org.pmufilterd1.InvalidConfig",
+                          message="old one stays")
+        check("no-such-event" in msg, "InvalidConfig says what is wrong: " + msg)
+        check("no-such-event" in b.get(MGR_PATH, MGR, "LastError"), "LastError after a failed reload")
+        check(b.get(MGR_PATH, MGR, "Lockdown") is False, "a failed reload is not lockdown")
+        check(sorted(x[0] for x in b.call(MGR_PATH, MGR, "ListProfiles")[0]) == ["gold", "minimal", "trusted"],
+              "the old profiles are still listed")
+        gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold")[0]
+        check(len(b.get(gold, PROFILE, "Entries")) == 3, "the old gold still answers")
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "gold", "true")
+        check(b.get(p.path, VM, "Profile") == "gold" and len(b.get(p.path, VM, "Events")) == 3,
+              "the old policy's gold is applied after the failed reload")
+
+
+# -- authorisation ----------------------------------------------------------
+
+def mutations(vm_path):
+    """(path, interface, member, busctl args, gdbus args) of every change."""
+    return [
+        (MGR_PATH, MGR, "SetVMProfile", ["ssb", "vm1", "minimal", "false"], ["vm1", "minimal", "false"]),
+        (MGR_PATH, MGR, "ResetVMProfile", ["sb", "vm1", "false"], ["vm1", "false"]),
+        (MGR_PATH, MGR, "SetDefaultProfile", ["sb", "gold", "false"], ["gold", "false"]),
+        (MGR_PATH, MGR, "Reapply", ["as", "0"], ["@as []"]),
+        (MGR_PATH, MGR, "Reload", [], []),
+        (vm_path, VM, "SetProfile", ["sb", "minimal", "false"], ["minimal", "false"]),
+        (vm_path, VM, "Reapply", [], []),
+    ]
+
+
+def check_reads_as_nobody(b, p):
+    check(any(v[0] == p.id for v in b.call(MGR_PATH, MGR, "ListVMs", nobody=True)[0]), "nobody: ListVMs")
+    check(b.call(MGR_PATH, MGR, "GetVM", "s", "vm1", nobody=True)[0] == p.path, "nobody: GetVM")
+    check(len(b.call(MGR_PATH, MGR, "ListProfiles", nobody=True)[0]) == 3, "nobody: ListProfiles")
+    gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold", nobody=True)[0]
+    check(props(b, gold, PROFILE, nobody=True)["Name"] == "gold", "nobody: Profile GetAll")
+    check(props(b, p.path, VM, nobody=True)["Profile"] == "gold", "nobody: VM GetAll")
+    check(b.get(MGR_PATH, MGR, "DefaultProfile", nobody=True) == "minimal", "nobody: Get")
+    check(p.path in b.call(MGR_PATH, OBJMGR, "GetManagedObjects", nobody=True)[0], "nobody: GetManagedObjects")
+    check("SetVMProfile" in b.busctl_ok("introspect", NAME, MGR_PATH, nobody=True), "nobody: Introspect")
+    b.call(MGR_PATH, "org.freedesktop.DBus.Peer", "Ping", nobody=True)
+    check("SetProfile" in b.gdbus_ok("introspect", "--dest", NAME, "--object-path", p.path, nobody=True),
+          "nobody: gdbus introspect")
+    check("'gold'" in gcall_ok(b, p.path, PROPS + ".Get", VM, "Profile", nobody=True), "nobody: gdbus Get")
+
+
+def check_nothing_changed(w, p, n_applies):
+    b, d = w.bus, w.d
+    v = props(b, p.path, VM)
+    check(v["Profile"] == "gold" and v["ProfileSource"] == "rule:1", "VM changed: %s/%s" % (v["Profile"],
+                                                                                        v["ProfileSource"]))
+    check(len(p.applies) == n_applies, "the VMM got %d APPLY after refused calls" % (len(p.applies) - n_applies))
+    check(b.get(MGR_PATH, MGR, "DefaultProfile") == "minimal", "DefaultProfile changed")
+    check(state_file(d) == "" and state_file(d, runtime=True) == "", "a state file was written")
+    check(not d.records("reload"), "a refused Reload reloaded")
+
+
+def test_non_root_refused_at_the_bus():
+    with world() as w:
+        b = w.bus
+        p = w.attach("vm1", label_tier="gold")
+        n = len(p.applies)
+        for path, iface, member, bargs, gargs in mutations(p.path):
+            r = b.busctl("call", NAME, path, iface, member, *bargs, nobody=True)
+            check(r.returncode == 1 and "Access denied" in r.stderr, "nobody busctl %s: %r" % (member, r.stderr))
+            gcall_error(b, path, iface + "." + member, *gargs, nobody=True,
+                        error="org.freedesktop.DBus.Error.AccessDenied",
+                        message=r'^Rejected send message.*member="%s".*destination="%s"' % (member, NAME))
+        gcall_error(b, MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>", nobody=True,
+                    error="org.freedesktop.DBus.Error.AccessDenied", message="^Rejected send message")
+        check_nothing_changed(w, p, n)
+        check_reads_as_nobody(b, p)
+
+        # Signals reach everyone.
+        mon = b.monitor("gdbus", nobody=True)
+        try:
+            b.call(p.path, VM, "Reapply")
+            mon.wait(lambda l: "%s.FilterApplied ('%s', 'gold', true, '')" % (MGR, p.id) in l, "FilterApplied as nobody")
+        finally:
+            mon.stop()
+
+
+def test_non_root_refused_by_the_daemon():
+    with world(relaxed=True) as w:
+        b = w.bus
+        p = w.attach("vm1", label_tier="gold")
+        n = len(p.applies)
+        for path, iface, member, bargs, gargs in mutations(p.path):
+            r = b.busctl("call", NAME, path, iface, member, *bargs, nobody=True)
+            check(r.returncode == 1 and "Access denied" in r.stderr, "nobody busctl %s: %r" % (member, r.stderr))
+            gcall_error(b, path, iface + "." + member, *gargs, nobody=True,
+                        error="org.freedesktop.DBus.Error.AccessDenied", message=r"needs root.*uid 65534")
+        check_nothing_changed(w, p, n)
+        check_reads_as_nobody(b, p)
+        # The same calls as root go through on this bus.
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
+        check(b.get(p.path, VM, "Profile") == "minimal", "root can still change")
+
+
+# -- persistence ------------------------------------------------------------
+
+def test_persistent_profile_survives_restart():
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("vm1", label_tier="gold")
+        q = w.attach("vm2", label_tier="gold")
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "false")
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm2", "trusted", "true")
+        check('"name:vm1": "minimal"' in state_file(d), "state.yaml: " + state_file(d))
+        check('"name:vm2": "trusted"' in state_file(d, runtime=True), "runtime state: " + state_file(d, True))
+        for x in (p, q):
+            w.peers.remove(x)
+            x.close()
+
+        d.restart()
+        p = w.attach("vm1", label_tier="gold")
+        v = props(b, p.path, VM)
+        check(v["Profile"] == "minimal" and v["ProfileSource"] == "persistent" and v["AppliedUSec"] > 0,
+              "vm1 after the restart: %s/%s" % (v["Profile"], v["ProfileSource"]))
+        check(last_apply(p)["PROFILE"] == "minimal", "the first APPLY carries the persisted profile")
+        q = w.attach("vm2", label_tier="gold")
+        check(b.get(q.path, VM, "Profile") == "trusted" and b.get(q.path, VM, "ProfileSource") == "runtime",
+              "vm2 keeps its runtime profile while /run lives")
+        other = w.attach("vm3", label_tier="gold")
+        check(b.get(other.path, VM, "Profile") == "gold", "a VM of another name follows the rules")
+
+        b.call(MGR_PATH, MGR, "ResetVMProfile", "sb", "vm1", "false")
+        check(b.get(p.path, VM, "ProfileSource") == "rule:1" and "vm1" not in state_file(d),
+              "reset forgets vm1: " + state_file(d))
+
+
+def test_corrupt_state_file_is_set_aside():
+    harness.need_kvm()
+    harness.need_root()
+    need_bus_tools()
+    with SystemBus() as b, Daemon(config_text=CONFIG, bus=b.address, start=False) as d:
+        garbage = "version: 1\nvms: [ this is not a mapping\n"
+        paths = []
+        for sub in ("state", "run"):
+            os.makedirs(os.path.join(d.dir, sub))
+            paths.append(os.path.join(d.dir, sub, "state.yaml"))
+            with open(paths[-1], "w") as f:
+                f.write(garbage)
+        d.start()
+        for path in paths:
+            d.wait_line(re.escape(path) + r": .*set aside as " + re.escape(path) + r"\.corrupt")
+            check(not os.path.exists(path), "%s is still in place" % path)
+            with open(path + ".corrupt") as f:
+                check(f.read() == garbage, "%s.corrupt holds the old contents" % path)
+        check(d.alive(), "the daemon runs")
+        p = AutoPeer(d.socket, name="vm1", label_tier="gold")
+        try:
+            p.wait_applies(1)
+            path = b.call(MGR_PATH, MGR, "GetVM", "s", "vm1")[0]
+            b.wait_property(path, VM, "State", lambda s: s == "filtered", "filtered")
+            check(b.get(path, VM, "ProfileSource") == "rule:1", "vm1 follows the rules")
+            b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "false")
+            check('"name:vm1": "minimal"' in state_file(d), "a new state.yaml is written: " + state_file(d))
+        finally:
+            p.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
