@@ -9,8 +9,9 @@ packages=(
         gcc pkg-config meson ninja-build
         libyaml-dev libsystemd-dev libudev-dev libcmocka-dev
         libpfm4-dev libsmartcols-dev
-        # tests: man page lint, a real bus, a real unmodified VMM
-        mandoc dbus qemu-system-x86 util-linux procps
+        # tests: man page lint, a real bus and its clients (busctl comes
+        # with systemd, gdbus with libglib2.0-bin), a real unmodified VMM
+        mandoc dbus libglib2.0-bin qemu-system-x86 util-linux procps
 )
 
 missing=()
