@@ -15,6 +15,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -22,11 +23,13 @@ import subprocess
 import tempfile
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 from harness import SRC, Failure, Peer, Skip, attach_msg, check, kvm_create_vm
 
 POLICY = os.path.join(SRC, "dbus/org.pmufilterd1.conf")
 NAME = "org.pmufilterd1"
+EMITS = "org.freedesktop.DBus.Property.EmitsChangedSignal"
 KVM_SET_PMU_EVENT_FILTER = 0x4020AEB2
 KVM_PMU_EVENT_DENY = 1
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -146,6 +149,32 @@ class SystemBus:
         r = self.gdbus(*args, nobody=nobody)
         check(r.returncode == 0, "gdbus %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr.strip()))
         return r.stdout
+
+    def props(self, path, interface, nobody=False):
+        """Properties.GetAll through busctl, as {name: value}."""
+        got = self.call(path, "org.freedesktop.DBus.Properties", "GetAll", "s", interface, nobody=nobody)[0]
+        return {k: v["data"] for k, v in got.items()}
+
+    def gcall(self, path, method, *args, nobody=False):
+        """gdbus call: (returncode, stdout, stderr)."""
+        r = self.gdbus("call", "--dest", NAME, "--object-path", path, "--method", method, *args, nobody=nobody)
+        return r.returncode, r.stdout, r.stderr
+
+    def gcall_ok(self, path, method, *args, nobody=False):
+        rc, out, err = self.gcall(path, method, *args, nobody=nobody)
+        check(rc == 0, "gdbus call %s %s failed: %s" % (method, " ".join(args), err.strip()))
+        return out
+
+    def gcall_error(self, path, method, *args, error, message=None, nobody=False):
+        """gdbus call that must fail with the D-Bus error `error`, its
+        message matching `message`; returns the message."""
+        rc, out, err = self.gcall(path, method, *args, nobody=nobody)
+        m = re.search(r"GDBus\.Error:([\w.]+): (.*)", err)
+        check(rc != 0 and m, "%s %s: expected %s, got rc %d: %s%s" % (method, args, error, rc, out, err))
+        check(m.group(1) == error, "%s %s: expected %s, got %s: %s" % (method, args, error, m.group(1), m.group(2)))
+        if message:
+            check(re.search(message, m.group(2)), "%s: message %r does not say %r" % (method, m.group(2), message))
+        return m.group(2)
 
     def monitor(self, tool="busctl", nobody=False):
         return Monitor(self, tool, nobody)
@@ -267,3 +296,33 @@ class AutoPeer:
         self.thread.join(5)
         os.close(self.vm)
         os.close(self.kvm)
+
+
+def interface_shapes(xml_text, names):
+    """The named interfaces of an introspection document as {interface:
+    {member: shape}}: arguments (name, type, direction), property type,
+    access and effective EmitsChangedSignal (absent means "true")."""
+    out = {}
+    for iface in ET.fromstring(xml_text).findall("interface"):
+        if iface.get("name") not in names:
+            continue
+        d = {}
+        for m in iface.findall("method"):
+            d["method " + m.get("name")] = [(a.get("name"), a.get("type"), a.get("direction", "in"))
+                                            for a in m.findall("arg")]
+        for s in iface.findall("signal"):
+            d["signal " + s.get("name")] = [(a.get("name"), a.get("type")) for a in s.findall("arg")]
+        for p in iface.findall("property"):
+            ann = {a.get("name"): a.get("value") for a in p.findall("annotation")}
+            d["property " + p.get("name")] = (p.get("type"), p.get("access"), ann.get(EMITS, "true"))
+        out[iface.get("name")] = d
+    return out
+
+
+def compare_interfaces(shipped, live, where):
+    for iface, members in live.items():
+        check(iface in shipped, "%s: interface %s is not in dbus/org.pmufilterd1.xml" % (where, iface))
+        for k in sorted(set(members) | set(shipped[iface])):
+            check(members.get(k) == shipped[iface].get(k),
+                  "%s %s.%s: the XML says %r, the daemon says %r" % (where, iface, k, shipped[iface].get(k),
+                                                                    members.get(k)))

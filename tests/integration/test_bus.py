@@ -14,10 +14,9 @@ import os
 import re
 import time
 import types
-import xml.etree.ElementTree as ET
 
 import harness
-from busharness import NAME, AutoPeer, SystemBus, need_bus_tools
+from busharness import NAME, AutoPeer, SystemBus, compare_interfaces, interface_shapes, need_bus_tools
 from harness import SRC, Daemon, check, kvm_create_vm
 
 MGR_PATH = "/org/pmufilterd1"
@@ -26,7 +25,6 @@ VM = "org.pmufilterd1.VM"
 PROFILE = "org.pmufilterd1.Profile"
 PROPS = "org.freedesktop.DBus.Properties"
 OBJMGR = "org.freedesktop.DBus.ObjectManager"
-EMITS = "org.freedesktop.DBus.Property.EmitsChangedSignal"
 
 CONFIG = """\
 version: 1
@@ -77,34 +75,6 @@ def world(relaxed=False, config=CONFIG):
                 p.close()
 
 
-def props(b, path, interface, nobody=False):
-    got = b.call(path, PROPS, "GetAll", "s", interface, nobody=nobody)[0]
-    return {k: v["data"] for k, v in got.items()}
-
-
-def gcall(b, path, method, *args, nobody=False):
-    """gdbus call: (returncode, stdout, stderr)."""
-    r = b.gdbus("call", "--dest", NAME, "--object-path", path, "--method", method, *args, nobody=nobody)
-    return r.returncode, r.stdout, r.stderr
-
-
-def gcall_ok(b, path, method, *args, nobody=False):
-    rc, out, err = gcall(b, path, method, *args, nobody=nobody)
-    check(rc == 0, "gdbus call %s %s failed: %s" % (method, " ".join(args), err.strip()))
-    return out
-
-
-def gcall_error(b, path, method, *args, error, message=None, nobody=False):
-    """The call fails with the D-Bus error name error (and message matching)."""
-    rc, out, err = gcall(b, path, method, *args, nobody=nobody)
-    m = re.search(r"GDBus\.Error:([\w.]+): (.*)", err)
-    check(rc != 0 and m, "%s %s: expected %s, got rc %d: %s%s" % (method, args, error, rc, out, err))
-    check(m.group(1) == error, "%s %s: expected %s, got %s: %s" % (method, args, error, m.group(1), m.group(2)))
-    if message:
-        check(re.search(message, m.group(2)), "%s: message %r does not say %r" % (method, m.group(2), message))
-    return m.group(2)
-
-
 def events_of(apply):
     return [int(e, 16) for e in apply.get("EVENTS", "").split(",") if e]
 
@@ -123,38 +93,9 @@ def state_file(d, runtime=False):
 
 # -- the interface XML ------------------------------------------------------
 
-def describe(xml_text, names=(MGR, VM, PROFILE)):
-    """Each interface as {member: its shape}, with the effective
-    EmitsChangedSignal (absent means "true")."""
-    out = {}
-    for iface in ET.fromstring(xml_text).findall("interface"):
-        if iface.get("name") not in names:
-            continue
-        d = {}
-        for m in iface.findall("method"):
-            d["method " + m.get("name")] = [(a.get("name"), a.get("type"), a.get("direction", "in"))
-                                            for a in m.findall("arg")]
-        for s in iface.findall("signal"):
-            d["signal " + s.get("name")] = [(a.get("name"), a.get("type")) for a in s.findall("arg")]
-        for p in iface.findall("property"):
-            ann = {a.get("name"): a.get("value") for a in p.findall("annotation")}
-            d["property " + p.get("name")] = (p.get("type"), p.get("access"), ann.get(EMITS, "true"))
-        out[iface.get("name")] = d
-    return out
-
-
-def compare(shipped, live, where):
-    for iface, members in live.items():
-        check(iface in shipped, "%s: interface %s is not in dbus/org.pmufilterd1.xml" % (where, iface))
-        for k in sorted(set(members) | set(shipped[iface])):
-            check(members.get(k) == shipped[iface].get(k),
-                  "%s %s.%s: the XML says %r, the daemon says %r" % (where, iface, k, shipped[iface].get(k),
-                                                                    members.get(k)))
-
-
 def test_interface_xml_matches_live_introspection():
     with open(os.path.join(SRC, "dbus/org.pmufilterd1.xml")) as f:
-        shipped = describe(f.read())
+        shipped = interface_shapes(f.read(), (MGR, VM, PROFILE))
     check(sorted(shipped) == sorted([MGR, VM, PROFILE]), "the XML describes %s" % sorted(shipped))
     with world() as w:
         b = w.bus
@@ -164,9 +105,9 @@ def test_interface_xml_matches_live_introspection():
         for path, iface in ((MGR_PATH, MGR), (p.path, VM), (gold, PROFILE)):
             for tool, xml_text in (("busctl", b.busctl_ok("introspect", "--xml-interface", NAME, path)),
                                    ("gdbus", b.gdbus_ok("introspect", "--xml", "--dest", NAME, "--object-path", path))):
-                got = describe(xml_text, (iface,))
+                got = interface_shapes(xml_text, (iface,))
                 check(iface in got, "%s introspect %s: no interface %s" % (tool, path, iface))
-                compare(shipped, got, "%s introspect %s" % (tool, path))
+                compare_interfaces(shipped, got, "%s introspect %s" % (tool, path))
                 live.update(got)
         check(OBJMGR in b.busctl_ok("introspect", NAME, MGR_PATH), "%s carries %s" % (MGR_PATH, OBJMGR))
         check(sorted(live) == sorted(shipped), "live interfaces %s" % sorted(live))
@@ -195,13 +136,13 @@ def test_reads_through_busctl_and_gdbus():
         check(gold == profiles["gold"][4], "GetProfile(gold) %s, ListProfiles %s" % (gold, profiles["gold"][4]))
 
         # Properties, busctl
-        m = props(b, MGR_PATH, MGR)
+        m = b.props(MGR_PATH, MGR)
         check(re.fullmatch(r"\d+\.\d+\.\d+", m["Version"]), "Version %r" % m["Version"])
         check(m["DefaultProfile"] == "minimal" and m["ConfigFiles"] == [d.config], "Manager: %r" % m)
         check(m["NVMs"] >= 1 and m["Lockdown"] is False and m["LastError"] == "", "Manager: %r" % m)
         check(m["HostPMU"] and m["FilterSupported"] is True, "Manager: %r" % m)
         check(isinstance(m["MaskedEventsSupported"], bool) and isinstance(m["HostPMUEnabled"], bool), "%r" % m)
-        v = props(b, p.path, VM)
+        v = b.props(p.path, VM)
         want = {"Id": p.id, "Name": "vm1", "UUID": "8e6b1e34-3c0e-4e8f-a2b4-5b0f1a2c3d4e", "PID": pid,
                 "Labels": {"tier": "gold"}, "Client": "library", "State": "filtered", "Profile": "gold",
                 "ProfileSource": "rule:1", "Action": "allow", "Events": events_of(apply),
@@ -210,7 +151,7 @@ def test_reads_through_busctl_and_gdbus():
             check(v[k] == val, "VM %s is %r, expected %r" % (k, v[k], val))
         check(len(v["Events"]) == 3, "gold compiles to 3 entries: %r" % v["Events"])
         check(abs(v["AppliedUSec"] - time.time() * 1e6) < 60e6, "AppliedUSec %d is not now" % v["AppliedUSec"])
-        pr = props(b, gold, PROFILE)
+        pr = b.props(gold, PROFILE)
         check(pr["Name"] == "gold" and pr["Tier"] == "tenant" and pr["Action"] == "allow", "Profile: %r" % pr)
         check(pr["Entries"] == v["Events"] and len(pr["EntryNames"]) == 3, "Profile entries: %r" % pr)
         check(pr["Source"] == d.config and pr["VMs"] == [p.path], "Profile: %r" % pr)
@@ -227,27 +168,27 @@ def test_reads_through_busctl_and_gdbus():
         check(p.path in tree and gold in tree, "busctl tree:\n" + tree)
 
         # the same through gdbus
-        out = gcall_ok(b, MGR_PATH, MGR + ".ListVMs")
+        out = b.gcall_ok(MGR_PATH, MGR + ".ListVMs")
         check(re.search(r"\('%s', 'vm1', 'gold', 'filtered', (uint32 )?%d, (objectpath )?'%s'\)" %
                         (p.id, pid, re.escape(p.path)), out), "gdbus ListVMs: " + out)
-        check(gcall_ok(b, MGR_PATH, MGR + ".GetVM", "vm1").strip() == "(objectpath '%s',)" % p.path, "gdbus GetVM")
-        out = gcall_ok(b, MGR_PATH, MGR + ".ListProfiles")
+        check(b.gcall_ok(MGR_PATH, MGR + ".GetVM", "vm1").strip() == "(objectpath '%s',)" % p.path, "gdbus GetVM")
+        out = b.gcall_ok(MGR_PATH, MGR + ".ListProfiles")
         check(re.search(r"\('gold', 'tenant', 'allow', (uint32 )?3, (objectpath )?'%s'\)" % re.escape(gold), out),
               "gdbus ListProfiles: " + out)
-        check(gcall_ok(b, MGR_PATH, MGR + ".GetProfile", "gold").strip() == "(objectpath '%s',)" % gold,
+        check(b.gcall_ok(MGR_PATH, MGR + ".GetProfile", "gold").strip() == "(objectpath '%s',)" % gold,
               "gdbus GetProfile")
-        out = gcall_ok(b, p.path, PROPS + ".GetAll", VM)
+        out = b.gcall_ok(p.path, PROPS + ".GetAll", VM)
         for s in ("'Profile': <'gold'>", "'State': <'filtered'>", "'Labels': <{'tier': 'gold'}>"):
             check(s in out, "gdbus GetAll VM lacks %s: %s" % (s, out))
-        check(gcall_ok(b, MGR_PATH, PROPS + ".Get", MGR, "DefaultProfile").strip() == "(<'minimal'>,)",
+        check(b.gcall_ok(MGR_PATH, PROPS + ".Get", MGR, "DefaultProfile").strip() == "(<'minimal'>,)",
               "gdbus Get DefaultProfile")
-        out = gcall_ok(b, gold, PROPS + ".GetAll", PROFILE)
+        out = b.gcall_ok(gold, PROPS + ".GetAll", PROFILE)
         check("'Tier': <'tenant'>" in out and p.path in out, "gdbus GetAll Profile: " + out)
-        out = gcall_ok(b, MGR_PATH, OBJMGR + ".GetManagedObjects")
+        out = b.gcall_ok(MGR_PATH, OBJMGR + ".GetManagedObjects")
         check(p.path in out and gold in out, "gdbus GetManagedObjects: " + out)
         out = b.gdbus_ok("introspect", "--dest", NAME, "--object-path", p.path)
         check("readonly s Profile = 'gold';" in out, "gdbus introspect VM:\n" + out)
-        check(gcall_ok(b, MGR_PATH, "org.freedesktop.DBus.Peer.Ping").strip() == "()", "Ping")
+        check(b.gcall_ok(MGR_PATH, "org.freedesktop.DBus.Peer.Ping").strip() == "()", "Ping")
 
 
 # -- changing, as root --------------------------------------------------------
@@ -258,7 +199,7 @@ def test_changes_as_root_apply_and_record():
         p = w.attach("vm1", label_tier="gold")
 
         def applied(what, profile, source, n_before, t_before):
-            v = props(b, p.path, VM)
+            v = b.props(p.path, VM)
             check(v["Profile"] == profile and v["ProfileSource"] == source and v["State"] == "filtered",
                   "%s: VM is %s/%s/%s, expected %s/%s/filtered" % (what, v["Profile"], v["ProfileSource"],
                                                                  v["State"], profile, source))
@@ -278,7 +219,7 @@ def test_changes_as_root_apply_and_record():
         check("vm1" not in state_file(d), "a runtime change stays out of the persistent state")
 
         n = len(p.applies)
-        gcall_ok(b, MGR_PATH, MGR + ".SetVMProfile", "vm1", "trusted", "false")
+        b.gcall_ok(MGR_PATH, MGR + ".SetVMProfile", "vm1", "trusted", "false")
         t = applied("SetVMProfile persistent (gdbus)", "trusted", "persistent", n, t)
         a = last_apply(p)
         check(a["ACTION"] == "deny" and int(a["FLAGS"], 0) == 1, "trusted is a masked denylist: %r" % a)
@@ -294,10 +235,10 @@ def test_changes_as_root_apply_and_record():
         b.call(p.path, VM, "SetProfile", "sb", "minimal", "true")
         t = applied("VM.SetProfile", "minimal", "runtime", n, t)
         n = len(p.applies)
-        gcall_ok(b, p.path, VM + ".Reapply")
+        b.gcall_ok(p.path, VM + ".Reapply")
         t = applied("VM.Reapply (gdbus)", "minimal", "runtime", n, t)
         n = len(p.applies)
-        gcall_ok(b, MGR_PATH, MGR + ".Reapply", "@as []")
+        b.gcall_ok(MGR_PATH, MGR + ".Reapply", "@as []")
         t = applied("Reapply([]) (gdbus)", "minimal", "runtime", n, t)
         n = len(p.applies)
         b.call(MGR_PATH, MGR, "Reapply", "as", "1", "vm1")
@@ -314,7 +255,7 @@ def test_changes_as_root_apply_and_record():
               "plain follows the default profile")
         check(len(q.applies) == n_q + 1 and b.get(q.path, VM, "AppliedUSec") > t_q, "plain got the new filter")
         check('default_profile: "gold"' in state_file(d, runtime=True), "runtime state: " + state_file(d, True))
-        gcall_ok(b, MGR_PATH, MGR + ".SetDefaultProfile", "minimal", "false")
+        b.gcall_ok(MGR_PATH, MGR + ".SetDefaultProfile", "minimal", "false")
         check('default_profile: "minimal"' in state_file(d), "persistent state: " + state_file(d))
         check(b.get(q.path, VM, "Profile") == "minimal", "plain back on minimal")
 
@@ -347,7 +288,7 @@ def test_changes_reply_only_after_applied():
         check(b.get(p.path, VM, "Profile") == "minimal", "the change is in force when the reply comes")
 
         t0 = time.monotonic()
-        gcall_ok(b, MGR_PATH, MGR + ".Reapply", "['vm1', 'vm2']")
+        b.gcall_ok(MGR_PATH, MGR + ".Reapply", "['vm1', 'vm2']")
         t1 = time.monotonic()
         check(t1 - t0 >= 1.5, "Reapply of two VMs replied after %.3f s, before the slower (1.5 s) one" % (t1 - t0))
         check(q.applies[-1][0] <= t1 and p.applies[-1][0] <= t1, "Reapply replied before both answered")
@@ -355,7 +296,7 @@ def test_changes_reply_only_after_applied():
         # A VMM that does not answer in time fails the call; it does not hang.
         q.delay = 4.0
         t0 = time.monotonic()
-        gcall_error(b, MGR_PATH, MGR + ".Reapply", "['vm2']", error="org.pmufilterd1.ApplyFailed",
+        b.gcall_error(MGR_PATH, MGR + ".Reapply", "['vm2']", error="org.pmufilterd1.ApplyFailed",
                     message="no APPLIED")
         t1 = time.monotonic()
         check(2.4 <= t1 - t0 < 4.0, "ApplyFailed after %.3f s, expected attach_timeout_ms (2.5 s)" % (t1 - t0))
@@ -441,7 +382,7 @@ def test_errors_have_clear_names():
 
         for method, args in (("GetVM", ["nope"]), ("SetVMProfile", ["nope", "gold", "true"]),
                              ("ResetVMProfile", ["nope", "true"]), ("Reapply", ["['nope']"])):
-            gcall_error(b, MGR_PATH, MGR + "." + method, *args, error="org.pmufilterd1.NoSuchVM", message="nope")
+            b.gcall_error(MGR_PATH, MGR + "." + method, *args, error="org.pmufilterd1.NoSuchVM", message="nope")
         r = b.busctl("call", NAME, MGR_PATH, MGR, "GetVM", "s", "nope")
         check(r.returncode == 1 and "No VM 'nope'" in r.stderr, "busctl GetVM nope: %r" % r.stderr)
 
@@ -449,7 +390,7 @@ def test_errors_have_clear_names():
                                    (MGR_PATH, MGR + ".SetVMProfile", ["vm1", "nope", "true"]),
                                    (MGR_PATH, MGR + ".SetDefaultProfile", ["nope", "true"]),
                                    (p.path, VM + ".SetProfile", ["nope", "false"])):
-            gcall_error(b, path, method, *args, error="org.pmufilterd1.NoSuchProfile", message="nope")
+            b.gcall_error(path, method, *args, error="org.pmufilterd1.NoSuchProfile", message="nope")
 
         # A VM the daemon sees but whose VMM never attached.
         kvm, vm = kvm_create_vm()
@@ -465,7 +406,7 @@ def test_errors_have_clear_names():
                                        (MGR_PATH, MGR + ".Reapply", ["['%s']" % vid]),
                                        (vpath, VM + ".SetProfile", ["gold", "true"]),
                                        (vpath, VM + ".Reapply", [])):
-                gcall_error(b, path, method, *args, error="org.pmufilterd1.NotManaged", message="attach|session")
+                b.gcall_error(path, method, *args, error="org.pmufilterd1.NotManaged", message="attach|session")
         finally:
             os.close(vm)
             os.close(kvm)
@@ -473,16 +414,16 @@ def test_errors_have_clear_names():
         for argv in (["GetVM", "u", "42"], ["SetVMProfile", "ss", "vm1", "gold"], ["Reload", "s", "x"]):
             r = b.busctl("call", NAME, MGR_PATH, MGR, *argv)
             check(r.returncode == 1 and "Invalid arguments" in r.stderr, "busctl %s: %r" % (argv, r.stderr))
-        gcall_error(b, MGR_PATH, MGR + ".GetVM", "a", "b", error="org.freedesktop.DBus.Error.InvalidArgs")
-        gcall_error(b, MGR_PATH, MGR + ".SetVMProfile", "vm1", "", "true",
+        b.gcall_error(MGR_PATH, MGR + ".GetVM", "a", "b", error="org.freedesktop.DBus.Error.InvalidArgs")
+        b.gcall_error(MGR_PATH, MGR + ".SetVMProfile", "vm1", "", "true",
                     error="org.freedesktop.DBus.Error.InvalidArgs", message="ResetVMProfile")
-        gcall_error(b, MGR_PATH, MGR + ".NoSuchMethod", error="org.freedesktop.DBus.Error.UnknownMethod")
-        gcall_error(b, MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>",
+        b.gcall_error(MGR_PATH, MGR + ".NoSuchMethod", error="org.freedesktop.DBus.Error.UnknownMethod")
+        b.gcall_error(MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>",
                     error="org.freedesktop.DBus.Error.PropertyReadOnly")
 
         # The VMM's kernel refuses: the call says so, and the VM shows it.
         p.force_errno = errno.EINVAL
-        gcall_error(b, MGR_PATH, MGR + ".SetVMProfile", "vm1", "minimal", "true",
+        b.gcall_error(MGR_PATH, MGR + ".SetVMProfile", "vm1", "minimal", "true",
                     error="org.pmufilterd1.ApplyFailed", message="Invalid argument")
         check(b.get(p.path, VM, "State") == "failed" and "Invalid argument" in b.get(p.path, VM, "LastError"),
               "the VM shows the failure")
@@ -492,7 +433,7 @@ def test_errors_have_clear_names():
 
         # A broken policy is refused; the old one keeps answering.
         d.write_config(CONFIG.replace("events: [ 0x00c5 ]", "events: [ no-such-event ]"))
-        msg = gcall_error(b, MGR_PATH, MGR + ".Reload", error="org.pmufilterd1.InvalidConfig",
+        msg = b.gcall_error(MGR_PATH, MGR + ".Reload", error="org.pmufilterd1.InvalidConfig",
                           message="old one stays")
         check("no-such-event" in msg, "InvalidConfig says what is wrong: " + msg)
         check("no-such-event" in b.get(MGR_PATH, MGR, "LastError"), "LastError after a failed reload")
@@ -526,20 +467,20 @@ def check_reads_as_nobody(b, p):
     check(b.call(MGR_PATH, MGR, "GetVM", "s", "vm1", nobody=True)[0] == p.path, "nobody: GetVM")
     check(len(b.call(MGR_PATH, MGR, "ListProfiles", nobody=True)[0]) == 3, "nobody: ListProfiles")
     gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold", nobody=True)[0]
-    check(props(b, gold, PROFILE, nobody=True)["Name"] == "gold", "nobody: Profile GetAll")
-    check(props(b, p.path, VM, nobody=True)["Profile"] == "gold", "nobody: VM GetAll")
+    check(b.props(gold, PROFILE, nobody=True)["Name"] == "gold", "nobody: Profile GetAll")
+    check(b.props(p.path, VM, nobody=True)["Profile"] == "gold", "nobody: VM GetAll")
     check(b.get(MGR_PATH, MGR, "DefaultProfile", nobody=True) == "minimal", "nobody: Get")
     check(p.path in b.call(MGR_PATH, OBJMGR, "GetManagedObjects", nobody=True)[0], "nobody: GetManagedObjects")
     check("SetVMProfile" in b.busctl_ok("introspect", NAME, MGR_PATH, nobody=True), "nobody: Introspect")
     b.call(MGR_PATH, "org.freedesktop.DBus.Peer", "Ping", nobody=True)
     check("SetProfile" in b.gdbus_ok("introspect", "--dest", NAME, "--object-path", p.path, nobody=True),
           "nobody: gdbus introspect")
-    check("'gold'" in gcall_ok(b, p.path, PROPS + ".Get", VM, "Profile", nobody=True), "nobody: gdbus Get")
+    check("'gold'" in b.gcall_ok(p.path, PROPS + ".Get", VM, "Profile", nobody=True), "nobody: gdbus Get")
 
 
 def check_nothing_changed(w, p, n_applies):
     b, d = w.bus, w.d
-    v = props(b, p.path, VM)
+    v = b.props(p.path, VM)
     check(v["Profile"] == "gold" and v["ProfileSource"] == "rule:1", "VM changed: %s/%s" % (v["Profile"],
                                                                                         v["ProfileSource"]))
     check(len(p.applies) == n_applies, "the VMM got %d APPLY after refused calls" % (len(p.applies) - n_applies))
@@ -556,10 +497,10 @@ def test_non_root_refused_at_the_bus():
         for path, iface, member, bargs, gargs in mutations(p.path):
             r = b.busctl("call", NAME, path, iface, member, *bargs, nobody=True)
             check(r.returncode == 1 and "Access denied" in r.stderr, "nobody busctl %s: %r" % (member, r.stderr))
-            gcall_error(b, path, iface + "." + member, *gargs, nobody=True,
+            b.gcall_error(path, iface + "." + member, *gargs, nobody=True,
                         error="org.freedesktop.DBus.Error.AccessDenied",
                         message=r'^Rejected send message.*member="%s".*destination="%s"' % (member, NAME))
-        gcall_error(b, MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>", nobody=True,
+        b.gcall_error(MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>", nobody=True,
                     error="org.freedesktop.DBus.Error.AccessDenied", message="^Rejected send message")
         check_nothing_changed(w, p, n)
         check_reads_as_nobody(b, p)
@@ -581,7 +522,7 @@ def test_non_root_refused_by_the_daemon():
         for path, iface, member, bargs, gargs in mutations(p.path):
             r = b.busctl("call", NAME, path, iface, member, *bargs, nobody=True)
             check(r.returncode == 1 and "Access denied" in r.stderr, "nobody busctl %s: %r" % (member, r.stderr))
-            gcall_error(b, path, iface + "." + member, *gargs, nobody=True,
+            b.gcall_error(path, iface + "." + member, *gargs, nobody=True,
                         error="org.freedesktop.DBus.Error.AccessDenied", message=r"needs root.*uid 65534")
         check_nothing_changed(w, p, n)
         check_reads_as_nobody(b, p)
@@ -607,7 +548,7 @@ def test_persistent_profile_survives_restart():
 
         d.restart()
         p = w.attach("vm1", label_tier="gold")
-        v = props(b, p.path, VM)
+        v = b.props(p.path, VM)
         check(v["Profile"] == "minimal" and v["ProfileSource"] == "persistent" and v["AppliedUSec"] > 0,
               "vm1 after the restart: %s/%s" % (v["Profile"], v["ProfileSource"]))
         check(last_apply(p)["PROFILE"] == "minimal", "the first APPLY carries the persisted profile")
