@@ -206,7 +206,8 @@ def test_changes_as_root_apply_and_record():
             check(v["AppliedUSec"] > t_before, "%s: AppliedUSec did not move (%d)" % (what, v["AppliedUSec"]))
             check(len(p.applies) == n_before + 1, "%s: %d APPLY, expected %d" % (what, len(p.applies), n_before + 1))
             a = last_apply(p)
-            check(a["PROFILE"] == profile and p.applies[-1][2] == 0, "%s: APPLY %r, errno %r" % (what, a, p.applies[-1][2]))
+            check(a["PROFILE"] == profile and p.applies[-1][2] == 0,
+                  "%s: APPLY %r, errno %r" % (what, a, p.applies[-1][2]))
             check(events_of(a) == v["Events"], "%s: Events %r, APPLY %r" % (what, v["Events"], a))
             return v["AppliedUSec"]
 
@@ -297,7 +298,7 @@ def test_changes_reply_only_after_applied():
         q.delay = 4.0
         t0 = time.monotonic()
         b.gcall_error(MGR_PATH, MGR + ".Reapply", "['vm2']", error="org.pmufilterd1.ApplyFailed",
-                    message="no APPLIED")
+                      message="no APPLIED")
         t1 = time.monotonic()
         check(2.4 <= t1 - t0 < 4.0, "ApplyFailed after %.3f s, expected attach_timeout_ms (2.5 s)" % (t1 - t0))
         check(b.get(q.path, VM, "State") == "failed", "the silent VM is failed")
@@ -416,15 +417,15 @@ def test_errors_have_clear_names():
             check(r.returncode == 1 and "Invalid arguments" in r.stderr, "busctl %s: %r" % (argv, r.stderr))
         b.gcall_error(MGR_PATH, MGR + ".GetVM", "a", "b", error="org.freedesktop.DBus.Error.InvalidArgs")
         b.gcall_error(MGR_PATH, MGR + ".SetVMProfile", "vm1", "", "true",
-                    error="org.freedesktop.DBus.Error.InvalidArgs", message="ResetVMProfile")
+                      error="org.freedesktop.DBus.Error.InvalidArgs", message="ResetVMProfile")
         b.gcall_error(MGR_PATH, MGR + ".NoSuchMethod", error="org.freedesktop.DBus.Error.UnknownMethod")
         b.gcall_error(MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>",
-                    error="org.freedesktop.DBus.Error.PropertyReadOnly")
+                      error="org.freedesktop.DBus.Error.PropertyReadOnly")
 
         # The VMM's kernel refuses: the call says so, and the VM shows it.
         p.force_errno = errno.EINVAL
         b.gcall_error(MGR_PATH, MGR + ".SetVMProfile", "vm1", "minimal", "true",
-                    error="org.pmufilterd1.ApplyFailed", message="Invalid argument")
+                      error="org.pmufilterd1.ApplyFailed", message="Invalid argument")
         check(b.get(p.path, VM, "State") == "failed" and "Invalid argument" in b.get(p.path, VM, "LastError"),
               "the VM shows the failure")
         p.force_errno = None
@@ -434,7 +435,7 @@ def test_errors_have_clear_names():
         # A broken policy is refused; the old one keeps answering.
         d.write_config(CONFIG.replace("events: [ 0x00c5 ]", "events: [ no-such-event ]"))
         msg = b.gcall_error(MGR_PATH, MGR + ".Reload", error="org.pmufilterd1.InvalidConfig",
-                          message="old one stays")
+                            message="old one stays")
         check("no-such-event" in msg, "InvalidConfig says what is wrong: " + msg)
         check("no-such-event" in b.get(MGR_PATH, MGR, "LastError"), "LastError after a failed reload")
         check(b.get(MGR_PATH, MGR, "Lockdown") is False, "a failed reload is not lockdown")
@@ -478,38 +479,41 @@ def check_reads_as_nobody(b, p):
     check("'gold'" in b.gcall_ok(p.path, PROPS + ".Get", VM, "Profile", nobody=True), "nobody: gdbus Get")
 
 
-def check_nothing_changed(w, p, n_applies):
+def check_all_refused(w, p, message):
+    """Every change, called as nobody, is refused with AccessDenied whose
+    message matches message(member); nothing changed; reads still work."""
     b, d = w.bus, w.d
+    n = len(p.applies)
+    for path, iface, member, bargs, gargs in mutations(p.path):
+        r = b.busctl("call", NAME, path, iface, member, *bargs, nobody=True)
+        check(r.returncode == 1 and "Access denied" in r.stderr, "nobody busctl %s: %r" % (member, r.stderr))
+        b.gcall_error(path, iface + "." + member, *gargs, nobody=True,
+                      error="org.freedesktop.DBus.Error.AccessDenied", message=message(member))
     v = b.props(p.path, VM)
-    check(v["Profile"] == "gold" and v["ProfileSource"] == "rule:1", "VM changed: %s/%s" % (v["Profile"],
-                                                                                        v["ProfileSource"]))
-    check(len(p.applies) == n_applies, "the VMM got %d APPLY after refused calls" % (len(p.applies) - n_applies))
+    check(v["Profile"] == "gold" and v["ProfileSource"] == "rule:1",
+          "VM changed: %s/%s" % (v["Profile"], v["ProfileSource"]))
+    check(len(p.applies) == n, "the VMM got %d APPLY after refused calls" % (len(p.applies) - n))
     check(b.get(MGR_PATH, MGR, "DefaultProfile") == "minimal", "DefaultProfile changed")
     check(state_file(d) == "" and state_file(d, runtime=True) == "", "a state file was written")
     check(not d.records("reload"), "a refused Reload reloaded")
+    check_reads_as_nobody(b, p)
 
 
 def test_non_root_refused_at_the_bus():
     with world() as w:
         b = w.bus
         p = w.attach("vm1", label_tier="gold")
-        n = len(p.applies)
-        for path, iface, member, bargs, gargs in mutations(p.path):
-            r = b.busctl("call", NAME, path, iface, member, *bargs, nobody=True)
-            check(r.returncode == 1 and "Access denied" in r.stderr, "nobody busctl %s: %r" % (member, r.stderr))
-            b.gcall_error(path, iface + "." + member, *gargs, nobody=True,
-                        error="org.freedesktop.DBus.Error.AccessDenied",
-                        message=r'^Rejected send message.*member="%s".*destination="%s"' % (member, NAME))
+        check_all_refused(w, p, lambda member: r'^Rejected send message.*member="%s".*destination="%s"' %
+                          (member, NAME))
         b.gcall_error(MGR_PATH, PROPS + ".Set", MGR, "DefaultProfile", "<'gold'>", nobody=True,
-                    error="org.freedesktop.DBus.Error.AccessDenied", message="^Rejected send message")
-        check_nothing_changed(w, p, n)
-        check_reads_as_nobody(b, p)
+                      error="org.freedesktop.DBus.Error.AccessDenied", message="^Rejected send message")
 
         # Signals reach everyone.
         mon = b.monitor("gdbus", nobody=True)
         try:
             b.call(p.path, VM, "Reapply")
-            mon.wait(lambda l: "%s.FilterApplied ('%s', 'gold', true, '')" % (MGR, p.id) in l, "FilterApplied as nobody")
+            mon.wait(lambda l: "%s.FilterApplied ('%s', 'gold', true, '')" % (MGR, p.id) in l,
+                     "FilterApplied as nobody")
         finally:
             mon.stop()
 
@@ -518,14 +522,7 @@ def test_non_root_refused_by_the_daemon():
     with world(relaxed=True) as w:
         b = w.bus
         p = w.attach("vm1", label_tier="gold")
-        n = len(p.applies)
-        for path, iface, member, bargs, gargs in mutations(p.path):
-            r = b.busctl("call", NAME, path, iface, member, *bargs, nobody=True)
-            check(r.returncode == 1 and "Access denied" in r.stderr, "nobody busctl %s: %r" % (member, r.stderr))
-            b.gcall_error(path, iface + "." + member, *gargs, nobody=True,
-                        error="org.freedesktop.DBus.Error.AccessDenied", message=r"needs root.*uid 65534")
-        check_nothing_changed(w, p, n)
-        check_reads_as_nobody(b, p)
+        check_all_refused(w, p, lambda member: r"needs root.*uid 65534")
         # The same calls as root go through on this bus.
         b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
         check(b.get(p.path, VM, "Profile") == "minimal", "root can still change")
