@@ -66,7 +66,7 @@ static void help_verbs(const struct verb *table, const char *prefix, bool online
 static void help(void) {
         printf("%s [OPTIONS...] COMMAND ...\n\n"
                "Inspect and control pmufilterd, the KVM PMU event filter daemon.\n"
-               "\nCommands that talk to the daemon (D-Bus; not in this build yet):\n",
+               "\nCommands that talk to the daemon over D-Bus:\n",
                program_invocation_short_name);
         help_verbs(verbs, NULL, true);
         printf("\nOffline commands:\n");

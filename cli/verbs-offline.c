@@ -191,6 +191,21 @@ static void compile_print_json(const struct compiled_filter *f) {
         printf("]}\n");
 }
 
+void fixed_counters_print(const struct host_pmu *pmu, uint32_t bitmap) {
+        printf("Fixed counters: 0x%" PRIx32, bitmap);
+        for (unsigned i = 0, n = 0; i < 32; i++) {
+                const char *name = NULL;
+                uint64_t code;
+
+                if (!(bitmap & (UINT32_C(1) << i)))
+                        continue;
+                if (fixed_counter_event(pmu, i, &code) >= 0)
+                        name = event_name_for_code(pmu, code);
+                printf("%s%u: %s", n++ == 0 ? " (" : ", ", i, strna(name));
+        }
+        printf("%s\n", bitmap ? ")" : " (none)");
+}
+
 static void compile_print_header(const struct policy *p, const struct compiled_filter *f,
                                  const struct host_pmu *pmu) {
         const struct profile *prof = policy_find_profile(p, f->profile);
@@ -207,18 +222,7 @@ static void compile_print_header(const struct policy *p, const struct compiled_f
         printf("Flags:          %" PRIu32 " (%s)\n", f->flags,
                masked ? "KVM_PMU_EVENT_FLAG_MASKED_EVENTS" : "plain events");
 
-        printf("Fixed counters: 0x%" PRIx32, f->fixed_counter_bitmap);
-        for (unsigned i = 0, n = 0; i < 32; i++) {
-                const char *name = NULL;
-                uint64_t code;
-
-                if (!(f->fixed_counter_bitmap & (UINT32_C(1) << i)))
-                        continue;
-                if (fixed_counter_event(pmu, i, &code) >= 0)
-                        name = event_name_for_code(pmu, code);
-                printf("%s%u: %s", n++ == 0 ? " (" : ", ", i, strna(name));
-        }
-        printf("%s\n", f->fixed_counter_bitmap ? ")" : " (none)");
+        fixed_counters_print(pmu, f->fixed_counter_bitmap);
         printf("Entries:        %" PRIu32 "\n\n", f->nevents);
 }
 
@@ -238,7 +242,7 @@ static const char *entry_event_name(const struct compiled_filter *f, const struc
         return event_name_for_code(pmu, event_code(select, (uint8_t) (w >> 8 & 0xff)));
 }
 
-static int compile_print_table(const struct compiled_filter *f, const struct host_pmu *pmu,
+int compile_print_table(const struct compiled_filter *f, const struct host_pmu *pmu,
                                const struct ctl_options *o) {
         static const struct column plain[] = {
                 { "IDX", COLUMN_NUMBER },

@@ -3,7 +3,7 @@
  * verbs.h — what pmufilterctl's verbs share: the parsed options, the verb
  * table type, and every verb's entry point.  The tables and the dispatcher
  * are in pmufilterctl.c, offline verbs in verbs-offline.c, the ones that
- * talk to the daemon in verbs-bus.c.
+ * talk to the daemon in verbs-bus.c and verbs-monitor.c.
  *
  * A verb returns a negative errno on failure (having printed why: exit 1),
  * or an exit status >= 0 (EXIT_SUCCESS, or EXIT_USAGE for a usage error).
@@ -57,6 +57,14 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o);
 int verb_compile(int argc, char *argv[], const struct ctl_options *o);
 int verb_events(int argc, char *argv[], const struct ctl_options *o);
 
+/* verbs-offline.c, also for `show` and `profile show` of verbs-bus.c:
+ * the "Fixed counters:" line, and the table decoding every entry of f. */
+struct compiled_filter;
+struct host_pmu;
+void fixed_counters_print(const struct host_pmu *pmu, uint32_t bitmap);
+int compile_print_table(const struct compiled_filter *f, const struct host_pmu *pmu,
+                        const struct ctl_options *o);
+
 /* verbs-bus.c */
 int verb_status(int argc, char *argv[], const struct ctl_options *o);
 int verb_list(int argc, char *argv[], const struct ctl_options *o);
@@ -67,4 +75,6 @@ int verb_profile_set(int argc, char *argv[], const struct ctl_options *o);
 int verb_profile_reset(int argc, char *argv[], const struct ctl_options *o);
 int verb_reload(int argc, char *argv[], const struct ctl_options *o);
 int verb_reapply(int argc, char *argv[], const struct ctl_options *o);
+
+/* verbs-monitor.c */
 int verb_monitor(int argc, char *argv[], const struct ctl_options *o);

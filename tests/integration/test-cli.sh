@@ -94,17 +94,27 @@ check "unknown profile sub-verb: exit 2" '[ $rc -eq 2 ] && grep -q "unknown verb
 run --pmu= events
 check "empty --pmu: exit 2" '[ $rc -eq 2 ]' "expected exit 2"
 
-# ---- online verbs: not in this build yet, exit 1 -----------------------------
+# ---- online verbs without a bus: exit 1, one line ----------------------------
+# (With the daemon: tests/integration/test_cli_bus.py.)
 
-for verb in status list "show vm1" "profile list" "profile set p" reload reapply monitor; do
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$tmp/no-bus"
+for verb in list "show vm1" "profile list" "profile show p" "profile set p" "profile reset vm1" \
+            reload reapply monitor; do
         # shellcheck disable=SC2086
         run $verb
-        check "'$verb' says it needs the D-Bus API" \
-                '[ $rc -eq 1 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q "D-Bus" <<<"$err"' \
-                "expected exit 1 and one line about the D-Bus API"
+        check "'$verb' without a bus: exit 1, one line" \
+                '[ $rc -eq 1 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q "Failed to connect to the system bus" <<<"$err"' \
+                "expected exit 1 and one line: Failed to connect to the system bus: ..."
 done
+run --bus-address="unix:path=$tmp/no-bus" list
+check "--bus-address names the bus it failed to reach" \
+        '[ $rc -eq 1 ] && grep -q "Failed to connect to bus unix:path=$tmp/no-bus" <<<"$err"' \
+        "expected the address in the message"
 run
-check "no verb runs 'status'" '[ $rc -eq 1 ] && grep -q "'"'"'status'"'"'" <<<"$err"' "expected the status placeholder"
+check "no verb runs 'status': without the daemon it shows this host, exit 1" \
+        '[ $rc -eq 1 ] && grep -q "^pmufilterd: *not running (cannot connect" <<<"$out" && grep -q "^Host PMU:" <<<"$out"' \
+        "expected 'pmufilterd: not running (...)' and the host PMU"
+unset DBUS_SYSTEM_BUS_ADDRESS
 
 # ---- check ----------------------------------------------------------------------
 

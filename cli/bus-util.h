@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus-util.h — pmufilterctl's side of the daemon's D-Bus API (DESIGN §8):
+ * connecting where -H / --bus-address / the system bus say, calling the
+ * Manager, reading an object's properties with one GetAll, printing D-Bus
+ * values for people or as JSON, and one-line error messages that say what
+ * failed and what the daemon answered.
+ */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "util.h"
+
+struct ctl_options;
+
+static inline const char *empty_to_null(const char *s) {
+        return isempty(s) ? NULL : s;
+}
+
+#define PMUFILTERD_BUS_NAME "org.pmufilterd1"
+#define PMUFILTERD_BUS_PATH "/org/pmufilterd1"
+#define PMUFILTERD_VM_PREFIX "/org/pmufilterd1/vm"
+#define PMUFILTERD_MANAGER_IFACE "org.pmufilterd1.Manager"
+#define PMUFILTERD_VM_IFACE "org.pmufilterd1.VM"
+#define PMUFILTERD_PROFILE_IFACE "org.pmufilterd1.Profile"
+
+/* Changes reply only when every VMM concerned has applied the filter
+ * (or its attach timeout has passed): wait longer than sd-bus's 25 s. */
+#define BUS_CHANGE_TIMEOUT_USEC (60ULL * 1000000ULL)
+
+/* "the system bus", "bus ADDRESS" or "host HOST", for messages. */
+const char *bus_where(const struct ctl_options *o, char *buf, size_t size);
+
+/* Connect as the options say.  Logs nothing: status reports a daemon that
+ * cannot be reached differently from the other verbs. */
+int bus_connect(const struct ctl_options *o, sd_bus **ret);
+
+/* Connect, or log why not (one line) and return -errno. */
+int bus_connect_or_log(const struct ctl_options *o, sd_bus **ret);
+
+/* True when the call failed because nobody owns org.pmufilterd1. */
+bool bus_error_daemon_absent(const sd_bus_error *e);
+
+/* "pmufilterctl: <what>: <the daemon's message, or strerror(r)>" on stderr.
+ * Returns a negative errno. */
+int bus_log_error(int r, const sd_bus_error *e, const char *fmt, ...) _printf_(3, 4);
+
+/* Call a Manager method that changes something, with the long timeout. */
+int bus_manager_change(sd_bus *bus, sd_bus_error *e, const char *member, const char *types, ...);
+
+enum prop_kind {
+        PROP_STRING,            /* s, o, g */
+        PROP_BOOLEAN,           /* b */
+        PROP_NUMBER,            /* y, q, u, t */
+        PROP_STRV,              /* as, ao */
+        PROP_WORDS,             /* at: kernel filter words */
+        PROP_MAP,               /* a{ss}: strv of key, value, key, value ... */
+};
+
+struct prop {
+        char *name;
+        enum prop_kind kind;
+        char *str;
+        uint64_t num;
+        char **strv;
+        uint64_t *words;
+        size_t n_words;
+};
+
+/* Properties in the order the daemon sent them.  Types pmufilterctl does
+ * not know are skipped, so a newer daemon's additions do no harm. */
+struct props {
+        struct prop *v;
+        size_t n;
+};
+
+void props_clear(struct props *p);
+/* Read an a{sv} (GetAll's reply, PropertiesChanged's second argument). */
+int props_read(sd_bus_message *m, struct props *p);
+/* GetAll of interface on path of the daemon. */
+int bus_get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_error *e,
+                struct props *ret);
+
+const struct prop *props_get(const struct props *p, const char *name);
+/* The value, or "" / 0 / false / NULL when the daemon did not send it. */
+const char *props_string(const struct props *p, const char *name);
+uint64_t props_number(const struct props *p, const char *name);
+bool props_bool(const struct props *p, const char *name);
+char **props_strv(const struct props *p, const char *name);
+
+/* A value for people ("a, b", "yes", "0xc0, 0x76", "k=v, ...") or as JSON. */
+void prop_print_value(const struct prop *p, FILE *f, bool json);
+/* JSON members "key":value for every property, each preceded by a comma
+ * unless *first; keys are the property names in snake_case
+ * (ProfileSource -> profile_source, AppliedUSec -> applied_usec). */
+void props_print_json_members(const struct props *p, FILE *f, bool *first);
+/* Start one member: separator, key, colon. */
+void json_member(FILE *f, bool *first, const char *key);
+
+/* The VM id in a VM object path, or NULL. */
+char *bus_vm_id_of_path(const char *path);

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * verbs-monitor.c — `pmufilterctl monitor`: one line for each signal of
+ * the daemon as it comes (VMNew, VMRemoved, VMUnmanaged, FilterApplied,
+ * Reloaded, PropertiesChanged of any of its objects), and for the daemon
+ * starting or stopping; with --json one object per line.  Runs until
+ * SIGINT or SIGTERM (exit 0) or until the bus goes away (exit 1).
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "bus-util.h"
+#include "output.h"
+#include "verbs.h"
+
+static void line_begin(const struct ctl_options *o, const char *signal, bool *first) {
+        struct timespec ts;
+        struct tm tm;
+        char buf[32];
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (o->json) {
+                printf("{");
+                json_member(stdout, first, "time_usec");
+                printf("%" PRIu64, (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
+                json_member(stdout, first, "signal");
+                json_print_string(stdout, signal);
+                return;
+        }
+        if (!localtime_r(&ts.tv_sec, &tm) || strftime(buf, sizeof buf, "%H:%M:%S", &tm) == 0)
+                snprintf(buf, sizeof buf, "?");
+        printf("%s.%03ld %-17s", buf, ts.tv_nsec / 1000000, signal);
+}
+
+static void line_end(const struct ctl_options *o) {
+        printf(o->json ? "}\n" : "\n");
+        fflush(stdout);
+}
+
+/* A string field: key=value for people, "key":"value" in JSON. */
+static void field(const struct ctl_options *o, bool *first, const char *key, const char *value) {
+        if (o->json) {
+                json_member(stdout, first, key);
+                json_print_string(stdout, value);
+        } else
+                printf(" %s=%s", key, value);
+}
+
+static void field_ok(const struct ctl_options *o, bool *first, bool ok, const char *error) {
+        if (o->json) {
+                json_member(stdout, first, "ok");
+                printf("%s", ok ? "true" : "false");
+                field(o, first, "error", error);
+        } else if (ok)
+                printf(" ok");
+        else
+                printf(" FAILED: %s", error);
+}
+
+/* What an object path names, as `field` prints it: the VM's id, the
+ * profile's name, or the manager. */
+static void field_object(const struct ctl_options *o, bool *first, const char *path) {
+        _cleanup_free_ char *id = bus_vm_id_of_path(path), *name = NULL;
+
+        if (id)
+                field(o, first, "vm", id);
+        else if (sd_bus_path_decode(path, PMUFILTERD_BUS_PATH "/profile", &name) > 0)
+                field(o, first, "profile", name);
+        else if (!streq(path, PMUFILTERD_BUS_PATH) || o->json)
+                field(o, first, "path", path);
+}
+
+static int on_properties_changed(sd_bus_message *m, const struct ctl_options *o) {
+        _cleanup_(props_clear) struct props p = {};
+        _cleanup_strv_free_ char **invalidated = NULL;
+        const char *interface;
+        bool first = true, inner = true;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &interface);
+        if (r >= 0)
+                r = props_read(m, &p);
+        if (r >= 0)
+                r = sd_bus_message_read_strv(m, &invalidated);
+        if (r < 0)
+                return r;
+
+        line_begin(o, "PropertiesChanged", &first);
+        field_object(o, &first, sd_bus_message_get_path(m));
+        if (o->json) {
+                field(o, &first, "interface", interface);
+                json_member(stdout, &first, "changed");
+                printf("{");
+                props_print_json_members(&p, stdout, &inner);
+                printf("}");
+                json_member(stdout, &first, "invalidated");
+                printf("[");
+                for (size_t i = 0; invalidated && invalidated[i]; i++) {
+                        printf("%s", i > 0 ? "," : "");
+                        json_print_string(stdout, invalidated[i]);
+                }
+                printf("]");
+        } else {
+                for (size_t i = 0; i < p.n; i++) {
+                        printf(" %s=", p.v[i].name);
+                        prop_print_value(&p.v[i], stdout, false);
+                }
+                for (size_t i = 0; invalidated && invalidated[i]; i++)
+                        printf(" %s (changed)", invalidated[i]);
+        }
+        line_end(o);
+        return 0;
+}
+
+static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const struct ctl_options *o = userdata;
+        const char *member = sd_bus_message_get_member(m);
+        const char *a, *b, *c;
+        bool first = true;
+        int ok, r = 0;
+
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
+                r = on_properties_changed(m, o);
+        else if (sd_bus_message_is_signal(m, "org.freedesktop.DBus", "NameOwnerChanged")) {
+                r = sd_bus_message_read(m, "sss", &a, &b, &c);
+                if (r >= 0) {
+                        line_begin(o, isempty(c) ? "DaemonStopped" : "DaemonStarted", &first);
+                        line_end(o);
+                }
+        } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "FilterApplied")) {
+                r = sd_bus_message_read(m, "ssbs", &a, &b, &ok, &c);
+                if (r >= 0) {
+                        line_begin(o, member, &first);
+                        field(o, &first, "vm", a);
+                        field(o, &first, "profile", b);
+                        field_ok(o, &first, ok, c);
+                        line_end(o);
+                }
+        } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "Reloaded")) {
+                r = sd_bus_message_read(m, "bs", &ok, &c);
+                if (r >= 0) {
+                        line_begin(o, member, &first);
+                        field_ok(o, &first, ok, c);
+                        line_end(o);
+                }
+        } else if (streq_ptr(sd_bus_message_get_signature(m, true), "so")) {
+                /* VMNew, VMRemoved, VMUnmanaged, and any later signal of this shape. */
+                r = sd_bus_message_read(m, "so", &a, &b);
+                if (r >= 0) {
+                        line_begin(o, member, &first);
+                        field(o, &first, "vm", a);
+                        if (o->json)
+                                field(o, &first, "path", b);
+                        line_end(o);
+                }
+        }
+        if (r < 0)
+                log_error_errno(r, "Failed to read signal %s from %s: %m", strna(member),
+                                strna(sd_bus_message_get_path(m)));
+        return 0;
+}
+
+int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
+        static const char *const matches[] = {
+                "type='signal',sender='" PMUFILTERD_BUS_NAME "',path='" PMUFILTERD_BUS_PATH "',"
+                "interface='" PMUFILTERD_MANAGER_IFACE "'",
+                "type='signal',sender='" PMUFILTERD_BUS_NAME "',interface='org.freedesktop.DBus.Properties',"
+                "member='PropertiesChanged',path_namespace='" PMUFILTERD_BUS_PATH "'",
+                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" PMUFILTERD_BUS_NAME "'",
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        sigset_t mask;
+        char where[256];
+        int r;
+
+        r = bus_connect_or_log(o, &bus);
+        if (r < 0)
+                return r;
+
+        /* Matches are in place when sd_bus_add_match returns: nothing the
+         * daemon sends after the line below is missed. */
+        for (size_t i = 0; i < ELEMENTSOF(matches); i++) {
+                r = sd_bus_add_match(bus, NULL, matches[i], on_signal, (void *) o);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to subscribe to the daemon's signals: %m");
+        }
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        r = -sigprocmask(SIG_BLOCK, &mask, NULL);
+        if (r >= 0)
+                r = sd_event_default(&event);
+        /* No handler: the signal ends the loop with exit code 0. */
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, event, 0);
+        if (r >= 0)
+                r = sd_bus_set_exit_on_disconnect(bus, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the event loop: %m");
+
+        if (o->legend && !o->json) {
+                printf("Monitoring %s on %s; press Ctrl-C to stop.\n", PMUFILTERD_BUS_NAME,
+                       bus_where(o, where, sizeof where));
+                fflush(stdout);
+        }
+
+        r = sd_event_loop(event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to run the event loop: %m");
+        if (r > 0)
+                return log_error_errno(-ECONNRESET, "Lost the connection to %s.", bus_where(o, where, sizeof where));
+        return 0;
+}
