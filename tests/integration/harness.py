@@ -26,6 +26,9 @@ DAEMON = os.path.join(BUILD, "daemon/pmufilterd")
 CTL = os.path.join(BUILD, "cli/pmufilterctl")
 VMM = os.path.join(BUILD, "tests/helpers/test-vmm")
 SHIM = os.path.join(BUILD, "client/libpmufilter-preload.so")
+# A sanitizer build (meson sets this from b_sanitize): its shim needs the
+# sanitizer runtime loaded ahead of it, which an unsanitized QEMU lacks.
+SANITIZED = os.environ.get("PMUFILTER_SANITIZED", "0") not in ("", "0")
 SHIPPED = os.path.join(SRC, "conf/pmufilterd.yaml")
 
 MID = {
@@ -71,6 +74,9 @@ def need_root():
 def need(path, what):
     if not os.path.exists(path):
         raise Skip("%s is not built (%s)" % (what, path))
+    if path == SHIM and SANITIZED:
+        raise Skip("%s is built with sanitizers (b_sanitize): it cannot be preloaded into an "
+                   "unsanitized program such as QEMU; the unsanitized build runs this test" % what)
 
 
 def kvm_create_vm():

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fuzz-state.c — state_parse() (daemon/state.h), the reader of the state
+ * the daemon persists for D-Bus changes (default profile, per-VM profiles).
+ * The file is ours, but it survives upgrades, crashes mid-edit by hand and
+ * disks that lie, and the daemon reads it at every start.
+ *
+ * Properties: no crash or leak; on failure *ret untouched, -EINVAL with a
+ * reason (or -ENOMEM); on success every VM key is "uuid:..." or "name:...",
+ * keys unique; and what state_save() writes of it, state_load() reads back
+ * as the same state (the writer is total on whatever the reader accepts).
+ */
+#include <sys/stat.h>
+
+#include "fuzz.h"
+#include "state.h"
+
+static char *dir, *path;
+
+static void cleanup(void) {
+        if (path)
+                (void) unlink(path);
+        if (dir)
+                (void) rmdir(dir);
+        free(path);
+        free(dir);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+        const char *tmp = getenv("TMPDIR");
+
+        /* tmpfs when there is one: state_save() fsyncs every write. */
+        if (!tmp)
+                tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        if (asprintf(&dir, "%s/fuzz-state.XXXXXX", tmp) < 0 || !mkdtemp(dir) ||
+            asprintf(&path, "%s/state.yaml", dir) < 0) {
+                fprintf(stderr, "fuzz-state: cannot make a temporary directory in %s: %m\n", tmp);
+                abort();
+        }
+        atexit(cleanup);
+        return 0;
+}
+
+static void check_same(const struct state *a, const struct state *b) {
+        fuzz_check(streq_ptr(a->default_profile, b->default_profile),
+                   "default_profile \"%s\" read back as \"%s\"", strna(a->default_profile), strna(b->default_profile));
+        fuzz_check(a->n == b->n, "%zu entries read back as %zu", a->n, b->n);
+        for (size_t i = 0; i < a->n; i++) {
+                const char *p = state_get(b, a->v[i].key);
+
+                fuzz_check(p, "entry \"%s\" lost on reading back", a->v[i].key);
+                fuzz_check(streq(p, a->v[i].profile), "entry \"%s\": \"%s\" read back as \"%s\"",
+                           a->v[i].key, a->v[i].profile, p);
+        }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        struct state s, untouched, back = {};
+        _cleanup_free_ char *error = NULL, *error2 = NULL;
+        int r;
+
+        if (!path)
+                (void) LLVMFuzzerInitialize(NULL, NULL);
+
+        memset(&s, 0xa5, sizeof(s));
+        untouched = s;
+        r = state_parse((const char *) data, size, &s, &error);
+        fuzz_check(r == 0 || r == -EINVAL || r == -ENOMEM, "returned %d", r);
+        if (r < 0) {
+                fuzz_check(memcmp(&s, &untouched, sizeof(s)) == 0, "*ret written on failure");
+                fuzz_check(r == -ENOMEM || error, "-EINVAL without a reason");
+                return 0;
+        }
+
+        for (size_t i = 0; i < s.n; i++) {
+                fuzz_check(startswith(s.v[i].key, "uuid:") || startswith(s.v[i].key, "name:"),
+                           "key \"%s\"", s.v[i].key);
+                fuzz_check(s.v[i].profile, "key \"%s\" without a profile", s.v[i].key);
+                for (size_t j = 0; j < i; j++)
+                        fuzz_check(!streq(s.v[i].key, s.v[j].key), "key \"%s\" twice", s.v[i].key);
+        }
+
+        r = state_save(path, &s);
+        fuzz_check(r == 0, "state_save: %s", strerror(-r));
+        r = state_load(path, &back, &error2);
+        fuzz_check(r == 0, "what state_save() wrote does not load: %s", strna(error2));
+        check_same(&s, &back);
+
+        state_done(&back);
+        state_done(&s);
+        return 0;
+}
