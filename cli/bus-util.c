@@ -384,3 +384,57 @@ char *bus_vm_id_of_path(const char *path) {
 
         return sd_bus_path_decode(path, PMUFILTERD_VM_PREFIX, &id) > 0 ? id : NULL;
 }
+
+void vm_rows_free(struct vm_row *v, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].id);
+                free(v[i].name);
+                free(v[i].profile);
+                free(v[i].state);
+                free(v[i].path);
+        }
+        free(v);
+}
+
+static int vm_row_compare(const void *a, const void *b) {
+        return strverscmp(((const struct vm_row *) a)->id, ((const struct vm_row *) b)->id);
+}
+
+int bus_list_vms(sd_bus *bus, sd_bus_error *e, struct vm_row **ret, size_t *ret_n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct vm_row *v = NULL;
+        const char *id, *name, *profile, *state, *path;
+        uint32_t pid;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
+                               "ListVMs", e, &reply, NULL);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "(ssssuo)");
+        while (r >= 0 &&
+               (r = sd_bus_message_read(reply, "(ssssuo)", &id, &name, &profile, &state, &pid, &path)) > 0) {
+                struct vm_row *w = reallocarray(v, n + 1, sizeof(*v));
+
+                if (!w) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v = w;
+                v[n] = (struct vm_row) {
+                        .id = strdup(id), .name = strdup(name), .profile = strdup(profile),
+                        .state = strdup(state), .path = strdup(path), .pid = pid,
+                };
+                if (!v[n].id || !v[n].name || !v[n].profile || !v[n].state || !v[n++].path)
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                vm_rows_free(v, n);
+                return r;
+        }
+        if (n > 0)
+                qsort(v, n, sizeof(*v), vm_row_compare);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}

@@ -25,6 +25,9 @@ static inline const char *empty_to_null(const char *s) {
 #define PMUFILTERD_VM_IFACE "org.pmufilterd1.VM"
 #define PMUFILTERD_PROFILE_IFACE "org.pmufilterd1.Profile"
 
+/* The "Label:" column of the human views, as wide as compile's. */
+#define LABEL "%-16s"
+
 /* Changes reply only when every VMM concerned has applied the filter
  * (or its attach timeout has passed): wait longer than sd-bus's 25 s. */
 #define BUS_CHANGE_TIMEOUT_USEC (60ULL * 1000000ULL)
@@ -97,6 +100,16 @@ void prop_print_value(const struct prop *p, FILE *f, bool json);
 void props_print_json_members(const struct props *p, FILE *f, bool *first);
 /* Start one member: separator, key, colon. */
 void json_member(FILE *f, bool *first, const char *key);
+
+/* One row of ListVMs. */
+struct vm_row {
+        char *id, *name, *profile, *state, *path;
+        uint32_t pid;
+};
+
+/* ListVMs, sorted by id (the daemon's order is its hash table's). */
+int bus_list_vms(sd_bus *bus, sd_bus_error *e, struct vm_row **ret, size_t *ret_n);
+void vm_rows_free(struct vm_row *v, size_t n);
 
 /* The VM id in a VM object path, or NULL. */
 char *bus_vm_id_of_path(const char *path);

@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * verbs-bus.c — the verbs that talk to pmufilterd over D-Bus (DESIGN §8):
- * status, list, show, profile list|show|set|reset, reload, reapply.
- * (monitor is in verbs-monitor.c.)  Reading uses the Manager's methods and
- * one GetAll per object; changes use the Manager's methods with a long
- * timeout, because the daemon replies only once the VMMs have applied.
- *
- * `status` is also useful without the daemon: it then prints what this
- * host can tell by itself — its PMU and KVM's support — and exits 1.
+ * verbs-bus.c — the verbs that read and change pmufilterd's state over
+ * D-Bus (DESIGN §8): list, show, profile list|show|set|reset, reload,
+ * reapply.  (status and monitor have files of their own.)  Reading uses the
+ * Manager's methods and one GetAll per object; changes use the Manager's
+ * methods with a long timeout, because the daemon replies only once the
+ * VMMs have applied.
  */
 #include <inttypes.h>
 #include <time.h>
@@ -15,235 +13,9 @@
 #include "bus-util.h"
 #include "compile.h"
 #include "kvm-compat.h"
-#include "kvm.h"
 #include "output.h"
 #include "pmu.h"
 #include "verbs.h"
-
-#define LABEL "%-16s"
-
-struct vm_row {
-        char *id, *name, *profile, *state, *path;
-        uint32_t pid;
-};
-
-static void vm_rows_free(struct vm_row *v, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(v[i].id);
-                free(v[i].name);
-                free(v[i].profile);
-                free(v[i].state);
-                free(v[i].path);
-        }
-        free(v);
-}
-
-static int vm_row_compare(const void *a, const void *b) {
-        return strverscmp(((const struct vm_row *) a)->id, ((const struct vm_row *) b)->id);
-}
-
-/* ListVMs, sorted by id (the daemon's order is its hash table's). */
-static int list_vms(sd_bus *bus, sd_bus_error *e, struct vm_row **ret, size_t *ret_n) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        struct vm_row *v = NULL;
-        const char *id, *name, *profile, *state, *path;
-        uint32_t pid;
-        size_t n = 0;
-        int r;
-
-        r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
-                               "ListVMs", e, &reply, NULL);
-        if (r >= 0)
-                r = sd_bus_message_enter_container(reply, 'a', "(ssssuo)");
-        while (r >= 0 &&
-               (r = sd_bus_message_read(reply, "(ssssuo)", &id, &name, &profile, &state, &pid, &path)) > 0) {
-                struct vm_row *w = reallocarray(v, n + 1, sizeof(*v));
-
-                if (!w) {
-                        r = -ENOMEM;
-                        break;
-                }
-                v = w;
-                v[n] = (struct vm_row) {
-                        .id = strdup(id), .name = strdup(name), .profile = strdup(profile),
-                        .state = strdup(state), .path = strdup(path), .pid = pid,
-                };
-                if (!v[n].id || !v[n].name || !v[n].profile || !v[n].state || !v[n++].path)
-                        r = -ENOMEM;
-        }
-        if (r < 0) {
-                vm_rows_free(v, n);
-                return r;
-        }
-        if (n > 0)
-                qsort(v, n, sizeof(*v), vm_row_compare);
-        *ret = v;
-        *ret_n = n;
-        return 0;
-}
-
-/* ---- status ------------------------------------------------------------- */
-
-static const char *const vm_states[] = {
-        "detected", "attached", "filtered", "adopted", "failed", "unmanaged", "detached",
-};
-
-static void count_states(const struct vm_row *v, size_t n, unsigned counts[ELEMENTSOF(vm_states) + 1]) {
-        for (size_t i = 0; i < n; i++) {
-                size_t s = 0;
-
-                while (s < ELEMENTSOF(vm_states) && !streq(v[i].state, vm_states[s]))
-                        s++;
-                counts[s]++;            /* the last slot: a state this pmufilterctl does not know */
-        }
-}
-
-static void print_filter_support(bool filter, bool masked, bool enable_pmu) {
-        printf(LABEL "%s, masked events %s\n", "Event filter:",
-               filter ? "supported" : "NOT SUPPORTED by this kernel (KVM_CAP_PMU_EVENT_FILTER)",
-               masked ? "supported" : "not supported");
-        printf(LABEL "%s\n", "Host vPMU:", enable_pmu ? "on (kvm.enable_pmu=Y)" :
-               "off (kvm.enable_pmu=N): guests get no PMU, whatever their filter");
-}
-
-static int status_print_daemon(const struct props *p, const struct vm_row *v, size_t n,
-                               const char *where, const struct ctl_options *o) {
-        unsigned counts[ELEMENTSOF(vm_states) + 1] = {};
-        const char *pmu_name = props_string(p, "HostPMU");
-        bool lockdown = props_bool(p, "Lockdown");
-        struct host_pmu pmu;
-
-        count_states(v, n, counts);
-
-        if (o->json) {
-                bool first = true;
-
-                printf("{");
-                json_member(stdout, &first, "running");
-                printf("true");
-                props_print_json_members(p, stdout, &first);
-                json_member(stdout, &first, "vms_by_state");
-                printf("{");
-                for (size_t s = 0, k = 0; s < ELEMENTSOF(counts); s++)
-                        if (counts[s] > 0)
-                                printf("%s\"%s\":%u", k++ > 0 ? "," : "",
-                                       s < ELEMENTSOF(vm_states) ? vm_states[s] : "other", counts[s]);
-                printf("}}\n");
-                return 0;
-        }
-
-        printf(LABEL "running%s, version %s, on %s\n", "pmufilterd:", lockdown ? " IN LOCKDOWN" : "",
-               props_string(p, "Version"), where);
-        if (lockdown)
-                printf(LABEL "YES: the policy failed to load; every VM gets an empty allowlist until a reload succeeds\n",
-                       "Lockdown:");
-        if (host_pmu_from_name(pmu_name, &pmu) >= 0 && !streq(pmu.description, pmu_name))
-                printf(LABEL "%s (%s)\n", "Host PMU:", pmu_name, pmu.description);
-        else
-                printf(LABEL "%s\n", "Host PMU:", pmu_name);
-        print_filter_support(props_bool(p, "FilterSupported"), props_bool(p, "MaskedEventsSupported"),
-                             props_bool(p, "HostPMUEnabled"));
-        printf(LABEL "%s\n", "Default:", strna(empty_to_null(props_string(p, "DefaultProfile"))));
-
-        printf(LABEL "%" PRIu64, "VMs:", props_number(p, "NVMs"));
-        for (size_t s = 0, k = 0; s < ELEMENTSOF(counts); s++)
-                if (counts[s] > 0)
-                        printf("%s%u %s", k++ == 0 ? " (" : ", ", counts[s],
-                               s < ELEMENTSOF(vm_states) ? vm_states[s] : "other");
-        printf("%s\n", n > 0 ? ")" : "");
-
-        if (!lockdown)
-                printf(LABEL "no\n", "Lockdown:");
-        printf(LABEL "%s\n", "Last error:", strna(empty_to_null(props_string(p, "LastError"))));
-        printf(LABEL, "Config files:");
-        for (char **f = props_strv(p, "ConfigFiles"); f && *f; f++)
-                printf("%s%s\n", f == props_strv(p, "ConfigFiles") ? "" : "                ", *f);
-        if (strv_length(props_strv(p, "ConfigFiles")) == 0)
-                printf("-\n");
-        return 0;
-}
-
-/* What this host tells by itself when the daemon cannot be asked. */
-static int status_print_local(const char *reason, const struct ctl_options *o) {
-        struct host_pmu pmu;
-        struct kvm_support k;
-        char summary[256];
-        bool local = !o->host;  /* facts of this host say nothing about another */
-
-        if (local) {
-                (void) host_pmu_detect(&pmu);
-                (void) kvm_support_probe(&k);
-                kvm_support_summary(&k, summary, sizeof summary);
-        }
-
-        if (o->json) {
-                bool first = true;
-
-                printf("{");
-                json_member(stdout, &first, "running");
-                printf("false");
-                json_member(stdout, &first, "reason");
-                json_print_string(stdout, reason);
-                if (local) {
-                        json_member(stdout, &first, "host_pmu");
-                        json_print_string(stdout, pmu.name);
-                        json_member(stdout, &first, "host_pmu_description");
-                        json_print_string(stdout, pmu.description);
-                        json_member(stdout, &first, "filter_supported");
-                        printf("%s", k.filter ? "true" : "false");
-                        json_member(stdout, &first, "masked_events_supported");
-                        printf("%s", k.masked ? "true" : "false");
-                        json_member(stdout, &first, "host_pmu_enabled");
-                        printf("%s", k.enable_pmu ? "true" : "false");
-                        json_member(stdout, &first, "max_events");
-                        printf("%u", k.filter ? k.max_events : 0);
-                        json_member(stdout, &first, "kernel");
-                        json_print_string(stdout, summary);
-                }
-                printf("}\n");
-        } else {
-                printf(LABEL "not running (%s)\n", "pmufilterd:", reason);
-                if (local) {
-                        printf(LABEL "%s (%s)\n", "Host PMU:", pmu.name, pmu.description);
-                        print_filter_support(k.filter, k.masked, k.enable_pmu);
-                        printf(LABEL "%s\n", "Kernel:", summary);
-                }
-        }
-        return -ESRCH;
-}
-
-int verb_status(int argc, char *argv[], const struct ctl_options *o) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        _cleanup_(props_clear) struct props p = {};
-        struct vm_row *v = NULL;
-        char where[256], reason[512];
-        size_t n = 0;
-        int r;
-
-        bus_where(o, where, sizeof where);
-        r = bus_connect(o, &bus);
-        if (r < 0 && o->host)
-                return log_error_errno(r, "Failed to connect to %s: %m", where);
-        if (r < 0) {
-                snprintf(reason, sizeof reason, "cannot connect to %s: %s", where, strerror(-r));
-                return status_print_local(reason, o);
-        }
-
-        r = bus_get_all(bus, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE, &e, &p);
-        if (r < 0 && bus_error_daemon_absent(&e)) {
-                snprintf(reason, sizeof reason, "nobody owns %s on %s", PMUFILTERD_BUS_NAME, where);
-                return status_print_local(reason, o);
-        }
-        if (r < 0)
-                return bus_log_error(r, &e, "Failed to read the daemon's properties on %s", where);
-        r = list_vms(bus, &e, &v, &n);
-        if (r < 0)
-                return bus_log_error(r, &e, "Failed to list the VMs");
-        r = status_print_daemon(&p, v, n, where, o);
-        vm_rows_free(v, n);
-        return r;
-}
 
 /* ---- list ----------------------------------------------------------------- */
 
@@ -266,7 +38,7 @@ int verb_list(int argc, char *argv[], const struct ctl_options *o) {
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
                 return r;
-        r = list_vms(bus, &e, &v, &n);
+        r = bus_list_vms(bus, &e, &v, &n);
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to list the VMs");
 
@@ -352,31 +124,36 @@ static int filter_print(const struct props *p, const char *words_property, char 
         return compile_print_table(&f, pmu, o);
 }
 
-/* GetVM / GetProfile: the object path of a name, or a logged error. */
-static int lookup_path(sd_bus *bus, const char *method, const char *what, const char *name, char **ret) {
+/* GetVM or GetProfile of name, then GetAll of the object it names. */
+static int get_object(sd_bus *bus, const char *method, const char *interface, const char *name,
+                      sd_bus_error *e, struct props *ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         const char *path;
         int r;
 
         r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
-                               method, &e, &reply, "s", name);
+                               method, e, &reply, "s", name);
         if (r >= 0)
                 r = sd_bus_message_read(reply, "o", &path);
-        if (r < 0)
-                return bus_log_error(r, &e, "Failed to look up %s %s", what, name);
-        *ret = strdup(path);
-        return *ret ? 0 : log_error_errno(-ENOMEM, "Out of memory.");
+        if (r >= 0)
+                r = bus_get_all(bus, path, interface, e, ret);
+        return r;
 }
 
-static int get_all_or_log(sd_bus *bus, const char *path, const char *interface, const char *what,
-                          struct props *ret) {
+/* Connect and get_object(), or say in one line why not. */
+static int get_object_or_log(const struct ctl_options *o, const char *method, const char *interface,
+                             const char *what, const char *name, sd_bus **ret_bus, struct props *ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         int r;
 
-        r = bus_get_all(bus, path, interface, &e, ret);
+        r = bus_connect_or_log(o, &bus);
         if (r < 0)
-                return bus_log_error(r, &e, "Failed to read the properties of %s", what);
+                return r;
+        r = get_object(bus, method, interface, name, &e, ret);
+        if (r < 0)
+                return bus_log_error(r, &e, "Failed to look up %s %s", what, name);
+        *ret_bus = TAKE_PTR(bus);
         return 0;
 }
 
@@ -394,15 +171,10 @@ static int print_json_object(const struct props *p) {
  * has not reached the VM yet). */
 static char **vm_entry_names(sd_bus *bus, const struct props *vm, struct props *profile) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const struct prop *a, *b;
-        const char *path;
 
         if (isempty(props_string(vm, "Profile")) ||
-            sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
-                               "GetProfile", &e, &reply, "s", props_string(vm, "Profile")) < 0 ||
-            sd_bus_message_read(reply, "o", &path) < 0 ||
-            bus_get_all(bus, path, PMUFILTERD_PROFILE_IFACE, &e, profile) < 0)
+            get_object(bus, "GetProfile", PMUFILTERD_PROFILE_IFACE, props_string(vm, "Profile"), &e, profile) < 0)
                 return NULL;
         a = props_get(vm, "Events");
         b = props_get(profile, "Entries");
@@ -426,17 +198,12 @@ static void print_time(const char *label, uint64_t usec) {
 int verb_show(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(props_clear) struct props p = {}, profile = {};
-        _cleanup_free_ char *path = NULL;
         const struct prop *labels;
         struct host_pmu pmu;
         const char *s;
         int r;
 
-        r = bus_connect_or_log(o, &bus);
-        if (r >= 0)
-                r = lookup_path(bus, "GetVM", "VM", argv[1], &path);
-        if (r >= 0)
-                r = get_all_or_log(bus, path, PMUFILTERD_VM_IFACE, argv[1], &p);
+        r = get_object_or_log(o, "GetVM", PMUFILTERD_VM_IFACE, "VM", argv[1], &bus, &p);
         if (r < 0)
                 return r;
         if (o->json)
@@ -518,16 +285,11 @@ int verb_profile_list(int argc, char *argv[], const struct ctl_options *o) {
 int verb_profile_show(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(props_clear) struct props p = {};
-        _cleanup_free_ char *path = NULL;
         struct host_pmu pmu;
         char **vms;
         int r;
 
-        r = bus_connect_or_log(o, &bus);
-        if (r >= 0)
-                r = lookup_path(bus, "GetProfile", "profile", argv[1], &path);
-        if (r >= 0)
-                r = get_all_or_log(bus, path, PMUFILTERD_PROFILE_IFACE, argv[1], &p);
+        r = get_object_or_log(o, "GetProfile", PMUFILTERD_PROFILE_IFACE, "profile", argv[1], &bus, &p);
         if (r < 0)
                 return r;
         if (o->json)

@@ -3,7 +3,7 @@
  * verbs.h — what pmufilterctl's verbs share: the parsed options, the verb
  * table type, and every verb's entry point.  The tables and the dispatcher
  * are in pmufilterctl.c, offline verbs in verbs-offline.c, the ones that
- * talk to the daemon in verbs-bus.c and verbs-monitor.c.
+ * talk to the daemon in verbs-status.c, verbs-bus.c and verbs-monitor.c.
  *
  * A verb returns a negative errno on failure (having printed why: exit 1),
  * or an exit status >= 0 (EXIT_SUCCESS, or EXIT_USAGE for a usage error).
@@ -65,8 +65,10 @@ void fixed_counters_print(const struct host_pmu *pmu, uint32_t bitmap);
 int compile_print_table(const struct compiled_filter *f, const struct host_pmu *pmu,
                         const struct ctl_options *o);
 
-/* verbs-bus.c */
+/* verbs-status.c */
 int verb_status(int argc, char *argv[], const struct ctl_options *o);
+
+/* verbs-bus.c */
 int verb_list(int argc, char *argv[], const struct ctl_options *o);
 int verb_show(int argc, char *argv[], const struct ctl_options *o);
 int verb_profile_list(int argc, char *argv[], const struct ctl_options *o);
