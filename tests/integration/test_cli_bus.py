@@ -425,8 +425,26 @@ def test_errors_are_one_line():
               r"^pmufilterctl: Failed to set profile of VM vm-1: No profile 'nope' in the policy \(see ListProfiles\)$")
         fails(r.bus, ["profile", "set", "nope"], r"^pmufilterctl: Failed to set the default profile to 'nope': No profile 'nope'")
         fails(r.bus, ["profile", "set", "gold", "no-such-vm"], r"^pmufilterctl: Failed to set profile of VM no-such-vm: No VM")
+        # Each VM on its own: the one that fails does not keep the other from its profile.
+        fails(r.bus, ["profile", "set", "minimal", "no-such-vm", "vm-1", "--runtime"],
+              r"^pmufilterctl: Failed to set profile of VM no-such-vm: No VM")
+        j = json.loads(ok(r.bus, "show", "vm-1", "--json"))
+        check(j["profile"] == "minimal" and j["profile_source"] == "runtime", "vm-1 changed all the same: %r" % j)
         fails(r.bus, ["profile", "reset", "no-such-vm"], r"^pmufilterctl: Failed to reset the profile of VM no-such-vm: No VM")
         fails(r.bus, ["reapply", "no-such-vm"], r"^pmufilterctl: Failed to reapply the filter of VM no-such-vm: No VM")
+        # A VM whose VMM never attached: the daemon sees it but cannot change its filter.
+        kvm, vm = harness.kvm_create_vm()
+        try:
+            vm_id = "%d-%d" % (os.getpid(), vm)
+            deadline = time.time() + 10
+            while ctl(r.bus, "show", vm_id)[0] != 0:
+                check(time.time() < deadline, "the daemon never saw VM %s:\n%s" % (vm_id, r.d.log()))
+                time.sleep(0.05)
+            fails(r.bus, ["profile", "set", "gold", vm_id],
+                  r"^pmufilterctl: Failed to set profile of VM %s: VM %s has no session with pmufilterd" % (vm_id, vm_id))
+        finally:
+            os.close(vm)
+            os.close(kvm)
         # Usage errors: exit 2.
         fails(r.bus, ["show"], r"too few arguments for 'show'", status=2)
         fails(r.bus, ["show", "a", "b"], r"too many arguments for 'show'", status=2)
