@@ -139,7 +139,7 @@ void bus_vm_removed(struct manager *m, struct vm *vm) {
         path = bus_vm_path(vm);
         if (path)
                 (void) sd_bus_emit_object_removed(m->bus, path);
-        bus_manager_changed(m);
+        /* NVMs changes once the registry has dropped it: manager_vm_gone() says so. */
 }
 
 void bus_vm_unmanaged(struct manager *m, struct vm *vm) {
@@ -167,6 +167,48 @@ void bus_vm_applied(struct manager *m, struct vm *vm, bool ok, const char *error
         (void) sd_bus_emit_signal(m->bus, BUS_PATH, "org.pmufilterd1.Manager", "FilterApplied", "ssbs",
                                   vm->id, strempty(vm->profile), ok, strempty(error));
         bus_vm_changed(m, vm);
+}
+
+void bus_vm_session_lost(struct manager *m, struct vm *vm, const char *why) {
+        complete_waiters(vm, false, why);
+        bus_vm_changed(m, vm);
+}
+
+/* After a reload: profiles that went, came, or may have changed. */
+void bus_profiles_changed(struct manager *m, char **old_names) {
+        const struct policy *p = m->set ? m->set->policy : NULL;
+
+        if (!m->bus)
+                return;
+        if (old_names)
+                for (char **n = old_names; *n; n++)
+                        if (!p || !policy_find_profile(p, *n)) {
+                                _cleanup_free_ char *path = bus_profile_path(*n);
+                                if (path)
+                                        (void) sd_bus_emit_object_removed(m->bus, path);
+                        }
+        for (size_t i = 0; p && i < p->n_profiles; i++) {
+                _cleanup_free_ char *path = bus_profile_path(p->profiles[i].name);
+
+                if (!path)
+                        continue;
+                if (!strv_contains(old_names, p->profiles[i].name))
+                        (void) sd_bus_emit_object_added(m->bus, path);
+                else
+                        (void) sd_bus_emit_properties_changed(m->bus, path, "org.pmufilterd1.Profile", "Name",
+                                                              "Tier", "Action", "Entries", "EntryNames",
+                                                              "FixedCounterBitmap", "Source", "VMs", NULL);
+        }
+}
+
+void bus_profile_vms_changed(struct manager *m, const char *name) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!m->bus || !name || !m->set || !policy_find_profile(m->set->policy, name))
+                return;
+        path = bus_profile_path(name);
+        if (path)
+                (void) sd_bus_emit_properties_changed(m->bus, path, "org.pmufilterd1.Profile", "VMs", NULL);
 }
 
 void bus_reloaded(struct manager *m, bool ok, const char *error) {

@@ -63,5 +63,9 @@ void bus_vm_unmanaged(struct manager *m, struct vm *vm);
 void bus_vm_changed(struct manager *m, struct vm *vm);
 /* vm answered (ok) or could not (error text); completes waiting calls. */
 void bus_vm_applied(struct manager *m, struct vm *vm, bool ok, const char *error);
+/* The session went away: waiting calls fail, no FilterApplied. */
+void bus_vm_session_lost(struct manager *m, struct vm *vm, const char *why);
 void bus_reloaded(struct manager *m, bool ok, const char *error);
+void bus_profiles_changed(struct manager *m, char **old_names);
+void bus_profile_vms_changed(struct manager *m, const char *name);
 void bus_manager_changed(struct manager *m);

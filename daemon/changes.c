@@ -6,6 +6,7 @@
 #include "bus.h"
 #include "changes.h"
 #include "log.h"
+#include "persist.h"
 
 static char *state_path(const struct manager *m, bool runtime) {
         char *p;
@@ -123,6 +124,7 @@ static int push_and_wait(struct manager *m, sd_bus_message *msg, struct vm **vms
                 if (r < 0)
                         log_error_errno(r, "VM %s: failed to decide its filter: %m", vm->id);
                 bus_vm_changed(m, vm);
+                persist_vm(m, vm);
                 if (r < 0 || (r == 0 && !force) || !vm->session)
                         continue;
                 r = manager_push(m, vm);
@@ -169,10 +171,19 @@ int change_vm_profile(struct manager *m, sd_bus_message *msg, struct vm *vm, con
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "VM %s has neither NAME nor UUID, so a persistent change could not find it again: use runtime=true",
                                          vm->id);
-        r = free_and_strdup(&vm->override, reset ? NULL : profile);
+        if (reset) {
+                /* What is left (a persistent change under a runtime reset) still counts. */
+                bool left_runtime = false;
+                const char *left = changes_vm_override(m, vm, &left_runtime);
+
+                r = free_and_strdup(&vm->override, left);
+                vm->override_runtime = left_runtime;
+        } else {
+                r = free_and_strdup(&vm->override, profile);
+                vm->override_runtime = runtime;
+        }
         if (r < 0)
                 return r;
-        vm->override_runtime = runtime;
         audit_record(LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
                      "VM %s: profile %s%s%s over D-Bus (%s)", vm->id, reset ? "reset to the policy" : "set to '",
                      reset ? "" : profile, reset ? "" : "'", runtime ? "runtime" : "persistent");

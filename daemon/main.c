@@ -13,6 +13,7 @@
 #include "bus.h"
 #include "changes.h"
 #include "log.h"
+#include "persist.h"
 #include "manager.h"
 #include "session.h"
 #include "watch.h"
@@ -108,6 +109,26 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+/* Socket activation and the fd store, with their names, taken once. */
+static int take_listen_fds(struct manager *m) {
+        char **names = NULL;
+        int n;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return log_error_errno(n, "Failed to take the fds passed by systemd: %m");
+        m->listen_fds = calloc(n + 1, sizeof(int));
+        if (!m->listen_fds) {
+                strv_free(names);
+                return -ENOMEM;
+        }
+        for (int i = 0; i < n; i++)
+                m->listen_fds[i] = SD_LISTEN_FDS_START + i;
+        m->n_listen_fds = (size_t) n;
+        m->listen_names = names;
+        return 0;
+}
+
 static int run(void) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(manager_freep) struct manager *m = NULL;
@@ -139,6 +160,9 @@ static int run(void) {
             free_and_strdup(&m->runtime_dir, arg_runtime_dir) < 0 ||
             free_and_strdup(&m->bus_address, arg_bus_address ? arg_bus_address : getenv("DBUS_SYSTEM_BUS_ADDRESS")) < 0)
                 return log_error_errno(ENOMEM, "Failed to set up: %m");
+        r = take_listen_fds(m);
+        if (r < 0)
+                return r;
         r = manager_load_policy(m);
         if (r < 0)
                 return r;
@@ -149,6 +173,9 @@ static int run(void) {
                         return r;
         }
         r = session_server_start(m);
+        if (r < 0)
+                return r;
+        r = persist_restore(m);
         if (r < 0)
                 return r;
         r = watch_start(m);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "match.h"
+#include "persist.h"
 #include "procscan.h"
 #include "session.h"
 #include "uevent.h"
@@ -96,6 +97,7 @@ int manager_new(sd_event *e, const char *config_path, const char *socket_path, s
 struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
+        m->shutting_down = true;
         REGISTRY_FOREACH(vm, &m->registry) {
                 sd_event_source_disable_unref(vm->timer);
                 vm->timer = NULL;
@@ -110,6 +112,10 @@ struct manager *manager_free(struct manager *m) {
         state_done(&m->runtime);
         free(m->state_dir);
         free(m->runtime_dir);
+        for (size_t i = 0; i < m->n_listen_fds; i++)
+                safe_close(m->listen_fds[i]);
+        free(m->listen_fds);
+        strv_free(m->listen_names);
         registry_done(&m->registry);
         policy_set_free(m->set);
         free(m->config_path);
@@ -242,6 +248,10 @@ int manager_decide(struct manager *m, struct vm *vm) {
                 return -ENOMEM;
 
         changed = !vm->filter || !compiled_filter_equal(vm->filter, f) || !streq_ptr(vm->profile, profile);
+        if (!streq_ptr(vm->profile, profile)) {
+                bus_profile_vms_changed(m, vm->profile);
+                bus_profile_vms_changed(m, profile);
+        }
         if (free_and_strdup(&vm->profile, profile) < 0 || free_and_strdup(&vm->profile_source, source) < 0)
                 return -ENOMEM;
         compiled_filter_free(vm->filter);
@@ -305,6 +315,7 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
                              "VM %s: filter of profile '%s' was NOT applied: %s", vm->id, vm->profile,
                              strna(msg));
         }
+        persist_vm(m, vm);
         manager_notify_status(m);
 }
 
@@ -339,6 +350,7 @@ void manager_vm_unmanaged(struct manager *m, struct vm *vm) {
                              vm->id, strna(vm->have_facts ? vm->facts.comm : NULL), (int) vm->pid,
                              s->attach_timeout_ms);
         bus_vm_unmanaged(m, vm);
+        persist_vm(m, vm);
         manager_notify_status(m);
 }
 
@@ -400,12 +412,14 @@ void manager_vm_gone(struct manager *m, struct vm *vm, const char *why) {
         if (vm->session)
                 session_free(vm->session);
         bus_vm_removed(m, vm);
+        persist_forget_vm(m, vm);
         registry_remove(&m->registry, vm);
+        bus_manager_changed(m);
         manager_notify_status(m);
 }
 
 /* Push the current decision to every session whose filter changed. */
-static void manager_repush_changed(struct manager *m) {
+void manager_repush_changed(struct manager *m) {
         REGISTRY_FOREACH(vm, &m->registry) {
                 int r = manager_decide(m, vm);
 
@@ -442,8 +456,12 @@ int manager_reload(struct manager *m) {
                 manager_notify_status(m);
                 return r == -ENOMEM ? r : -EINVAL;
         }
+        _cleanup_strv_free_ char **old_names = NULL;
+        for (size_t i = 0; m->set && i < m->set->policy->n_profiles; i++)
+                (void) strv_extend(&old_names, m->set->policy->profiles[i].name);
         policy_set_free(m->set);
         m->set = s;
+        bus_profiles_changed(m, old_names);
         if (m->lockdown)
                 audit_record(LOG_NOTICE, MID_LOCKDOWN, NULL, NULL, 0, "Policy loaded: leaving lockdown");
         m->lockdown = false;

@@ -43,6 +43,12 @@ struct manager {
 
         uint64_t next_serial;
         unsigned n_sessions;
+        bool shutting_down;             /* keep fd store and registry files as they are */
+
+        /* fds passed by systemd (socket activation, fd store), with names */
+        int *listen_fds;
+        char **listen_names;
+        size_t n_listen_fds;
 
         sd_bus *bus;                    /* NULL when run without a bus */
         char *bus_address;              /* --bus-address, else the system bus */
@@ -83,4 +89,6 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
 void manager_vm_unmanaged(struct manager *m, struct vm *vm);
 
 void manager_notify_status(struct manager *m);
+/* Decide every VM again; push to those whose filter changed. */
+void manager_repush_changed(struct manager *m);
 const char *manager_socket_path(const struct manager *m);

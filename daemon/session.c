@@ -23,6 +23,7 @@
 #include "compile.h"
 #include "log.h"
 #include "manager.h"
+#include "persist.h"
 #include "procscan.h"
 #include "proto.h"
 #include "session.h"
@@ -68,6 +69,8 @@ static void session_unlink(struct session *s) {
 void session_free(struct session *s) {
         if (!s)
                 return;
+        if (s->vm && s->server && !s->server->manager->shutting_down)
+                persist_forget_session(s->vm);
         if (s->vm && s->vm->session == s)
                 s->vm->session = NULL;
         session_unlink(s);
@@ -109,7 +112,7 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
                 vm->last_errno = error;
                 (void) free_and_strdup(&vm->last_error, reason);
                 session_free(s);
-                bus_vm_applied(vm->manager, vm, false, reason);
+                bus_vm_session_lost(vm->manager, vm, reason);
                 return;
         }
         session_free(s);
@@ -153,8 +156,8 @@ static int on_apply_timeout(sd_event_source *es, uint64_t usec, void *userdata) 
         struct session *s = userdata;
 
         if (s->vm && s->vm->serial_pending)
-                session_refuse(s, ETIMEDOUT, "VM %s: no APPLIED for SERIAL=%" PRIu64 " in time",
-                               s->vm->id, s->vm->serial_pending);
+                session_refuse(s, ETIMEDOUT, "no APPLIED for SERIAL=%" PRIu64 " in time",
+                               s->vm->serial_pending);
         return 0;
 }
 
@@ -271,6 +274,9 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         r = manager_push(m, vm);
         if (r < 0)
                 return session_refuse(s, -r, "cannot send APPLY: %s", strerror(-r));
+        /* Survive our own restart: systemd keeps the connection for us. */
+        persist_store_session(vm, s->fd);
+        persist_vm(m, vm);
 }
 
 static void session_closed(struct session *s) {
@@ -284,8 +290,9 @@ static void session_closed(struct session *s) {
                 return manager_vm_gone(m, vm, "its VMM closed it");
         vm->state = VM_DETACHED;
         vm->serial_pending = 0;
+        persist_vm(m, vm);
         log_info("VM %s: session closed; the last filter stays in the kernel", vm->id);
-        bus_vm_applied(m, vm, false, "the VMM closed its session");
+        bus_vm_session_lost(m, vm, "the VMM closed its session");
         manager_notify_status(m);
 }
 
@@ -361,23 +368,18 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
         return 0;
 }
 
-static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        struct session_server *server = userdata;
+/* A session on a connected socket: fresh from accept(), or handed back by
+ * systemd's fd store after a restart (then already attached to vm). */
+static int session_new(struct session_server *server, int fd, struct session **ret) {
         struct manager *m = server->manager;
-        _cleanup_close_ int cfd = -1;
+        _cleanup_close_ int cfd = fd;
         struct session *s;
         socklen_t sl;
         int r;
 
-        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                        log_warning_errno(errno, "Failed to accept a VMM connection: %m");
-                return 0;
-        }
         s = calloc(1, sizeof(*s));
         if (!s)
-                return log_error_errno(ENOMEM, "Failed to accept a VMM connection: %m"), 0;
+                return -ENOMEM;
         s->pidfd = -1;
         s->fd = TAKE_FD(cfd);
         s->server = server;
@@ -389,9 +391,9 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
 
         sl = sizeof(s->cred);
         if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &s->cred, &sl) < 0) {
-                log_warning_errno(errno, "Failed to read the peer's credentials: %m");
+                r = -errno;
                 session_free(s);
-                return 0;
+                return r;
         }
         /* A pidfd pins the peer: its pid cannot be reused while we hold it. */
         sl = sizeof(s->pidfd);
@@ -405,8 +407,51 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->apply_timer, SD_EVENT_OFF);
         if (r < 0) {
-                log_warning_errno(r, "Failed to watch a VMM connection: %m");
                 session_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        struct session_server *server = userdata;
+        struct session *s;
+        int cfd, r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(errno, "Failed to accept a VMM connection: %m");
+                return 0;
+        }
+        r = session_new(server, cfd, &s);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up a VMM connection: %m");
+        return 0;
+}
+
+int session_restore(struct manager *m, int fd, struct vm *vm) {
+        struct session *s;
+        int r;
+
+        (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        r = session_new(m->server, fd, &s);
+        if (r < 0)
+                return r;
+        if (s->cred.pid != vm->pid) {
+                session_free(s);
+                return -ESRCH;
+        }
+        s->vm = vm;
+        vm->session = s;
+        if (vm->serial_pending) {
+                /* An APPLY was in flight: its answer may be queued already. */
+                uint64_t timeout_ms = m->set ? m->set->policy->settings.attach_timeout_ms
+                                             : POLICY_DEFAULT_ATTACH_TIMEOUT_MS;
+
+                (void) sd_event_source_set_time_relative(s->apply_timer, timeout_ms * 1000u);
+                (void) sd_event_source_set_enabled(s->apply_timer, SD_EVENT_ONESHOT);
         }
         return 0;
 }
@@ -450,7 +495,7 @@ static int bind_socket(const char *path) {
 
 int session_server_start(struct manager *m) {
         struct session_server *s;
-        int n, fd = -1, r;
+        int fd = -1, r;
 
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -459,10 +504,9 @@ int session_server_start(struct manager *m) {
         s->fd = -1;
         m->server = s;
 
-        n = sd_listen_fds(true);
-        for (int i = 0; i < n; i++)
-                if (sd_is_socket_unix(SD_LISTEN_FDS_START + i, SOCK_SEQPACKET, 1, NULL, 0) > 0) {
-                        fd = SD_LISTEN_FDS_START + i;
+        for (size_t i = 0; i < m->n_listen_fds; i++)
+                if (m->listen_fds[i] >= 0 && sd_is_socket_unix(m->listen_fds[i], SOCK_SEQPACKET, 1, NULL, 0) > 0) {
+                        fd = TAKE_FD(m->listen_fds[i]);
                         (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
                         log_info("Using the VMM socket passed by systemd");
                         break;

@@ -20,5 +20,8 @@ struct session_server *session_server_free(struct session_server *s);
 /* Send APPLY with the VM's current filter. */
 int session_send_apply(struct session *s, const struct vm *vm, uint64_t serial);
 
+/* Take back a VMM connection from systemd's fd store after a restart. */
+int session_restore(struct manager *m, int fd, struct vm *vm);
+
 /* Close the connection and unlink it from its VM. */
 void session_free(struct session *s);

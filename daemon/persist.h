@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * persist.h — restart without loss (DESIGN §7): every attached VMM's
+ * connection is handed to systemd's fd store (FDSTORE=1, FDNAME=
+ * session-<vm id>, as journald keeps its stream connections), and each VM's
+ * record is kept as a small file under <runtime dir>/vms/.  On start the
+ * daemon takes both back; the VMMs notice nothing.
+ */
+#pragma once
+
+struct manager;
+struct vm;
+
+void persist_vm(struct manager *m, const struct vm *vm);
+void persist_forget_vm(struct manager *m, const struct vm *vm);
+void persist_store_session(const struct vm *vm, int fd);
+void persist_forget_session(const struct vm *vm);
+
+/* Take back the registry and the sessions; call after the policy, the
+ * bus and the VMM socket are up, before the watchers start. */
+int persist_restore(struct manager *m);
