@@ -15,6 +15,9 @@ packages=(
         # fuzzing (-Dfuzz=true, tests/fuzz): clang, and libFuzzer
         # (-fsanitize=fuzzer), which clang only recommends
         clang libclang-rt-14-dev
+        # the system test (tests/system): a Debian tree booted under
+        # systemd-nspawn
+        systemd-container debootstrap
 )
 
 missing=()
