@@ -169,18 +169,26 @@ static int method_reapply(sd_bus_message *msg, void *userdata, sd_bus_error *err
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct manager *m = userdata;
+        struct pending_call *c;
         int r;
 
         r = bus_check_manage(msg, error);
         if (r < 0)
                 return r;
-        r = manager_reload(m);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
+        c = pending_call_new(msg);
+        if (!c)
+                return -ENOMEM;
+        r = manager_reload(m, c);
+        if (r < 0) {
+                pending_call_cancel(c);
+                if (r == -ENOMEM)
+                        return r;
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "The policy was not reloaded, the old one stays: %s",
                                          strna(m->last_error));
-        return sd_bus_reply_method_return(msg, NULL);
+        }
+        /* Answered when every VM whose filter changed has applied it. */
+        pending_call_arm(c);
+        return 1;
 }
 
 static int prop_get(sd_bus *bus, const char *path, const char *interface, const char *property,

@@ -53,6 +53,14 @@ int pending_call_wait(struct pending_call *c, struct vm *vm) {
         return 0;
 }
 
+void pending_call_cancel(struct pending_call *c) {
+        if (!c)
+                return;
+        sd_bus_message_unref(c->msg);
+        free(c->first_error);
+        free(c);
+}
+
 void pending_call_arm(struct pending_call *c) {
         c->armed = true;
         pending_call_reply(c);

@@ -55,6 +55,8 @@ struct pending_call *pending_call_new(sd_bus_message *msg);
 int pending_call_wait(struct pending_call *c, struct vm *vm);
 /* No more VMs will be added: reply now if none is outstanding. */
 void pending_call_arm(struct pending_call *c);
+/* Nothing was pushed (the change failed first): free without replying. */
+void pending_call_cancel(struct pending_call *c);
 
 /* Hooks from the manager and the sessions. */
 void bus_vm_new(struct manager *m, struct vm *vm);

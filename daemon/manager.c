@@ -419,7 +419,7 @@ void manager_vm_gone(struct manager *m, struct vm *vm, const char *why) {
 }
 
 /* Push the current decision to every session whose filter changed. */
-void manager_repush_changed(struct manager *m) {
+void manager_repush_changed(struct manager *m, struct pending_call *waiter) {
         REGISTRY_FOREACH(vm, &m->registry) {
                 int r = manager_decide(m, vm);
 
@@ -429,13 +429,15 @@ void manager_repush_changed(struct manager *m) {
                 }
                 if (r > 0 && vm->session) {
                         r = manager_push(m, vm);
+                        if (r >= 0 && waiter)
+                                r = pending_call_wait(waiter, vm);
                         if (r < 0)
                                 log_warning_errno(r, "VM %s: failed to push the new filter: %m", vm->id);
                 }
         }
 }
 
-int manager_reload(struct manager *m) {
+int manager_reload(struct manager *m, struct pending_call *waiter) {
         _cleanup_free_ char *error = NULL;
         struct policy_set *s = NULL;
         int r;
@@ -468,7 +470,7 @@ int manager_reload(struct manager *m) {
         set_last_error(m, NULL);
         audit_record(LOG_INFO, MID_RELOAD, NULL, NULL, 0, "Reloaded the policy: %zu profiles, %zu rules",
                      s->policy->n_profiles, s->policy->n_rules);
-        manager_repush_changed(m);
+        manager_repush_changed(m, waiter);
         bus_reloaded(m, true, NULL);
         (void) sd_notify(false, "READY=1");
         manager_notify_status(m);

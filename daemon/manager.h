@@ -67,7 +67,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct manager *, manager_free)
 /* Load the policy at start-up; a broken one means lockdown, not failure. */
 int manager_load_policy(struct manager *m);
 /* Parse and compile everything; swap and push only on full success. */
-int manager_reload(struct manager *m);
+struct pending_call;
+/* waiter (may be NULL): a D-Bus call answered when the re-pushed VMs applied. */
+int manager_reload(struct manager *m, struct pending_call *waiter);
 /* Start watching: uevents, the /proc scan, the VMM socket. */
 int manager_start(struct manager *m);
 
@@ -90,5 +92,5 @@ void manager_vm_unmanaged(struct manager *m, struct vm *vm);
 
 void manager_notify_status(struct manager *m);
 /* Decide every VM again; push to those whose filter changed. */
-void manager_repush_changed(struct manager *m);
+void manager_repush_changed(struct manager *m, struct pending_call *waiter);
 const char *manager_socket_path(const struct manager *m);

@@ -254,6 +254,6 @@ int persist_restore(struct manager *m) {
         }
         if (n > 0)
                 log_info("Restored %zu of %u VM records from %s", m->registry.n_vms, n, dir);
-        manager_repush_changed(m);
+        manager_repush_changed(m, NULL);
         return 0;
 }
