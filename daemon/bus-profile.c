@@ -72,6 +72,10 @@ static int prop_get(sd_bus *bus, const char *path, const char *interface, const 
                 return sd_bus_message_append_strv(reply, f->entry_names);
         if (streq(property, "FixedCounterBitmap"))
                 return sd_bus_message_append(reply, "u", f->fixed_counter_bitmap);
+        if (streq(property, "Flags"))
+                return sd_bus_message_append(reply, "u", f->flags);
+        if (streq(property, "PMU"))
+                return sd_bus_message_append(reply, "s", f->pmu_off ? "off" : "on");
         if (streq(property, "Source"))
                 return sd_bus_message_append(reply, "s", strempty(p->source_file));
         if (streq(property, "VMs")) {
@@ -103,6 +107,8 @@ const sd_bus_vtable bus_profile_vtable[] = {
         SD_BUS_PROPERTY("Entries", "at", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("EntryNames", "as", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("FixedCounterBitmap", "u", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("Flags", "u", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("PMU", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("Source", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("VMs", "ao", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_VTABLE_END

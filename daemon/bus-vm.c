@@ -98,6 +98,15 @@ static int prop_fixed(sd_bus *bus, const char *path, const char *interface, cons
         return sd_bus_message_append(reply, "u", vm->filter ? vm->filter->fixed_counter_bitmap : 0);
 }
 
+static int prop_flags(sd_bus *bus, const char *path, const char *interface, const char *property,
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm *vm = userdata;
+
+        if (streq(property, "PMU"))
+                return sd_bus_message_append(reply, "s", !vm->filter ? "" : vm->filter->pmu_off ? "off" : "on");
+        return sd_bus_message_append(reply, "u", vm->filter ? vm->filter->flags : 0);
+}
+
 static int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct vm *vm = userdata;
         const char *profile;
@@ -129,6 +138,8 @@ const sd_bus_vtable bus_vm_vtable[] = {
         SD_BUS_PROPERTY("Action", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Events", "at", prop_events, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FixedCounterBitmap", "u", prop_fixed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Flags", "u", prop_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PMU", "s", prop_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AppliedUSec", "t", NULL, offsetof(struct vm, applied_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("SetProfile", SD_BUS_ARGS("s", profile, "b", runtime), SD_BUS_NO_RESULT,

@@ -164,7 +164,7 @@ void bus_vm_changed(struct manager *m, struct vm *vm) {
         if (path)
                 (void) sd_bus_emit_properties_changed(m->bus, path, "org.pmufilterd1.VM",
                                                       "State", "Profile", "ProfileSource", "Action",
-                                                      "Events", "FixedCounterBitmap", "AppliedUSec",
+                                                      "Events", "FixedCounterBitmap", "Flags", "PMU", "AppliedUSec",
                                                       "LastError", "Name", "UUID", "Labels", "Client", NULL);
 }
 
@@ -205,7 +205,7 @@ void bus_profiles_changed(struct manager *m, char **old_names) {
                 else
                         (void) sd_bus_emit_properties_changed(m->bus, path, "org.pmufilterd1.Profile", "Name",
                                                               "Tier", "Action", "Entries", "EntryNames",
-                                                              "FixedCounterBitmap", "Source", "VMs", NULL);
+                                                              "FixedCounterBitmap", "Flags", "PMU", "Source", "VMs", NULL);
         }
 }
 

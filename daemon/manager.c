@@ -324,7 +324,8 @@ static int pidfd_kill(pid_t pid, uint64_t starttime) {
 
         if (pidfd < 0)
                 return -errno;
-        /* The pidfd pins this process: check it is still the VM's. */
+        /* Signals through the pidfd reach this process whatever happens to the
+         * pid number; check the process is still the VM's before it is used. */
         if (proc_starttime(pid) != starttime)
                 return -ESRCH;
         if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
@@ -364,6 +365,16 @@ static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
+void manager_arm_attach_timeout(struct manager *m, struct vm *vm) {
+        int r;
+
+        r = sd_event_add_time_relative(m->event, (sd_event_source **) &vm->timer, CLOCK_MONOTONIC,
+                                       (uint64_t) manager_settings(m)->attach_timeout_ms * 1000u, 0,
+                                       on_attach_timeout, vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %s: failed to arm the attach timeout: %m", vm->id);
+}
+
 int manager_vm_detected(struct manager *m, pid_t pid, int fd, struct vm **ret) {
         struct vm *vm = registry_get(&m->registry, pid, fd);
         uint64_t st;
@@ -392,11 +403,7 @@ int manager_vm_detected(struct manager *m, pid_t pid, int fd, struct vm **ret) {
         }
         vm->have_facts = r >= 0;
 
-        r = sd_event_add_time_relative(m->event, (sd_event_source **) &vm->timer, CLOCK_MONOTONIC,
-                                       (uint64_t) manager_settings(m)->attach_timeout_ms * 1000u, 0,
-                                       on_attach_timeout, vm);
-        if (r < 0)
-                log_warning_errno(r, "VM %s: failed to arm the attach timeout: %m", vm->id);
+        manager_arm_attach_timeout(m, vm);
         log_debug("VM %s detected (pid %d, %s)", vm->id, (int) pid, strna(vm->facts.comm));
         bus_vm_new(m, vm);
         manager_notify_status(m);

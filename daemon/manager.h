@@ -87,7 +87,9 @@ int manager_push(struct manager *m, struct vm *vm);
 /* The VMM answered APPLIED. */
 void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int error, int pmu_error);
 
-/* The attach timeout fired or the session closed. */
+/* A detected VM has attach_timeout_ms to attach before it is unmanaged. */
+void manager_arm_attach_timeout(struct manager *m, struct vm *vm);
+/* The attach timeout fired with no ATTACH. */
 void manager_vm_unmanaged(struct manager *m, struct vm *vm);
 
 void manager_notify_status(struct manager *m);

@@ -218,6 +218,8 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
                 if (vm->state == VM_FILTERED || vm->state == VM_ATTACHED || vm->state == VM_FAILED)
                         vm->state = VM_DETACHED;
                 log_info("VM %s: restored without a session (%s)", id, vm_state_to_string(vm->state));
+                if (vm->state == VM_DETECTED)
+                        manager_arm_attach_timeout(m, vm);
         }
 }
 

@@ -288,7 +288,9 @@ static void session_closed(struct session *s) {
                 return;
         if (proc_starttime(vm->pid) != vm->starttime || !proc_fd_is_kvm_vm(vm->pid, vm->fd))
                 return manager_vm_gone(m, vm, "its VMM closed it");
-        vm->state = VM_DETACHED;
+        /* A VM whose filter the kernel refused stays failed: nothing of ours is in force. */
+        if (vm->state != VM_FAILED)
+                vm->state = VM_DETACHED;
         vm->serial_pending = 0;
         persist_vm(m, vm);
         log_info("VM %s: session closed; the last filter stays in the kernel", vm->id);
@@ -395,7 +397,8 @@ static int session_new(struct session_server *server, int fd, struct session **r
                 session_free(s);
                 return r;
         }
-        /* A pidfd pins the peer: its pid cannot be reused while we hold it. */
+        /* The peer as a pidfd (from the kernel, race-free with SO_PEERPIDFD):
+         * a handle on this very process for signals, unlike a pid number. */
         sl = sizeof(s->pidfd);
         if (getsockopt(s->fd, SOL_SOCKET, SO_PEERPIDFD, &s->pidfd, &sl) < 0)
                 s->pidfd = (int) syscall(SYS_pidfd_open, s->cred.pid, 0);
