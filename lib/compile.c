@@ -143,6 +143,7 @@ static int check_select(struct compile_ctx *c, const struct event_spec *e, const
  * after a diagnostic, -ENOMEM. */
 static int resolve_spec(struct compile_ctx *c, const struct event_spec *e, uint64_t *ret_word) {
         _cleanup_free_ char *what = NULL;
+        char *described;
         uint64_t word;
         int r;
 
@@ -163,12 +164,17 @@ static int resolve_spec(struct compile_ctx *c, const struct event_spec *e, uint6
                         return diags_error(c->d, &e->loc,
                                            "event '%s' cannot be filtered: it needs counter-mask/"
                                            "invert/edge bits that KVM's filter ignores", e->name);
+                if (r == -ENOMEM)
+                        return r;       /* not the policy's fault: no diagnostic */
                 if (r < 0)
                         return diags_error(c->d, &e->loc, "cannot resolve event '%s' for PMU %s: %s",
                                            e->name, c->pmu->name, strerror(-r));
-                free(what);
-                if (asprintf(&what, "event '%s' (0x%04" PRIx64 ")", e->name, word) < 0)
+                /* Not into `what` itself: asprintf() leaves its target undefined on
+                 * failure, and the cleanup would free the old pointer twice. */
+                if (asprintf(&described, "event '%s' (0x%04" PRIx64 ")", e->name, word) < 0)
                         return -ENOMEM;
+                free(what);
+                what = described;
                 r = check_plain_word(c, e, what, word);
                 break;
         case EVENT_RAW:
