@@ -281,6 +281,7 @@ static int read_ids(pid_t pid, struct proc_facts *f) {
 
 int proc_facts_read(pid_t pid, struct proc_facts *ret) {
         _cleanup_(proc_facts_done) struct proc_facts f = { .pid = pid };
+        uint64_t starttime;
         int r;
 
         if (pid <= 0)
@@ -309,8 +310,12 @@ int proc_facts_read(pid_t pid, struct proc_facts *ret) {
                 return r;
 
         /* Everything above came from the process that started at f.starttime
-         * only if that one still holds the pid now. */
-        if (proc_starttime(pid) != f.starttime)
+         * only if that one still holds the pid now.  Not proc_starttime():
+         * its 0 for any failure would make -ENOMEM look like a gone process. */
+        r = read_stat(pid, &starttime, NULL);
+        if (r < 0)
+                return r;
+        if (starttime != f.starttime)
                 return -ESRCH;
 
         *ret = f;
