@@ -43,6 +43,8 @@ MID = {
 }
 
 KVM_CREATE_VM = 0xAE01
+# What ASan, LSan and UBSan print when they find something (sanitizer builds).
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |SUMMARY: \w+Sanitizer")
 RECORD = re.compile(r"^pmufilterd: (\w+): (.*) \[MESSAGE_ID=(\w+) VM_ID=(\S+) PROFILE=(\S+) PID=(-?\d+)\]$")
 
 
@@ -112,6 +114,8 @@ class Daemon:
         self.args = list(args) + (["--bus-address", bus] if bus else ["--no-bus"])
         self.args += ["--state-dir", os.path.join(self.dir, "state"), "--runtime-dir", os.path.join(self.dir, "run")]
         self.lines = []
+        self.sanitizer = []     # a sanitizer's report, kept from wherever the test clears lines
+        self.reader = None
         self.lock = threading.Condition()
         self.proc = None
         if start:
@@ -127,7 +131,8 @@ class Daemon:
         env.pop("JOURNAL_STREAM", None)
         self.proc = subprocess.Popen([DAEMON, "--config", self.config, "--socket", self.socket, "-v"] + self.args,
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
-        threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True).start()
+        self.reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
+        self.reader.start()
         deadline = time.time() + 10
         while not os.path.exists(self.socket):
             check(self.proc.poll() is None, "pmufilterd exited at start-up:\n" + self.log())
@@ -138,6 +143,8 @@ class Daemon:
         for line in stream:
             with self.lock:
                 self.lines.append(line.rstrip("\n"))
+                if (self.sanitizer or SANITIZER_REPORT.search(line)) and len(self.sanitizer) < 100:
+                    self.sanitizer.append(line.rstrip("\n"))
                 self.lock.notify_all()
 
     def log(self):
@@ -210,6 +217,10 @@ class Daemon:
                 self.proc.wait()
                 raise Failure("pmufilterd did not stop on SIGTERM")
         shutil.rmtree(self.dir, ignore_errors=True)
+        # A leak is reported at exit: read stderr to its end first.
+        if self.reader:
+            self.reader.join(10)
+        check(not self.sanitizer, "pmufilterd: the sanitizer reported:\n" + "\n".join(self.sanitizer))
         return self.proc.returncode
 
     def __enter__(self):
