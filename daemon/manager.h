@@ -43,7 +43,8 @@ struct manager {
 
         uint64_t next_serial;
         unsigned n_sessions;
-        bool shutting_down;             /* keep fd store and registry files as they are */
+        bool shutting_down;
+        bool warned_unreadable;         /* the /proc scan missed processes once */             /* keep fd store and registry files as they are */
 
         /* fds passed by systemd (socket activation, fd store), with names */
         int *listen_fds;

@@ -38,6 +38,7 @@ struct uevent_watcher {
         uevent_overflow_t on_overflow;
         void *userdata;
         bool lost;              /* report to on_overflow once drained */
+        bool enobufs;           /* ... because the kernel dropped uevents */
 
         struct creator *creators;
         size_t n_creators, allocated;
@@ -231,7 +232,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                  * saying it dropped messages for this socket since the last
                  * read.  It is reported once, ahead of what is still queued. */
                 if (errno == ENOBUFS) {
-                        w->lost = true;
+                        w->lost = w->enobufs = true;
                         continue;
                 }
                 /* EAGAIN means empty, but libudev also says it for a message
@@ -245,9 +246,11 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         if (creators_filter(w, is_resolved))
                 w->lost = true;
         if (w->lost) {
-                w->lost = false;
+                bool enobufs = w->enobufs;
+
+                w->lost = w->enobufs = false;
                 (void) creators_filter(w, still_open);
-                w->on_overflow(w->userdata);
+                w->on_overflow(enobufs, w->userdata);
         }
         return 0;
 }

@@ -42,7 +42,7 @@ typedef void (*uevent_handler_t)(const struct kvm_uevent *ev, void *userdata);
  * uevents (ENOBUFS), or a VM's creator vanished before it could be told
  * which process it belonged to.  Called once the queued events have been
  * delivered; the caller rescans /proc. */
-typedef void (*uevent_overflow_t)(void *userdata);
+typedef void (*uevent_overflow_t)(bool enobufs, void *userdata);   /* enobufs: the kernel dropped some */
 
 struct uevent_watcher;
 

@@ -38,6 +38,12 @@ int manager_rescan(struct manager *m) {
         r = procscan_all(&refs, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to scan /proc for VMs: %m");
+        if (r > 0 && !m->warned_unreadable) {
+                /* Without CAP_DAC_READ_SEARCH (or under hidepid=) VMs of other users go unseen. */
+                log_warning("Could not read the fd table of %d processes: their VMs are not seen "
+                            "(missing CAP_DAC_READ_SEARCH or CAP_SYS_PTRACE?)", r);
+                m->warned_unreadable = true;
+        }
 
         /* Entries whose process is gone lost their destroy uevent. */
         for (struct vm *vm = m->registry.head, *next; vm; vm = next) {
@@ -150,10 +156,13 @@ static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
         }
 }
 
-static void on_overflow(void *userdata) {
+static void on_overflow(bool enobufs, void *userdata) {
         struct manager *m = userdata;
 
-        log_warning("Kernel uevents were lost (receive buffer overflow): rescanning /proc");
+        if (enobufs)
+                log_warning("Kernel uevents were lost (receive buffer overflow): rescanning /proc");
+        else    /* another PID namespace (a container), or its creator is gone already */
+                log_info("A uevent named a VM whose process is not visible here: rescanning /proc");
         (void) manager_rescan(m);
 }
 

@@ -110,6 +110,7 @@ struct seen {
         struct kvm_uevent ev[MAX_SEEN];
         size_t n;
         unsigned overflows;
+        unsigned enobufs;       /* of which the kernel said ENOBUFS */
 };
 
 static void on_event(const struct kvm_uevent *ev, void *userdata) {
@@ -121,10 +122,11 @@ static void on_event(const struct kvm_uevent *ev, void *userdata) {
         s->ev[s->n++] = *ev;
 }
 
-static void on_overflow(void *userdata) {
+static void on_overflow(bool enobufs, void *userdata) {
         struct seen *s = userdata;
 
         s->overflows++;
+        s->enobufs += enobufs;
 }
 
 struct fixture {
@@ -307,6 +309,7 @@ static void test_thread_creator_gone(void **state) {
         assert_false(thread_exists(c.tid));
         assert_true(run_until(f, overflowed, NULL));
         assert_int_equal(f->seen.overflows, 1);
+        assert_int_equal(f->seen.enobufs, 0);   /* a creator we could not name, not a drop */
         close(c.vm);
 }
 
@@ -356,6 +359,7 @@ static void test_overflow(void **state) {
 
         assert_true(run_until(f, overflowed, NULL));
         assert_int_equal(f->seen.overflows, 1);
+        assert_int_equal(f->seen.enobufs, 1);
         /* not all 128 events got through, which is why */
         assert_true(f->seen.n < 2 * ELEMENTSOF(vms));
 
