@@ -74,6 +74,30 @@ pid_t inject_task_tracer(pid_t pid, pid_t tid) {
         return r < 0 ? r : s.tracer;
 }
 
+/* Tasks of the process that never return to user space: KVM's and
+ * vhost's workers (kvm-nx-lpage-recovery), io_uring's.  They cannot be
+ * borrowed, whatever their syscall file shows (their creator's registers). */
+#define PF_IO_WORKER 0x00000010u
+#define PF_USER_WORKER 0x00004000u
+#define PF_KTHREAD 0x00200000u
+
+static bool is_worker(pid_t pid, pid_t tid) {
+        _cleanup_fclose_ FILE *f = NULL;
+        char path[64], buf[512];
+        const char *p;
+        unsigned long flags = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int) pid, (int) tid);
+        f = fopen(path, "re");
+        if (!f || !fgets(buf, sizeof(buf), f))
+                return true;            /* unknown: do not touch */
+        p = strrchr(buf, ')');
+        /* after "comm)": state ppid pgrp session tty_nr tpgid flags */
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+                return true;
+        return flags & (PF_IO_WORKER | PF_USER_WORKER | PF_KTHREAD);
+}
+
 /* First field of /proc/<pid>/task/<tid>/syscall: the call number, -1
  * blocked outside any call, -2 running (the kernel cannot say). */
 static long read_task_syscall(pid_t pid, pid_t tid) {
@@ -208,7 +232,7 @@ int inject_list_candidates(pid_t pid, struct inject_task **ret, size_t *ret_n, s
                 if (tids[i] == pid)
                         main_nr = nr;
                 /* 'S' only: a thread in D state would not stop in time. */
-                if (s.state != 'S' || arch_syscall_tier(nr) == ARCH_TIER_NEVER)
+                if (s.state != 'S' || arch_syscall_tier(nr) == ARCH_TIER_NEVER || is_worker(pid, tids[i]))
                         continue;
                 tasks[n++] = (struct inject_task) {
                         .tid = tids[i], .nr = nr, .tier = arch_syscall_tier(nr), .seccomp = s.seccomp,

@@ -97,9 +97,12 @@ static int wait_interrupt_stop(struct injection *inj, pid_t tid) {
                 if (r == -ETIME)
                         return inject_refuse(inj->res, r, "thread %d of pid %d did not stop within the timeout "
                                              "(uninterruptible sleep?); let go", (int) tid, (int) inj->pid);
-                if (r < 0)
-                        return inject_refuse(inj->res, r, "thread %d of pid %d exited while being stopped",
+                if (r < 0) {
+                        /* Threads come and go: another one may do. */
+                        (void) inject_refuse(inj->res, r, "thread %d of pid %d exited while being stopped",
                                              (int) tid, (int) inj->pid);
+                        return r == -ESRCH ? -EAGAIN : r;
+                }
                 sig = WSTOPSIG(status);
                 if (status >> 16 == PTRACE_EVENT_STOP) {
                         if (sig == SIGTRAP)
@@ -186,9 +189,9 @@ static int check_seccomp(struct injection *inj, pid_t tid, int mode, const arch_
                                      r == -EACCES ? "; reading it needs CAP_SYS_ADMIN and a pmufilterd "
                                                     "not under seccomp itself" : "");
         if (!seccomp_action_runs(action))
-                return inject_refuse(inj->res, -EPERM, "seccomp would not allow it: the %u filter%s of "
-                                     "thread %d of pid %d answer ioctl(KVM_SET_PMU_EVENT_FILTER) with %s",
-                                     nfilters, nfilters == 1 ? "" : "s", (int) tid, (int) inj->pid,
+                return inject_refuse(inj->res, -EPERM, "seccomp would not allow it: thread %d of pid %d "
+                                     "has %u filter%s, answering ioctl(KVM_SET_PMU_EVENT_FILTER) with %s",
+                                     (int) tid, (int) inj->pid, nfilters, nfilters == 1 ? "" : "s",
                                      seccomp_action_format(action, name, sizeof(name)));
         return 0;
 }
@@ -353,10 +356,12 @@ static void *injection_thread(void *userdata) {
                         }
                 }
                 if (inject_now_usec() >= inj->deadline) {
-                        /* reason: the last candidate's, or the list's */
-                        inj->r = inject_refuse(inj->res, -ETIME, "no thread of pid %d could be stopped in a "
-                                               "call that is safe to interrupt within the timeout (%s)",
-                                               (int) inj->pid, n == 0 ? "none blocked in one" : "they moved");
+                        char why[sizeof(inj->res->reason)];
+
+                        /* The list's reason, or the last candidate's. */
+                        memcpy(why, inj->res->reason, sizeof(why));
+                        inj->r = inject_refuse(inj->res, -ETIME, "no thread of pid %d stopped safely within "
+                                               "the timeout: %s", (int) inj->pid, why);
                         return NULL;
                 }
                 sleep_usec(1000);

@@ -41,9 +41,9 @@ static void check_round(unsigned round) {
         int r;
 
         sigemptyset(&during);           /* ppoll unblocks everything, as QEMU's does */
+        start = bare_now_ns();          /* before the writer starts its M/2 */
         if (odd && pthread_create(&t, NULL, writer, NULL) != 0)
                 bare_fail("pthread_create");
-        start = bare_now_ns();
         r = ppoll(&p, 1, &ts, &during);
         took = bare_now_ns() - start;
         if (r < 0)

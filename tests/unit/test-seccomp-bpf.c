@@ -49,8 +49,8 @@ static uint32_t run(const struct sock_filter *prog, size_t len, struct seccomp_d
 /* The kernel's own answer: a child installs guard + prog (the guard lets
  * every call but getppid through untouched), then calls getppid with
  * these arguments.  Returns the errno it got (0: it ran), -SIGSYS if it
- * was killed or trapped, or -1000 - errno if the kernel refused the
- * program at install. */
+ * was killed or trapped, -1000 - EINVAL if the kernel refused the
+ * program at install, -2000 if the child could not install any. */
 static int kernel_answer(const struct sock_filter *prog, size_t len, uint64_t a0, uint64_t a1, uint64_t a2) {
         _cleanup_free_ struct sock_filter *all = calloc(len + 3, sizeof(*all));
         int status;
@@ -69,19 +69,33 @@ static int kernel_answer(const struct sock_filter *prog, size_t len, uint64_t a0
 
                 signal(SIGSYS, SIG_DFL);        /* not cmocka's handler: die of it */
                 if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                        _exit(255);
+                        _exit(253);
                 if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)
-                        _exit(errno == EINVAL ? 254 : 255);
+                        _exit(errno == EINVAL ? 254 : 253);
                 _exit(syscall(SYS_getppid, a0, a1, a2) < 0 ? errno : 0);
         }
         assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 253)
+                return -2000;   /* no seccomp here */
         if (WIFSIGNALED(status)) {
                 assert_int_equal(WTERMSIG(status), SIGSYS);
                 return -SIGSYS;
         }
         assert_true(WIFEXITED(status));
-        assert_int_not_equal(WEXITSTATUS(status), 255);
         return WEXITSTATUS(status) == 254 ? -1000 - EINVAL : WEXITSTATUS(status);
+}
+
+/* Whether a child can install a filter at all: under valgrind it cannot
+ * (valgrind emulates no seccomp); then the kernel is not asked. */
+static bool kernel_usable(void) {
+        static int usable = -1;
+
+        if (usable < 0) {
+                usable = kernel_answer(NULL, 0, 0, 0, 0) == 0;
+                if (!usable)
+                        print_message("  not compared with the kernel: a child cannot install a filter here\n");
+        }
+        return usable;
 }
 
 /* What the child should see under our interpreter's answer. */
@@ -95,7 +109,9 @@ static int outcome(uint32_t ret) {
 
 /* Our answer for getppid(a0, a1, a2) must be the kernel's. */
 static void kernel_agrees(const struct sock_filter *prog, size_t len, uint64_t a0, uint64_t a1, uint64_t a2) {
-        assert_int_equal(kernel_answer(prog, len, a0, a1, a2), outcome(run(prog, len, call(SYS_getppid, a0, a1, a2))));
+        if (kernel_usable())
+                assert_int_equal(kernel_answer(prog, len, a0, a1, a2),
+                                 outcome(run(prog, len, call(SYS_getppid, a0, a1, a2))));
 }
 
 static void test_by_nr_and_arch(void **state) {
@@ -248,7 +264,7 @@ static void refused(const struct sock_filter *prog, size_t len, size_t want_pc) 
         assert_int_equal(pc, want_pc);
         assert_int_equal(seccomp_bpf_run(prog, len, &sd, &ret), -EINVAL);
         /* ... and the kernel refuses it too (behind a 3-instruction guard). */
-        if (len > 0 && len < BPF_MAXINSNS - 3)
+        if (len > 0 && len < BPF_MAXINSNS - 3 && kernel_usable())
                 assert_int_equal(kernel_answer(prog, len, 0, 0, 0), -1000 - EINVAL);
 }
 
