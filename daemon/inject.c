@@ -225,9 +225,11 @@ static int run_call(struct injection *inj, pid_t tid, const arch_regs_t *saved, 
                 (void) mem_rw(tid, scratch, old_bytes, inj->size, true);
                 (void) arch_regs_set(tid, saved);
                 (void) ptrace(PTRACE_DETACH, tid, NULL, (void *) (uintptr_t) (sig > 0 ? sig : 0));
-                return sig > 0 ? -EAGAIN
-                               : inject_refuse(inj->res, sig, "thread %d of pid %d did not enter the call: %s",
-                                               (int) tid, (int) inj->pid, strerror(-sig));
+                if (sig > 0)
+                        return inject_refuse(inj->res, -EAGAIN, "thread %d of pid %d got %s first; handed "
+                                             "over untouched", (int) tid, (int) inj->pid, strsignal(sig));
+                return inject_refuse(inj->res, sig, "thread %d of pid %d did not enter the call: %s",
+                                     (int) tid, (int) inj->pid, strerror(-sig));
         }
         r = ptrace(PTRACE_SYSCALL, tid, NULL, NULL) < 0 ? -errno : wait_syscall_stop(tid, deadline);
         if (r == 0)
@@ -312,12 +314,15 @@ static int try_thread(struct injection *inj, const struct inject_task *t) {
         int r;
 
         if (ptrace(PTRACE_SEIZE, t->tid, NULL, (void *) (uintptr_t) PTRACE_O_TRACESYSGOOD) < 0) {
+                pid_t tracer;
+
                 r = -errno;
                 if (r == -ESRCH)
                         return -EAGAIN;
-                if (r == -EPERM && inject_task_tracer(inj->pid, t->tid) > 0)
+                tracer = inject_task_tracer(inj->pid, t->tid);
+                if (r == -EPERM && tracer > 0)  /* a debugger came first */
                         return inject_refuse(inj->res, -EBUSY, "thread %d of pid %d is already traced by pid %d",
-                                             (int) t->tid, (int) inj->pid, (int) inject_task_tracer(inj->pid, t->tid));
+                                             (int) t->tid, (int) inj->pid, (int) tracer);
                 return inject_refuse_permission(inj->res, r, inj->pid, t->tid);
         }
         if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0)

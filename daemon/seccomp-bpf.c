@@ -293,39 +293,34 @@ bool seccomp_action_runs(uint32_t ret) {
         return action == SECCOMP_RET_ALLOW || action == SECCOMP_RET_LOG;
 }
 
-const char *seccomp_action_format(uint32_t ret, char *buf, size_t size) {
-        uint32_t data = ret & SECCOMP_RET_DATA;
-        const char *errname;
+static const struct {
+        uint32_t action;
+        const char *name;
+} action_names[] = {
+        { SECCOMP_RET_KILL_PROCESS, "kill-process" },
+        { SECCOMP_RET_KILL_THREAD,  "kill-thread" },
+        { SECCOMP_RET_TRAP,         "trap (SIGSYS)" },
+        { SECCOMP_RET_USER_NOTIF,   "user-notif (a supervisor decides)" },
+        { SECCOMP_RET_TRACE,        "trace (ENOSYS without a seccomp tracer)" },
+        { SECCOMP_RET_LOG,          "log" },
+        { SECCOMP_RET_ALLOW,        "allow" },
+};
 
-        switch (ret & SECCOMP_RET_ACTION_FULL) {
-        case SECCOMP_RET_KILL_PROCESS:
-                snprintf(buf, size, "kill-process");
-                break;
-        case SECCOMP_RET_KILL_THREAD:
-                snprintf(buf, size, "kill-thread");
-                break;
-        case SECCOMP_RET_TRAP:
-                snprintf(buf, size, "trap (SIGSYS)");
-                break;
-        case SECCOMP_RET_ERRNO:
-                errname = strerrorname_np((int) data);
+const char *seccomp_action_format(uint32_t ret, char *buf, size_t size) {
+        uint32_t action = ret & SECCOMP_RET_ACTION_FULL, data = ret & SECCOMP_RET_DATA;
+
+        if (action == SECCOMP_RET_ERRNO) {
+                const char *errname = strerrorname_np((int) data);
+
                 snprintf(buf, size, "errno %u (%s)", data, errname ? errname : "?");
-                break;
-        case SECCOMP_RET_USER_NOTIF:
-                snprintf(buf, size, "user-notif (a supervisor decides)");
-                break;
-        case SECCOMP_RET_TRACE:
-                snprintf(buf, size, "trace (ENOSYS without a seccomp tracer)");
-                break;
-        case SECCOMP_RET_LOG:
-                snprintf(buf, size, "log");
-                break;
-        case SECCOMP_RET_ALLOW:
-                snprintf(buf, size, "allow");
-                break;
-        default:
-                snprintf(buf, size, "unknown action 0x%08x (the kernel kills the process)", ret);
+                return buf;
         }
+        for (size_t i = 0; i < ELEMENTSOF(action_names); i++)
+                if (action_names[i].action == action) {
+                        snprintf(buf, size, "%s", action_names[i].name);
+                        return buf;
+                }
+        snprintf(buf, size, "unknown action 0x%08x (the kernel kills the process)", ret);
         return buf;
 }
 

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
@@ -241,6 +242,47 @@ static void test_polling_vmm_keeps_correct_results(void **state) {
                 assert_injected(v.pid, v.fds[0], i % 2 ? KVM_PMU_EVENT_DENY : KVM_PMU_EVENT_ALLOW, 3, 0);
                 usleep(17000);
         }
+        assert_untouched(v.pid);
+        vmm_finish(&v);
+}
+
+struct storm {
+        pid_t pid;
+        volatile bool stop;
+        unsigned sent;
+};
+
+static void *storm_thread(void *userdata) {
+        struct storm *st = userdata;
+
+        while (!st->stop && kill(st->pid, SIGUSR1) == 0) {
+                st->sent++;
+                usleep(50);
+        }
+        return NULL;
+}
+
+/* Signals keep arriving while injecting (QEMU's main loop gets them in
+ * ppoll too): one that reaches the thread before the stop is delivered,
+ * one that comes after the registers were changed undoes the injection
+ * and meets the original registers.  Every injection succeeds in the end,
+ * and ppoll never shows anything but results and EINTR. */
+static void test_polling_vmm_under_a_signal_storm(void **state) {
+        struct storm st = {};
+        pthread_t t;
+        struct vmm v;
+
+        skip_unless_able();
+        vmm_start(&v, POLLY_VMM_PATH, "--round-ms=60", "--signals");
+        wait_in_call(v.pid, v.pid, SYS_ppoll);
+        st.pid = v.pid;
+        assert_int_equal(pthread_create(&t, NULL, storm_thread, &st), 0);
+        for (int i = 0; i < 100; i++)
+                assert_injected(v.pid, v.fds[0], KVM_PMU_EVENT_ALLOW, 2, 0);
+        st.stop = true;
+        assert_int_equal(pthread_join(t, NULL), 0);
+        print_message("  %u signals sent during 100 injections\n", st.sent);
+        assert_true(st.sent > 100);
         assert_untouched(v.pid);
         vmm_finish(&v);
 }
@@ -518,6 +560,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sleeping_vmm_answers_from_its_own_context),
                 cmocka_unit_test(test_polling_vmm_keeps_correct_results),
+                cmocka_unit_test(test_polling_vmm_under_a_signal_storm),
                 cmocka_unit_test(test_running_qemu),
                 cmocka_unit_test(test_seccomp_vmm),
                 cmocka_unit_test(test_traced_vmm_refused),
