@@ -31,7 +31,10 @@ struct inject_result {
  *   -ENOEXEC not an x86-64 process;
  *   -EBADF   vm_fd is not a KVM VM in pid;
  *   -ETIME   no thread could be stopped safely within timeout_ms;
+ *   -EFAULT  no room below the borrowed thread's stack pointer;
  *   -ESRCH   the process is gone;  -E2BIG  too many events to carry.
+ * The caller checks that pid is still the VMM it means (its start time)
+ * just before: the fd check here cannot tell a reused pid.
  * Never leaves a thread stopped: every wait is bounded, and the tracing is
  * done by a short-lived thread whose exit makes the kernel let go of
  * anything still held.  ret is always written. */
