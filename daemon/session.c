@@ -34,6 +34,7 @@
 #endif
 
 #define SESSION_FDS_MAX 8       /* more than one is refused, but we must receive them to close them */
+#define SESSION_BATCH 16        /* messages read from one session per wakeup */
 
 struct session_server {
         struct manager *manager;
@@ -53,6 +54,9 @@ struct session {
         struct session *prev, *next;
 };
 
+/* The session on_session_io() is reading from, until session_free() says it is gone. */
+static struct session *receiving;
+
 static void session_unlink(struct session *s) {
         if (!s->server)
                 return;
@@ -69,6 +73,8 @@ static void session_unlink(struct session *s) {
 void session_free(struct session *s) {
         if (!s)
                 return;
+        if (receiving == s)
+                receiving = NULL;
         if (s->vm && s->server && !s->server->manager->shutting_down)
                 persist_forget_session(s->vm);
         if (s->vm && s->vm->session == s)
@@ -298,8 +304,9 @@ static void session_closed(struct session *s) {
         manager_notify_status(m);
 }
 
-static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        struct session *s = userdata;
+/* Receive and handle one message: 0, or -EAGAIN when none was queued.  The
+ * session may be freed on the way (closed, refused). */
+static int session_receive(struct session *s) {
         char buf[PROTO_MSG_MAX + 1];
         union {
                 struct cmsghdr h;
@@ -320,9 +327,10 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
 
         n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                        return 0;
-                session_closed(s);
+                if (errno == EAGAIN)
+                        return -EAGAIN;
+                if (errno != EINTR)
+                        session_closed(s);
                 return 0;
         }
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
@@ -370,6 +378,28 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
         return 0;
 }
 
+/* The socket is edge-triggered (session_new): read it until it is empty.
+ * Level-triggered, every loop iteration re-polled every session that had an
+ * answer queued, while sd-event dispatches one source per iteration: a
+ * change pushed to n VMs cost O(n²) in epoll_wait (90% of the daemon's time
+ * in a default-profile change over 9,900 VMs).  A peer that keeps sending
+ * gets SESSION_BATCH messages a turn, then the socket is re-armed (an
+ * edge-triggered source re-polls on that) and the others get theirs. */
+static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        struct session *s = userdata;
+        unsigned n = 0;
+
+        receiving = s;
+        while (receiving == s && session_receive(s) >= 0)
+                if (++n == SESSION_BATCH) {
+                        if (receiving == s)
+                                (void) sd_event_source_set_io_events(s->io, EPOLLIN | EPOLLET);
+                        break;
+                }
+        receiving = NULL;
+        return 0;
+}
+
 /* A session on a connected socket: fresh from accept(), or handed back by
  * systemd's fd store after a restart (then already attached to vm). */
 static int session_new(struct session_server *server, int fd, struct session **ret) {
@@ -403,7 +433,7 @@ static int session_new(struct session_server *server, int fd, struct session **r
         if (getsockopt(s->fd, SOL_SOCKET, SO_PEERPIDFD, &s->pidfd, &sl) < 0)
                 s->pidfd = (int) syscall(SYS_pidfd_open, s->cred.pid, 0);
 
-        r = sd_event_add_io(m->event, &s->io, s->fd, EPOLLIN, on_session_io, s);
+        r = sd_event_add_io(m->event, &s->io, s->fd, EPOLLIN | EPOLLET, on_session_io, s);
         if (r >= 0)
                 r = sd_event_add_time_relative(m->event, &s->apply_timer, CLOCK_MONOTONIC, UINT64_MAX / 2, 0,
                                                on_apply_timeout, s);
