@@ -65,15 +65,23 @@ def write_atomically(path, text):
     os.replace(tmp, path)
 
 
-def fds_of(pid):
-    """The daemon's open fds: number -> what it is."""
+def fds_of(pid, scratch=None):
+    """The daemon's open fds: number -> what it is.  Files under scratch
+    (its state and runtime dirs) are left out: a record being written at
+    that instant is not a leak."""
     out = {}
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
-            out[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
         except FileNotFoundError:
-            pass
+            continue
+        if not (scratch and target.startswith(scratch + "/")):
+            out[int(fd)] = target
     return out
+
+
+def daemon_fds(d):
+    return fds_of(d.proc.pid, d.dir)
 
 
 def fd_kinds(fds):
@@ -89,7 +97,7 @@ def wait_fds(d, want, timeout=10):
     """The daemon settles back to `want` open fds (its cleanup runs from the loop)."""
     deadline = time.time() + timeout
     while True:
-        now = fds_of(d.proc.pid)
+        now = daemon_fds(d)
         if len(now) == len(want):
             return now
         if time.time() > deadline:
@@ -169,6 +177,13 @@ def ready(d, timeout=100):
     return d
 
 
+def peer(d):
+    """A hand-written VMM session, patient: this machine is shared."""
+    p = Peer(d.socket)
+    p.s.settimeout(30)
+    return p
+
+
 def count_records(d, kind, pids):
     return len([r for r in d.records(kind) if r.pid in pids])
 
@@ -201,7 +216,8 @@ def test_kill_9_with_1000_sessions_under_load_loses_nothing():
     groups = [("kind=steady", "steady"), ("kind=exe", "by-exe"), ("kind=none", "minimal"), ("kind=other", "minimal")]
     with Daemon(config_text=policy()) as d:
         ready(d)
-        held = [Held(d, "--count", "250", "--name", "k%d" % i, "--label", label) for i, (label, _) in enumerate(groups)]
+        held = [Held(d, "--count", "250", "--name", "k%d" % i, "--label", label, "--timeout-ms", "30000")
+                for i, (label, _) in enumerate(groups)]
         try:
             want = {}           # vm id -> profile
             for h, (_, profile) in zip(held, groups):
@@ -212,7 +228,7 @@ def test_kill_9_with_1000_sessions_under_load_loses_nothing():
             check(len(want) == 1000, "1000 distinct VMs, got %d" % len(want))
             pids = {h.p.pid for h in held}
             d.wait_records("applied", 1000, timeout=60, where=lambda r: r.pid in pids)
-            sessions = len(fds_of(d.proc.pid))
+            sessions = len(daemon_fds(d))
 
             stop, counts = threading.Event(), {"ok": 0, "failed": 0}
             loader = threading.Thread(target=churn, args=(d.socket, stop, counts))
@@ -223,6 +239,7 @@ def test_kill_9_with_1000_sessions_under_load_loses_nothing():
                 t0 = time.time()
                 restart(d, signal.SIGKILL)
                 ready(d)
+                t_ready = time.time() - t0
                 m = re.search(r"Restored (\d+) of (\d+) VM records", d.wait_line(r"Restored \d+ of \d+ VM records"))
                 restored = int(m.group(1))
                 recs = d.wait_records("applied", 1000, timeout=60, where=lambda r: r.pid in pids)
@@ -253,9 +270,11 @@ def test_kill_9_with_1000_sessions_under_load_loses_nothing():
                 again = [l for l in h.lines if l["event"] == "apply" and l["errno"] == 0]
                 check(len(again) >= 250, "VMM %d re-applied all its 250 filters: %d" % (h.p.pid, len(again)))
             check(counts["ok"] > 0 and d.alive(), "churn went on; the daemon runs: %r" % counts)
-            result("kill -9 with 1000 sessions (+%d fds) and churn (%d runs of 4 VMs attached, %d refused "
-                   "while down): %d of %s records restored, 1000/1000 re-attached with their profile in %.2f s, "
-                   "0 unmanaged, 0 failed" % (sessions, counts["ok"], counts["failed"], restored, m.group(2), took))
+            result("kill -9 with 1000 sessions (%d daemon fds: a socket and a pidfd each) and churn (%d runs "
+                   "of 4 VMs attached, %d refused while down): %d of %s records restored, 1000/1000 "
+                   "re-attached with their profile %.2f s after the kill (the new daemon served after %.2f s; "
+                   "the clients retry at 0.1 s doubling), 0 unmanaged, 0 failed" %
+                   (sessions, counts["ok"], counts["failed"], restored, m.group(2), took, t_ready))
         finally:
             for h in held:
                 h.stop()
@@ -384,6 +403,7 @@ from harness import Peer, attach_msg, kvm_create_vm
 stage = sys.argv[2]
 kvm, vm = kvm_create_vm()
 p = Peer(sys.argv[1])
+p.s.settimeout(30)
 if stage != "connected":
     p.send(attach_msg(vm, name="doomed-%%d" %% os.getpid()), [vm])
 if stage == "applying":
@@ -409,11 +429,11 @@ def test_vmms_killed_mid_handshake_leak_nothing():
     need_kvm(); need_root(); need(harness.VMM, "the test VMM")
     with Daemon(config_text=policy()) as d:
         ready(d)
-        good = Held(d, "--name", "good")
+        good = Held(d, "--name", "good", "--timeout-ms", "30000")
         try:
             good.wait(lambda l: l["event"] == "attach")
             d.wait_records("applied", 1, where=lambda r: r.pid == good.p.pid)
-            before = fds_of(d.proc.pid)
+            before = daemon_fds(d)
             pids = set()
             n = 0
             for stage in ("connected", "attached", "applying") * 10:
@@ -440,19 +460,19 @@ def test_sessions_closed_mid_apply_leak_nothing():
     need_kvm(); need_root(); need(harness.VMM, "the test VMM")
     with Daemon(config_text=policy()) as d:
         ready(d)
-        good = Held(d, "--name", "good")
+        good = Held(d, "--name", "good", "--timeout-ms", "30000")
         vms = []
         try:
             good.wait(lambda l: l["event"] == "attach")
             d.wait_records("applied", 1, where=lambda r: r.pid == good.p.pid)
             me = os.getpid()
-            before = fds_of(d.proc.pid)
+            before = daemon_fds(d)
 
             # Closed with the first APPLY unread, and with it read but unanswered.
             for i in range(20):
                 kvm, vm = kvm_create_vm()
                 vms += [kvm, vm]
-                p = Peer(d.socket)
+                p = peer(d)
                 p.send(attach_msg(vm, name="first-%d" % i), [vm])
                 if i % 2:
                     check(p.recv()["_verb"] == "PMUFILTER/1 APPLY", "APPLY")
@@ -463,7 +483,7 @@ def test_sessions_closed_mid_apply_leak_nothing():
             for i in range(20):
                 kvm, vm = kvm_create_vm()
                 vms += [kvm, vm]
-                p = Peer(d.socket)
+                p = peer(d)
                 p.send(attach_msg(vm, name="push-%d" % i), [vm])
                 a = p.recv()
                 p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % a["SERIAL"])
@@ -518,17 +538,17 @@ def test_stalled_clients_are_dropped_and_leak_nothing():
     need_kvm(); need_root(); need(harness.VMM, "the test VMM")
     with Daemon(config_text=policy(timeout=5000, minimal=BIG_A)) as d:
         ready(d)
-        good = Held(d, "--name", "good")
+        good = Held(d, "--name", "good", "--timeout-ms", "30000")
         stalled, vms = [], []
         try:
             good.wait(lambda l: l["event"] == "attach")
             d.wait_records("applied", 1, where=lambda r: r.pid == good.p.pid)
             me = os.getpid()
-            before = fds_of(d.proc.pid)
+            before = daemon_fds(d)
             for i in range(10):
                 kvm, vm = kvm_create_vm()
                 vms += [kvm, vm]
-                p = Peer(d.socket)
+                p = peer(d)
                 p.send(attach_msg(vm, name="stalled-%d" % i), [vm])
                 a = p.recv()
                 p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % a["SERIAL"])
@@ -586,7 +606,7 @@ def known_bug_slow_client_is_never_recorded_with_a_filter_it_did_not_get():
         ready(d)
         kvm, vm = kvm_create_vm()
         try:
-            p = Peer(d.socket)
+            p = peer(d)
             p.send(attach_msg(vm, name="slow"), [vm])
             a = p.recv()
             vm_id = a["VM"]
@@ -641,11 +661,13 @@ def compiled(config_text, profile):
 
 def test_reload_storm_applies_only_whole_policies():
     need_kvm(); need_root()
-    valid = [policy(minimal="0x00c0, 0x00c4", steady="0x00c0"),
-             policy(minimal="0x00c0, 0x00c4, 0x00c5", steady="0x00c0, 0x00c2")]
+    # A slow peer is dropped after attach_timeout_ms without APPLIED: this
+    # case is about whole policies, so give the Python peers time.
+    valid = [policy(timeout=30000, minimal="0x00c0, 0x00c4", steady="0x00c0"),
+             policy(timeout=30000, minimal="0x00c0, 0x00c4, 0x00c5", steady="0x00c0, 0x00c2")]
     # Its `minimal` is fine and differs from both: a daemon that applied
     # what it had loaded before the error would push it.
-    broken = policy(minimal="0x00c0, 0x00c4, 0x00c6, 0x00c7", steady="no-such-event")
+    broken = policy(timeout=30000, minimal="0x00c0, 0x00c4, 0x00c6, 0x00c7", steady="no-such-event")
     allowed = {prof: {compiled(v, prof) for v in valid} for prof in ("minimal", "steady")}
     never = compiled(policy(minimal="0x00c0, 0x00c4, 0x00c6, 0x00c7"), "minimal")
     check(all(len(s) == 2 for s in allowed.values()) and never not in allowed["minimal"],
@@ -668,11 +690,11 @@ def test_reload_storm_applies_only_whole_policies():
         def attacher():
             i = 0
             try:
-                while not stop.is_set() and i < 2000:
+                while not stop.is_set() and i < 300:
                     kvm, vm = kvm_create_vm()
                     name = "storm-%d" % i
                     kw = {"label_kind": "steady"} if i % 2 else {}
-                    p = Peer(d.socket)
+                    p = peer(d)
                     p.send(attach_msg(vm, name=name, **kw), [vm])
                     a = p.recv()
                     check(a and a["_verb"] == "PMUFILTER/1 APPLY", "APPLY for %s: %r" % (name, a))
@@ -683,6 +705,7 @@ def test_reload_storm_applies_only_whole_policies():
                         peers.append((p, name))
                         attached_at.append(time.time())
                     i += 1
+                    time.sleep(0.01)    # spread over the storm
             except Exception as e:
                 errors.append(e)
 
