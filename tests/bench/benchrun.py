@@ -1,0 +1,649 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""benchrun.py — the processes bench.py runs and the arithmetic of its table.
+
+Every process is started through Proc and recorded in a Registry, which
+stops them all (by pid: stdin closed, then SIGTERM, then SIGKILL) however
+the run ends.  Programs whose lines must be timed (pmufilterd, the echo
+peer) write to bench-stamp, which prefixes each line with the time it was
+read; their logs are parsed here afterwards, never while timing."""
+
+import os
+import platform
+import re
+import resource
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.abspath(os.path.join(HERE, "../.."))
+
+
+class Skip(Exception):
+    pass
+
+
+class Failure(Exception):
+    pass
+
+
+# --- processes --------------------------------------------------------------
+
+class Registry:
+    def __init__(self):
+        self.procs = []
+        self.cleanups = []
+
+    def add(self, p):
+        self.procs.append(p)
+
+    def add_cleanup(self, f):
+        self.cleanups.append(f)
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            p.stop()
+        for f in reversed(self.cleanups):
+            try:
+                f()
+            except Exception as e:  # cleanup must go on
+                print("# cleanup: %s" % e)
+        self.procs, self.cleanups = [], []
+
+
+class Proc:
+    """A child with optional stdin pipe and stdout collected by a thread
+    (or written to a file: out=path)."""
+
+    def __init__(self, registry, argv, stdin=False, out=None, stderr=None, env=None, preexec_fn=None):
+        self.argv = argv
+        self.lines = []
+        self.cond = threading.Condition()
+        self.out = open(out, "w") if out else None
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  stdout=self.out or subprocess.PIPE, stderr=stderr, text=True, env=env,
+                                  preexec_fn=preexec_fn)
+        self.pid = self.p.pid
+        registry.add(self)
+        if not self.out:
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+
+    def write(self, text):
+        self.p.stdin.write(text)
+        self.p.stdin.flush()
+
+    def wait_line(self, pred, timeout, start=0):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for i in range(start, len(self.lines)):
+                    if pred(self.lines[i]):
+                        return i, self.lines[i]
+                if self.p.poll() is not None and not self.thread.is_alive():
+                    raise Failure("%s exited (%s) before the expected line; last: %s" %
+                                  (os.path.basename(self.argv[0]), self.p.returncode, self.lines[-3:]))
+                left = deadline - time.time()
+                if left <= 0:
+                    raise Failure("%s: no expected line within %ss; last: %s" %
+                                  (os.path.basename(self.argv[0]), timeout, self.lines[-3:]))
+                self.cond.wait(min(left, 0.5))
+
+    def lines_now(self):
+        with self.cond:
+            return list(self.lines)
+
+    def stop(self, timeout=30, grace=0):
+        """Close stdin (our programs exit on EOF) or wait grace seconds for
+        the end of input, then SIGTERM, then SIGKILL."""
+        if self.p.poll() is None and grace:
+            try:
+                self.p.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.p.poll() is None:
+            if self.p.stdin:
+                try:
+                    self.p.stdin.close()
+                except OSError:
+                    pass
+                try:
+                    self.p.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.p.poll() is None:
+                self.p.terminate()
+                try:
+                    self.p.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.p.kill()
+                    self.p.wait()
+        if self.out:
+            self.out.close()
+            self.out = None
+
+
+def max_sessions():
+    """How many VMM sessions pmufilterd can hold here: two fds each (the
+    socket and a pidfd) under the hard limit it can reach (raise_nofile)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+        hard = 65536
+    except (ValueError, OSError):
+        pass
+    return (hard - 256) // 2
+
+
+def raise_nofile(n=65536):
+    """pmufilterd.service has LimitNOFILE=524288: a session costs the daemon
+    a socket and a pidfd, so 10,000 of them need more than this shell's."""
+    def f():
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        except (ValueError, OSError):
+            pass
+    return f
+
+
+class Stamped:
+    """A program whose stderr goes through bench-stamp into a log."""
+
+    def start_stamped(self, bench, argv, name, preexec_fn=None):
+        self.log = os.path.join(bench.dir, name + ".log")
+        self.stamp = Proc(bench.procs, [bench.prog("bench-stamp")], stdin=True, out=self.log)
+        env = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS"):
+            env.pop(k, None)
+        self.proc = Proc(bench.procs, argv, out=os.devnull, stderr=self.stamp.p.stdin, env=env,
+                         preexec_fn=preexec_fn)
+        self.stamp.p.stdin.close()
+        self.stamp.p.stdin = None
+
+    def parsed(self):
+        out = []
+        with open(self.log) as f:
+            for line in f:
+                t, _, text = line.rstrip("\n").partition(" ")
+                if t.isdigit():
+                    out.append((int(t), text))
+        return out
+
+    def records_since(self, mark, match, idre):
+        m, i = re.compile(match), re.compile(idre)
+        out = {}
+        for t, text in self.parsed():
+            if t >= mark and m.search(text):
+                g = i.search(text)
+                if g:
+                    out.setdefault(g.group(1), []).append(t)
+        return out
+
+    def count_since(self, mark, match):
+        m = re.compile(match)
+        return sum(1 for t, text in self.parsed() if t >= mark and m.search(text))
+
+    def wait_log(self, match, timeout):
+        m = re.compile(match)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(m.search(text) for _, text in self.parsed()):
+                return
+            if self.proc.p.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise Failure("%s: no line matching %r; log:\n%s" % (self.proc.argv[0], match,
+                                                               "\n".join(t for _, t in self.parsed()[-20:])))
+
+    def stop(self):
+        self.proc.stop()
+        self.stamp.stop(grace=5)
+
+
+class Daemon(Stamped):
+    def __init__(self, bench, verbose, bus, name):
+        d = os.path.join(bench.dir, name)
+        os.makedirs(d)
+        self.socket = os.path.join(d, "vmm.sock")
+        argv = [getattr(bench, "daemon_bin", None) or os.path.join(bench.build, "daemon/pmufilterd"), "--config", bench.config, "--socket", self.socket,
+                "--state-dir", os.path.join(d, "state"), "--runtime-dir", os.path.join(bench.rundir, name)]
+        argv += ["--bus-address", bus.address] if bus else ["--no-bus"]
+        if verbose:
+            argv.append("-v")
+        self.name = name
+        self.stopping = False
+        self.start_stamped(bench, argv, "pmufilterd-" + name, preexec_fn=raise_nofile())
+        bench.daemons.append(self)
+        self.wait_log(r"pmufilterd .* running", 120)
+        self.pid = self.proc.pid
+
+    def stop(self):
+        self.stopping = True
+        Stamped.stop(self)
+
+    def status(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            return dict(line.split(":", 1) for line in f if ":" in line)
+
+    def rss(self):
+        return int(self.status()["VmRSS"].split()[0]) * 1024
+
+    def ctxt_switches(self):
+        n = 0
+        for tid in os.listdir("/proc/%d/task" % self.pid):
+            with open("/proc/%d/task/%s/status" % (self.pid, tid)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        n += int(line.split()[1])
+        return n
+
+    def nvms(self, bus):
+        out = subprocess.run(["busctl", "--address=" + bus.address, "get-property", "org.pmufilterd1",
+                              "/org/pmufilterd1", "org.pmufilterd1.Manager", "NVMs"],
+                             capture_output=True, text=True, timeout=60).stdout.split()
+        return int(out[1]) if len(out) == 2 else -1
+
+    def wait_vms_below(self, bus, n, timeout):
+        deadline = time.time() + timeout
+        while self.nvms(bus) >= n and time.time() < deadline:
+            time.sleep(0.5)
+
+
+class Echo(Stamped):
+    def __init__(self, bench, reply, name):
+        self.socket = os.path.join(bench.dir, name + ".sock")
+        self.start_stamped(bench, [bench.prog("echo-peer"), "--socket", self.socket, "--reply", reply], name,
+                           preexec_fn=raise_nofile())
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket):
+            if time.time() > deadline or self.proc.p.poll() is not None:
+                raise Failure("echo-peer did not listen on %s" % self.socket)
+            time.sleep(0.02)
+
+
+class Holder:
+    """vm-holder: count VMs, each with a live session to the daemon."""
+
+    def __init__(self, bench, socket_path, count, trace=False):
+        argv = [bench.prog("vm-holder"), "--socket", socket_path, "--count", str(count)]
+        if trace:
+            argv.append("--trace")
+        self.proc = Proc(bench.procs, argv, stdin=True)
+        self.mark = 0
+        if trace:
+            self.wait_ready(60)
+
+    def wait_ready(self, timeout):
+        self.proc.wait_line(lambda l: l.startswith("ready "), timeout)
+
+    def command(self, c):
+        if c == "reset":
+            self.mark = len(self.proc.lines_now())
+        self.proc.write(c + "\n")
+
+    def stats(self):
+        start = len(self.proc.lines_now())
+        self.proc.write("stats\n")
+        _, line = self.proc.wait_line(lambda l: l.startswith("stats "), 30, start)
+        return tuple(int(x) for x in line.split()[1:])
+
+    def applies(self):
+        return [int(l.split()[1]) for l in self.proc.lines_now()[self.mark:] if l.startswith("apply ")]
+
+    def stop(self):
+        self.proc.stop(60)
+
+
+class Listener:
+    """uevent-listen, the bare netlink listener, writing to a file."""
+
+    def __init__(self, bench):
+        self.file = tempfile.mktemp(prefix="uevents.", dir=bench.dir)
+        self.proc = Proc(bench.procs, [bench.prog("uevent-listen")], out=self.file)
+        deadline = time.time() + 10
+        while "listening" not in open(self.file).read(64):
+            if time.time() > deadline or self.proc.p.poll() is not None:
+                raise Failure("uevent-listen did not start")
+            time.sleep(0.02)
+
+    def lines(self):
+        out = []
+        with open(self.file) as f:
+            for line in f:
+                parts = line.split(" ", 2)
+                if parts[0].isdigit():
+                    out.append((int(parts[0]), parts[1].strip(), parts[2].strip() if len(parts) > 2 else ""))
+        return out
+
+    def creates_since(self, mark):
+        out = {}
+        for t, kind, rest in self.lines():
+            if t >= mark and kind == "kvm" and rest.startswith("create "):
+                out.setdefault(rest.split()[1], []).append(t)
+        return out
+
+    def lost_since(self, mark):
+        return sum(1 for t, kind, _ in self.lines() if t >= mark and kind == "lost")
+
+    def stop(self):
+        self.proc.stop(5)
+
+
+class Bus:
+    """A private dbus-daemon with the system bus defaults and the shipped
+    policy (busharness.BUS_CONFIG), plus one rule that lets the echo
+    service of the D-Bus reads be called."""
+
+    def __init__(self, bench):
+        from busharness import BUS_CONFIG, POLICY
+        self.owner = bench
+        self.dir = tempfile.mkdtemp(prefix="bus.", dir=bench.dir)
+        sock = os.path.join(self.dir, "system_bus_socket")
+        self.address = "unix:path=" + sock
+        conf = os.path.join(self.dir, "system.conf")
+        extra = ('  <policy context="mandatory">\n    <allow send_path="/bench"/>\n  </policy>\n')
+        with open(conf, "w") as f:
+            f.write(BUS_CONFIG.format(socket=sock, policy=POLICY, extra=extra))
+        self.proc = Proc(bench.procs, ["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile",
+                                       "--print-address"])
+        self.proc.wait_line(lambda l: l.startswith("unix:"), 10)
+        self.echo = None
+
+    def bench_argv(self, mode, *args):
+        return [self.owner.prog("bus-bench"), mode, "--address", self.address] + list(args)
+
+    def bench(self, mode, *args, raw=False):
+        r = subprocess.run(self.bench_argv(mode, *args), capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            raise Failure("bus-bench %s failed: %s" % (mode, r.stderr.strip()))
+        lines = r.stdout.splitlines()
+        return lines if raw else [int(l.split()[1]) for l in lines]
+
+    def call(self, method, n, dest=None, path=None, interface=None):
+        args = ["--method", method, "--count", str(n)]
+        if dest:
+            args += ["--dest", dest, "--path", path, "--interface", interface]
+        lines = self.bench("call", *args, raw=True)
+        return [int(l.split()[1]) for l in lines], int(lines[-1].split()[2])
+
+    def echo_serve(self, bench, list_bytes, objects_bytes):
+        # A method return's header here is ~100 bytes: the blob makes up the rest.
+        self.echo = Proc(bench.procs, self.bench_argv("echo-serve", "--list-bytes", str(max(0, list_bytes - 100)),
+                                                      "--objects-bytes", str(max(0, objects_bytes - 100))))
+        _, line = self.echo.wait_line(lambda l: l.startswith("serving "), 120)
+        return line.split()[1]
+
+    def reply_size(self, method, dest="org.pmufilterd1", path="/org/pmufilterd1", iface=None):
+        """Bytes of the reply on the wire, from a pcap of the bus (busctl capture)."""
+        if not iface:
+            iface = ("org.freedesktop.DBus.ObjectManager" if method == "GetManagedObjects"
+                     else "org.pmufilterd1.Manager")
+        pcap = os.path.join(self.dir, method + ".pcap")
+        with open(pcap, "wb") as f:
+            cap = subprocess.Popen(["busctl", "--address=" + self.address, "capture"], stdout=f,
+                                   stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                subprocess.run(["busctl", "--address=" + self.address, "call", dest, path, iface, method],
+                               stdout=subprocess.DEVNULL, timeout=60)
+                time.sleep(0.5)
+            finally:
+                cap.terminate()
+                cap.wait(10)
+        return max(pcap_lengths(pcap), default=0)
+
+    def stop(self):
+        if self.echo:
+            self.echo.stop()
+        self.proc.stop()
+
+
+def pcap_lengths(path):
+    """Original lengths of the packets of a pcapng file (what busctl capture writes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    out, i, e = [], 0, "<"
+    while i + 12 <= len(data):
+        btype = struct.unpack(e + "I", data[i:i + 4])[0]
+        if btype == 0x0A0D0D0A:         # section header: its byte order
+            e = "<" if data[i + 8:i + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+        blen = struct.unpack(e + "I", data[i + 4:i + 8])[0]
+        if blen < 12:
+            break
+        if btype == 6:                  # enhanced packet
+            out.append(struct.unpack(e + "I", data[i + 24:i + 28])[0])
+        i += blen
+    return out
+
+
+def fd_kinds(pid):
+    """What each fd of pid is: 'uevent' (a NETLINK_KOBJECT_UEVENT socket),
+    'timer', 'signal', 'socket', 'inotify', ..."""
+    netlink = {}
+    with open("/proc/net/netlink") as f:
+        next(f)
+        for line in f:
+            c = line.split()
+            netlink[c[-1]] = int(c[1])     # inode -> protocol
+    out = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", link)
+        if m:
+            out[int(fd)] = "uevent" if netlink.get(m.group(1)) == 15 else "socket"
+        elif "timerfd" in link:
+            out[int(fd)] = "timer"
+        elif "signalfd" in link:
+            out[int(fd)] = "signal"
+        else:
+            out[int(fd)] = re.sub(r"^anon_inode:\[?|\]$", "", link)
+    return out
+
+
+def strace_wakeups(bench, pid, seconds):
+    """Trace pid for seconds; count the epoll_wait calls that returned
+    after blocking, each named by the kind of the first fd read after it."""
+    log = os.path.join(bench.dir, "strace.%d" % pid)
+    kinds = fd_kinds(pid)
+    p = subprocess.Popen(["strace", "-qq", "-p", str(pid), "-o", log], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(seconds)
+    finally:
+        p.terminate()
+        p.wait(10)
+    wakes, pending = {}, False
+    with open(log) as f:
+        for line in f:
+            m = re.match(r"(epoll_p?wait\d?)\(\d+, .*, (-?\d+|NULL)\) += (\d+)", line)
+            if m:
+                if pending:
+                    wakes["unknown"] = wakes.get("unknown", 0) + 1
+                pending = m.group(2) != "0"     # a blocking wait returned
+                continue
+            m = re.match(r"\w+\((\d+),", line)
+            if pending and m and not line.startswith(("epoll_ctl", "close")):
+                k = kinds.get(int(m.group(1)), "fd")
+                wakes[k] = wakes.get(k, 0) + 1
+                pending = False
+    if pending:
+        wakes["unknown"] = wakes.get("unknown", 0) + 1
+    return wakes
+
+
+def time_runs(argv_a, argv_b, k):
+    """Wall time of k runs of a command (alternating a and b when b is given)."""
+    out = []
+    for i in range(k):
+        argv = argv_b if (argv_b and i % 2) else argv_a
+        t0 = time.monotonic_ns()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        out.append(time.monotonic_ns() - t0)
+        if r.returncode != 0:
+            raise Failure("%s failed: %s" % (" ".join(argv), r.stderr.strip()))
+    return out
+
+
+# --- the machine ------------------------------------------------------------
+
+def check_machine():
+    if not os.path.exists("/dev/kvm"):
+        raise Skip("/dev/kvm is absent")
+    if os.geteuid() != 0:
+        raise Skip("needs root (kcmp, SO_RCVBUFFORCE, fd limits beyond the hard limit)")
+    for tool in ("dbus-daemon", "busctl"):
+        if not any(os.access(os.path.join(p, tool), os.X_OK) for p in os.environ.get("PATH", "").split(":")):
+            raise Skip("%s is not installed" % tool)
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        pmu = open("/sys/module/kvm/parameters/enable_pmu").read().strip()
+    except OSError:
+        pmu = "?"
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "kvm.enable_pmu": pmu,
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"), "load_start": os.getloadavg(),
+            "mem_total_mib": mem_total() // (1024 * 1024)}
+
+
+def buildtype(build):
+    import json
+    try:
+        with open(os.path.join(build, "meson-info/intro-buildoptions.json")) as f:
+            for o in json.load(f):
+                if o["name"] == "buildtype":
+                    return o["value"]
+    except (OSError, ValueError):
+        pass
+    return "?"
+
+
+def meminfo(key):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def mem_available():
+    return meminfo("MemAvailable")
+
+
+def mem_total():
+    return meminfo("MemTotal")
+
+
+def other_kvm_users():
+    """Processes other than ours that hold VMs or run pmufilterd: they make noise."""
+    out = []
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            comm = open("/proc/%s/comm" % pid).read().strip()
+            if "State:\tZ" in open("/proc/%s/status" % pid).read():
+                continue
+            n = 0
+            if comm != "pmufilterd":
+                for fd in os.listdir("/proc/%s/fd" % pid):
+                    try:
+                        if os.readlink("/proc/%s/fd/%s" % (pid, fd)) == "anon_inode:kvm-vm":
+                            n += 1
+                    except OSError:
+                        pass
+            if comm == "pmufilterd" or n:
+                out.append("%s %s%s" % (pid, comm, " (%d VMs)" % n if n else ""))
+        except OSError:
+            continue
+    return out
+
+
+# --- arithmetic -------------------------------------------------------------
+
+def pct(samples, p):
+    """Nearest-rank percentile; None for no samples."""
+    if not samples:
+        return None
+    s = sorted(samples)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def ratio(a, b):
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def first_after(ts, t0):
+    for t in ts:
+        if t >= t0:
+            return t
+    return None
+
+
+SCALE = {"us": 1e3, "ms": 1e6, "KiB": 1024, "B": 1, "/min": 1}
+
+
+def fmt(v, unit):
+    if v is None:
+        return "—"
+    x = v / SCALE[unit]
+    if unit in ("KiB",) and x >= 1024:
+        return "%.2f MiB" % (x / 1024)
+    if x >= 100 or unit == "B":
+        return "%.0f %s" % (x, unit)
+    return "%.3g %s" % (x, unit)
+
+
+def fmt_ratio(r):
+    return "—" if r is None else "%.2fx" % r
+
+
+def cells(r):
+    u = r["unit"]
+    if "p50" in r:
+        return ("%s / %s" % (fmt(r["p50"], u), fmt(r["p99"], u)),
+                "%s / %s" % (fmt(r["base_p50"], u), fmt(r["base_p99"], u)),
+                "%s / %s" % (fmt_ratio(r["ratio_p50"]), fmt_ratio(r["ratio_p99"])))
+    if "ratio" in r:
+        return fmt(r["value"], u), fmt(r["base"], u), fmt_ratio(r["ratio"])
+    return fmt(r["value"], u), "—", "—"
+
+
+def verdict(r):
+    if "pass" not in r:
+        return ""
+    return "pass" if r["pass"] else "**MISS**"
+
+
+def format_row(r):
+    m, b, q = cells(r)
+    return "%-90s %-24s base %-24s ratio %-14s %s %s" % (r["what"][:90], m, b, q, r.get("target", ""), verdict(r))
+
+
+def markdown(results):
+    rows = ["| Figure | Measured (p50 / p99) | Baseline (p50 / p99) | Ratio | Target | |",
+            "|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        m, b, q = cells(r)
+        rows.append("| %s | %s | %s | %s | %s | %s |" % (r["what"], m, b, q, r.get("target", ""), verdict(r)))
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * echo-peer.c — the protocol's floor: a peer on a VMM socket that does no
+ * work.  It answers every ATTACH with one pre-formatted APPLY (the bytes
+ * pmufilterd sent for the same profile, captured beforehand, so the reply
+ * has the same size and the VMM applies the same filter), closes the VM fd
+ * it was sent, and on APPLIED writes one line to stderr as pmufilterd writes
+ * its record: "applied <pid>-<VMFD>".  No checks, no matching, no state.
+ *
+ *   echo-peer --socket PATH --reply FILE
+ *
+ * Stops on SIGTERM or SIGINT.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define MSG_MAX 16384
+#define CONNS_MAX 4096
+
+struct conn {
+        int fd;
+        pid_t pid;
+        int vmfd;
+};
+
+static char reply[MSG_MAX];
+static size_t reply_len;
+static struct conn conns[CONNS_MAX];
+
+static int listen_on(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
+                return -1;
+        strcpy(sa.sun_path, path);
+        (void) unlink(path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, SOMAXCONN) < 0)
+                return -1;
+        return fd;
+}
+
+static void on_message(struct conn *c) {
+        char buf[MSG_MAX], cbuf[CMSG_SPACE(sizeof(int) * 8)];
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                             .msg_controllen = sizeof(cbuf) };
+        ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        const char *v;
+
+        if (n < 0 && errno == EAGAIN)
+                return;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); n >= 0 && h; h = CMSG_NXTHDR(&mh, h))
+                if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
+                        for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                                int fd;
+
+                                memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+                                close(fd);
+                        }
+        if (n <= 0) {
+                close(c->fd);
+                c->fd = -1;
+                return;
+        }
+        buf[n] = 0;
+        if (strncmp(buf, "PMUFILTER/1 ATTACH", 18) == 0) {
+                v = strstr(buf, "\nVMFD=");
+                c->vmfd = v ? atoi(v + 6) : -1;
+                (void) send(c->fd, reply, reply_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        } else if (strncmp(buf, "PMUFILTER/1 APPLIED", 19) == 0)
+                fprintf(stderr, "applied %d-%d\n", (int) c->pid, c->vmfd);
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "reply", required_argument, NULL, 'r' },
+                {}
+        };
+        const char *path = NULL, *reply_file = NULL;
+        struct epoll_event ev = { .events = EPOLLIN }, events[64];
+        sigset_t mask;
+        FILE *f;
+        int c, lfd, sfd, ep;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                        path = optarg;
+                        break;
+                case 'r':
+                        reply_file = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        if (!path || !reply_file) {
+                fprintf(stderr, "Usage: echo-peer --socket PATH --reply FILE\n");
+                return 2;
+        }
+        f = fopen(reply_file, "re");
+        if (!f || (reply_len = fread(reply, 1, sizeof(reply), f)) == 0) {
+                fprintf(stderr, "echo-peer: cannot read the APPLY to send from %s: %m\n", reply_file);
+                return 1;
+        }
+        fclose(f);
+        raise_nofile();
+        signal(SIGPIPE, SIG_IGN);
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        lfd = listen_on(path);
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        if (sfd < 0 || lfd < 0 || ep < 0) {
+                fprintf(stderr, "echo-peer: cannot listen on %s: %m\n", path);
+                return 1;
+        }
+        ev.data.u32 = UINT32_MAX;
+        (void) epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+        ev.data.u32 = UINT32_MAX - 1;
+        (void) epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+        for (unsigned i = 0; i < CONNS_MAX; i++)
+                conns[i].fd = -1;
+
+        for (;;) {
+                int k = epoll_wait(ep, events, 64, -1);
+
+                for (int e = 0; e < k; e++) {
+                        uint32_t i = events[e].data.u32;
+
+                        if (i == UINT32_MAX - 1) {
+                                unlink(path);
+                                return 0;
+                        }
+                        if (i == UINT32_MAX) {
+                                struct ucred cred;
+                                socklen_t l = sizeof(cred);
+                                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                                unsigned j;
+
+                                if (fd < 0)
+                                        continue;
+                                for (j = 0; j < CONNS_MAX && conns[j].fd >= 0; j++)
+                                        ;
+                                if (j == CONNS_MAX || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0) {
+                                        close(fd);
+                                        continue;
+                                }
+                                conns[j] = (struct conn) { .fd = fd, .pid = cred.pid, .vmfd = -1 };
+                                ev.data.u32 = j;
+                                (void) epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+                                continue;
+                        }
+                        on_message(&conns[i]);
+                }
+        }
+}
