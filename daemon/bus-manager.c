@@ -156,7 +156,7 @@ static int method_reapply(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return -ENOMEM;
         if (strv_length(ids) == 0) {
                 REGISTRY_FOREACH(vm, &m->registry)
-                        if (vm->session)
+                        if (manager_vm_managed(vm))
                                 vms[n++] = vm;
         } else
                 for (char **i = ids; *i; i++) {

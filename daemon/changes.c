@@ -125,13 +125,11 @@ static int push_and_wait(struct manager *m, sd_bus_message *msg, struct vm **vms
                         log_error_errno(r, "VM %s: failed to decide its filter: %m", vm->id);
                 bus_vm_changed(m, vm);
                 persist_vm(m, vm);
-                if (r < 0 || (r == 0 && !force) || !vm->session)
+                if (r < 0 || (r == 0 && !force) || !manager_vm_managed(vm))
                         continue;
-                r = manager_push(m, vm);
-                if (r >= 0)
-                        r = pending_call_wait(c, vm);
+                r = manager_apply(m, vm, c);
                 if (r < 0)
-                        log_warning_errno(r, "VM %s: failed to push its filter: %m", vm->id);
+                        log_warning_errno(r, "VM %s: failed to apply its filter: %m", vm->id);
         }
         pending_call_arm(c);
         return 1;
@@ -151,7 +149,7 @@ int change_vm_profile(struct manager *m, sd_bus_message *msg, struct vm *vm, con
                 if (r < 0)
                         return r;
         }
-        if (!vm->session)
+        if (!manager_vm_managed(vm))
                 return sd_bus_error_setf(error, BUS_ERROR_NOT_MANAGED,
                                          "VM %s has no session with pmufilterd (state %s): its VMM must attach before its filter can change",
                                          vm->id, vm_state_to_string(vm->state));
@@ -231,7 +229,7 @@ int change_reapply(struct manager *m, sd_bus_message *msg, struct vm **vms, size
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
-                if (!vms[i]->session)
+                if (!manager_vm_managed(vms[i]))
                         return sd_bus_error_setf(error, BUS_ERROR_NOT_MANAGED,
                                                  "VM %s has no session with pmufilterd (state %s): nothing can apply its filter",
                                                  vms[i]->id, vm_state_to_string(vms[i]->state));

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "adopt.h"
 #include "bus.h"
 #include "changes.h"
 #include "log.h"
@@ -361,8 +362,11 @@ static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
 
         sd_event_source_disable_unref(vm->timer);
         vm->timer = NULL;
-        if (vm->state == VM_DETECTED)
-                manager_vm_unmanaged(vm->manager, vm);
+        if (vm->state != VM_DETECTED)
+                return 0;
+        if (manager_settings(vm->manager)->adopt == ADOPT_PTRACE && manager_adopt(vm->manager, vm) >= 0)
+                return 0;
+        manager_vm_unmanaged(vm->manager, vm);
         return 0;
 }
 
@@ -427,6 +431,33 @@ void manager_vm_gone(struct manager *m, struct vm *vm, const char *why) {
 }
 
 /* Push the current decision to every session whose filter changed. */
+bool manager_vm_managed(const struct vm *vm) {
+        return vm->session || vm->state == VM_ADOPTED;
+}
+
+int manager_apply(struct manager *m, struct vm *vm, struct pending_call *waiter) {
+        int r;
+
+        if (vm->session) {
+                r = manager_push(m, vm);
+                if (r >= 0 && waiter)
+                        r = pending_call_wait(waiter, vm);
+                return r;
+        }
+        if (vm->state != VM_ADOPTED)
+                return -ENOTCONN;
+        /* Adopted: inject again, now.  The waiter is answered by the result. */
+        if (waiter) {
+                r = pending_call_wait(waiter, vm);
+                if (r < 0)
+                        return r;
+        }
+        r = manager_adopt(m, vm);
+        if (r < 0)
+                bus_vm_session_lost(m, vm, vm->last_error);
+        return r;
+}
+
 void manager_repush_changed(struct manager *m, struct pending_call *waiter) {
         REGISTRY_FOREACH(vm, &m->registry) {
                 int r = manager_decide(m, vm);
@@ -435,12 +466,10 @@ void manager_repush_changed(struct manager *m, struct pending_call *waiter) {
                         log_error_errno(r, "VM %s: failed to decide its filter: %m", vm->id);
                         continue;
                 }
-                if (r > 0 && vm->session) {
-                        r = manager_push(m, vm);
-                        if (r >= 0 && waiter)
-                                r = pending_call_wait(waiter, vm);
+                if (r > 0 && manager_vm_managed(vm)) {
+                        r = manager_apply(m, vm, waiter);
                         if (r < 0)
-                                log_warning_errno(r, "VM %s: failed to push the new filter: %m", vm->id);
+                                log_warning_errno(r, "VM %s: failed to apply the new filter: %m", vm->id);
                 }
         }
 }
@@ -492,8 +521,8 @@ static int on_notify_status(sd_event_source *s, void *userdata) {
         REGISTRY_FOREACH(vm, &m->registry)
                 n[vm->state]++;
         (void) sd_notifyf(false,
-                          "STATUS=%s%zu VMs: %u filtered, %u failed, %u unmanaged, %u detected, %u attached, %u detached",
-                          m->lockdown ? "LOCKDOWN; " : "", m->registry.n_vms, n[VM_FILTERED], n[VM_FAILED],
+                          "STATUS=%s%zu VMs: %u filtered, %u adopted, %u failed, %u unmanaged, %u detected, %u attached, %u detached",
+                          m->lockdown ? "LOCKDOWN; " : "", m->registry.n_vms, n[VM_FILTERED], n[VM_ADOPTED], n[VM_FAILED],
                           n[VM_UNMANAGED], n[VM_DETECTED], n[VM_ATTACHED], n[VM_DETACHED]);
         return 0;
 }

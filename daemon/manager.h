@@ -84,6 +84,11 @@ int manager_rescan(struct manager *m);
 
 /* Decide the VM's profile and filter; true if it differs from the applied one. */
 int manager_decide(struct manager *m, struct vm *vm);
+/* Has vm a way to get a new filter: a session, or adoption by injection? */
+bool manager_vm_managed(const struct vm *vm);
+/* Apply vm's current decision: APPLY to its session, or inject again when
+ * adopted.  waiter (may be NULL) is answered with the result. */
+int manager_apply(struct manager *m, struct vm *vm, struct pending_call *waiter);
 /* Send the VM's current decision to its session. */
 int manager_push(struct manager *m, struct vm *vm);
 /* The VMM answered APPLIED. */

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * adopt.c — settings.adopt: ptrace.  A VM whose VMM never attached gets its
+ * filter by injection (inject.c): the VMM's own thread issues the ioctl.
+ * The decision is made as for any VM, with `client: ptrace`; `pmu: off`
+ * cannot be honoured after creation, so such profiles give their fallback
+ * (an empty allowlist).  A refusal leaves the VM to settings.unmanaged.
+ */
+#include <time.h>
+
+#include "adopt.h"
+#include "bus.h"
+#include "compile.h"
+#include "inject.h"
+#include "log.h"
+#include "persist.h"
+#include "procfacts.h"
+
+/* The event loop waits while a thread is held: keep it short. */
+#define ADOPT_TIMEOUT_MS 250
+
+static uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+int manager_adopt(struct manager *m, struct vm *vm) {
+        struct inject_result res;
+        const struct compiled_filter *f;
+        int r;
+
+        if (free_and_strdup(&vm->client, "ptrace") < 0)
+                return -ENOMEM;
+        r = manager_decide(m, vm);
+        if (r < 0)
+                return r;
+        f = vm->filter;
+        /* The pid may have been reused since we saw it: inject_pmu_filter()
+         * checks the fd, not the process. */
+        if (proc_starttime(vm->pid) != vm->starttime)
+                return -ESRCH;
+        r = inject_pmu_filter(vm->pid, vm->fd, f->action, f->flags, f->fixed_counter_bitmap, f->events,
+                              f->nevents, ADOPT_TIMEOUT_MS, &res);
+        if (r < 0) {
+                char *msg = NULL;
+
+                if (asprintf(&msg, "adoption by ptrace refused: %s", res.reason) >= 0) {
+                        free(vm->last_error);
+                        vm->last_error = msg;
+                }
+                audit_record(LOG_WARNING, MID_REFUSED, vm->id, vm->profile, vm->pid,
+                             "VM %s: not adopted by injection: %s", vm->id, res.reason);
+                bus_vm_changed(m, vm);
+                return r;
+        }
+
+        vm->last_errno = res.error;
+        if (res.error == 0) {
+                vm->state = VM_ADOPTED;
+                vm->applied_usec = now_realtime_usec();
+                (void) free_and_strdup(&vm->last_error,
+                                       f->pmu_off ? "pmu: off cannot be honoured after creation: "
+                                                    "the fallback empty allowlist is in force" : NULL);
+                audit_record(LOG_INFO, MID_APPLIED, vm->id, vm->profile, vm->pid,
+                             "VM %s: filter of profile '%s' applied by injection (thread %d held %u µs, %s, %u entries)",
+                             vm->id, vm->profile, (int) res.tid, res.stopped_us, f->action ? "deny" : "allow",
+                             f->nevents);
+                bus_vm_applied(m, vm, true, vm->last_error);
+        } else {
+                char *msg = NULL;
+
+                vm->state = VM_FAILED;
+                if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER (injected) failed: %s", strerror(res.error)) >= 0) {
+                        free(vm->last_error);
+                        vm->last_error = msg;
+                }
+                audit_record(LOG_ERR, MID_FAILED, vm->id, vm->profile, vm->pid,
+                             "VM %s: filter of profile '%s' was NOT applied by injection: %s", vm->id, vm->profile,
+                             strerror(res.error));
+                bus_vm_applied(m, vm, false, vm->last_error);
+        }
+        persist_vm(m, vm);
+        manager_notify_status(m);
+        return 0;
+}
