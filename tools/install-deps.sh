@@ -11,7 +11,7 @@ packages=(
         libpfm4-dev libsmartcols-dev
         # tests: man page lint, a real bus and its clients (busctl comes
         # with systemd, gdbus with libglib2.0-bin), a real unmodified VMM
-        mandoc dbus libglib2.0-bin qemu-system-x86 util-linux procps
+        mandoc dbus libglib2.0-bin qemu-system-x86 util-linux procps strace
         # fuzzing (-Dfuzz=true, tests/fuzz): clang, and libFuzzer
         # (-fsanitize=fuzzer), which clang only recommends
         clang libclang-rt-14-dev
