@@ -44,8 +44,8 @@ struct manager {
         uint64_t next_serial;
         unsigned n_sessions;
         sd_event_source *status_event;  /* coalesces STATUS= updates (manager_notify_status) */
-        bool shutting_down;
-        bool warned_unreadable;         /* the /proc scan missed processes once */             /* keep fd store and registry files as they are */
+        bool shutting_down;             /* keep fd store and registry files as they are */
+        bool warned_unreadable;         /* the /proc scan missed processes once */
 
         /* fds passed by systemd (socket activation, fd store), with names */
         int *listen_fds;
