@@ -97,6 +97,18 @@ static int save(struct manager *m, bool runtime, sd_bus_error *error) {
         return 0;
 }
 
+/* Write the stores a change touched: every change touches the runtime one
+ * (a persistent change clears the runtime entry that would shadow it). */
+static int save_changed(struct manager *m, bool persistent, sd_bus_error *error) {
+        int r = 0;
+
+        if (persistent)
+                r = save(m, false, error);
+        if (r >= 0)
+                r = save(m, true, error);
+        return r;
+}
+
 static int check_profile(struct manager *m, const char *profile, sd_bus_error *error) {
         if (!m->set)
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG,
@@ -160,9 +172,7 @@ int change_vm_profile(struct manager *m, sd_bus_message *msg, struct vm *vm, con
                         r = state_set(&m->runtime, key, NULL);
                 if (r < 0)
                         return r;
-                r = save(m, runtime, error);
-                if (r >= 0 && !runtime)
-                        r = save(m, true, error);
+                r = save_changed(m, !runtime, error);
                 if (r < 0)
                         return r;
         } else if (!runtime && !reset)
@@ -205,9 +215,7 @@ int change_default_profile(struct manager *m, sd_bus_message *msg, const char *p
                 r = free_and_strdup(&m->runtime.default_profile, NULL);
         if (r < 0)
                 return r;
-        r = save(m, runtime, error);
-        if (r >= 0 && !runtime)
-                r = save(m, true, error);
+        r = save_changed(m, !runtime, error);
         if (r < 0)
                 return r;
         audit_record(LOG_NOTICE, MID_RUNTIME, NULL, profile, 0, "Default profile set to '%s' over D-Bus (%s)",

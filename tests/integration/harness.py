@@ -48,6 +48,36 @@ SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime 
 RECORD = re.compile(r"^pmufilterd: (\w+): (.*) \[MESSAGE_ID=(\w+) VM_ID=(\S+) PROFILE=(\S+) PID=(-?\d+)\]$")
 
 
+# The policy most daemon tests run: a default profile, a profile chosen by a
+# label, and one chosen by a fact (exe) with a label.
+TEST_POLICY = """\
+version: 1
+settings:
+  attach_timeout_ms: %(timeout)d
+  unmanaged: %(unmanaged)s
+  default_profile: minimal
+profiles:
+  minimal:
+    tier: tenant
+    events: [ %(minimal)s ]
+  steady:
+    tier: tenant
+    events: [ %(steady)s ]
+  by-exe:
+    tier: tenant
+    events: [ 0x00c0, 0x00c2 ]
+rules:
+  - match: { label.kind: steady }
+    profile: steady
+  - match: { exe: "*/test-vmm", label.kind: exe }
+    profile: by-exe
+"""
+
+
+def policy(timeout=2000, unmanaged="warn", minimal="0x00c0, 0x00c4", steady="0x00c0"):
+    return TEST_POLICY % {"timeout": timeout, "unmanaged": unmanaged, "minimal": minimal, "steady": steady}
+
+
 class Skip(Exception):
     pass
 

@@ -16,32 +16,8 @@ import time
 import harness
 from harness import Daemon, check, need, need_kvm, need_root
 
-TWO = """\
-version: 1
-settings:
-  attach_timeout_ms: %(timeout)d
-  unmanaged: %(unmanaged)s
-  default_profile: minimal
-profiles:
-  minimal:
-    tier: tenant
-    events: [ %(minimal)s ]
-  steady:
-    tier: tenant
-    events: [ 0x00c0 ]
-  by-exe:
-    tier: tenant
-    events: [ 0x00c0, 0x00c2 ]
-rules:
-  - match: { label.kind: steady }
-    profile: steady
-  - match: { exe: "*/test-vmm", label.kind: exe }
-    profile: by-exe
-"""
-
-
 def config(timeout=800, unmanaged="warn", minimal="0x00c0, 0x00c4"):
-    return TWO % {"timeout": timeout, "unmanaged": unmanaged, "minimal": minimal}
+    return harness.policy(timeout=timeout, unmanaged=unmanaged, minimal=minimal)
 
 
 def raise_nofile():
