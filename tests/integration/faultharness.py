@@ -15,7 +15,8 @@ import tempfile
 import time
 
 import harness
-from harness import Peer, check, need, policy
+from harness import Peer, check, need, policy  # noqa: F401 (policy: for test_faults.py)
+
 
 def result(text):
     print("RESULT: " + text, flush=True)
