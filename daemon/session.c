@@ -118,6 +118,7 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
                 vm->last_errno = error;
                 (void) free_and_strdup(&vm->last_error, reason);
                 session_free(s);
+                persist_vm(vm->manager, vm);
                 bus_vm_session_lost(vm->manager, vm, reason);
                 return;
         }
@@ -142,11 +143,15 @@ int session_send_apply(struct session *s, const struct vm *vm, uint64_t serial) 
         int n, r;
 
         n = proto_format_apply(buf, sizeof(buf), &a);
-        if (n < 0)
-                return n;
-        r = session_send(s, buf, (size_t) n);
-        if (r < 0)
+        r = n < 0 ? n : session_send(s, buf, (size_t) n);
+        if (r < 0) {
+                /* The VMM stopped reading (EAGAIN: its queue is full) or is gone.
+                 * It must not be recorded with a filter it never got: end the
+                 * session; its client re-attaches and gets the current one. */
+                session_refuse(s, -r, "cannot send APPLY for SERIAL=%" PRIu64 ": %s", serial,
+                               r == -EAGAIN ? "the VMM does not read its socket" : strerror(-r));
                 return r;
+        }
 
         /* A VMM that does not answer is a failed VM, not a stuck daemon. */
         timeout_ms = s->server->manager->set ? s->server->manager->set->policy->settings.attach_timeout_ms
@@ -279,7 +284,7 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
                      vm->name ? ", name " : "", strempty(vm->name), vm->profile, vm->profile_source);
         r = manager_push(m, vm);
         if (r < 0)
-                return session_refuse(s, -r, "cannot send APPLY: %s", strerror(-r));
+                return;         /* the session ended, with the reason */
         /* Survive our own restart: systemd keeps the connection for us. */
         persist_store_session(vm, s->fd);
         persist_vm(m, vm);

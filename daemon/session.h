@@ -17,7 +17,8 @@ struct vm;
 int session_server_start(struct manager *m);
 struct session_server *session_server_free(struct session_server *s);
 
-/* Send APPLY with the VM's current filter. */
+/* Send APPLY with the VM's current filter.  On failure the session is
+ * ended (ERROR with the reason, where it can still be sent) and freed. */
 int session_send_apply(struct session *s, const struct vm *vm, uint64_t serial);
 
 /* Take back a VMM connection from systemd's fd store after a restart. */

@@ -256,13 +256,20 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 }
 
 int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size) {
-        int granted;
-        socklen_t l = sizeof(granted);
         int r;
 
+        /* SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it, take what
+         * net.core.rmem_max allows. */
         r = udev_monitor_set_receive_buffer_size(w->monitor, size);
-        if (r < 0)
-                return r;
+        if (r < 0 && setsockopt(udev_monitor_get_fd(w->monitor), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0)
+                return -errno;
+        return uevent_watcher_receive_buffer(w);
+}
+
+int uevent_watcher_receive_buffer(struct uevent_watcher *w) {
+        int granted;
+        socklen_t l = sizeof(granted);
+
         if (getsockopt(udev_monitor_get_fd(w->monitor), SOL_SOCKET, SO_RCVBUF, &granted, &l) < 0)
                 return -errno;
         return granted;

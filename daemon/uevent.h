@@ -56,3 +56,5 @@ struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w);
  * Tests shrink it to provoke an overflow.  Returns the size granted. */
 #define UEVENT_RECEIVE_BUFFER (128 * 1024 * 1024)
 int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size);
+/* What the kernel granted (it doubles what is asked, for its bookkeeping). */
+int uevent_watcher_receive_buffer(struct uevent_watcher *w);

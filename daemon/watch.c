@@ -217,5 +217,10 @@ int watch_start(struct manager *m) {
         r = uevent_watcher_new(m->event, on_uevent, on_overflow, m, &m->watcher);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen to kernel uevents: %m");
+        r = uevent_watcher_receive_buffer(m->watcher);
+        if (r >= 0 && r < UEVENT_RECEIVE_BUFFER)
+                log_notice("The uevent receive buffer is %d KiB, not %d MiB (no CAP_NET_ADMIN: net.core.rmem_max "
+                           "caps it); a burst of VM starts may overflow it and cost a /proc rescan",
+                           r / 1024, UEVENT_RECEIVE_BUFFER / (1024 * 1024));
         return manager_rescan(m);
 }
