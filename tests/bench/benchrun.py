@@ -453,7 +453,9 @@ def fd_kinds(pid):
 
 def strace_wakeups(bench, pid, seconds):
     """Trace pid for seconds; count the epoll_wait calls that returned
-    after blocking, each named by the kind of the first fd read after it."""
+    after blocking, each named by the kind of the first fd used after it
+    ('timer', 'uevent', 'socket': a session, the bus (also when it only
+    became writable again), ...), or 'timeout' when it returned empty."""
     log = os.path.join(bench.dir, "strace.%d" % pid)
     kinds = fd_kinds(pid)
     p = subprocess.Popen(["strace", "-qq", "-p", str(pid), "-o", log], stderr=subprocess.DEVNULL)
@@ -470,6 +472,9 @@ def strace_wakeups(bench, pid, seconds):
                 if pending:
                     wakes["unknown"] = wakes.get("unknown", 0) + 1
                 pending = m.group(2) != "0"     # a blocking wait returned
+                if pending and m.group(3) == "0":
+                    wakes["timeout"] = wakes.get("timeout", 0) + 1
+                    pending = False
                 continue
             m = re.match(r"\w+\((\d+),", line)
             if pending and m and not line.startswith(("epoll_ctl", "close")):
@@ -540,6 +545,17 @@ def meminfo(key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def memory(pid):
+    """(RSS, PSS, private) bytes of pid."""
+    v = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            p = line.split()
+            if len(p) >= 2 and p[1].isdigit():
+                v[p[0].rstrip(":")] = int(p[1]) * 1024
+    return v.get("Rss", 0), v.get("Pss", 0), v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
 
 
 def mem_available():

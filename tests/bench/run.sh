@@ -1,0 +1,15 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Run the benchmarks against the build in BUILD and print the table of
+# docs/benchmarks.md (the same as `meson test -C BUILD --suite bench -v`).
+#   tests/bench/run.sh BUILD [--quick] [--json FILE] [--markdown FILE] [--strict] [--keep]
+# Use a release build: meson setup --buildtype=release BUILD
+set -euo pipefail
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+        echo "Usage: $0 BUILD [bench.py options]" >&2
+        exit 2
+fi
+build=$(readlink -f "$1")
+shift
+meson compile -C "$build" >/dev/null
+exec python3 "$(dirname "$(readlink -f "$0")")/bench.py" --build "$build" "$@"
