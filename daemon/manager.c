@@ -514,7 +514,7 @@ int manager_reload(struct manager *m, struct pending_call *waiter) {
         return 0;
 }
 
-static int on_notify_status(sd_event_source *s, void *userdata) {
+static int on_notify_status(sd_event_source *s, uint64_t usec, void *userdata) {
         struct manager *m = userdata;
         unsigned n[_VM_STATE_MAX] = {};
 
@@ -528,17 +528,27 @@ static int on_notify_status(sd_event_source *s, void *userdata) {
 }
 
 /* Every VM event changes the counts, but counting walks the registry: a
- * change pushed to n VMs walked it n times, O(n²) (13% of the daemon's time
- * in a default-profile change over 2,000 VMs).  Count once, when the loop
- * has nothing more urgent to do. */
+ * change pushed to n VMs walked it n times, O(n²); and once per event, even
+ * at idle priority, the walk lay on the path of the next ATTACH (37% of the
+ * daemon's samples attaching beside 9,800 sessions).  Count at most once
+ * per STATUS_DELAY_USEC, after a change: no timer runs while nothing happens. */
+#define STATUS_DELAY_USEC (100 * 1000)
+
 void manager_notify_status(struct manager *m) {
+        int enabled = SD_EVENT_OFF;
+
         if (!m->status_event) {
-                if (sd_event_add_defer(m->event, &m->status_event, on_notify_status, m) < 0) {
-                        (void) on_notify_status(NULL, m);
+                if (sd_event_add_time_relative(m->event, &m->status_event, CLOCK_MONOTONIC, STATUS_DELAY_USEC, 0,
+                                               on_notify_status, m) < 0) {
+                        (void) on_notify_status(NULL, 0, m);
                         return;
                 }
                 (void) sd_event_source_set_priority(m->status_event, SD_EVENT_PRIORITY_IDLE);
                 (void) sd_event_source_set_description(m->status_event, "notify-status");
+                return;
         }
+        if (sd_event_source_get_enabled(m->status_event, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;         /* due already: it will count this change too */
+        (void) sd_event_source_set_time_relative(m->status_event, STATUS_DELAY_USEC);
         (void) sd_event_source_set_enabled(m->status_event, SD_EVENT_ONESHOT);
 }
