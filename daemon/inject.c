@@ -70,7 +70,7 @@ static void sleep_usec(uint64_t usec) {
  * to 1 ms (a blocked thread stops within tens of µs of the interrupt). */
 static int wait_status(pid_t tid, uint64_t deadline, int *ret_status) {
         for (uint64_t delay = 10;; delay = delay < 1000 ? delay * 2 : 1000) {
-                int status;
+                int status = 0;
                 pid_t w = waitpid(tid, &status, __WALL | WNOHANG);
 
                 if (w == tid) {
@@ -92,7 +92,7 @@ static int wait_status(pid_t tid, uint64_t deadline, int *ret_status) {
  * pending and comes next); a group stop (SIGSTOP...) is left to stop. */
 static int wait_interrupt_stop(struct injection *inj, pid_t tid) {
         for (;;) {
-                int status, sig, r;
+                int status = 0, sig, r;
 
                 r = wait_status(tid, inj->deadline, &status);
                 if (r == -ETIME)
@@ -122,7 +122,7 @@ static int wait_interrupt_stop(struct injection *inj, pid_t tid) {
  * Returns 0, or the number of a signal that arrived before the call was
  * entered (> 0), or -errno. */
 static int wait_syscall_stop(pid_t tid, uint64_t deadline) {
-        int status, r;
+        int status = 0, r;
 
         r = wait_status(tid, deadline, &status);
         if (r < 0)

@@ -353,8 +353,13 @@ static int session_receive(struct session *s) {
         }
         if (mh.msg_flags & MSG_TRUNC)
                 session_refuse(s, EMSGSIZE, "message larger than %d bytes", PROTO_MSG_MAX);
-        else if (mh.msg_flags & MSG_CTRUNC)
+        else if ((mh.msg_flags & MSG_CTRUNC) && n_fds >= SESSION_FDS_MAX)
                 session_refuse(s, EBADMSG, "too many fds (at most one)");
+        else if (mh.msg_flags & MSG_CTRUNC)
+                /* Room was left, so the kernel could not install the fd here:
+                 * the daemon is out of descriptors, not the VMM at fault. */
+                session_refuse(s, EMFILE, "pmufilterd could not receive the fd: it is out of file descriptors "
+                               "(RLIMIT_NOFILE; %u sessions open)", s->server->manager->n_sessions);
         else if (proto_parse_verb(buf, (size_t) n, &verb, reason, sizeof(reason)) < 0)
                 session_refuse(s, EBADMSG, "malformed message: %s", reason);
         else if (!s->vm && verb == PROTO_ATTACH)
