@@ -499,6 +499,9 @@ int session_restore(struct manager *m, int fd, struct vm *vm) {
         return 0;
 }
 
+/* Bind under a temporary name and rename into place once listening, with
+ * its owner and mode set: a VMM never finds the path and then gets
+ * ECONNREFUSED, nor a socket it may not use yet. */
 static int bind_socket(const char *path) {
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -506,9 +509,9 @@ static int bind_socket(const char *path) {
         struct group *g;
         char *slash;
 
-        if (strlen(path) >= sizeof(sa.sun_path))
+        if (strlen(path) + 16 >= sizeof(sa.sun_path))
                 return log_error_errno(ENAMETOOLONG, "Socket path %s is too long: %m", path);
-        strcpy(sa.sun_path, path);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d.tmp", path, (int) getpid());
         dir = strdup(path);
         if (!dir)
                 return -ENOMEM;
@@ -522,17 +525,19 @@ static int bind_socket(const char *path) {
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return log_error_errno(errno, "Failed to create the VMM socket: %m");
-        (void) unlink(path);
+        (void) unlink(sa.sun_path);
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return log_error_errno(errno, "Failed to bind the VMM socket %s: %m", path);
+                return log_error_errno(errno, "Failed to bind the VMM socket %s: %m", sa.sun_path);
         /* VMMs run as root or in group kvm (DESIGN §5: mode 0660, group kvm). */
         g = getgrnam("kvm");
-        if (g && chown(path, 0, g->gr_gid) < 0)
-                log_warning_errno(errno, "Failed to give %s to group kvm: %m", path);
-        if (chmod(path, 0660) < 0)
-                return log_error_errno(errno, "Failed to set the mode of %s: %m", path);
-        if (listen(fd, SOMAXCONN) < 0)
-                return log_error_errno(errno, "Failed to listen on %s: %m", path);
+        if (g && chown(sa.sun_path, 0, g->gr_gid) < 0)
+                log_warning_errno(errno, "Failed to give %s to group kvm: %m", sa.sun_path);
+        if (chmod(sa.sun_path, 0660) < 0 || listen(fd, SOMAXCONN) < 0 || rename(sa.sun_path, path) < 0) {
+                int r = log_error_errno(errno, "Failed to set up the VMM socket %s: %m", path);
+
+                (void) unlink(sa.sun_path);
+                return r;
+        }
         return TAKE_FD(fd);
 }
 

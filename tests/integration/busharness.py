@@ -286,7 +286,8 @@ class AutoPeer:
                 self.cond.wait(left)
             return list(self.applies)
 
-    def close(self):
+    def detach(self):
+        """End the session; the VM lives on."""
         # shutdown, not close alone, wakes the thread blocked in recv().
         try:
             self.peer.s.shutdown(socket.SHUT_RDWR)
@@ -294,8 +295,13 @@ class AutoPeer:
             pass
         self.peer.close()
         self.thread.join(5)
-        os.close(self.vm)
-        os.close(self.kvm)
+
+    def close(self):
+        self.detach()
+        if self.vm >= 0:
+            os.close(self.vm)
+            os.close(self.kvm)
+            self.vm = self.kvm = -1
 
 
 def interface_shapes(xml_text, names):

@@ -365,9 +365,8 @@ def test_signals_seen_by_gdbus_and_busctl_monitor():
             both("VMRemoved", "'%s', objectpath '%s'" % (vid, vpath), [vid, vpath], "VMRemoved")
             mg.wait(lambda l: OBJMGR + ".InterfacesRemoved (objectpath '%s'" % vpath in l, "InterfacesRemoved")
 
-            # The VMM closes its session: detached, the filter stays.
-            w.peers.remove(p)
-            p.close()
+            # The VMM closes its session but keeps its VM: detached, the filter stays.
+            p.detach()
             vm_changed(p.path, "'State': <'detached'>", "PropertiesChanged State=detached")
         finally:
             mg.stop()
