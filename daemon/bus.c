@@ -87,14 +87,47 @@ static void complete_waiters(struct vm *vm, bool ok, const char *error) {
         free(w);
 }
 
-int bus_check_manage(sd_bus_message *msg, sd_bus_error *error) {
+/* The uids of the last callers, by unique bus name.  dbus-daemon never
+ * reuses a unique name while it runs, so an entry cannot come to mean
+ * another client; it saves a synchronous GetConnectionCredentials round
+ * trip to the bus on every changing call of the same client. */
+#define SENDER_CACHE_SIZE 16
+static struct {
+        char name[64];
+        uid_t uid;
+} sender_cache[SENDER_CACHE_SIZE];
+static unsigned sender_cache_next;
+
+static int sender_uid(sd_bus_message *msg, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(msg);
+        int r;
+
+        if (sender && strlen(sender) < sizeof(sender_cache[0].name))
+                for (unsigned i = 0; i < SENDER_CACHE_SIZE; i++)
+                        if (streq(sender_cache[i].name, sender)) {
+                                *ret = sender_cache[i].uid;
+                                return 0;
+                        }
+        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, ret);
+        if (r < 0)
+                return r;
+        if (sender && sender[0] == ':' && strlen(sender) < sizeof(sender_cache[0].name)) {
+                unsigned i = sender_cache_next++ % SENDER_CACHE_SIZE;
+
+                strcpy(sender_cache[i].name, sender);
+                sender_cache[i].uid = *ret;
+        }
+        return 0;
+}
+
+int bus_check_manage(sd_bus_message *msg, sd_bus_error *error) {
         uid_t uid;
         int r;
 
-        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
-        if (r >= 0)
-                r = sd_bus_creds_get_euid(creds, &uid);
+        r = sender_uid(msg, &uid);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot tell who is calling: %s", strerror(-r));
         if (uid != 0)
@@ -252,6 +285,8 @@ int bus_start(struct manager *m) {
                 r = sd_bus_open_system(&bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the bus %s: %m", m->bus_address ? m->bus_address : "(system)");
+        /* Unique names are unique per bus instance only. */
+        memset(sender_cache, 0, sizeof(sender_cache));
 
         /* Objects first, then the name, then the loop. */
         r = sd_bus_add_object_vtable(bus, NULL, BUS_PATH, "org.pmufilterd1.Manager", bus_manager_vtable, m);
