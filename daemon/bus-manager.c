@@ -186,8 +186,8 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "The policy was not reloaded, the old one stays: %s",
                                          strna(m->last_error));
         }
-        /* Answered when every VM whose filter changed has applied it. */
-        pending_call_arm(c);
+        /* Answered when every VM whose filter changed has applied it (the
+         * batches arm c when they are done). */
         return 1;
 }
 

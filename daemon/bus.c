@@ -308,7 +308,9 @@ int bus_start(struct manager *m) {
         r = sd_bus_request_name(bus, BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to take the bus name " BUS_NAME ": %m");
-        r = sd_bus_attach_event(bus, m->event, 0);
+        /* Before the VMM sessions: a change answered by thousands of VMMs
+         * must not keep a ListVMs waiting behind every APPLIED. */
+        r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_IMPORTANT);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
         m->bus = TAKE_PTR(bus);

@@ -5,6 +5,7 @@
  */
 #include "bus.h"
 #include "changes.h"
+#include "batch.h"
 #include "log.h"
 #include "persist.h"
 
@@ -125,25 +126,15 @@ static int check_profile(struct manager *m, const char *profile, sd_bus_error *e
 static int push_and_wait(struct manager *m, sd_bus_message *msg, struct vm **vms, size_t n, bool force,
                          sd_bus_error *error) {
         struct pending_call *c = pending_call_new(msg);
+        int r;
 
         if (!c)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                struct vm *vm = vms ? vms[i] : NULL;
-                int r;
-
-                r = manager_decide(m, vm);
-                if (r < 0)
-                        log_error_errno(r, "VM %s: failed to decide its filter: %m", vm->id);
-                bus_vm_changed(m, vm);
-                persist_vm(m, vm);
-                if (r < 0 || (r == 0 && !force) || !manager_vm_managed(vm))
-                        continue;
-                r = manager_apply(m, vm, c);
-                if (r < 0)
-                        log_warning_errno(r, "VM %s: failed to apply its filter: %m", vm->id);
+        r = manager_apply_batched(m, vms, n, force, c);
+        if (r < 0) {
+                pending_call_cancel(c);
+                return r;
         }
-        pending_call_arm(c);
         return 1;
 }
 

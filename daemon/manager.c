@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "adopt.h"
+#include "batch.h"
 #include "bus.h"
 #include "changes.h"
 #include "log.h"
@@ -99,6 +100,7 @@ struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
         m->shutting_down = true;
+        manager_free_batches(m);
         REGISTRY_FOREACH(vm, &m->registry) {
                 sd_event_source_disable_unref(vm->timer);
                 vm->timer = NULL;
@@ -459,18 +461,12 @@ int manager_apply(struct manager *m, struct vm *vm, struct pending_call *waiter)
 }
 
 void manager_repush_changed(struct manager *m, struct pending_call *waiter) {
-        REGISTRY_FOREACH(vm, &m->registry) {
-                int r = manager_decide(m, vm);
+        int r = manager_apply_batched(m, NULL, 0, false, waiter);
 
-                if (r < 0) {
-                        log_error_errno(r, "VM %s: failed to decide its filter: %m", vm->id);
-                        continue;
-                }
-                if (r > 0 && manager_vm_managed(vm)) {
-                        r = manager_apply(m, vm, waiter);
-                        if (r < 0)
-                                log_warning_errno(r, "VM %s: failed to apply the new filter: %m", vm->id);
-                }
+        if (r < 0) {
+                log_error_errno(r, "Failed to apply the new policy to the VMs: %m");
+                if (waiter)
+                        pending_call_arm(waiter);
         }
 }
 

@@ -45,6 +45,7 @@ struct manager {
         unsigned n_sessions;
         sd_event_source *status_event;  /* coalesces STATUS= updates (manager_notify_status) */
         bool shutting_down;             /* keep fd store and registry files as they are */
+        struct batch *batches;          /* changes still being applied (batch.c) */
         bool warned_unreadable;         /* the /proc scan missed processes once */
 
         /* fds passed by systemd (socket activation, fd store), with names */
