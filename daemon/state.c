@@ -81,7 +81,20 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
         yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
         for (bool done = false; !done && r == 0;) {
                 if (!yaml_parser_parse(&parser, &ev)) {
-                        r = fail(ret_error, &parser.problem_mark, parser.problem ? parser.problem : "syntax error");
+                        yaml_mark_t at = parser.problem_mark;
+
+                        /* The reader (encoding, control characters) gives
+                         * a byte offset instead of a mark. */
+                        if (parser.error == YAML_READER_ERROR) {
+                                at = (yaml_mark_t) {};
+                                for (size_t i = 0; i < parser.problem_offset && i < len; i++)
+                                        if (buf[i] == '\n') {
+                                                at.line++;
+                                                at.column = 0;
+                                        } else
+                                                at.column++;
+                        }
+                        r = fail(ret_error, &at, parser.problem ? parser.problem : "syntax error");
                         break;
                 }
                 switch (ev.type) {
@@ -179,12 +192,50 @@ int state_load(const char *path, struct state *ret, char **ret_error) {
         return state_parse(buf, size, ret, ret_error);
 }
 
+/* One UTF-8 character of s: its length and code point, or 0 for a byte
+ * that starts none (not expected: what is stored came through libyaml, the
+ * VMM protocol or sd-bus, which all check; never read past the NUL). */
+static size_t utf8_decode(const unsigned char *s, uint32_t *ret) {
+        size_t l = s[0] < 0x80 ? 1 : s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+        uint32_t c = l == 1 ? s[0] : s[0] & (0x7f >> l);
+
+        if (l == 0)
+                return 0;
+        for (size_t i = 1; i < l; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                c = c << 6 | (s[i] & 0x3f);
+        }
+        *ret = c;
+        return l;
+}
+
+/* A double-quoted YAML scalar that reads back as s: every character YAML
+ * may not carry as itself — controls, and the line breaks it would fold
+ * (NEL, LS, PS) — and the BOM and non-characters as escapes.  A VM's name
+ * is the VMM's to choose; it must not make the whole file unreadable. */
 static void put_scalar(FILE *f, const char *s) {
         fputc('"', f);
-        for (; *s; s++) {
-                if (*s == '"' || *s == '\\')
-                        fputc('\\', f);
-                fputc(*s, f);
+        for (const unsigned char *p = (const unsigned char *) s; *p;) {
+                uint32_t c;
+                size_t l = utf8_decode(p, &c);
+
+                if (l == 0) {
+                        /* Not UTF-8, which YAML cannot hold: keep the file
+                         * readable, at the price of this one value. */
+                        fprintf(f, "\\x%02x", *p++);
+                        continue;
+                }
+                if (c == '"' || c == '\\')
+                        fprintf(f, "\\%c", (char) c);
+                else if ((c >= 0x20 && c < 0x7f) || (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
+                         (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || c >= 0x10000)
+                        fwrite(p, 1, l, f);
+                else if (c <= 0xff)
+                        fprintf(f, "\\x%02x", (unsigned) c);
+                else
+                        fprintf(f, "\\u%04x", (unsigned) c);
+                p += l;
         }
         fputc('"', f);
 }
@@ -234,9 +285,14 @@ int state_save(const char *path, const struct state *s) {
         if (s->n > 0) {
                 fputs("vms:\n", f);
                 for (size_t i = 0; i < s->n; i++) {
-                        fputs("  ", f);
+                        /* YAML takes a plain "key: value" only for keys of
+                         * at most 1024 characters; an escape is at most 4
+                         * characters a byte.  Longer ones: "? key". */
+                        bool explicit_key = strlen(s->v[i].key) > 255;
+
+                        fputs(explicit_key ? "  ? " : "  ", f);
                         put_scalar(f, s->v[i].key);
-                        fputs(": ", f);
+                        fputs(explicit_key ? "\n  : " : ": ", f);
                         put_scalar(f, s->v[i].profile);
                         fputc('\n', f);
                 }
