@@ -19,13 +19,6 @@
 /* The event loop waits while a thread is held: keep it short. */
 #define ADOPT_TIMEOUT_MS 250
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 int manager_adopt(struct manager *m, struct vm *vm) {
         struct inject_result res;
         const struct compiled_filter *f;
@@ -59,7 +52,7 @@ int manager_adopt(struct manager *m, struct vm *vm) {
         vm->last_errno = res.error;
         if (res.error == 0) {
                 vm->state = VM_ADOPTED;
-                vm->applied_usec = now_realtime_usec();
+                vm->applied_usec = now_usec(CLOCK_REALTIME);
                 (void) free_and_strdup(&vm->last_error,
                                        f->pmu_off ? "pmu: off cannot be honoured after creation: "
                                                     "the fallback empty allowlist is in force" : NULL);

@@ -24,13 +24,6 @@ struct task_status {
         int seccomp;
 };
 
-uint64_t inject_now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 int inject_refuse(struct inject_result *res, int r, const char *fmt, ...) {
         va_list ap;
 

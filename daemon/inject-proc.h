@@ -39,4 +39,3 @@ int inject_refuse_permission(struct inject_result *res, int r, pid_t pid, pid_t 
 /* Fill res->reason and return r. */
 int inject_refuse(struct inject_result *res, int r, const char *fmt, ...) _printf_(3, 4);
 
-uint64_t inject_now_usec(void);

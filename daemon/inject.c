@@ -81,7 +81,7 @@ static int wait_status(pid_t tid, uint64_t deadline, int *ret_status) {
                 }
                 if (w < 0 && errno != EINTR)
                         return -errno;
-                if (inject_now_usec() >= deadline)
+                if (now_usec(CLOCK_MONOTONIC) >= deadline)
                         return -ETIME;
                 sleep_usec(delay);
         }
@@ -201,7 +201,7 @@ static int check_seccomp(struct injection *inj, pid_t tid, int mode, const arch_
  * arch_regs_set() has put the saved registers back. */
 static int run_call(struct injection *inj, pid_t tid, const arch_regs_t *saved, const arch_regs_t *call,
                     uint64_t scratch, void *old_bytes) {
-        uint64_t deadline = inject_now_usec() + INJECT_CALL_WAIT_US;
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + INJECT_CALL_WAIT_US;
         arch_regs_t after;
         long result;
         int r, sig;
@@ -332,10 +332,10 @@ static int try_thread(struct injection *inj, const struct inject_task *t) {
         if (r < 0)
                 return r;
 
-        stopped = inject_now_usec();
+        stopped = now_usec(CLOCK_MONOTONIC);
         inj->res->tid = t->tid;
         r = borrow_stopped(inj, t->tid, t->seccomp);
-        inj->res->stopped_us = (uint32_t) (inject_now_usec() - stopped);
+        inj->res->stopped_us = (uint32_t) (now_usec(CLOCK_MONOTONIC) - stopped);
         if (r < 0)
                 inj->res->tid = 0;
         return r;
@@ -364,7 +364,7 @@ static void *injection_thread(void *userdata) {
                                 return NULL;
                         }
                 }
-                if (inject_now_usec() >= inj->deadline) {
+                if (now_usec(CLOCK_MONOTONIC) >= inj->deadline) {
                         char why[sizeof(inj->res->reason)];
 
                         /* The list's reason, or the last candidate's. */
@@ -409,7 +409,7 @@ int inject_pmu_filter(pid_t pid, int vm_fd, uint32_t action, uint32_t flags, uin
 
         inj = (struct injection) {
                 .pid = pid, .vm_fd = vm_fd, .filter = f, .size = size, .res = ret,
-                .deadline = inject_now_usec() + (uint64_t) timeout_ms * 1000u,
+                .deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * 1000u,
         };
         r = -pthread_create(&thread, NULL, injection_thread, &inj);
         if (r < 0)

@@ -278,13 +278,6 @@ int manager_push(struct manager *m, struct vm *vm) {
         return 0;
 }
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int error, int pmu_error) {
         _cleanup_free_ char *msg = NULL;
 
@@ -297,7 +290,7 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
         vm->last_errno = error;
         if (error == 0) {
                 vm->state = VM_FILTERED;
-                vm->applied_usec = now_realtime_usec();
+                vm->applied_usec = now_usec(CLOCK_REALTIME);
                 if (vm->filter && vm->filter->pmu_off && pmu_error != 0 &&
                     asprintf(&msg, "vPMU could not be disabled (%s): the fallback empty allowlist is in force",
                              strerror(pmu_error)) < 0)
@@ -475,11 +468,7 @@ int manager_reload(struct manager *m, struct pending_call *waiter) {
         struct policy_set *s = NULL;
         int r;
 
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
-                          (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
         r = policy_set_build(m, &s, &error);
         if (r < 0) {
                 set_last_error(m, error);

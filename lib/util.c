@@ -67,6 +67,13 @@ bool strv_contains(char *const *l, const char *s) {
         return false;
 }
 
+uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
 int safe_atou64(const char *s, uint64_t *ret) {
         unsigned long long v;
         char *end = NULL;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -99,6 +100,9 @@ size_t strv_length(char *const *l);
 int strv_push(char ***l, char *value);          /* takes value on success */
 int strv_extend(char ***l, const char *value);  /* copies value */
 bool strv_contains(char *const *l, const char *s);
+
+/* clock_gettime(clock) in microseconds. */
+uint64_t now_usec(clockid_t clock);
 
 /* Parse an unsigned integer in decimal or 0x hex, whole string only. */
 int safe_atou64(const char *s, uint64_t *ret);
