@@ -162,7 +162,7 @@ static int libpfm_resolve(const struct host_pmu *pmu, const char *name, uint64_t
         if (!qualified)
                 return -ENOMEM;
 
-        r = pfm_get_os_event_encoding(qualified, PFM_PLM0 | PFM_PLM3, PFM_OS_NONE, &arg);
+        r = sym_pfm_get_os_event_encoding(qualified, PFM_PLM0 | PFM_PLM3, PFM_OS_NONE, &arg);
         codes = arg.codes;
         switch (r) {
         case PFM_SUCCESS:
@@ -203,12 +203,12 @@ static int libpfm_foreach(const struct host_pmu *pmu, const char *glob,
         if (pmu_libpfm_find(pmu->name, &pinfo) < 0)
                 return 0;
 
-        for (int i = pinfo.first_event; i >= 0; i = pfm_get_event_next(i)) {
+        for (int i = pinfo.first_event; i >= 0; i = sym_pfm_get_event_next(i)) {
                 pfm_event_info_t info = { .size = sizeof(info) };
                 unsigned n_umasks = 0;
                 char name[256];
 
-                if (pfm_get_event_info(i, PFM_OS_NONE, &info) != PFM_SUCCESS)
+                if (sym_pfm_get_event_info(i, PFM_OS_NONE, &info) != PFM_SUCCESS)
                         continue;
                 if (info.equiv)                 /* another name for a listed event */
                         continue;
@@ -216,7 +216,7 @@ static int libpfm_foreach(const struct host_pmu *pmu, const char *glob,
                 for (int a = 0; a < info.nattrs; a++) {
                         pfm_event_attr_info_t attr = { .size = sizeof(attr) };
 
-                        if (pfm_get_event_attr_info(i, a, PFM_OS_NONE, &attr) != PFM_SUCCESS ||
+                        if (sym_pfm_get_event_attr_info(i, a, PFM_OS_NONE, &attr) != PFM_SUCCESS ||
                             attr.type != PFM_ATTR_UMASK)
                                 continue;
                         n_umasks++;
@@ -234,9 +234,9 @@ static int libpfm_foreach(const struct host_pmu *pmu, const char *glob,
         return 0;
 }
 
-/* Names found by the reverse lookup, kept for the process's life so the
- * returned pointer stays valid; misses are remembered too (name NULL),
- * since a lookup walks the whole PMU. */
+/* Names found by the reverse lookup, our own copies kept for the process's
+ * life so the returned pointer stays valid (past pmu_libpfm_release() too);
+ * misses are remembered too (name NULL), since a lookup walks the whole PMU. */
 struct name_cache_entry {
         char pmu[64];
         uint64_t code;
@@ -275,6 +275,10 @@ static const char *libpfm_name_for_code(const struct host_pmu *pmu, uint64_t cod
                 if (name_cache[i].code == code && streq(name_cache[i].pmu, pmu->name))
                         return name_cache[i].name;
 
+        /* Without the library nothing is known, but it may be there later:
+         * not a miss to remember. */
+        if (pmu_libpfm_init() < 0)
+                return NULL;
         (void) libpfm_foreach(pmu, NULL, match_code, &s);
         if (!GREEDY_REALLOC(name_cache, name_cache_allocated, name_cache_n + 1)) {
                 free(s.name);

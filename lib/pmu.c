@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * pmu.c — which PMU the host has (CPUID, and libpfm4's name for it), which
- * PMU `--pmu MODEL` names, and the one place libpfm4 is initialised.
+ * PMU `--pmu MODEL` names, and the one place libpfm4 is loaded (dlopen, only
+ * while needed), initialised and released.
  */
 #include <cpuid.h>
 #include <strings.h>
 
-#include "pmu-internal.h"
-
 #if HAVE_LIBPFM
-#include <perfmon/pfmlib.h>
+#include <dlfcn.h>
 #endif
+
+#include "pmu-internal.h"
 
 /* CPUID.01H:EAX: display family/model as the SDM and APM define them. */
 static void decode_signature(uint32_t eax, struct host_pmu *p) {
@@ -80,12 +81,70 @@ static void detect_brand(unsigned max_ext, char *buf, size_t size) {
 }
 
 #if HAVE_LIBPFM
-int pmu_libpfm_init(void) {
-        static int state = 1;                   /* 1: not tried yet */
-        bool set;
+__typeof__(pfm_initialize) *sym_pfm_initialize;
+__typeof__(pfm_terminate) *sym_pfm_terminate;
+__typeof__(pfm_get_pmu_info) *sym_pfm_get_pmu_info;
+__typeof__(pfm_get_event_next) *sym_pfm_get_event_next;
+__typeof__(pfm_get_event_info) *sym_pfm_get_event_info;
+__typeof__(pfm_get_event_attr_info) *sym_pfm_get_event_attr_info;
+__typeof__(pfm_get_os_event_encoding) *sym_pfm_get_os_event_encoding;
 
-        if (state <= 0)
-                return state;
+/* As systemd's DLSYM_ARG(): the pointer to fill and the symbol's name. */
+#define DLSYM_ARG(name) { (void **) &sym_##name, #name }
+static const struct {
+        void **sym;
+        const char *name;
+} libpfm_symbols[] = {
+        DLSYM_ARG(pfm_initialize),
+        DLSYM_ARG(pfm_terminate),
+        DLSYM_ARG(pfm_get_pmu_info),
+        DLSYM_ARG(pfm_get_event_next),
+        DLSYM_ARG(pfm_get_event_info),
+        DLSYM_ARG(pfm_get_event_attr_info),
+        DLSYM_ARG(pfm_get_os_event_encoding),
+};
+
+/* libpfm.so.4 costs ~2.2 MiB once loaded (its relocated event tables, and
+ * pfm_initialize()'s heap), and is needed only to detect the host's PMU and
+ * to compile: it is loaded on first use and unloaded by
+ * pmu_libpfm_release().  Not RTLD_NODELETE: dlclose() must unmap it. */
+static void *libpfm_dl;
+static int libpfm_state = 1;            /* 1: not tried since the last release */
+
+static void libpfm_unload(void) {
+        for (size_t i = 0; i < ELEMENTSOF(libpfm_symbols); i++)
+                *libpfm_symbols[i].sym = NULL;
+        if (libpfm_dl)
+                (void) dlclose(libpfm_dl);
+        libpfm_dl = NULL;
+}
+
+/* A library that is not there, or not the libpfm4 we were built for, is a
+ * build without libpfm4: nothing is logged, since aliases still work. */
+static int libpfm_load(void) {
+        libpfm_dl = dlopen("libpfm.so.4", RTLD_NOW | RTLD_LOCAL);
+        if (!libpfm_dl)
+                return -EOPNOTSUPP;
+        for (size_t i = 0; i < ELEMENTSOF(libpfm_symbols); i++) {
+                *libpfm_symbols[i].sym = dlsym(libpfm_dl, libpfm_symbols[i].name);
+                if (!*libpfm_symbols[i].sym) {
+                        libpfm_unload();
+                        return -EOPNOTSUPP;
+                }
+        }
+        return 0;
+}
+
+int pmu_libpfm_init(void) {
+        bool set;
+        int r;
+
+        if (libpfm_state <= 0)
+                return libpfm_state;
+
+        r = libpfm_load();
+        if (r < 0)
+                return (libpfm_state = r);
 
         /* Encoding for a PMU that is not this host's (--pmu skx on an AMD
          * box) needs LIBPFM_ENCODE_INACTIVE=1, read once by pfm_initialize().
@@ -94,12 +153,24 @@ int pmu_libpfm_init(void) {
          * inactive PMUs (lib/pfmlib_common.c).  A value the user set wins;
          * ours is removed again so it does not leak into children. */
         set = !getenv("LIBPFM_ENCODE_INACTIVE");
-        if (set && setenv("LIBPFM_ENCODE_INACTIVE", "1", 0) < 0)
-                return -errno;
-        state = pfm_initialize() == PFM_SUCCESS ? 0 : -EIO;
+        if (set && setenv("LIBPFM_ENCODE_INACTIVE", "1", 0) < 0) {
+                r = -errno;
+                libpfm_unload();
+                return r;               /* not remembered: worth another try */
+        }
+        r = sym_pfm_initialize() == PFM_SUCCESS ? 0 : -EIO;
         if (set)
                 (void) unsetenv("LIBPFM_ENCODE_INACTIVE");
-        return state;
+        if (r < 0)                      /* remembered until the release */
+                libpfm_unload();
+        return (libpfm_state = r);
+}
+
+void pmu_libpfm_release(void) {
+        if (libpfm_state == 0)
+                sym_pfm_terminate();
+        libpfm_unload();
+        libpfm_state = 1;
 }
 
 int pmu_libpfm_find(const char *name, pfm_pmu_info_t *ret) {
@@ -115,7 +186,7 @@ int pmu_libpfm_find(const char *name, pfm_pmu_info_t *ret) {
         pfm_for_all_pmus(i) {
                 pfm_pmu_info_t info = { .size = sizeof(info) };
 
-                if (pfm_get_pmu_info(i, &info) != PFM_SUCCESS)
+                if (sym_pfm_get_pmu_info(i, &info) != PFM_SUCCESS)
                         continue;
                 if (info.type != PFM_PMU_TYPE_CORE)
                         continue;
@@ -269,6 +340,11 @@ int host_pmu_from_name(const char *model, struct host_pmu *ret) {
         return -ENOENT;
 #endif
 }
+
+#if !HAVE_LIBPFM
+void pmu_libpfm_release(void) {
+}
+#endif
 
 const char *pmu_vendor_to_string(enum pmu_vendor v) {
         switch (v) {

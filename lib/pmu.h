@@ -2,8 +2,9 @@
 /*
  * pmu.h — the host's PMU and the event catalogue.  Generic aliases (perf's
  * spelling: instructions, cycles, ...) resolve per vendor; libpfm4 names
- * resolve when built with libpfm4 (HAVE_LIBPFM).  An event code is the raw
- * 64-bit word KVM filters on: select[7:0] | umask << 8 | select[11:8] << 32.
+ * resolve when built with libpfm4 (HAVE_LIBPFM) and libpfm.so.4 is there to
+ * load.  An event code is the raw 64-bit word KVM filters on:
+ * select[7:0] | umask << 8 | select[11:8] << 32.
  */
 #pragma once
 
@@ -75,6 +76,19 @@ struct event_info {
 };
 /* Call f for every known event whose name matches glob (NULL = all), generic
  * aliases first, then libpfm4's; stop and return f's value if it returns
- * non-zero. */
+ * non-zero.  e's strings are valid during the call only (libpfm4's own may
+ * go with pmu_libpfm_release()): f copies what it keeps. */
 int event_foreach(const struct host_pmu *pmu, const char *glob,
                   int (*f)(const struct event_info *e, void *userdata), void *userdata);
+
+/*
+ * libpfm4 is loaded (dlopen("libpfm.so.4")) on its first use: host_pmu_detect(),
+ * host_pmu_from_name() of a libpfm4 model, and the libpfm4 names of
+ * event_resolve(), event_name_for_code() and event_foreach().  Not installed,
+ * it is as if built without it.  This terminates and unloads it again, to
+ * give back its ~2 MiB between uses (the daemon calls it after start-up and
+ * after each policy build); the next use loads it anew.  Nothing returned
+ * before points into it: host_pmu names are copies, event_name_for_code()'s
+ * names are the catalogue's own.  A no-op when not loaded, or built without.
+ */
+void pmu_libpfm_release(void);
