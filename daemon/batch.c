@@ -16,10 +16,7 @@ struct batch {
         struct manager *manager;
         struct pending_call *waiter;    /* armed when the last batch is done */
         bool force;                     /* push even where the filter did not change */
-        struct vm_key {
-                pid_t pid;
-                int fd;
-        } *keys;
+        struct vm_key *keys;
         size_t n, next;
         sd_event_source *source;
         struct batch *next_batch;
@@ -54,13 +51,15 @@ static void batch_one(struct batch *b, struct vm *vm) {
         }
         if (r == 0 && !b->force)
                 return;
+        /* The APPLY first, then what we tell about it: the VMM's ioctl need
+         * not wait for our signals and records. */
+        if (manager_vm_managed(vm)) {
+                r = manager_apply(m, vm, b->waiter);
+                if (r < 0)
+                        log_warning_errno(r, "VM %s: failed to apply the new filter: %m", vm->id);
+        }
         bus_vm_changed(m, vm);
         persist_vm(m, vm);
-        if (!manager_vm_managed(vm))
-                return;
-        r = manager_apply(m, vm, b->waiter);
-        if (r < 0)
-                log_warning_errno(r, "VM %s: failed to apply the new filter: %m", vm->id);
 }
 
 /* One batch; true when every VM has had its turn (and the waiter is armed). */

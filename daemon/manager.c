@@ -101,6 +101,7 @@ struct manager *manager_free(struct manager *m) {
                 return NULL;
         m->shutting_down = true;
         manager_free_batches(m);
+        persist_flush(m);       /* what a restart reads back */
         REGISTRY_FOREACH(vm, &m->registry) {
                 sd_event_source_disable_unref(vm->timer);
                 vm->timer = NULL;
@@ -125,6 +126,8 @@ struct manager *manager_free(struct manager *m) {
         free(m->socket_path);
         free(m->last_error);
         sd_event_source_disable_unref(m->status_event);
+        sd_event_source_disable_unref(m->persist_event);
+        free(m->dirty);
         sd_event_unref(m->event);
         free(m);
         return NULL;
@@ -396,7 +399,7 @@ int manager_vm_detected(struct manager *m, pid_t pid, int fd, struct vm **ret) {
                 return r;
         vm->starttime = st;
         vm->manager = m;
-        r = proc_facts_read(pid, &vm->facts);
+        r = proc_facts_open(pid, &vm->facts);
         if (r == -ESRCH) {
                 registry_remove(&m->registry, vm);
                 return r;

@@ -47,6 +47,10 @@ struct manager {
         bool shutting_down;             /* keep fd store and registry files as they are */
         struct batch *batches;          /* changes still being applied (batch.c) */
         bool warned_unreadable;         /* the /proc scan missed processes once */
+        /* VM records to write at the end of this turn of the loop (persist.c) */
+        struct vm_key *dirty;
+        size_t n_dirty, n_dirty_allocated;
+        sd_event_source *persist_event;
 
         /* fds passed by systemd (socket activation, fd store), with names */
         int *listen_fds;
@@ -54,6 +58,8 @@ struct manager {
         size_t n_listen_fds;
 
         sd_bus *bus;                    /* NULL when run without a bus */
+        char **dirty_profiles;          /* Profile.VMs to say changed (bus.c) */
+        sd_event_source *profiles_event;
         char *bus_address;              /* --bus-address, else the system bus */
 
         /* Changes made over D-Bus (state.c): runtime ones beat persistent

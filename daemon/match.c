@@ -3,7 +3,9 @@
  * match.c — rule matching.  A key whose value is unknown for this VM (no
  * unit because systemd does not manage the VMM, no label of that name) never
  * matches, not even "*": a rule about units says nothing about VMs outside
- * any unit.
+ * any unit.  Facts are read from /proc when a rule first asks about them,
+ * after the rule's other keys held: a policy that never names a unit never
+ * makes the daemon look one up.
  */
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -22,7 +24,8 @@ static const char *label_value(char *const *labels, const char *key) {
 }
 
 const char *match_key_value(const char *key, const struct match_input *in, char *buf, size_t size) {
-        const struct proc_facts *f = in->facts;
+        struct proc_facts *f = in->facts;
+        unsigned group;
         const char *k;
 
         if (streq(key, "name"))
@@ -34,6 +37,9 @@ const char *match_key_value(const char *key, const struct match_input *in, char 
         if ((k = startswith(key, "label.")))
                 return label_value(in->labels, k);
         if (!f)
+                return NULL;
+        group = proc_fact_of_key(key);
+        if (group != 0 && (f->loaded & group) != group && proc_facts_load(f, group) < 0)
                 return NULL;
         if (streq(key, "exe"))
                 return f->exe;
@@ -63,13 +69,19 @@ const char *match_key_value(const char *key, const struct match_input *in, char 
 }
 
 static bool rule_holds(const struct rule *r, const struct match_input *in) {
-        for (size_t i = 0; i < r->n_matches; i++) {
-                char buf[32];
-                const char *v = match_key_value(r->matches[i].key, in, buf, sizeof(buf));
+        /* Every key must hold, so the order is free: what costs nothing to
+         * know first, the facts that cost reads last. */
+        for (int facts = 0; facts <= 1; facts++)
+                for (size_t i = 0; i < r->n_matches; i++) {
+                        char buf[32];
+                        const char *v;
 
-                if (!v || fnmatch(r->matches[i].value, v, 0) != 0)
-                        return false;
-        }
+                        if ((proc_fact_of_key(r->matches[i].key) != 0) != facts)
+                                continue;
+                        v = match_key_value(r->matches[i].key, in, buf, sizeof(buf));
+                        if (!v || fnmatch(r->matches[i].value, v, 0) != 0)
+                                return false;
+                }
         return true;
 }
 

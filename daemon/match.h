@@ -16,8 +16,9 @@ struct match_input {
         const char *uuid;
         const char *client;
         char *const *labels;            /* "key=value" strv */
-        /* read by the daemon from the kernel and systemd (NULL: unknown) */
-        const struct proc_facts *facts;
+        /* read by the daemon from the kernel and systemd (NULL: unknown);
+         * groups a rule asks about are read on first use (proc_facts_load) */
+        struct proc_facts *facts;
 };
 
 /* Index of the first rule whose every key holds, or -ENOENT. */

@@ -26,7 +26,7 @@ static char *vm_path(const struct manager *m, const char *id) {
         return asprintf(&p, "%s/vms/%s", m->runtime_dir, id) < 0 ? NULL : p;
 }
 
-void persist_vm(struct manager *m, const struct vm *vm) {
+static void write_record(struct manager *m, const struct vm *vm) {
         _cleanup_free_ char *path = vm_path(m, vm->id), *tmp = NULL, *dir = NULL;
         const struct compiled_filter *f = vm->filter;
         FILE *out;
@@ -72,6 +72,40 @@ void persist_vm(struct manager *m, const struct vm *vm) {
                 log_warning_errno(errno, "Failed to write %s: %m", path);
                 (void) unlink(tmp);
         }
+}
+
+void persist_flush(struct manager *m) {
+        for (size_t i = 0; i < m->n_dirty; i++) {
+                struct vm *vm = registry_get(&m->registry, m->dirty[i].pid, m->dirty[i].fd);
+
+                if (vm && vm->dirty) {
+                        vm->dirty = false;
+                        write_record(m, vm);
+                }
+        }
+        m->n_dirty = 0;
+}
+
+static int on_persist(sd_event_source *s, void *userdata) {
+        persist_flush(userdata);
+        return 0;
+}
+
+void persist_vm(struct manager *m, struct vm *vm) {
+        if (vm->dirty)
+                return;
+        if (!m->persist_event) {
+                if (sd_event_add_defer(m->event, &m->persist_event, on_persist, m) < 0)
+                        return write_record(m, vm);
+                (void) sd_event_source_set_description(m->persist_event, "vm-records");
+                /* After everything else pending: the sessions' APPLIEDs, the bus. */
+                (void) sd_event_source_set_priority(m->persist_event, SD_EVENT_PRIORITY_IDLE);
+        }
+        if (!GREEDY_REALLOC(m->dirty, m->n_dirty_allocated, m->n_dirty + 1))
+                return write_record(m, vm);
+        m->dirty[m->n_dirty++] = (struct vm_key) { vm->pid, vm->fd };
+        vm->dirty = true;
+        (void) sd_event_source_set_enabled(m->persist_event, SD_EVENT_ONESHOT);
 }
 
 void persist_forget_vm(struct manager *m, const struct vm *vm) {
@@ -206,7 +240,7 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
                 registry_remove(&m->registry, vm);
                 return (void) unlink(path);
         }
-        vm->have_facts = proc_facts_read(pid, &vm->facts) >= 0;
+        vm->have_facts = proc_facts_open(pid, &vm->facts) >= 0;
 
         sfd = take_session_fd(m, id);
         if (sfd >= 0 && session_restore(m, sfd, vm) >= 0)

@@ -11,7 +11,12 @@
 struct manager;
 struct vm;
 
-void persist_vm(struct manager *m, const struct vm *vm);
+/* vm's record is out of date: it is written at the end of this turn of the
+ * event loop, once however often it changed (a decision, its APPLY, the
+ * APPLIED), and after the VMM has its APPLY rather than before. */
+void persist_vm(struct manager *m, struct vm *vm);
+/* Write every out-of-date record now (also at exit). */
+void persist_flush(struct manager *m);
 void persist_forget_vm(struct manager *m, const struct vm *vm);
 void persist_store_session(const struct vm *vm, int fd);
 void persist_forget_session(const struct vm *vm);

@@ -272,52 +272,132 @@ static int read_ids(pid_t pid, struct proc_facts *f) {
                 return r;
         f->uid = (uid_t) uid;
         f->gid = (gid_t) gid;
-
-        r = id_to_name(false, f->uid, &f->user);
-        if (r < 0)
-                return r;
-        return id_to_name(true, f->gid, &f->group);
+        return 0;
 }
 
-int proc_facts_read(pid_t pid, struct proc_facts *ret) {
-        _cleanup_(proc_facts_done) struct proc_facts f = { .pid = pid };
+unsigned proc_fact_of_key(const char *key) {
+        static const struct {
+                const char *key;
+                unsigned group;
+        } keys[] = {
+                { "exe", PROC_FACT_EXE },
+                { "uid", PROC_FACT_IDS },
+                { "gid", PROC_FACT_IDS },
+                { "user", PROC_FACT_NAMES },
+                { "group", PROC_FACT_NAMES },
+                { "cgroup", PROC_FACT_CGROUP },
+                { "unit", PROC_FACT_UNIT },
+                { "slice", PROC_FACT_SLICE },
+                { "machine", PROC_FACT_MACHINE },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (streq(key, keys[i].key))
+                        return keys[i].group;
+        return 0;
+}
+
+/* Read one group into n (a fresh struct: nothing to free on failure). */
+static int load_group(pid_t pid, unsigned group, struct proc_facts *n) {
+        switch (group) {
+        case PROC_FACT_EXE:
+                return read_exe(pid, &n->exe, &n->exe_deleted);
+        case PROC_FACT_IDS:
+                return read_ids(pid, n);
+        case PROC_FACT_NAMES: {
+                int r = id_to_name(false, n->uid, &n->user);
+                return r < 0 ? r : id_to_name(true, n->gid, &n->group);
+        }
+        case PROC_FACT_CGROUP:
+                return read_unified_cgroup(pid, &n->cgroup);
+        case PROC_FACT_UNIT:
+                return sd_fact(sd_pid_get_unit, pid, &n->unit);
+        case PROC_FACT_SLICE:
+                return sd_fact(sd_pid_get_slice, pid, &n->slice);
+        case PROC_FACT_MACHINE:
+                return sd_fact(sd_pid_get_machine_name, pid, &n->machine);
+        }
+        return -EINVAL;
+}
+
+static void take_string(char **to, char **from) {
+        if (*from) {
+                free(*to);
+                *to = TAKE_PTR(*from);
+        }
+}
+
+int proc_facts_load(struct proc_facts *f, unsigned mask) {
+        _cleanup_(proc_facts_done) struct proc_facts n = {};
         uint64_t starttime;
+        unsigned want;
+        int r;
+
+        if (mask & PROC_FACT_NAMES)
+                mask |= PROC_FACT_IDS;          /* names are looked up by id */
+        want = mask & PROC_FACT_ALL & ~f->loaded;
+        if (want == 0)
+                return 0;
+        n.uid = f->uid;
+        n.gid = f->gid;
+        for (unsigned g = 1; g <= PROC_FACT_MACHINE; g <<= 1)
+                if (want & g) {
+                        r = load_group(f->pid, g, &n);
+                        if (r < 0)
+                                return r;
+                }
+
+        /* Everything above came from the process that started at
+         * f->starttime only if that one still holds the pid now.  Not
+         * proc_starttime(): its 0 for any failure would make -ENOMEM look
+         * like a gone process. */
+        r = read_stat(f->pid, &starttime, NULL);
+        if (r < 0)
+                return r;
+        if (starttime != f->starttime)
+                return -ESRCH;
+
+        if (want & PROC_FACT_EXE) {
+                take_string(&f->exe, &n.exe);
+                f->exe_deleted = n.exe_deleted;
+        }
+        if (want & PROC_FACT_IDS) {
+                f->uid = n.uid;
+                f->gid = n.gid;
+        }
+        take_string(&f->user, &n.user);
+        take_string(&f->group, &n.group);
+        take_string(&f->cgroup, &n.cgroup);
+        take_string(&f->unit, &n.unit);
+        take_string(&f->slice, &n.slice);
+        take_string(&f->machine, &n.machine);
+        f->loaded |= want;
+        return 0;
+}
+
+int proc_facts_open(pid_t pid, struct proc_facts *ret) {
+        struct proc_facts f = { .pid = pid };
         int r;
 
         if (pid <= 0)
                 return -EINVAL;
-
         r = read_stat(pid, &f.starttime, &f.comm);
         if (r < 0)
                 return r;
-        r = read_exe(pid, &f.exe, &f.exe_deleted);
-        if (r < 0)
-                return r;
-        r = read_ids(pid, &f);
-        if (r < 0)
-                return r;
-        r = read_unified_cgroup(pid, &f.cgroup);
-        if (r < 0)
-                return r;
-        r = sd_fact(sd_pid_get_unit, pid, &f.unit);
-        if (r < 0)
-                return r;
-        r = sd_fact(sd_pid_get_slice, pid, &f.slice);
-        if (r < 0)
-                return r;
-        r = sd_fact(sd_pid_get_machine_name, pid, &f.machine);
-        if (r < 0)
-                return r;
+        *ret = f;
+        return 0;
+}
 
-        /* Everything above came from the process that started at f.starttime
-         * only if that one still holds the pid now.  Not proc_starttime():
-         * its 0 for any failure would make -ENOMEM look like a gone process. */
-        r = read_stat(pid, &starttime, NULL);
+int proc_facts_read(pid_t pid, struct proc_facts *ret) {
+        _cleanup_(proc_facts_done) struct proc_facts f = {};
+        int r;
+
+        r = proc_facts_open(pid, &f);
         if (r < 0)
                 return r;
-        if (starttime != f.starttime)
-                return -ESRCH;
-
+        r = proc_facts_load(&f, PROC_FACT_ALL);
+        if (r < 0)
+                return r;
         *ret = f;
         f = (struct proc_facts) {};
         return 0;

@@ -25,13 +25,38 @@ struct proc_facts {
         char *cgroup;           /* unified hierarchy path ("0::" line) or NULL */
         char *unit, *slice;     /* systemd unit and slice, NULL outside any */
         char *machine;          /* systemd-machined name, NULL if none */
+        unsigned loaded;        /* PROC_FACT_* read so far (pid, starttime, comm always) */
 };
+
+/* The facts beyond pid, starttime and comm, in the groups they are read in.
+ * Each costs its own /proc or cgroup-tree reads (10–25 µs apiece here), so
+ * the daemon reads a group only when a rule asks about one of its keys. */
+enum {
+        PROC_FACT_EXE     = 1u << 0,    /* exe, exe_deleted */
+        PROC_FACT_IDS     = 1u << 1,    /* uid, gid */
+        PROC_FACT_NAMES   = 1u << 2,    /* user, group (NSS; implies IDS) */
+        PROC_FACT_CGROUP  = 1u << 3,
+        PROC_FACT_UNIT    = 1u << 4,
+        PROC_FACT_SLICE   = 1u << 5,
+        PROC_FACT_MACHINE = 1u << 6,
+        PROC_FACT_ALL     = (1u << 7) - 1,
+};
+
+/* The group that holds a rule key's fact: 0 for comm and for keys that are
+ * not facts (name, label.*, ...). */
+unsigned proc_fact_of_key(const char *key);
 
 /* Read all facts of pid.  -ESRCH if the process is gone, or was replaced
  * by another one under the same pid while being read (the starttime is
  * read before and after and must agree).  Facts that systemd does not know
  * (unit, slice, machine) are NULL, not errors. */
 int proc_facts_read(pid_t pid, struct proc_facts *ret);
+/* pid, starttime and comm only; proc_facts_load() adds the rest. */
+int proc_facts_open(pid_t pid, struct proc_facts *ret);
+/* Read the groups of mask not read yet.  -ESRCH if the process that
+ * f->starttime names no longer holds f->pid: nothing is then added.  A
+ * group that failed stays unread (and its keys unknown). */
+int proc_facts_load(struct proc_facts *f, unsigned mask);
 void proc_facts_done(struct proc_facts *f);
 
 /* Field 22 of /proc/<pid>/stat (clock ticks since boot); 0 if gone. */

@@ -139,6 +139,7 @@ int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret) {
                 r->head = vm;
         r->tail = vm;
         r->n_vms++;
+        r->n_creator_unknown++;
         *ret = vm;
         return 0;
 }
@@ -159,5 +160,14 @@ void registry_remove(struct registry *r, struct vm *vm) {
         else
                 r->tail = vm->list_prev;
         r->n_vms--;
+        if (!vm->creator_known)
+                r->n_creator_unknown--;
         vm_free(vm);
+}
+
+void registry_creator_seen(struct registry *r, struct vm *vm) {
+        if (vm->creator_known)
+                return;
+        vm->creator_known = true;
+        r->n_creator_unknown--;
 }

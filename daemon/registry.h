@@ -39,6 +39,11 @@ struct vm {
 
         struct proc_facts facts;
         bool have_facts;
+        /* A CREATE uevent named this VM's creator, so its DESTROY will name
+         * (pid, fd) too.  Not so for VMs found by a /proc scan: see
+         * registry_creator_unknown(). */
+        bool creator_known;
+        bool dirty;                     /* its record is to be written (persist.c) */
 
         /* claimed in ATTACH */
         char *name, *uuid, *client;
@@ -70,10 +75,18 @@ struct vm {
         struct vm *list_prev, *list_next;
 };
 
+/* A VM named by value, for work queued across turns of the event loop:
+ * one that goes away meanwhile is simply not found. */
+struct vm_key {
+        pid_t pid;
+        int fd;
+};
+
 struct registry {
         struct vm **buckets;
         size_t n_buckets;
         size_t n_vms;
+        size_t n_creator_unknown;       /* VMs without creator_known */
         struct vm *head, *tail;         /* in order of registration */
 };
 
@@ -89,5 +102,7 @@ struct vm *registry_lookup(const struct registry *r, const char *id_or_name);
 int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret);
 /* Unlink and free. The caller has stopped the timer and the session. */
 void registry_remove(struct registry *r, struct vm *vm);
+/* The CREATE uevent of vm was seen: its DESTROY will name it. */
+void registry_creator_seen(struct registry *r, struct vm *vm);
 
 #define REGISTRY_FOREACH(v, r) for (struct vm *v = (r)->head; v; v = v->list_next)

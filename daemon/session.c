@@ -207,6 +207,7 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         struct proto_attach a = {};
         char reason[PROTO_REASON_MAX], link[64] = "", path[64];
         struct vm *vm;
+        uid_t uid;
         ssize_t l;
         int r;
 
@@ -278,11 +279,15 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         r = manager_decide(m, vm);
         if (r < 0)
                 return session_refuse(s, -r, "cannot decide a filter for VM %s: %s", vm->id, strerror(-r));
+        /* The APPLY first: the VMM's ioctl then runs while we write the
+         * record of the attach.  A failed push ends the session (and says
+         * why); the VM and the record of its attach stay. */
+        uid = s->cred.uid;
+        r = manager_push(m, vm);
         audit_record(LOG_INFO, MID_ATTACH, vm->id, vm->profile, vm->pid,
                      "VM %s attached by %s (pid %d, uid %u, %s%s%s): profile '%s' (%s)", vm->id,
-                     strna(vm->facts.comm), (int) vm->pid, (unsigned) s->cred.uid, vm->client,
+                     strna(vm->facts.comm), (int) vm->pid, (unsigned) uid, strna(vm->client),
                      vm->name ? ", name " : "", strempty(vm->name), vm->profile, vm->profile_source);
-        r = manager_push(m, vm);
         if (r < 0)
                 return;         /* the session ended, with the reason */
         /* Survive our own restart: systemd keeps the connection for us. */

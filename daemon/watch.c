@@ -175,8 +175,11 @@ static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
                         defer_scan_pid(m, ev->pid);
                         break;
                 }
-                if (manager_vm_detected(m, ev->pid, ev->fd, NULL) == -ESRCH)
+                vm = NULL;
+                if (manager_vm_detected(m, ev->pid, ev->fd, &vm) == -ESRCH)
                         log_debug("VM %d-%d: its process exited before we saw it", (int) ev->pid, ev->fd);
+                else if (vm)
+                        registry_creator_seen(&m->registry, vm);
                 break;
         case KVM_UEVENT_DESTROY:
                 if (ev->fd < 0) {
@@ -188,11 +191,16 @@ static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
                         manager_vm_gone(m, vm, "destroyed (last reference closed)");
                         break;
                 }
-                /* Created by a thread before we listened: the event names the
-                 * thread, the registry the process.  Check who lost that fd. */
+                /* Gone already (its session or a rescan saw it go), or created
+                 * by a thread before we listened: then the event names the
+                 * thread, the registry the process.  Only VMs whose CREATE we
+                 * never saw can be such: check which of those lost that fd,
+                 * and walk nothing in the common case. */
+                if (m->registry.n_creator_unknown == 0)
+                        break;
                 for (struct vm *i = m->registry.head, *next; i; i = next) {
                         next = i->list_next;
-                        if (i->fd == ev->fd && !proc_fd_is_kvm_vm(i->pid, i->fd))
+                        if (!i->creator_known && i->fd == ev->fd && !proc_fd_is_kvm_vm(i->pid, i->fd))
                                 manager_vm_gone(m, i, "destroyed (last reference closed)");
                 }
                 break;

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include "match.h"
 #include "procfacts.h"
 
 static void test_self(void **state) {
@@ -227,6 +228,88 @@ static void test_gone(void **state) {
         assert_true(proc_starttime(-1) == 0);
 }
 
+/* Only what is asked for is read, and only once. */
+static void test_lazy(void **state) {
+        _cleanup_(proc_facts_done) struct proc_facts f = {};
+
+        assert_int_equal(proc_facts_open(getpid(), &f), 0);
+        assert_int_equal(f.pid, getpid());
+        assert_true(f.starttime == proc_starttime(getpid()));
+        assert_non_null(f.comm);
+        assert_int_equal(f.loaded, 0);
+        assert_null(f.exe);
+        assert_null(f.user);
+
+        assert_int_equal(proc_facts_load(&f, PROC_FACT_NAMES), 0);
+        assert_int_equal(f.loaded, PROC_FACT_NAMES | PROC_FACT_IDS);     /* names need the ids */
+        assert_int_equal(f.uid, getuid());
+        assert_non_null(f.user);
+        assert_non_null(f.group);
+        assert_null(f.exe);
+        assert_null(f.cgroup);
+
+        assert_int_equal(proc_facts_load(&f, PROC_FACT_EXE | PROC_FACT_CGROUP), 0);
+        assert_int_equal(f.loaded, PROC_FACT_NAMES | PROC_FACT_IDS | PROC_FACT_EXE | PROC_FACT_CGROUP);
+        assert_non_null(f.exe);
+        assert_int_equal(proc_facts_load(&f, PROC_FACT_EXE), 0);     /* nothing left to read */
+
+        assert_int_equal(proc_fact_of_key("unit"), PROC_FACT_UNIT);
+        assert_int_equal(proc_fact_of_key("user"), PROC_FACT_NAMES);
+        assert_int_equal(proc_fact_of_key("comm"), 0);
+        assert_int_equal(proc_fact_of_key("label.tier"), 0);
+        assert_int_equal(proc_fact_of_key("name"), 0);
+}
+
+/* A process gone (or replaced) between open and load: nothing is added. */
+static void test_lazy_gone(void **state) {
+        _cleanup_(proc_facts_done) struct proc_facts f = {};
+        pid_t child;
+
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                pause();
+                _exit(0);
+        }
+        assert_int_equal(proc_facts_open(child, &f), 0);
+        kill(child, SIGKILL);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        assert_int_equal(proc_facts_load(&f, PROC_FACT_ALL), -ESRCH);
+        assert_int_equal(f.loaded, 0);
+        assert_null(f.exe);
+        assert_null(f.unit);
+
+        /* Another process under the same pid (as if reused): its start time differs. */
+        proc_facts_done(&f);
+        assert_int_equal(proc_facts_open(getpid(), &f), 0);
+        f.starttime++;
+        assert_int_equal(proc_facts_load(&f, PROC_FACT_EXE), -ESRCH);
+        assert_null(f.exe);
+}
+
+/* Rules read a fact only once the rule's other keys held. */
+static void test_match_reads_lazily(void **state) {
+        _cleanup_(proc_facts_done) struct proc_facts f = {};
+        char uid[16];
+        struct rule_match m1[] = { { .key = (char *) "label.tier", .value = (char *) "trusted" },
+                              { .key = (char *) "exe", .value = (char *) "*" } };
+        struct rule_match m2[] = { { .key = (char *) "uid", .value = uid },
+                              { .key = (char *) "label.tier", .value = (char *) "standard" } };
+        struct rule rules[] = {
+                { .matches = m1, .n_matches = 2, .profile = (char *) "trusted" },
+                { .matches = m2, .n_matches = 2, .profile = (char *) "standard" },
+        };
+        struct policy p = { .rules = rules, .n_rules = 2 };
+        char *labels[] = { (char *) "tier=standard", NULL };
+        struct match_input in = { .labels = labels, .facts = &f };
+
+        snprintf(uid, sizeof(uid), "%u", (unsigned) getuid());
+        assert_int_equal(proc_facts_open(getpid(), &f), 0);
+        assert_int_equal(match_rules(&p, &in), 1);
+        assert_int_equal(f.loaded, PROC_FACT_IDS);      /* rule 1 failed on its label: no exe read */
+        assert_null(f.exe);
+}
+
 /* A zombie has no exe any more: its facts are not to be had either. */
 static void test_zombie(void **state) {
         struct proc_facts f = {};
@@ -272,6 +355,9 @@ int main(void) {
                 cmocka_unit_test(test_gone),
                 cmocka_unit_test(test_zombie),
                 cmocka_unit_test(test_tgid),
+                cmocka_unit_test(test_lazy),
+                cmocka_unit_test(test_lazy_gone),
+                cmocka_unit_test(test_match_reads_lazily),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
