@@ -136,7 +136,15 @@ class Bench:
 
     # --- phases -----------------------------------------------------------
 
+    def profiled(self, d, phase):
+        """perf record -g of the daemon while a phase runs (--profile)."""
+        return benchrun.Profile(self.o.profile, d.pid, phase)
+
     def phase_attach(self, d, echoes, others):
+        with self.profiled(d, "attach-%s" % others):
+            self._phase_attach(d, echoes, others)
+
+    def _phase_attach(self, d, echoes, others):
         n = self.o.attach_samples
         for label, entries in ((None, 2), ("300", 300)):
             sent, acked = self.attach_samples(d, echoes[entries], label, n)
@@ -149,6 +157,10 @@ class Bench:
                      how="ATTACH→daemon's 'applied' record read from its stderr, vs the echo peer's line")
 
     def phase_runtime_one(self, d, bus, rtt2):
+        with self.profiled(d, "runtime-one"):
+            self._phase_runtime_one(d, bus, rtt2)
+
+    def _phase_runtime_one(self, d, bus, rtt2):
         h = benchrun.Holder(self, d.socket, 1, trace=True)
         try:
             vm = "hold-%d-0" % h.proc.pid
@@ -177,6 +189,10 @@ class Bench:
             h.stop()
 
     def phase_reads(self, d, bus):
+        with self.profiled(d, "reads"):
+            self._phase_reads(d, bus)
+
+    def _phase_reads(self, d, bus):
         n = self.o.read_samples
         sizes = {m: bus.reply_size(m) for m in ("ListVMs", "GetManagedObjects")}
         echo = bus.echo_serve(self, sizes["ListVMs"], sizes["GetManagedObjects"])
@@ -197,6 +213,10 @@ class Bench:
             bus.echo.stop()
 
     def phase_runtime_many(self, d, bus, holders, rtt2):
+        with self.profiled(d, "runtime-many"):
+            self._phase_runtime_many(d, bus, holders, rtt2)
+
+    def _phase_runtime_many(self, d, bus, holders, rtt2):
         rows = []
         for profile in ("bench-2b", "bench-2"):
             for h in holders:
@@ -487,6 +507,8 @@ def main():
     ap.add_argument("--markdown", help="write the table here")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--keep", action="store_true", help="keep the logs and records of the run")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="perf record -g the daemon in each phase, to DIR/<phase>.data")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
     opts.attach_samples = 100 if opts.quick else 1000

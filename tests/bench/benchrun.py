@@ -11,6 +11,7 @@ import os
 import platform
 import re
 import resource
+import signal
 import struct
 import subprocess
 import tempfile
@@ -449,6 +450,32 @@ def fd_kinds(pid):
         else:
             out[int(fd)] = re.sub(r"^anon_inode:\[?|\]$", "", link)
     return out
+
+
+class Profile:
+    """perf record -g -p PID into DIR/PHASE.data for the life of a with-block;
+    nothing when DIR is None."""
+
+    def __init__(self, directory, pid, phase):
+        self.p = None
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+            self.p = subprocess.Popen(["perf", "record", "-q", "-g", "-p", str(pid), "-o",
+                                       os.path.join(directory, phase + ".data")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.p:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return False
 
 
 def strace_wakeups(bench, pid, seconds):
