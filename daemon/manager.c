@@ -55,6 +55,8 @@ static int policy_set_build(struct manager *m, struct policy_set **ret, char **r
                         r = filter_compile(s->policy, s->policy->profiles[i].name, &m->pmu, &m->kvm,
                                            &s->filters[i], &d);
         }
+        /* Until the next build, libpfm4's tables would only weigh on us. */
+        pmu_libpfm_release();
         for (size_t i = 0; i < d.n; i++)
                 if (d.v[i].level != DIAG_NOTE)
                         log_full_errno(d.v[i].level == DIAG_ERROR ? LOG_ERR : LOG_WARNING, 0,
