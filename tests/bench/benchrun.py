@@ -12,6 +12,7 @@ import platform
 import re
 import resource
 import signal
+import socket
 import struct
 import subprocess
 import tempfile
@@ -58,14 +59,14 @@ class Proc:
     """A child with optional stdin pipe and stdout collected by a thread
     (or written to a file: out=path)."""
 
-    def __init__(self, registry, argv, stdin=False, out=None, stderr=None, env=None, preexec_fn=None):
+    def __init__(self, registry, argv, stdin=False, out=None, stderr=None, env=None, preexec_fn=None, pass_fds=()):
         self.argv = argv
         self.lines = []
         self.cond = threading.Condition()
         self.out = open(out, "w") if out else None
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                   stdout=self.out or subprocess.PIPE, stderr=stderr, text=True, env=env,
-                                  preexec_fn=preexec_fn)
+                                  preexec_fn=preexec_fn, pass_fds=pass_fds)
         self.pid = self.p.pid
         registry.add(self)
         if not self.out:
@@ -158,14 +159,14 @@ def raise_nofile(n=65536):
 class Stamped:
     """A program whose stderr goes through bench-stamp into a log."""
 
-    def start_stamped(self, bench, argv, name, preexec_fn=None):
+    def start_stamped(self, bench, argv, name, preexec_fn=None, pass_fds=()):
         self.log = os.path.join(bench.dir, name + ".log")
         self.stamp = Proc(bench.procs, [bench.prog("bench-stamp")], stdin=True, out=self.log)
         env = dict(os.environ)
         for k in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS"):
             env.pop(k, None)
         self.proc = Proc(bench.procs, argv, out=os.devnull, stderr=self.stamp.p.stdin, env=env,
-                         preexec_fn=preexec_fn)
+                         preexec_fn=preexec_fn, pass_fds=pass_fds)
         self.stamp.p.stdin.close()
         self.stamp.p.stdin = None
 
@@ -221,7 +222,17 @@ class Daemon(Stamped):
             argv.append("-v")
         self.name = name
         self.stopping = False
-        self.start_stamped(bench, argv, "pmufilterd-" + name, preexec_fn=raise_nofile())
+        # As pmufilterd.socket starts it: the VMM socket is passed, bound by
+        # "systemd" (here, us), 0660.  sh execs the daemon under its own
+        # pid, which LISTEN_PID must name.
+        listen = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listen.bind(self.socket)
+        os.chmod(self.socket, 0o660)
+        listen.listen(socket.SOMAXCONN)
+        argv = ["sh", "-c", 'exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=vmm exec "$@"'
+                % (listen.fileno(), listen.fileno()), "sh"] + argv
+        self.start_stamped(bench, argv, "pmufilterd-" + name, preexec_fn=raise_nofile(), pass_fds=(listen.fileno(),))
+        listen.close()
         bench.daemons.append(self)
         self.wait_log(r"pmufilterd .* running", 120)
         self.pid = self.proc.pid
