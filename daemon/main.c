@@ -109,27 +109,32 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-/* Socket activation and the fd store, with their names, taken once. */
-static int take_listen_fds(struct manager *m) {
+/* Socket activation and the fd store, with their names, taken once and
+ * first of all: sd_listen_fds() refuses numbers that are not open (EBADF),
+ * which it can tell only before the event loop's own fds may take them. */
+static int take_listen_fds(int **ret_fds, char ***ret_names) {
         char **names = NULL;
-        int n;
+        int *fds, n;
 
         n = sd_listen_fds_with_names(true, &names);
         if (n < 0)
                 return log_error_errno(n, "Failed to take the fds passed by systemd: %m");
-        m->listen_fds = calloc(n + 1, sizeof(int));
-        if (!m->listen_fds) {
+        fds = calloc(n + 1, sizeof(int));
+        if (!fds) {
                 strv_free(names);
-                return -ENOMEM;
+                return log_error_errno(ENOMEM, "Failed to take the fds passed by systemd: %m");
         }
         for (int i = 0; i < n; i++)
-                m->listen_fds[i] = SD_LISTEN_FDS_START + i;
-        m->n_listen_fds = (size_t) n;
-        m->listen_names = names;
-        return 0;
+                fds[i] = SD_LISTEN_FDS_START + i;
+        *ret_fds = fds;
+        *ret_names = names;
+        return n;
 }
 
 static int run(void) {
+        _cleanup_free_ int *listen_fds = NULL;
+        _cleanup_strv_free_ char **listen_names = NULL;
+        int n_listen_fds;
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(manager_freep) struct manager *m = NULL;
         sigset_t mask;
@@ -150,6 +155,9 @@ static int run(void) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        n_listen_fds = take_listen_fds(&listen_fds, &listen_names);
+        if (n_listen_fds < 0)
+                return n_listen_fds;
         r = sd_event_default(&e);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
@@ -160,9 +168,9 @@ static int run(void) {
             free_and_strdup(&m->runtime_dir, arg_runtime_dir) < 0 ||
             free_and_strdup(&m->bus_address, arg_bus_address ? arg_bus_address : getenv("DBUS_SYSTEM_BUS_ADDRESS")) < 0)
                 return log_error_errno(ENOMEM, "Failed to set up: %m");
-        r = take_listen_fds(m);
-        if (r < 0)
-                return r;
+        m->listen_fds = TAKE_PTR(listen_fds);
+        m->listen_names = TAKE_PTR(listen_names);
+        m->n_listen_fds = (size_t) n_listen_fds;
         r = manager_load_policy(m);
         if (r < 0)
                 return r;
