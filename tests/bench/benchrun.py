@@ -229,8 +229,9 @@ class Daemon(Stamped):
         listen.bind(self.socket)
         os.chmod(self.socket, 0o660)
         listen.listen(socket.SOMAXCONN)
-        argv = ["sh", "-c", 'exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=vmm exec "$@"'
-                % (listen.fileno(), listen.fileno()), "sh"] + argv
+        fd = listen.fileno()
+        argv = ["sh", "-c", ('exec 3<&%d %d<&-; ' % (fd, fd) if fd != 3 else "") +
+                'export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=vmm; exec "$@"', "sh"] + argv
         self.start_stamped(bench, argv, "pmufilterd-" + name, preexec_fn=raise_nofile(), pass_fds=(listen.fileno(),))
         listen.close()
         bench.daemons.append(self)
