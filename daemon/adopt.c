@@ -24,8 +24,7 @@ int manager_adopt(struct manager *m, struct vm *vm) {
         const struct compiled_filter *f;
         int r;
 
-        if (free_and_strdup(&vm->client, "ptrace") < 0)
-                return -ENOMEM;
+        vm->client = "ptrace";
         r = manager_decide(m, vm);
         if (r < 0)
                 return r;

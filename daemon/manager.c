@@ -173,25 +173,6 @@ const char *manager_socket_path(const struct manager *m) {
         return s->socket ? s->socket : POLICY_DEFAULT_SOCKET;
 }
 
-static struct compiled_filter *filter_dup(const struct compiled_filter *f) {
-        struct compiled_filter *c = calloc(1, sizeof(*c));
-
-        if (!c)
-                return NULL;
-        *c = *f;
-        c->profile = NULL;
-        c->events = NULL;
-        c->entry_names = NULL;
-        if ((f->profile && !(c->profile = strdup(f->profile))) ||
-            (f->nevents && !(c->events = malloc(sizeof(uint64_t) * f->nevents)))) {
-                compiled_filter_free(c);
-                return NULL;
-        }
-        if (f->nevents)
-                memcpy(c->events, f->events, sizeof(uint64_t) * f->nevents);
-        return c;
-}
-
 /* What the policy and the D-Bus changes say for this VM: profile index into
  * set, or -ENOENT for "no rule and no default".  Order: a change made for
  * this VM over D-Bus, the first rule that matches, the default profile. */
@@ -232,7 +213,7 @@ static int decide_profile(struct manager *m, struct vm *vm, char *source, size_t
 
 int manager_decide(struct manager *m, struct vm *vm) {
         _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
-        char source[32] = "lockdown";
+        char source[sizeof(vm->profile_source)] = "lockdown";
         const char *profile = "lockdown";
         bool changed;
         int r;
@@ -240,7 +221,7 @@ int manager_decide(struct manager *m, struct vm *vm) {
         if (m->set) {
                 r = decide_profile(m, vm, source, sizeof(source));
                 if (r >= 0) {
-                        f = filter_dup(m->set->filters[r]);
+                        f = compiled_filter_ref(m->set->filters[r]);
                         profile = m->set->policy->profiles[r].name;
                 } else {
                         /* No rule and no default: nothing may count. */
@@ -261,8 +242,9 @@ int manager_decide(struct manager *m, struct vm *vm) {
                 bus_profile_vms_changed(m, vm->profile);
                 bus_profile_vms_changed(m, profile);
         }
-        if (free_and_strdup(&vm->profile, profile) < 0 || free_and_strdup(&vm->profile_source, source) < 0)
+        if (free_and_strdup(&vm->profile, profile) < 0)
                 return -ENOMEM;
+        snprintf(vm->profile_source, sizeof(vm->profile_source), "%s", source);
         compiled_filter_free(vm->filter);
         vm->filter = TAKE_PTR(f);
         return changed;

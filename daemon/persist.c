@@ -179,13 +179,13 @@ static int read_record(const char *path, struct vm *vm) {
                 else if (streq(line, "UUID"))
                         r = free_and_strdup(&vm->uuid, v);
                 else if (streq(line, "CLIENT"))
-                        r = free_and_strdup(&vm->client, v);
+                        vm->client = vm_client_from_string(v);
                 else if (streq(line, "LABEL"))
                         r = strv_extend(&vm->labels, v);
                 else if (streq(line, "PROFILE"))
                         r = free_and_strdup(&vm->profile, v);
                 else if (streq(line, "PROFILE_SOURCE"))
-                        r = free_and_strdup(&vm->profile_source, v);
+                        snprintf(vm->profile_source, sizeof(vm->profile_source), "%s", v);
                 else if (streq(line, "OVERRIDE"))
                         r = free_and_strdup(&vm->override, v);
                 else if (streq(line, "OVERRIDE_RUNTIME"))

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "compile.h"
+#include "proto.h"
 #include "registry.h"
 
 static const char *const state_names[_VM_STATE_MAX] = {
@@ -20,6 +21,15 @@ static const char *const state_names[_VM_STATE_MAX] = {
 
 const char *vm_state_to_string(enum vm_state s) {
         return s < _VM_STATE_MAX ? state_names[s] : "unknown";
+}
+
+const char *vm_client_from_string(const char *s) {
+        if (!s)
+                return NULL;
+        for (int c = 0; c < _PROTO_CLIENT_MAX; c++)
+                if (streq(s, proto_client_to_string(c)))
+                        return proto_client_to_string(c);
+        return streq(s, "ptrace") ? "ptrace" : NULL;
 }
 
 static size_t bucket_of(size_t n_buckets, pid_t pid, int fd) {
@@ -40,10 +50,8 @@ static void vm_free(struct vm *vm) {
         proc_facts_done(&vm->facts);
         free(vm->name);
         free(vm->uuid);
-        free(vm->client);
         strv_free(vm->labels);
         free(vm->profile);
-        free(vm->profile_source);
         compiled_filter_free(vm->filter);
         free(vm->last_error);
         free(vm->override);

@@ -25,6 +25,9 @@ enum vm_state {
 };
 
 const char *vm_state_to_string(enum vm_state s);
+/* The client kinds a VM can have (proto's CLIENT= values and "ptrace"), as
+ * static strings; NULL for anything else. */
+const char *vm_client_from_string(const char *s);
 
 struct compiled_filter;
 struct manager;
@@ -46,7 +49,8 @@ struct vm {
         bool dirty;                     /* its record is to be written (persist.c) */
 
         /* claimed in ATTACH */
-        char *name, *uuid, *client;
+        char *name, *uuid;
+        const char *client;             /* static: vm_client_from_string() */
         char **labels;                  /* "key=value" */
         unsigned vcpus;
 
@@ -54,7 +58,7 @@ struct vm {
 
         /* the decision */
         char *profile;                  /* NULL until decided */
-        char *profile_source;           /* "rule:<n>", "default", "runtime", "lockdown" */
+        char profile_source[16];        /* "rule:<n>", "default", "runtime", "lockdown"; "" */
         struct compiled_filter *filter; /* what was (or is being) applied: owned copy */
         uint64_t applied_usec;          /* CLOCK_REALTIME of the last good APPLIED */
         int last_errno;                 /* of the last APPLIED, 0 ok */

@@ -41,6 +41,11 @@ struct session_server {
         int fd;
         sd_event_source *io;
         struct session *sessions;
+        /* Sessions with an APPLY unanswered, by deadline: one timer for all
+         * of them, armed at the first (a timer per session cost each one
+         * another event source, a quarter of a VM's memory). */
+        struct session *waiting_head, *waiting_tail;
+        sd_event_source *apply_timer;
 };
 
 struct session {
@@ -49,10 +54,69 @@ struct session {
         int pidfd;
         struct ucred cred;
         sd_event_source *io;
-        sd_event_source *apply_timer;
+        uint64_t apply_deadline;        /* CLOCK_MONOTONIC; 0: not waiting */
+        struct session *waiting_prev, *waiting_next;
         struct vm *vm;
         struct session *prev, *next;
 };
+
+static void apply_timer_update(struct session_server *server) {
+        if (!server->apply_timer)
+                return;
+        if (!server->waiting_head) {
+                (void) sd_event_source_set_enabled(server->apply_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(server->apply_timer, server->waiting_head->apply_deadline);
+        (void) sd_event_source_set_enabled(server->apply_timer, SD_EVENT_ONESHOT);
+}
+
+/* The session's APPLY is answered (or the session ends): stop waiting. */
+static void session_stop_waiting(struct session *s) {
+        struct session_server *server = s->server;
+        bool was_head;
+
+        if (!server || s->apply_deadline == 0)
+                return;
+        was_head = server->waiting_head == s;
+        if (s->waiting_prev)
+                s->waiting_prev->waiting_next = s->waiting_next;
+        else
+                server->waiting_head = s->waiting_next;
+        if (s->waiting_next)
+                s->waiting_next->waiting_prev = s->waiting_prev;
+        else
+                server->waiting_tail = s->waiting_prev;
+        s->waiting_prev = s->waiting_next = NULL;
+        s->apply_deadline = 0;
+        if (was_head)
+                apply_timer_update(server);
+}
+
+/* Wait timeout_ms for the answer to the APPLY just sent.  Deadlines mostly
+ * come in order (one timeout for all): inserted from the tail. */
+static void session_start_waiting(struct session *s, uint64_t timeout_ms) {
+        struct session_server *server = s->server;
+        struct session *after;
+
+        session_stop_waiting(s);
+        s->apply_deadline = now_usec(CLOCK_MONOTONIC) + timeout_ms * 1000u;
+        for (after = server->waiting_tail; after && after->apply_deadline > s->apply_deadline;
+             after = after->waiting_prev)
+                ;
+        s->waiting_prev = after;
+        s->waiting_next = after ? after->waiting_next : server->waiting_head;
+        if (s->waiting_next)
+                s->waiting_next->waiting_prev = s;
+        else
+                server->waiting_tail = s;
+        if (after)
+                after->waiting_next = s;
+        else {
+                server->waiting_head = s;
+                apply_timer_update(server);
+        }
+}
 
 /* The session on_session_io() is reading from, until session_free() says it is gone. */
 static struct session *receiving;
@@ -79,9 +143,9 @@ void session_free(struct session *s) {
                 persist_forget_session(s->vm);
         if (s->vm && s->vm->session == s)
                 s->vm->session = NULL;
+        session_stop_waiting(s);
         session_unlink(s);
         sd_event_source_disable_unref(s->io);
-        sd_event_source_disable_unref(s->apply_timer);
         safe_close(s->pidfd);
         safe_close(s->fd);
         free(s);
@@ -156,19 +220,23 @@ int session_send_apply(struct session *s, const struct vm *vm, uint64_t serial) 
         /* A VMM that does not answer is a failed VM, not a stuck daemon. */
         timeout_ms = s->server->manager->set ? s->server->manager->set->policy->settings.attach_timeout_ms
                                               : POLICY_DEFAULT_ATTACH_TIMEOUT_MS;
-        if (s->apply_timer) {
-                (void) sd_event_source_set_time_relative(s->apply_timer, timeout_ms * 1000u);
-                (void) sd_event_source_set_enabled(s->apply_timer, SD_EVENT_ONESHOT);
-        }
+        session_start_waiting(s, timeout_ms);
         return 0;
 }
 
 static int on_apply_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
-        struct session *s = userdata;
+        struct session_server *server = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
-        if (s->vm && s->vm->serial_pending)
-                session_refuse(s, ETIMEDOUT, "no APPLIED for SERIAL=%" PRIu64 " in time",
-                               s->vm->serial_pending);
+        while (server->waiting_head && server->waiting_head->apply_deadline <= now) {
+                struct session *s = server->waiting_head;
+
+                session_stop_waiting(s);
+                if (s->vm && s->vm->serial_pending)
+                        session_refuse(s, ETIMEDOUT, "no APPLIED for SERIAL=%" PRIu64 " in time",
+                                       s->vm->serial_pending);
+        }
+        apply_timer_update(server);
         return 0;
 }
 
@@ -254,11 +322,11 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         vm->uuid = TAKE_PTR(a.uuid);
         strv_free(vm->labels);
         vm->labels = NULL;
-        if (labels_to_strv(&a, &vm->labels) < 0 ||
-            free_and_strdup(&vm->client, proto_client_to_string(a.client)) < 0) {
+        if (labels_to_strv(&a, &vm->labels) < 0) {
                 proto_attach_done(&a);
                 return session_refuse(s, ENOMEM, "out of memory");
         }
+        vm->client = proto_client_to_string(a.client);
         vm->vcpus = a.vcpus;
         proto_attach_done(&a);
         {
@@ -379,8 +447,8 @@ static int session_receive(struct session *s) {
                 if (proto_parse_applied(buf, (size_t) n, &a, reason, sizeof(reason)) < 0)
                         session_refuse(s, EBADMSG, "malformed APPLIED: %s", reason);
                 else {
-                        if (a.serial == s->vm->serial_pending && s->apply_timer)
-                                (void) sd_event_source_set_enabled(s->apply_timer, SD_EVENT_OFF);
+                        if (a.serial == s->vm->serial_pending)
+                                session_stop_waiting(s);
                         manager_applied(s->server->manager, s->vm, a.serial, a.error,
                                         a.has_pmu_error ? a.pmu_error : 0);
                 }
@@ -449,11 +517,6 @@ static int session_new(struct session_server *server, int fd, struct session **r
                 s->pidfd = (int) syscall(SYS_pidfd_open, s->cred.pid, 0);
 
         r = sd_event_add_io(m->event, &s->io, s->fd, EPOLLIN | EPOLLET, on_session_io, s);
-        if (r >= 0)
-                r = sd_event_add_time_relative(m->event, &s->apply_timer, CLOCK_MONOTONIC, UINT64_MAX / 2, 0,
-                                               on_apply_timeout, s);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(s->apply_timer, SD_EVENT_OFF);
         if (r < 0) {
                 session_free(s);
                 return r;
@@ -498,8 +561,7 @@ int session_restore(struct manager *m, int fd, struct vm *vm) {
                 uint64_t timeout_ms = m->set ? m->set->policy->settings.attach_timeout_ms
                                              : POLICY_DEFAULT_ATTACH_TIMEOUT_MS;
 
-                (void) sd_event_source_set_time_relative(s->apply_timer, timeout_ms * 1000u);
-                (void) sd_event_source_set_enabled(s->apply_timer, SD_EVENT_ONESHOT);
+                session_start_waiting(s, timeout_ms);
         }
         return 0;
 }
@@ -573,7 +635,11 @@ int session_server_start(struct manager *m) {
         r = sd_event_add_io(m->event, &s->io, fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the VMM socket: %m");
-        return 0;
+        r = sd_event_add_time(m->event, &s->apply_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_apply_timeout, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the APPLY timeout: %m");
+        (void) sd_event_source_set_description(s->apply_timer, "apply-timeout");
+        return sd_event_source_set_enabled(s->apply_timer, SD_EVENT_OFF);
 }
 
 struct session_server *session_server_free(struct session_server *s) {
@@ -581,6 +647,7 @@ struct session_server *session_server_free(struct session_server *s) {
                 return NULL;
         while (s->sessions)
                 session_free(s->sessions);
+        sd_event_source_disable_unref(s->apply_timer);
         sd_event_source_disable_unref(s->io);
         safe_close(s->fd);
         free(s);

@@ -39,9 +39,19 @@ struct compile_ctx {
         size_t n, allocated;
 };
 
+struct compiled_filter *compiled_filter_ref(struct compiled_filter *f) {
+        if (f)
+                f->n_ref = (f->n_ref ? f->n_ref : 1) + 1;
+        return f;
+}
+
 void compiled_filter_free(struct compiled_filter *f) {
         if (!f)
                 return;
+        if (f->n_ref > 1) {
+                f->n_ref--;
+                return;
+        }
         free(f->profile);
         free(f->events);
         strv_free(f->entry_names);

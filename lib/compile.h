@@ -24,8 +24,13 @@ struct compiled_filter {
         uint64_t *events;               /* sorted, deduplicated kernel words */
         char **entry_names;             /* parallel to events: how the policy
                                          * spelled each (first spelling), strv */
+        unsigned n_ref;                 /* 0 and 1 both mean one holder */
 };
 
+/* Another holder of f, which nobody may change from now on: the daemon's
+ * VMs share their profile's filter instead of copying it.  Returns f. */
+struct compiled_filter *compiled_filter_ref(struct compiled_filter *f);
+/* Drop a holder; the last one frees. */
 void compiled_filter_free(struct compiled_filter *f);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct compiled_filter *, compiled_filter_free)
 
