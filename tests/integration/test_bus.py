@@ -305,6 +305,49 @@ def test_changes_reply_only_after_applied():
         check(b.get(p.path, VM, "State") == "filtered", "the other VM is untouched")
 
 
+def test_unanswered_applies_time_out_each_at_its_own_deadline():
+    """One timer serves every session's APPLY timeout.  An APPLY sent later
+    with a shorter timeout (a reload changed it) fails first, the earlier
+    one still at its own deadline, and a VM that answers is not failed."""
+    import subprocess
+    import threading
+    config = CONFIG.replace("attach_timeout_ms: 1000", "attach_timeout_ms: 1600")
+    with world(config=config) as w:
+        b, d = w.bus, w.d
+        p, q, r = w.attach("vm1"), w.attach("vm2"), w.attach("vm3")
+        p.delay, q.delay = 3.0, 3.0
+        ends = {}
+
+        def reapply(vm):
+            # gdbus's own timeout is 25 s: it waits for the daemon's answer.
+            rc, out, err = b.gcall(MGR_PATH, MGR + ".Reapply", "['%s']" % vm)
+            ends[vm] = (time.monotonic(), rc, err)
+
+        t0 = time.monotonic()
+        first = threading.Thread(target=reapply, args=("vm1",))
+        first.start()
+        time.sleep(0.2)
+        d.write_config(config.replace("attach_timeout_ms: 1600", "attach_timeout_ms: 400"))
+        b.call(MGR_PATH, MGR, "Reload")
+        t1 = time.monotonic()
+        second = threading.Thread(target=reapply, args=("vm2",))
+        second.start()
+        b.call(MGR_PATH, MGR, "Reapply", "as", "1", "vm3")        # answers at once
+        first.join(10)
+        second.join(10)
+        check("vm1" in ends and "vm2" in ends, "both calls returned: %s" % ends)
+        for vm, start, timeout in (("vm1", t0, 1.6), ("vm2", t1, 0.4)):
+            t, rc, err = ends[vm]
+            check(rc != 0 and "no APPLIED" in err, "%s: expected ApplyFailed (no APPLIED), got rc %d: %s"
+                  % (vm, rc, err.strip()))
+            check(timeout - 0.05 <= t - start < timeout + 0.8, "%s failed %.3f s after its APPLY, expected %.1f s"
+                  % (vm, t - start, timeout))
+        check(ends["vm2"][0] < ends["vm1"][0], "the later, shorter timeout fired first")
+        check(b.get(r.path, VM, "State") == "filtered", "the VM that answered is filtered")
+        check(b.get(p.path, VM, "State") == "failed" and b.get(q.path, VM, "State") == "failed",
+              "both silent VMs are failed")
+
+
 # -- signals ----------------------------------------------------------------
 
 def test_signals_seen_by_gdbus_and_busctl_monitor():
