@@ -50,7 +50,7 @@ int manager_adopt(struct manager *m, struct vm *vm) {
 
         vm->last_errno = res.error;
         if (res.error == 0) {
-                vm->state = VM_ADOPTED;
+                vm_set_state(vm, VM_ADOPTED);
                 vm->applied_usec = now_usec(CLOCK_REALTIME);
                 (void) free_and_strdup(&vm->last_error,
                                        f->pmu_off ? "pmu: off cannot be honoured after creation: "
@@ -63,7 +63,7 @@ int manager_adopt(struct manager *m, struct vm *vm) {
         } else {
                 char *msg = NULL;
 
-                vm->state = VM_FAILED;
+                vm_set_state(vm, VM_FAILED);
                 if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER (injected) failed: %s", strerror(res.error)) >= 0) {
                         free(vm->last_error);
                         vm->last_error = msg;

@@ -51,15 +51,17 @@ static void batch_one(struct batch *b, struct vm *vm) {
         }
         if (r == 0 && !b->force)
                 return;
-        /* The APPLY first, then what we tell about it: the VMM's ioctl need
-         * not wait for our signals and records. */
+        persist_vm(m, vm);
+        /* A VM we can reach is told first, and its answer (APPLIED, a
+         * failure, or the end of its session) tells the bus, once, with the
+         * new state: the VMM's ioctl waits for no signal of ours. */
         if (manager_vm_managed(vm)) {
                 r = manager_apply(m, vm, b->waiter);
-                if (r < 0)
-                        log_warning_errno(r, "VM %s: failed to apply the new filter: %m", vm->id);
+                if (r >= 0)
+                        return;
+                log_warning_errno(r, "VM %s: failed to apply the new filter: %m", vm->id);
         }
         bus_vm_changed(m, vm);
-        persist_vm(m, vm);
 }
 
 /* One batch; true when every VM has had its turn (and the waiter is armed). */

@@ -183,10 +183,12 @@ int change_vm_profile(struct manager *m, sd_bus_message *msg, struct vm *vm, con
         }
         if (r < 0)
                 return r;
+        /* The APPLY first, the record of the change while the VMM applies it. */
+        r = push_and_wait(m, msg, &vm, 1, true, error);
         audit_record(LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
                      "VM %s: profile %s%s%s over D-Bus (%s)", vm->id, reset ? "reset to the policy" : "set to '",
                      reset ? "" : profile, reset ? "" : "'", runtime ? "runtime" : "persistent");
-        return push_and_wait(m, msg, &vm, 1, true, error);
+        return r;
 }
 
 int change_default_profile(struct manager *m, sd_bus_message *msg, const char *profile, bool runtime,

@@ -261,7 +261,7 @@ int manager_push(struct manager *m, struct vm *vm) {
                 return r;
         vm->serial_pending = serial;
         if (vm->state != VM_FILTERED && vm->state != VM_FAILED)
-                vm->state = VM_ATTACHED;
+                vm_set_state(vm, VM_ATTACHED);
         return 0;
 }
 
@@ -276,7 +276,7 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
         vm->serial_pending = 0;
         vm->last_errno = error;
         if (error == 0) {
-                vm->state = VM_FILTERED;
+                vm_set_state(vm, VM_FILTERED);
                 vm->applied_usec = now_usec(CLOCK_REALTIME);
                 if (vm->filter && vm->filter->pmu_off && pmu_error != 0 &&
                     asprintf(&msg, "vPMU could not be disabled (%s): the fallback empty allowlist is in force",
@@ -290,7 +290,7 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
                              vm->profile, vm->filter && vm->filter->action ? "deny" : "allow",
                              vm->filter ? vm->filter->nevents : 0, msg ? "; " : "", strempty(msg));
         } else {
-                vm->state = VM_FAILED;
+                vm_set_state(vm, VM_FAILED);
                 if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER failed: %s", strerror(error)) < 0)
                         msg = NULL;
                 (void) free_and_strdup(&vm->last_error, msg);
@@ -320,7 +320,7 @@ static int pidfd_kill(pid_t pid, uint64_t starttime) {
 void manager_vm_unmanaged(struct manager *m, struct vm *vm) {
         const struct settings *s = manager_settings(m);
 
-        vm->state = VM_UNMANAGED;
+        vm_set_state(vm, VM_UNMANAGED);
         if (s->unmanaged == UNMANAGED_KILL) {
                 int r = pidfd_kill(vm->pid, vm->starttime);
 
@@ -488,12 +488,10 @@ int manager_reload(struct manager *m, struct pending_call *waiter) {
 
 static int on_notify_status(sd_event_source *s, uint64_t usec, void *userdata) {
         struct manager *m = userdata;
-        unsigned n[_VM_STATE_MAX] = {};
+        const size_t *n = m->registry.n_state;
 
-        REGISTRY_FOREACH(vm, &m->registry)
-                n[vm->state]++;
         (void) sd_notifyf(false,
-                          "STATUS=%s%zu VMs: %u filtered, %u adopted, %u failed, %u unmanaged, %u detected, %u attached, %u detached",
+                          "STATUS=%s%zu VMs: %zu filtered, %zu adopted, %zu failed, %zu unmanaged, %zu detected, %zu attached, %zu detached",
                           m->lockdown ? "LOCKDOWN; " : "", m->registry.n_vms, n[VM_FILTERED], n[VM_ADOPTED], n[VM_FAILED],
                           n[VM_UNMANAGED], n[VM_DETECTED], n[VM_ATTACHED], n[VM_DETACHED]);
         return 0;

@@ -50,6 +50,7 @@ struct manager {
         /* VM records to write at the end of this turn of the loop (persist.c) */
         struct vm_key *dirty;
         size_t n_dirty, n_dirty_allocated;
+        uint64_t dirty_since;           /* CLOCK_MONOTONIC of the oldest unwritten record */
         sd_event_source *persist_event;
 
         /* fds passed by systemd (socket activation, fd store), with names */
@@ -81,6 +82,10 @@ struct pending_call;
 int manager_reload(struct manager *m, struct pending_call *waiter);
 /* Start watching: uevents, the /proc scan, the VMM socket. */
 int manager_start(struct manager *m);
+
+static inline void vm_set_state(struct vm *vm, enum vm_state s) {
+        registry_set_state(&vm->manager->registry, vm, s);
+}
 
 /* A VM fd seen by a uevent or the /proc scan. */
 int manager_vm_detected(struct manager *m, pid_t pid, int fd, struct vm **ret);

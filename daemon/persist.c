@@ -91,9 +91,14 @@ static int on_persist(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* Under sustained load the loop is never idle: records then wait at most this long. */
+#define PERSIST_MAX_LAG_USEC (1000 * 1000)
+
 void persist_vm(struct manager *m, struct vm *vm) {
         if (vm->dirty)
                 return;
+        if (m->n_dirty > 0 && now_usec(CLOCK_MONOTONIC) - m->dirty_since > PERSIST_MAX_LAG_USEC)
+                persist_flush(m);
         if (!m->persist_event) {
                 if (sd_event_add_defer(m->event, &m->persist_event, on_persist, m) < 0)
                         return write_record(m, vm);
@@ -103,6 +108,8 @@ void persist_vm(struct manager *m, struct vm *vm) {
         }
         if (!GREEDY_REALLOC(m->dirty, m->n_dirty_allocated, m->n_dirty + 1))
                 return write_record(m, vm);
+        if (m->n_dirty == 0)
+                m->dirty_since = now_usec(CLOCK_MONOTONIC);
         m->dirty[m->n_dirty++] = (struct vm_key) { vm->pid, vm->fd };
         vm->dirty = true;
         (void) sd_event_source_set_enabled(m->persist_event, SD_EVENT_ONESHOT);
@@ -163,7 +170,7 @@ static int read_record(const char *path, struct vm *vm) {
                 if (streq(line, "STATE")) {
                         for (int s = 0; s < _VM_STATE_MAX; s++)
                                 if (streq(v, vm_state_to_string(s)))
-                                        vm->state = s;
+                                        vm_set_state(vm, s);
                 } else if (streq(line, "STARTTIME"))
                         vm->starttime = strtoull(v, NULL, 10);
                 else if (streq(line, "VCPUS"))
@@ -250,7 +257,7 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
                 /* No session survived: the filter stays in the kernel; its client will reconnect. */
                 vm->serial_pending = 0;
                 if (vm->state == VM_FILTERED || vm->state == VM_ATTACHED || vm->state == VM_FAILED)
-                        vm->state = VM_DETACHED;
+                        vm_set_state(vm, VM_DETACHED);
                 log_info("VM %s: restored without a session (%s)", id, vm_state_to_string(vm->state));
                 if (vm->state == VM_DETECTED)
                         manager_arm_attach_timeout(m, vm);

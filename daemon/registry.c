@@ -147,6 +147,7 @@ int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret) {
                 r->head = vm;
         r->tail = vm;
         r->n_vms++;
+        r->n_state[VM_DETECTED]++;
         r->n_creator_unknown++;
         *ret = vm;
         return 0;
@@ -168,9 +169,18 @@ void registry_remove(struct registry *r, struct vm *vm) {
         else
                 r->tail = vm->list_prev;
         r->n_vms--;
+        r->n_state[vm->state]--;
         if (!vm->creator_known)
                 r->n_creator_unknown--;
         vm_free(vm);
+}
+
+void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s) {
+        if ((unsigned) s >= _VM_STATE_MAX)
+                return;
+        r->n_state[vm->state]--;
+        r->n_state[s]++;
+        vm->state = s;
 }
 
 void registry_creator_seen(struct registry *r, struct vm *vm) {

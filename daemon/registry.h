@@ -91,6 +91,7 @@ struct registry {
         size_t n_buckets;
         size_t n_vms;
         size_t n_creator_unknown;       /* VMs without creator_known */
+        size_t n_state[_VM_STATE_MAX];  /* VMs in each state: STATUS= without a walk */
         struct vm *head, *tail;         /* in order of registration */
 };
 
@@ -106,6 +107,8 @@ struct vm *registry_lookup(const struct registry *r, const char *id_or_name);
 int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret);
 /* Unlink and free. The caller has stopped the timer and the session. */
 void registry_remove(struct registry *r, struct vm *vm);
+/* Every change of a registered VM's state goes through here (the counts). */
+void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s);
 /* The CREATE uevent of vm was seen: its DESTROY will name it. */
 void registry_creator_seen(struct registry *r, struct vm *vm);
 

@@ -178,7 +178,7 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
         if (s->vm && s->vm->session == s) {
                 struct vm *vm = s->vm;
 
-                vm->state = VM_FAILED;
+                vm_set_state(vm, VM_FAILED);
                 vm->last_errno = error;
                 (void) free_and_strdup(&vm->last_error, reason);
                 session_free(s);
@@ -342,7 +342,7 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         vm->timer = NULL;
         vm->session = s;
         s->vm = vm;
-        vm->state = VM_ATTACHED;
+        vm_set_state(vm, VM_ATTACHED);
 
         r = manager_decide(m, vm);
         if (r < 0)
@@ -374,7 +374,7 @@ static void session_closed(struct session *s) {
                 return manager_vm_gone(m, vm, "its VMM closed it");
         /* A VM whose filter the kernel refused stays failed: nothing of ours is in force. */
         if (vm->state != VM_FAILED)
-                vm->state = VM_DETACHED;
+                vm_set_state(vm, VM_DETACHED);
         vm->serial_pending = 0;
         persist_vm(m, vm);
         log_info("VM %s: session closed; the last filter stays in the kernel", vm->id);

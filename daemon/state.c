@@ -261,12 +261,17 @@ int state_save(const char *path, const struct state *s) {
         FILE *f;
         int fd, r;
 
-        r = mkdir_parents(path);
-        if (r < 0)
-                return r;
         if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
                 return -ENOMEM;
         fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                /* The first write: make the directories (not on every change). */
+                r = mkdir_parents(path);
+                if (r < 0)
+                        return r;
+                strcpy(tmp + strlen(tmp) - 6, "XXXXXX");
+                fd = mkostemp(tmp, O_CLOEXEC);
+        }
         if (fd < 0)
                 return -errno;
         f = fdopen(fd, "w");
