@@ -148,26 +148,66 @@ char *bus_profile_path(const char *name) {
         return sd_bus_path_encode(BUS_PROFILE_PREFIX, name, &p) < 0 ? NULL : p;
 }
 
-static void emit_vm_signal(struct manager *m, const char *member, struct vm *vm) {
-        _cleanup_free_ char *path = NULL;
+static void emit_vm_signal_raw(struct manager *m, const char *member, struct vm *vm) {
+        _cleanup_free_ char *path = bus_vm_path(vm);
 
-        if (!m->bus)
-                return;
-        path = bus_vm_path(vm);
         if (path)
                 (void) sd_bus_emit_signal(m->bus, BUS_PATH, "org.pmufilterd1.Manager", member, "so", vm->id, path);
 }
 
-void bus_vm_new(struct manager *m, struct vm *vm) {
+static void announce(struct manager *m, struct vm *vm) {
         _cleanup_free_ char *path = NULL;
 
-        if (!m->bus)
-                return;
-        emit_vm_signal(m, "VMNew", vm);
+        vm->unannounced = false;
+        emit_vm_signal_raw(m, "VMNew", vm);
         path = bus_vm_path(vm);
         if (path)
                 (void) sd_bus_emit_object_added(m->bus, path);
-        bus_manager_changed(m);
+}
+
+/* Whatever is said about a VM comes after VMNew and InterfacesAdded. */
+static bool vm_said(struct manager *m, struct vm *vm) {
+        if (!m->bus)
+                return false;
+        if (vm->unannounced)
+                announce(m, vm);
+        return true;
+}
+
+static void emit_vm_signal(struct manager *m, const char *member, struct vm *vm) {
+        if (vm_said(m, vm))
+                emit_vm_signal_raw(m, member, vm);
+}
+
+static void announce_run(struct vm *vm, void *userdata) {
+        vm_said(userdata, vm);
+}
+
+static void announce_done(void *userdata) {
+        bus_manager_changed(userdata);          /* NVMs, once per batch */
+}
+
+/* A new VM is said on the bus when the loop has nothing more urgent: a
+ * VMM's ATTACH, right behind its VM's creation, then finds the daemon (and
+ * dbus-daemon, which routes three signals per VM) free. */
+void bus_vm_new(struct manager *m, struct vm *vm) {
+        if (!m->bus)
+                return;
+        if (!m->announcements.run)
+                m->announcements = (struct vm_queue) {
+                        .description = "vm-announcements",
+                        .run = announce_run,
+                        .done = announce_done,
+                        .userdata = m,
+                        .registry = &m->registry,
+                        .event = m->event,
+                };
+        if (vm_queue_push(&m->announcements, vm) < 0) {
+                announce(m, vm);
+                bus_manager_changed(m);
+                return;
+        }
+        vm->unannounced = true;
 }
 
 void bus_vm_removed(struct manager *m, struct vm *vm) {
@@ -191,7 +231,7 @@ void bus_vm_unmanaged(struct manager *m, struct vm *vm) {
 void bus_vm_changed(struct manager *m, struct vm *vm) {
         _cleanup_free_ char *path = NULL;
 
-        if (!m->bus)
+        if (!vm_said(m, vm))
                 return;
         path = bus_vm_path(vm);
         if (path)
@@ -203,7 +243,7 @@ void bus_vm_changed(struct manager *m, struct vm *vm) {
 
 void bus_vm_applied(struct manager *m, struct vm *vm, bool ok, const char *error) {
         complete_waiters(vm, ok, error);
-        if (!m->bus)
+        if (!vm_said(m, vm))
                 return;
         (void) sd_bus_emit_signal(m->bus, BUS_PATH, "org.pmufilterd1.Manager", "FilterApplied", "ssbs",
                                   vm->id, strempty(vm->profile), ok, strempty(error));

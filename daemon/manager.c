@@ -128,8 +128,8 @@ struct manager *manager_free(struct manager *m) {
         free(m->socket_path);
         free(m->last_error);
         sd_event_source_disable_unref(m->status_event);
-        sd_event_source_disable_unref(m->persist_event);
-        free(m->dirty);
+        vm_queue_done(&m->records);
+        vm_queue_done(&m->announcements);
         sd_event_unref(m->event);
         free(m);
         return NULL;

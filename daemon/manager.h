@@ -13,6 +13,7 @@
 #include "pmu.h"
 #include "policy.h"
 #include "registry.h"
+#include "vmqueue.h"
 #include "state.h"
 
 /* A policy with every profile compiled for this host: swapped in whole. */
@@ -47,11 +48,8 @@ struct manager {
         bool shutting_down;             /* keep fd store and registry files as they are */
         struct batch *batches;          /* changes still being applied (batch.c) */
         bool warned_unreadable;         /* the /proc scan missed processes once */
-        /* VM records to write at the end of this turn of the loop (persist.c) */
-        struct vm_key *dirty;
-        size_t n_dirty, n_dirty_allocated;
-        uint64_t dirty_since;           /* CLOCK_MONOTONIC of the oldest unwritten record */
-        sd_event_source *persist_event;
+        struct vm_queue records;        /* VM records to write (persist.c) */
+        struct vm_queue announcements;  /* new VMs to tell the bus about (bus.c) */
 
         /* fds passed by systemd (socket activation, fd store), with names */
         int *listen_fds;

@@ -74,60 +74,31 @@ static void write_record(struct manager *m, const struct vm *vm) {
         }
 }
 
-/* Records written per turn of the loop: a change over 10,000 VMs must not
- * hold a D-Bus call for 10,000 file writes (~0.3 s here), as batch.c. */
-#define PERSIST_BATCH 256
-/* Under sustained load the loop is never idle: records then wait at most
- * this long (and are written a batch at a time meanwhile). */
-#define PERSIST_MAX_LAG_USEC (1000 * 1000)
-
-/* Write the oldest max records; the rest keep their turn. */
-static void flush_some(struct manager *m, size_t max) {
-        size_t n = max < m->n_dirty ? max : m->n_dirty;
-
-        for (size_t i = 0; i < n; i++) {
-                struct vm *vm = registry_get(&m->registry, m->dirty[i].pid, m->dirty[i].fd);
-
-                if (vm && vm->dirty) {
-                        vm->dirty = false;
-                        write_record(m, vm);
-                }
+static void record_run(struct vm *vm, void *userdata) {
+        if (vm->dirty) {
+                vm->dirty = false;
+                write_record(userdata, vm);
         }
-        memmove(m->dirty, m->dirty + n, (m->n_dirty - n) * sizeof(*m->dirty));
-        m->n_dirty -= n;
-        m->dirty_since = now_usec(CLOCK_MONOTONIC);
-        if (m->n_dirty > 0 && m->persist_event)
-                (void) sd_event_source_set_enabled(m->persist_event, SD_EVENT_ONESHOT);
 }
 
 void persist_flush(struct manager *m) {
-        flush_some(m, SIZE_MAX);
-}
-
-static int on_persist(sd_event_source *s, void *userdata) {
-        flush_some(userdata, PERSIST_BATCH);
-        return 0;
+        vm_queue_run(&m->records, SIZE_MAX);
 }
 
 void persist_vm(struct manager *m, struct vm *vm) {
         if (vm->dirty)
                 return;
-        if (m->n_dirty > 0 && now_usec(CLOCK_MONOTONIC) - m->dirty_since > PERSIST_MAX_LAG_USEC)
-                flush_some(m, PERSIST_BATCH);
-        if (!m->persist_event) {
-                if (sd_event_add_defer(m->event, &m->persist_event, on_persist, m) < 0)
-                        return write_record(m, vm);
-                (void) sd_event_source_set_description(m->persist_event, "vm-records");
-                /* After everything else pending: the sessions' APPLIEDs, the bus. */
-                (void) sd_event_source_set_priority(m->persist_event, SD_EVENT_PRIORITY_IDLE);
-        }
-        if (!GREEDY_REALLOC(m->dirty, m->n_dirty_allocated, m->n_dirty + 1))
+        if (!m->records.run)
+                m->records = (struct vm_queue) {
+                        .description = "vm-records",
+                        .run = record_run,
+                        .userdata = m,
+                        .registry = &m->registry,
+                        .event = m->event,
+                };
+        if (vm_queue_push(&m->records, vm) < 0)
                 return write_record(m, vm);
-        if (m->n_dirty == 0)
-                m->dirty_since = now_usec(CLOCK_MONOTONIC);
-        m->dirty[m->n_dirty++] = (struct vm_key) { vm->pid, vm->fd };
         vm->dirty = true;
-        (void) sd_event_source_set_enabled(m->persist_event, SD_EVENT_ONESHOT);
 }
 
 void persist_forget_vm(struct manager *m, const struct vm *vm) {

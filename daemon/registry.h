@@ -47,6 +47,7 @@ struct vm {
          * registry_creator_unknown(). */
         bool creator_known;
         bool dirty;                     /* its record is to be written (persist.c) */
+        bool unannounced;               /* VMNew, InterfacesAdded not said yet (bus.c) */
 
         /* claimed in ATTACH */
         char *name, *uuid;
