@@ -249,6 +249,14 @@ class Daemon(Stamped):
     def rss(self):
         return int(self.status()["VmRSS"].split()[0]) * 1024
 
+    def cpu_ns(self):
+        """Time on CPU of all the daemon's threads so far (schedstat, ns)."""
+        n = 0
+        for tid in os.listdir("/proc/%d/task" % self.pid):
+            with open("/proc/%d/task/%s/schedstat" % (self.pid, tid)) as f:
+                n += int(f.read().split()[0])
+        return n
+
     def ctxt_switches(self):
         n = 0
         for tid in os.listdir("/proc/%d/task" % self.pid):
