@@ -86,6 +86,9 @@ int manager_new(sd_event *e, const char *config_path, const char *socket_path, s
         if (!m)
                 return -ENOMEM;
         m->event = sd_event_ref(e);
+        /* Serials grow across restarts too: an answer to an APPLY of the
+         * daemon we replaced can never be taken for one of ours. */
+        m->next_serial = now_usec(CLOCK_REALTIME);
         registry_init(&m->registry);
         if (free_and_strdup(&m->config_path, config_path) < 0 ||
             free_and_strdup(&m->socket_path, socket_path) < 0) {

@@ -233,13 +233,25 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
                 registry_remove(&m->registry, vm);
                 return (void) unlink(path);
         }
+        {
+                /* read as plain fields: now into the name index */
+                char *name = TAKE_PTR(vm->name), *uuid = TAKE_PTR(vm->uuid);
+
+                registry_set_name(&m->registry, vm, name, uuid);
+        }
         vm->have_facts = proc_facts_open(pid, &vm->facts) >= 0;
 
         sfd = take_session_fd(m, id);
-        if (sfd >= 0 && session_restore(m, sfd, vm) >= 0)
+        if (sfd >= 0 && session_restore(m, sfd, vm) >= 0) {
                 log_info("VM %s: session taken back from the fd store (%s, profile %s)", id,
                          vm_state_to_string(vm->state), strna(vm->profile));
-        else {
+                /* An APPLY was in flight, or its answer came after the record
+                 * was written (records lag the loop): whether the VMM got it
+                 * is unknown, so send it again.  An answer to the old one,
+                 * if queued, has an older serial and is ignored. */
+                if (vm->serial_pending && manager_push(m, vm) < 0)
+                        return;
+        } else {
                 /* No session survived: the filter stays in the kernel; its client will reconnect. */
                 vm->serial_pending = 0;
                 if (vm->state == VM_FILTERED || vm->state == VM_ATTACHED || vm->state == VM_FAILED)

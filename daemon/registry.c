@@ -68,6 +68,8 @@ void registry_done(struct registry *r) {
                 vm = next;
         }
         free(r->buckets);
+        free(r->by_name);
+        free(r->by_uuid);
         *r = (struct registry) {};
 }
 
@@ -88,30 +90,96 @@ struct vm *registry_get_by_id(const struct registry *r, const char *id) {
         return registry_get(r, pid, fd);
 }
 
-struct vm *registry_lookup(const struct registry *r, const char *id_or_name) {
-        struct vm *vm = registry_get_by_id(r, id_or_name);
+/* FNV-1a: names are short and VMM-chosen; a chain only costs a strcmp. */
+static size_t string_bucket(size_t n_buckets, const char *s) {
+        uint64_t h = 0xcbf29ce484222325ULL;
 
-        if (vm)
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 0x100000001b3ULL;
+        return (size_t) (h & (n_buckets - 1));
+}
+
+struct vm *registry_lookup(const struct registry *r, const char *id_or_name) {
+        struct vm *vm = registry_get_by_id(r, id_or_name), *best = NULL;
+        size_t b;
+
+        if (vm || r->n_buckets == 0)
                 return vm;
-        REGISTRY_FOREACH(i, r)
-                if (streq_ptr(i->name, id_or_name) || streq_ptr(i->uuid, id_or_name))
-                        return i;
-        return NULL;
+        b = string_bucket(r->n_buckets, id_or_name);
+        for (struct vm *i = r->by_name[b]; i; i = i->name_next)
+                if (streq(i->name, id_or_name) && (!best || i->seq < best->seq))
+                        best = i;
+        for (struct vm *i = r->by_uuid[b]; i; i = i->uuid_next)
+                if (streq(i->uuid, id_or_name) && (!best || i->seq < best->seq))
+                        best = i;
+        return best;
+}
+
+static void link_names(struct registry *r, struct vm *vm) {
+        size_t b;
+
+        if (vm->name) {
+                b = string_bucket(r->n_buckets, vm->name);
+                vm->name_next = r->by_name[b];
+                r->by_name[b] = vm;
+        }
+        if (vm->uuid) {
+                b = string_bucket(r->n_buckets, vm->uuid);
+                vm->uuid_next = r->by_uuid[b];
+                r->by_uuid[b] = vm;
+        }
+}
+
+static void unlink_names(struct registry *r, struct vm *vm) {
+        struct vm **p;
+
+        if (vm->name) {
+                for (p = &r->by_name[string_bucket(r->n_buckets, vm->name)]; *p && *p != vm; p = &(*p)->name_next)
+                        ;
+                if (*p)
+                        *p = vm->name_next;
+        }
+        if (vm->uuid) {
+                for (p = &r->by_uuid[string_bucket(r->n_buckets, vm->uuid)]; *p && *p != vm; p = &(*p)->uuid_next)
+                        ;
+                if (*p)
+                        *p = vm->uuid_next;
+        }
+        vm->name_next = vm->uuid_next = NULL;
+}
+
+void registry_set_name(struct registry *r, struct vm *vm, char *name, char *uuid) {
+        unlink_names(r, vm);
+        free(vm->name);
+        free(vm->uuid);
+        vm->name = name;
+        vm->uuid = uuid;
+        link_names(r, vm);
 }
 
 static int rehash(struct registry *r, size_t n_buckets) {
-        struct vm **b = calloc(n_buckets, sizeof(*b));
+        struct vm **b = calloc(n_buckets, sizeof(*b)), **bn = calloc(n_buckets, sizeof(*bn)),
+                  **bu = calloc(n_buckets, sizeof(*bu));
 
-        if (!b)
+        if (!b || !bn || !bu) {
+                free(b);
+                free(bn);
+                free(bu);
                 return -ENOMEM;
+        }
+        free(r->buckets);
+        free(r->by_name);
+        free(r->by_uuid);
+        r->buckets = b;
+        r->by_name = bn;
+        r->by_uuid = bu;
+        r->n_buckets = n_buckets;
         REGISTRY_FOREACH(vm, r) {
                 size_t i = bucket_of(n_buckets, vm->pid, vm->fd);
                 vm->hash_next = b[i];
                 b[i] = vm;
+                link_names(r, vm);
         }
-        free(r->buckets);
-        r->buckets = b;
-        r->n_buckets = n_buckets;
         return 0;
 }
 
@@ -135,6 +203,7 @@ int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret) {
         }
         vm->pid = pid;
         vm->fd = fd;
+        vm->seq = r->next_seq++;
         vm->state = VM_DETECTED;
 
         i = bucket_of(r->n_buckets, pid, fd);
@@ -160,6 +229,7 @@ void registry_remove(struct registry *r, struct vm *vm) {
                 p = &(*p)->hash_next;
         if (*p)
                 *p = vm->hash_next;
+        unlink_names(r, vm);
         if (vm->list_prev)
                 vm->list_prev->list_next = vm->list_next;
         else

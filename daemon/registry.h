@@ -49,7 +49,7 @@ struct vm {
         bool dirty;                     /* its record is to be written (persist.c) */
         bool unannounced;               /* VMNew, InterfacesAdded not said yet (bus.c) */
 
-        /* claimed in ATTACH */
+        /* claimed in ATTACH; set with registry_set_name() (indexed) */
         char *name, *uuid;
         const char *client;             /* static: vm_client_from_string() */
         char **labels;                  /* "key=value" */
@@ -77,6 +77,8 @@ struct vm {
         struct manager *manager;
         void *timer;                    /* sd_event_source: the attach timeout */
         struct vm *hash_next;
+        struct vm *name_next, *uuid_next;       /* in the name and UUID tables */
+        uint64_t seq;                           /* registration order */
         struct vm *list_prev, *list_next;
 };
 
@@ -89,7 +91,9 @@ struct vm_key {
 
 struct registry {
         struct vm **buckets;
+        struct vm **by_name, **by_uuid;         /* same size as buckets */
         size_t n_buckets;
+        uint64_t next_seq;
         size_t n_vms;
         size_t n_creator_unknown;       /* VMs without creator_known */
         size_t n_state[_VM_STATE_MAX];  /* VMs in each state: STATUS= without a walk */
@@ -101,8 +105,11 @@ void registry_done(struct registry *r);
 
 struct vm *registry_get(const struct registry *r, pid_t pid, int fd);
 struct vm *registry_get_by_id(const struct registry *r, const char *id);
-/* Find a VM by id, or else by NAME or UUID claimed in ATTACH. */
+/* Find a VM by id, or else by NAME or UUID claimed in ATTACH (the first
+ * registered of those that claim it). */
 struct vm *registry_lookup(const struct registry *r, const char *id_or_name);
+/* Replace vm's NAME and UUID (either may be NULL), taking both strings. */
+void registry_set_name(struct registry *r, struct vm *vm, char *name, char *uuid);
 
 /* New entry in state DETECTED.  -EEXIST if (pid, fd) is known. */
 int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret);

@@ -316,10 +316,7 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
                 return session_refuse(s, EBUSY, "VM %s already has a session", vm->id);
         }
 
-        free(vm->name);
-        vm->name = TAKE_PTR(a.name);
-        free(vm->uuid);
-        vm->uuid = TAKE_PTR(a.uuid);
+        registry_set_name(&m->registry, vm, TAKE_PTR(a.name), TAKE_PTR(a.uuid));
         strv_free(vm->labels);
         vm->labels = NULL;
         if (labels_to_strv(&a, &vm->labels) < 0) {
@@ -556,13 +553,6 @@ int session_restore(struct manager *m, int fd, struct vm *vm) {
         }
         s->vm = vm;
         vm->session = s;
-        if (vm->serial_pending) {
-                /* An APPLY was in flight: its answer may be queued already. */
-                uint64_t timeout_ms = m->set ? m->set->policy->settings.attach_timeout_ms
-                                             : POLICY_DEFAULT_ATTACH_TIMEOUT_MS;
-
-                session_start_waiting(s, timeout_ms);
-        }
         return 0;
 }
 

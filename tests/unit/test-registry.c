@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-registry.c — the VM table: lookups by (pid, fd), by id, and by the
+ * NAME or UUID a VMM claimed (indexed: SetVMProfile names VMs so on hosts
+ * with 10,000 of them), across growth and removal; the counts by state.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <cmocka.h>
+
+#include "registry.h"
+
+static struct vm *add(struct registry *r, pid_t pid, int fd) {
+        struct vm *vm = NULL;
+
+        assert_int_equal(registry_add(r, pid, fd, &vm), 0);
+        assert_non_null(vm);
+        return vm;
+}
+
+static char *sdup(const char *s) {
+        char *c = s ? strdup(s) : NULL;
+
+        assert_true(!s || c);
+        return c;
+}
+
+static void test_keys_and_growth(void **state) {
+        struct registry r;
+        struct vm *vm = NULL;
+        char id[32];
+
+        registry_init(&r);
+        assert_null(registry_get(&r, 1, 3));
+        assert_null(registry_lookup(&r, "anything"));
+        /* past several rehashes (64, 128, ... buckets) */
+        for (int i = 0; i < 1000; i++)
+                add(&r, 100 + i % 7, 3 + i);
+        assert_int_equal(r.n_vms, 1000);
+        assert_int_equal(registry_add(&r, 100, 3, &vm), -EEXIST);
+        for (int i = 0; i < 1000; i++) {
+                vm = registry_get(&r, 100 + i % 7, 3 + i);
+                assert_non_null(vm);
+                snprintf(id, sizeof(id), "%d-%d", 100 + i % 7, 3 + i);
+                assert_string_equal(vm->id, id);
+                assert_ptr_equal(registry_get_by_id(&r, id), vm);
+                assert_ptr_equal(registry_lookup(&r, id), vm);
+        }
+        assert_null(registry_get_by_id(&r, "100-3x"));
+        assert_null(registry_get(&r, 100, 4));          /* 3 + 1 belongs to pid 101 */
+        registry_done(&r);
+}
+
+static void test_names(void **state) {
+        struct registry r;
+        struct vm *a, *b, *c;
+
+        registry_init(&r);
+        a = add(&r, 10, 3);
+        b = add(&r, 11, 3);
+        c = add(&r, 12, 3);
+        registry_set_name(&r, b, sdup("web"), sdup("0b6f2a1c-uuid"));
+        registry_set_name(&r, c, sdup("web"), NULL);             /* a second VM claims the name */
+        assert_ptr_equal(registry_lookup(&r, "web"), b);        /* the first registered wins */
+        assert_ptr_equal(registry_lookup(&r, "0b6f2a1c-uuid"), b);
+        registry_set_name(&r, a, sdup("web"), NULL);
+        assert_ptr_equal(registry_lookup(&r, "web"), a);        /* registered before b */
+
+        /* Renamed (a VMM that attaches again), the old name no longer finds it. */
+        registry_set_name(&r, a, sdup("db"), NULL);
+        assert_ptr_equal(registry_lookup(&r, "db"), a);
+        assert_ptr_equal(registry_lookup(&r, "web"), b);
+
+        /* Growth keeps the index; removal takes the VM out of it. */
+        for (int i = 0; i < 500; i++)
+                add(&r, 1000 + i, 5);
+        assert_ptr_equal(registry_lookup(&r, "db"), a);
+        assert_ptr_equal(registry_lookup(&r, "0b6f2a1c-uuid"), b);
+        registry_remove(&r, b);
+        assert_ptr_equal(registry_lookup(&r, "web"), c);
+        assert_null(registry_lookup(&r, "0b6f2a1c-uuid"));
+        registry_set_name(&r, c, NULL, NULL);
+        assert_null(registry_lookup(&r, "web"));
+        registry_done(&r);
+}
+
+static void test_state_counts(void **state) {
+        struct registry r;
+        struct vm *a, *b;
+
+        registry_init(&r);
+        a = add(&r, 10, 3);
+        b = add(&r, 10, 4);
+        assert_int_equal(r.n_state[VM_DETECTED], 2);
+        registry_set_state(&r, a, VM_FILTERED);
+        registry_set_state(&r, b, VM_UNMANAGED);
+        registry_set_state(&r, b, VM_FILTERED);
+        assert_int_equal(r.n_state[VM_DETECTED], 0);
+        assert_int_equal(r.n_state[VM_UNMANAGED], 0);
+        assert_int_equal(r.n_state[VM_FILTERED], 2);
+        registry_remove(&r, a);
+        assert_int_equal(r.n_state[VM_FILTERED], 1);
+        assert_int_equal(r.n_vms, 1);
+        registry_done(&r);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_keys_and_growth),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_state_counts),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
