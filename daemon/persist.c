@@ -32,11 +32,15 @@ static void write_record(struct manager *m, const struct vm *vm) {
         FILE *out;
         int fd;
 
-        if (!path || asprintf(&tmp, "%s.tmp", path) < 0 || asprintf(&dir, "%s/vms", m->runtime_dir) < 0)
+        if (!path || asprintf(&tmp, "%s.tmp", path) < 0)
                 return;
-        (void) mkdir(m->runtime_dir, 0755);
-        (void) mkdir(dir, 0700);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT && asprintf(&dir, "%s/vms", m->runtime_dir) >= 0) {
+                /* The first record (or someone emptied /run): make the directories. */
+                (void) mkdir(m->runtime_dir, 0755);
+                (void) mkdir(dir, 0700);
+                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        }
         if (fd < 0 || !(out = fdopen(fd, "w"))) {
                 log_warning_errno(errno, "Failed to write %s: %m", tmp);
                 safe_close(fd);
