@@ -51,10 +51,12 @@ static void batch_one(struct batch *b, struct vm *vm) {
         }
         if (r == 0 && !b->force)
                 return;
-        persist_vm(m, vm);
         /* A VM we can reach is told first, and its answer (APPLIED, a
          * failure, or the end of its session) tells the bus, once, with the
-         * new state: the VMM's ioctl waits for no signal of ours. */
+         * new state, and writes its record: the VMM's ioctl waits for no
+         * signal of ours.  Should we die before the answer, the record
+         * still shows the old decision, and the next start decides again
+         * and pushes the difference. */
         if (manager_vm_managed(vm)) {
                 r = manager_apply(m, vm, b->waiter);
                 if (r >= 0)
@@ -62,6 +64,7 @@ static void batch_one(struct batch *b, struct vm *vm) {
                 log_warning_errno(r, "VM %s: failed to apply the new filter: %m", vm->id);
         }
         bus_vm_changed(m, vm);
+        persist_vm(m, vm);
 }
 
 /* One batch; true when every VM has had its turn (and the waiter is armed). */

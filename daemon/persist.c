@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "changes.h"
 #include "compile.h"
 #include "log.h"
 #include "manager.h"
@@ -242,6 +243,18 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
                 char *name = TAKE_PTR(vm->name), *uuid = TAKE_PTR(vm->uuid);
 
                 registry_set_name(&m->registry, vm, name, uuid);
+        }
+        if (vm->name || vm->uuid) {
+                /* The state files, written before any change was answered,
+                 * say what was set for this VM; its record may lag them. */
+                bool runtime = false;
+                const char *o = changes_vm_override(m, vm, &runtime);
+
+                if (free_and_strdup(&vm->override, o) < 0) {
+                        registry_remove(&m->registry, vm);
+                        return;
+                }
+                vm->override_runtime = runtime;
         }
         vm->have_facts = proc_facts_open(pid, &vm->facts) >= 0;
 
