@@ -80,10 +80,15 @@ static void write_record(struct manager *m, const struct vm *vm) {
 }
 
 static void record_run(struct vm *vm, void *userdata) {
-        if (vm->dirty) {
-                vm->dirty = false;
-                write_record(userdata, vm);
-        }
+        if (!vm->dirty)
+                return;
+        vm->dirty = false;
+        write_record(userdata, vm);
+        /* Stored only once its record exists: a restart that finds a
+         * connection finds what it belongs to. */
+        if (vm->session_unstored && vm->session)
+                persist_store_session(vm, session_fd(vm->session));
+        vm->session_unstored = false;
 }
 
 void persist_flush(struct manager *m) {
@@ -101,9 +106,9 @@ void persist_vm(struct manager *m, struct vm *vm) {
                         .registry = &m->registry,
                         .event = m->event,
                 };
-        if (vm_queue_push(&m->records, vm) < 0)
-                return write_record(m, vm);
         vm->dirty = true;
+        if (vm_queue_push(&m->records, vm) < 0)
+                record_run(vm, m);      /* now, then */
 }
 
 void persist_forget_vm(struct manager *m, const struct vm *vm) {

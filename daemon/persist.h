@@ -11,9 +11,10 @@
 struct manager;
 struct vm;
 
-/* vm's record is out of date: it is written at the end of this turn of the
- * event loop, once however often it changed (a decision, its APPLY, the
- * APPLIED), and after the VMM has its APPLY rather than before. */
+/* vm's record is out of date: it is written when the event loop has
+ * nothing more urgent (at most a second later), once however often it
+ * changed meanwhile, and after the VMM has its APPLY rather than before.
+ * A new session goes to the fd store then too (vm->session_unstored). */
 void persist_vm(struct manager *m, struct vm *vm);
 /* Write every out-of-date record now (also at exit). */
 void persist_flush(struct manager *m);

@@ -47,6 +47,7 @@ struct vm {
          * registry_creator_unknown(). */
         bool creator_known;
         bool dirty;                     /* its record is to be written (persist.c) */
+        bool session_unstored;          /* its session goes to the fd store with the record */
         bool unannounced;               /* VMNew, InterfacesAdded not said yet (bus.c) */
 
         /* claimed in ATTACH; set with registry_set_name() (indexed) */

@@ -151,6 +151,10 @@ void session_free(struct session *s) {
         free(s);
 }
 
+int session_fd(const struct session *s) {
+        return s->fd;
+}
+
 static int session_send(struct session *s, const char *buf, size_t len) {
         if (send(s->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
                 return -errno;
@@ -355,8 +359,9 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
                      vm->name ? ", name " : "", strempty(vm->name), vm->profile, vm->profile_source);
         if (r < 0)
                 return;         /* the session ended, with the reason */
-        /* Survive our own restart: systemd keeps the connection for us. */
-        persist_store_session(vm, s->fd);
+        /* Survive our own restart: systemd keeps the connection for us,
+         * handed over with the record that names it (persist.c). */
+        vm->session_unstored = true;
         persist_vm(m, vm);
 }
 

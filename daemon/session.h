@@ -26,3 +26,5 @@ int session_restore(struct manager *m, int fd, struct vm *vm);
 
 /* Close the connection and unlink it from its VM. */
 void session_free(struct session *s);
+/* The connection, for the fd store. */
+int session_fd(const struct session *s);

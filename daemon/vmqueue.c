@@ -10,21 +10,35 @@
 #define VM_QUEUE_BATCH 256                      /* as batch.c pushes changes */
 #define VM_QUEUE_MAX_LAG_USEC (1000 * 1000)
 
+/* The oldest entry is due max lag after it was queued, idle or not. */
+static void arm_late(struct vm_queue *q) {
+        if (!q->late)
+                return;
+        if (q->n == 0) {
+                (void) sd_event_source_set_enabled(q->late, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(q->late, q->entries[0].queued + VM_QUEUE_MAX_LAG_USEC);
+        (void) sd_event_source_set_enabled(q->late, SD_EVENT_ONESHOT);
+}
+
 void vm_queue_run(struct vm_queue *q, size_t max) {
         size_t n = max < q->n ? max : q->n;
 
+        if (n == 0)
+                return;         /* nothing queued (keys may be NULL) */
         for (size_t i = 0; i < n; i++) {
-                struct vm *vm = registry_get(q->registry, q->keys[i].pid, q->keys[i].fd);
+                struct vm *vm = registry_get(q->registry, q->entries[i].key.pid, q->entries[i].key.fd);
 
                 if (vm)
                         q->run(vm, q->userdata);
         }
-        memmove(q->keys, q->keys + n, (q->n - n) * sizeof(*q->keys));
+        memmove(q->entries, q->entries + n, (q->n - n) * sizeof(*q->entries));
         q->n -= n;
-        q->since = now_usec(CLOCK_MONOTONIC);
         if (q->n > 0 && q->source)
                 (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
-        if (n > 0 && q->done)
+        arm_late(q);
+        if (q->done)
                 q->done(q->userdata);
 }
 
@@ -33,12 +47,23 @@ static int on_turn(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* The loop was never idle for max lag: a batch of the late ones now, and
+ * (re-armed in the past) another at the next turn until none is late. */
+static int on_late(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct vm_queue *q = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        size_t n = 0;
+
+        while (n < q->n && n < VM_QUEUE_BATCH && now - q->entries[n].queued >= VM_QUEUE_MAX_LAG_USEC)
+                n++;
+        vm_queue_run(q, n);
+        arm_late(q);
+        return 0;
+}
+
 int vm_queue_push(struct vm_queue *q, struct vm *vm) {
         int r;
 
-        /* The loop was never idle for this long: take a batch now. */
-        if (q->n > 0 && now_usec(CLOCK_MONOTONIC) - q->since > VM_QUEUE_MAX_LAG_USEC)
-                vm_queue_run(q, VM_QUEUE_BATCH);
         if (!q->source) {
                 r = sd_event_add_defer(q->event, &q->source, on_turn, q);
                 if (r < 0)
@@ -47,18 +72,26 @@ int vm_queue_push(struct vm_queue *q, struct vm *vm) {
                 /* After everything else pending: the sessions' APPLIEDs, the bus. */
                 (void) sd_event_source_set_priority(q->source, SD_EVENT_PRIORITY_IDLE);
         }
-        if (!GREEDY_REALLOC(q->keys, q->allocated, q->n + 1))
+        if (!q->late) {
+                r = sd_event_add_time(q->event, &q->late, CLOCK_MONOTONIC, UINT64_MAX, 0, on_late, q);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(q->late, q->description);
+                (void) sd_event_source_set_enabled(q->late, SD_EVENT_OFF);
+        }
+        if (!GREEDY_REALLOC(q->entries, q->allocated, q->n + 1))
                 return -ENOMEM;
-        if (q->n == 0)
-                q->since = now_usec(CLOCK_MONOTONIC);
-        q->keys[q->n++] = (struct vm_key) { vm->pid, vm->fd };
+        q->entries[q->n++] = (struct vm_queue_entry) { { vm->pid, vm->fd }, now_usec(CLOCK_MONOTONIC) };
+        if (q->n == 1)
+                arm_late(q);
         (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
         return 0;
 }
 
 void vm_queue_done(struct vm_queue *q) {
         q->source = sd_event_source_disable_unref(q->source);
-        free(q->keys);
-        q->keys = NULL;
+        q->late = sd_event_source_disable_unref(q->late);
+        free(q->entries);
+        q->entries = NULL;
         q->n = q->allocated = 0;
 }

@@ -16,6 +16,11 @@
 
 #include "registry.h"
 
+struct vm_queue_entry {
+        struct vm_key key;
+        uint64_t queued;                /* CLOCK_MONOTONIC */
+};
+
 struct vm_queue {
         /* set by the owner before the first push */
         const char *description;
@@ -25,10 +30,10 @@ struct vm_queue {
 
         struct registry *registry;
         sd_event *event;
-        sd_event_source *source;
-        struct vm_key *keys;
+        sd_event_source *source;        /* idle: a batch per turn */
+        sd_event_source *late;          /* the oldest is max lag old: run anyway */
+        struct vm_queue_entry *entries;
         size_t n, allocated;
-        uint64_t since;                 /* CLOCK_MONOTONIC of the oldest entry */
 };
 
 /* Queue vm (its owner tells by its own flag whether it is queued already).
