@@ -174,7 +174,7 @@ class Bench:
             base = [ping[i] + ioctl[i % len(ioctl)] + rtt2[i % len(rtt2)] for i in range(n)]
             self.row("runtime change, 1 VM: SetVMProfile → APPLIED", setvm, base, (1.2, 1.2), unit="us",
                      how="D-Bus call until its reply (sent after APPLIED), vs bus Ping + the VMM's ioctl + one protocol round trip")
-            self.row_value("runtime change, 1 VM: the daemon's own CPU per SetVMProfile", cpu / 1000.0, None,
+            self.row_value("runtime change, 1 VM: the daemon's own CPU per SetVMProfile", cpu, None,
                            unit="us", how="Δ /proc/<pid>/schedstat run time over the calls / calls: everything "
                                           "the daemon does for one (bus message in and out, state file, APPLY, "
                                           "APPLIED, reply, signals, record)")
