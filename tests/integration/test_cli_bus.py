@@ -87,16 +87,19 @@ def setup(config=CONFIG):
     harness.need_root()
     harness.need(CTL, "pmufilterctl")
     bus = SystemBus()
+    d = None
     try:
         d = Daemon(config_text=config, bus=bus.address)
+        # The socket exists before the name is taken: wait for the name.
+        deadline = time.time() + 10
+        while ctl(bus, "status")[0] != 0:
+            check(time.time() < deadline, "pmufilterd did not take its bus name:\n" + d.log())
+            time.sleep(0.05)
     except BaseException:
+        if d:
+            d.stop()
         bus.stop()
         raise
-    # The socket exists before the name is taken: wait for the name.
-    deadline = time.time() + 10
-    while ctl(bus, "status")[0] != 0:
-        check(time.time() < deadline, "pmufilterd did not take its bus name:\n" + d.log())
-        time.sleep(0.05)
     return bus, d
 
 
@@ -129,10 +132,14 @@ class Running:
         return v
 
     def __exit__(self, *exc):
-        for v in self.vms:
-            v.close()
-        self.d.stop()
-        self.bus.stop()
+        # A failing daemon (a sanitizer's report at exit) must not leave
+        # the bus behind.
+        try:
+            for v in self.vms:
+                v.close()
+            self.d.stop()
+        finally:
+            self.bus.stop()
 
 
 def test_status_with_daemon():
