@@ -20,15 +20,32 @@ static int method_list_vms(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssssuo)");
+        /* Field by field, with the path made on the stack: at 10,000 VMs the
+         * generic sd_bus_message_append() and a malloc'd path per VM were
+         * most of this call. */
         REGISTRY_FOREACH(vm, &m->registry) {
-                _cleanup_free_ char *path = bus_vm_path(vm);
+                uint32_t pid = (uint32_t) vm->pid;
+                char path[VM_PATH_MAX];
 
                 if (r < 0)
                         break;
-                if (!path)
-                        return -ENOMEM;
-                r = sd_bus_message_append(reply, "(ssssuo)", vm->id, strempty(vm->name), strempty(vm->profile),
-                                          vm_state_to_string(vm->state), (uint32_t) vm->pid, path);
+                r = vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path));
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'r', "ssssuo");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', vm->id);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', strempty(vm->name));
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', strempty(vm->profile));
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', vm_state_to_string(vm->state));
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'u', &pid);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'o', path);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

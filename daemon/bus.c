@@ -139,6 +139,10 @@ int bus_check_manage(sd_bus_message *msg, sd_bus_error *error) {
 char *bus_vm_path(const struct vm *vm) {
         char *p = NULL;
 
+        char buf[VM_PATH_MAX];
+
+        if (vm_object_path(BUS_VM_PREFIX, vm->id, buf, sizeof(buf)) >= 0)
+                return strdup(buf);
         return sd_bus_path_encode(BUS_VM_PREFIX, vm->id, &p) < 0 ? NULL : p;
 }
 

@@ -23,6 +23,37 @@ const char *vm_state_to_string(enum vm_state s) {
         return s < _VM_STATE_MAX ? state_names[s] : "unknown";
 }
 
+int vm_object_path(const char *prefix, const char *id, char *buf, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        size_t n = strlen(prefix);
+
+        if (n + 2 > size)
+                return -ENOBUFS;
+        memcpy(buf, prefix, n);
+        buf[n++] = '/';
+        if (!*id) {
+                if (n + 2 > size)
+                        return -ENOBUFS;
+                buf[n++] = '_';
+        }
+        for (const char *c = id; *c; c++) {
+                bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                             (*c >= '0' && *c <= '9' && c != id);
+
+                if (n + (plain ? 2 : 4) > size)
+                        return -ENOBUFS;
+                if (plain)
+                        buf[n++] = *c;
+                else {
+                        buf[n++] = '_';
+                        buf[n++] = hex[(unsigned char) *c >> 4];
+                        buf[n++] = hex[(unsigned char) *c & 15];
+                }
+        }
+        buf[n] = 0;
+        return 0;
+}
+
 const char *vm_client_from_string(const char *s) {
         if (!s)
                 return NULL;

@@ -25,6 +25,13 @@ enum vm_state {
 };
 
 const char *vm_state_to_string(enum vm_state s);
+/* The VM's D-Bus object path under prefix, exactly as sd_bus_path_encode()
+ * makes it (every byte but [A-Za-z0-9], and a leading digit, as _xx), into
+ * buf without allocating: ListVMs makes 10,000 of them.  -ENOBUFS if it
+ * does not fit. */
+#define VM_PATH_MAX 128
+int vm_object_path(const char *prefix, const char *id, char *buf, size_t size);
+
 /* The client kinds a VM can have (proto's CLIENT= values and "ptrace"), as
  * static strings; NULL for anything else. */
 const char *vm_client_from_string(const char *s);
