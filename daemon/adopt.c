@@ -22,6 +22,7 @@
 int manager_adopt(struct manager *m, struct vm *vm) {
         struct inject_result res;
         const struct compiled_filter *f;
+        char detail[64];
         int r;
 
         vm->client = "ptrace";
@@ -48,32 +49,10 @@ int manager_adopt(struct manager *m, struct vm *vm) {
                 return r;
         }
 
-        vm->last_errno = res.error;
-        if (res.error == 0) {
-                vm_set_state(vm, VM_ADOPTED);
-                vm->applied_usec = now_usec(CLOCK_REALTIME);
-                (void) free_and_strdup(&vm->last_error,
-                                       f->pmu_off ? "pmu: off cannot be honoured after creation: "
-                                                    "the fallback empty allowlist is in force" : NULL);
-                audit_record(LOG_INFO, MID_APPLIED, vm->id, vm->profile, vm->pid,
-                             "VM %s: filter of profile '%s' applied by injection (thread %d held %u µs, %s, %u entries)",
-                             vm->id, vm->profile, (int) res.tid, res.stopped_us, f->action ? "deny" : "allow",
-                             f->nevents);
-                bus_vm_applied(m, vm, true, vm->last_error);
-        } else {
-                char *msg = NULL;
-
-                vm_set_state(vm, VM_FAILED);
-                if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER (injected) failed: %s", strerror(res.error)) >= 0) {
-                        free(vm->last_error);
-                        vm->last_error = msg;
-                }
-                audit_record(LOG_ERR, MID_FAILED, vm->id, vm->profile, vm->pid,
-                             "VM %s: filter of profile '%s' was NOT applied by injection: %s", vm->id, vm->profile,
-                             strerror(res.error));
-                bus_vm_applied(m, vm, false, vm->last_error);
-        }
-        persist_vm(m, vm);
-        manager_notify_status(m);
+        snprintf(detail, sizeof(detail), "thread %d held %u µs, ", (int) res.tid, res.stopped_us);
+        manager_record_result(m, vm, res.error,
+                              f->pmu_off ? "pmu: off cannot be honoured after creation: "
+                                           "the fallback empty allowlist is in force" : NULL,
+                              true, detail);
         return 0;
 }

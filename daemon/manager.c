@@ -277,29 +277,39 @@ void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int erro
                 return;
         }
         vm->serial_pending = 0;
+        if (error == 0 && vm->filter && vm->filter->pmu_off && pmu_error != 0 &&
+            asprintf(&msg, "vPMU could not be disabled (%s): the fallback empty allowlist is in force",
+                     strerror(pmu_error)) < 0)
+                msg = NULL;
+        manager_record_result(m, vm, error, msg, false, "");
+}
+
+void manager_record_result(struct manager *m, struct vm *vm, int error, const char *note, bool injected,
+                           const char *detail) {
+        const struct compiled_filter *f = vm->filter;
+        const char *via = injected ? " by injection" : "";
+        _cleanup_free_ char *msg = NULL;
+
         vm->last_errno = error;
         if (error == 0) {
-                vm_set_state(vm, VM_FILTERED);
+                vm_set_state(vm, injected ? VM_ADOPTED : VM_FILTERED);
                 vm->applied_usec = now_usec(CLOCK_REALTIME);
-                if (vm->filter && vm->filter->pmu_off && pmu_error != 0 &&
-                    asprintf(&msg, "vPMU could not be disabled (%s): the fallback empty allowlist is in force",
-                             strerror(pmu_error)) < 0)
-                        msg = NULL;
-                (void) free_and_strdup(&vm->last_error, msg);
-                bus_vm_applied(m, vm, true, msg);
+                (void) free_and_strdup(&vm->last_error, note);
+                bus_vm_applied(m, vm, true, note);
                 audit_record(LOG_INFO, MID_APPLIED, vm->id, vm->profile, vm->pid,
-                             "VM %s%s%s%s: filter of profile '%s' applied (%s, %u entries)%s%s",
+                             "VM %s%s%s%s: filter of profile '%s' applied%s (%s%s, %u entries)%s%s",
                              vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
-                             vm->profile, vm->filter && vm->filter->action ? "deny" : "allow",
-                             vm->filter ? vm->filter->nevents : 0, msg ? "; " : "", strempty(msg));
+                             vm->profile, via, detail, f && f->action ? "deny" : "allow", f ? f->nevents : 0,
+                             note ? "; " : "", strempty(note));
         } else {
                 vm_set_state(vm, VM_FAILED);
-                if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER failed: %s", strerror(error)) < 0)
+                if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER%s failed: %s", injected ? " (injected)" : "",
+                             strerror(error)) < 0)
                         msg = NULL;
                 (void) free_and_strdup(&vm->last_error, msg);
                 bus_vm_applied(m, vm, false, msg);
                 audit_record(LOG_ERR, MID_FAILED, vm->id, vm->profile, vm->pid,
-                             "VM %s: filter of profile '%s' was NOT applied: %s", vm->id, vm->profile,
+                             "VM %s: filter of profile '%s' was NOT applied%s: %s", vm->id, vm->profile, via,
                              strna(msg));
         }
         persist_vm(m, vm);

@@ -103,6 +103,12 @@ int manager_apply(struct manager *m, struct vm *vm, struct pending_call *waiter)
 int manager_push(struct manager *m, struct vm *vm);
 /* The VMM answered APPLIED. */
 void manager_applied(struct manager *m, struct vm *vm, uint64_t serial, int error, int pmu_error);
+/* What the kernel answered to vm's filter (error: its errno, 0 applied),
+ * through a session's APPLIED or an injected ioctl: the VM's state, the
+ * bus, the journal and its record say so.  note: the VM's LastError even
+ * on success (NULL: none); detail: prefix inside the record's parentheses. */
+void manager_record_result(struct manager *m, struct vm *vm, int error, const char *note, bool injected,
+                           const char *detail);
 
 /* A detected VM has attach_timeout_ms to attach before it is unmanaged. */
 void manager_arm_attach_timeout(struct manager *m, struct vm *vm);
