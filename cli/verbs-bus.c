@@ -312,10 +312,34 @@ int verb_profile_show(int argc, char *argv[], const struct ctl_options *o) {
 
 /* ---- changes ---------------------------------------------------------------- */
 
+/* Set (profile) or reset (NULL) each VM on its own, as systemctl does with
+ * units: one that fails does not keep the others from their change.  The
+ * first failure is the result. */
+static int change_each_vm(sd_bus *bus, char **vms, int n, const char *profile, bool runtime) {
+        int r, ret = 0;
+
+        for (int i = 0; i < n; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                if (profile) {
+                        r = bus_manager_change(bus, &e, "SetVMProfile", "ssb", vms[i], profile, runtime);
+                        if (r < 0)
+                                r = bus_log_error(r, &e, "Failed to set profile of VM %s", vms[i]);
+                } else {
+                        r = bus_manager_change(bus, &e, "ResetVMProfile", "sb", vms[i], runtime);
+                        if (r < 0)
+                                r = bus_log_error(r, &e, "Failed to reset the profile of VM %s", vms[i]);
+                }
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
 int verb_profile_set(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *profile = argv[1];
-        int r, ret = 0;
+        int r;
 
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
@@ -330,40 +354,17 @@ int verb_profile_set(int argc, char *argv[], const struct ctl_options *o) {
                 return 0;
         }
 
-        /* Each VM on its own, as systemctl does with units: one that fails
-         * does not keep the others from their profile. */
-        for (int i = 2; i < argc; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                r = bus_manager_change(bus, &e, "SetVMProfile", "ssb", argv[i], profile, o->runtime);
-                if (r < 0) {
-                        r = bus_log_error(r, &e, "Failed to set profile of VM %s", argv[i]);
-                        if (ret == 0)
-                                ret = r;
-                }
-        }
-        return ret;
+        return change_each_vm(bus, argv + 2, argc - 2, profile, o->runtime);
 }
 
 int verb_profile_reset(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        int r, ret = 0;
+        int r;
 
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
                 return r;
-
-        for (int i = 1; i < argc; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                r = bus_manager_change(bus, &e, "ResetVMProfile", "sb", argv[i], o->runtime);
-                if (r < 0) {
-                        r = bus_log_error(r, &e, "Failed to reset the profile of VM %s", argv[i]);
-                        if (ret == 0)
-                                ret = r;
-                }
-        }
-        return ret;
+        return change_each_vm(bus, argv + 1, argc - 1, NULL, o->runtime);
 }
 
 int verb_reload(int argc, char *argv[], const struct ctl_options *o) {
