@@ -20,6 +20,7 @@
 #include "match.h"
 #include "persist.h"
 #include "procscan.h"
+#include "watch.h"
 #include "session.h"
 #include "uevent.h"
 
@@ -355,13 +356,26 @@ void manager_vm_unmanaged(struct manager *m, struct vm *vm) {
 static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct vm *vm = userdata;
 
+        struct manager *m = vm->manager;
+        pid_t pid = vm->pid;
+
         sd_event_source_disable_unref(vm->timer);
         vm->timer = NULL;
         if (vm->state != VM_DETECTED)
                 return 0;
-        if (manager_settings(vm->manager)->adopt == ADOPT_PTRACE && manager_adopt(vm->manager, vm) >= 0)
+        if (!proc_fd_is_kvm_vm(pid, vm->fd)) {
+                /* The number the VM was created on is closed: the VM is gone
+                 * (its DESTROY is on its way) or lives on under another one
+                 * (the VMM moved it, and may have attached with that).  This
+                 * entry says nothing either way: drop it, and let a scan of
+                 * the process register any VM fd it does not know. */
+                manager_vm_gone(m, vm, "the fd it was created on was closed");
+                watch_scan_pid(m, pid);
                 return 0;
-        manager_vm_unmanaged(vm->manager, vm);
+        }
+        if (manager_settings(m)->adopt == ADOPT_PTRACE && manager_adopt(m, vm) >= 0)
+                return 0;
+        manager_vm_unmanaged(m, vm);
         return 0;
 }
 

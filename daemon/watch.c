@@ -217,6 +217,10 @@ static void on_overflow(bool enobufs, void *userdata) {
         (void) manager_rescan(m);
 }
 
+void watch_scan_pid(struct manager *m, pid_t pid) {
+        scan_pid(m, pid);
+}
+
 int watch_start(struct manager *m) {
         int r;
 

@@ -10,6 +10,8 @@
 struct manager;
 
 int watch_start(struct manager *m);
+/* Register the VM fds of pid the registry does not know yet. */
+void watch_scan_pid(struct manager *m, pid_t pid);
 
 /* Are fd_a of pid_a and fd_b of pid_b the same open file? (kcmp KCMP_FILE)
  * 1 yes, 0 no, -errno when the kernel cannot tell. */

@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import harness
@@ -158,6 +159,46 @@ def test_vms_without_client_are_detected_and_unmanaged():
         check(held.p.poll() is None, "warn mode leaves the VMM alone")
         held.stop()
         d.wait_records("gone", 20, where=mine)
+
+
+DUP_VMM = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[2])
+from busharness import apply_filter
+from harness import Peer, attach_msg, kvm_create_vm
+kvm, vm = kvm_create_vm()
+dup = os.dup(vm)        # the VM under another number, the first one closed
+os.close(vm)
+p = Peer(sys.argv[1])
+p.send(attach_msg(dup, name="dupped"), [dup])
+msg = p.recv()
+err = apply_filter(dup, msg)
+p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=%d\n" % (msg["SERIAL"], err))
+print("applied %d %d" % (err, dup), flush=True)
+time.sleep(60)
+"""
+
+
+def test_vmm_attaching_with_a_dup_is_not_taken_for_unmanaged():
+    # A VMM may move its VM fd to another number before it attaches: the
+    # number its uevent named is then closed, but the VM lives and is
+    # filtered.  In kill mode, taking it for unmanaged would kill it.
+    need_kvm(); need_root()
+    with Daemon(config_text=config(timeout=400, unmanaged="kill")) as d:
+        vmm = subprocess.Popen([sys.executable, "-c", DUP_VMM, d.socket, os.path.dirname(harness.__file__)],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            line = vmm.stdout.readline().split()
+            check(line[:2] == ["applied", "0"], "the VMM applied its filter: %r" % line)
+            mine = lambda r: r.pid == vmm.pid
+            d.wait_records("applied", 1, where=mine)
+            time.sleep(1.5)                             # well past attach_timeout_ms
+            check(vmm.poll() is None, "the VMM was killed (status %r):\n%s" % (vmm.returncode, d.log()))
+            check(not [r for r in d.records("unmanaged") if mine(r)],
+                  "a VM of the VMM was reported unmanaged:\n%s" % d.log())
+        finally:
+            vmm.kill()
+            vmm.wait()
 
 
 def test_daemon_started_after_the_vms_finds_them_in_proc():
