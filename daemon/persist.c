@@ -263,8 +263,17 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
         }
         vm->have_facts = proc_facts_open(pid, &vm->facts) >= 0;
 
+        /* Even with a clock that went back, no serial of ours repeats one of
+         * the daemon we replace. */
+        if (vm->serial_pending >= m->next_serial)
+                m->next_serial = vm->serial_pending;
         sfd = take_session_fd(m, id);
-        if (sfd >= 0 && session_restore(m, sfd, vm) >= 0) {
+        if (sfd >= 0 && session_restore(m, sfd, vm) < 0) {
+                /* Closed by session_restore(): let systemd drop its copy too. */
+                (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=" SESSION_FDNAME_PREFIX "%s", id);
+                sfd = -1;
+        }
+        if (sfd >= 0) {
                 log_info("VM %s: session taken back from the fd store (%s, profile %s)", id,
                          vm_state_to_string(vm->state), strna(vm->profile));
                 /* An APPLY was in flight, or its answer came after the record

@@ -73,7 +73,7 @@ int vm_queue_push(struct vm_queue *q, struct vm *vm) {
                 (void) sd_event_source_set_priority(q->source, SD_EVENT_PRIORITY_IDLE);
         }
         if (!q->late) {
-                r = sd_event_add_time(q->event, &q->late, CLOCK_MONOTONIC, UINT64_MAX, 0, on_late, q);
+                r = sd_event_add_time(q->event, &q->late, CLOCK_MONOTONIC, UINT64_MAX, 1, on_late, q);
                 if (r < 0)
                         return r;
                 (void) sd_event_source_set_description(q->late, q->description);
