@@ -52,7 +52,7 @@ static int vm_key(const struct vm *vm, char *buf, size_t size) {
         return 0;
 }
 
-const char *changes_vm_override(const struct manager *m, const struct vm *vm, bool *ret_runtime) {
+static const char *vm_override(const struct manager *m, const struct vm *vm, bool *ret_runtime) {
         char key[320];
 
         /* The UUID is the stabler identity, the name the friendlier one. */
@@ -74,6 +74,16 @@ const char *changes_vm_override(const struct manager *m, const struct vm *vm, bo
                 }
         }
         return NULL;
+}
+
+int changes_update_override(const struct manager *m, struct vm *vm) {
+        bool runtime = false;
+        const char *o = vm_override(m, vm, &runtime);
+
+        if (free_and_strdup(&vm->override, o) < 0)
+                return -ENOMEM;
+        vm->override_runtime = runtime;
+        return 0;
 }
 
 const char *changes_default_profile(const struct manager *m, bool *ret_overridden) {
@@ -170,14 +180,10 @@ int change_vm_profile(struct manager *m, sd_bus_message *msg, struct vm *vm, con
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "VM %s has neither NAME nor UUID, so a persistent change could not find it again: use runtime=true",
                                          vm->id);
-        if (reset) {
+        if (reset)
                 /* What is left (a persistent change under a runtime reset) still counts. */
-                bool left_runtime = false;
-                const char *left = changes_vm_override(m, vm, &left_runtime);
-
-                r = free_and_strdup(&vm->override, left);
-                vm->override_runtime = left_runtime;
-        } else {
+                r = changes_update_override(m, vm);
+        else {
                 r = free_and_strdup(&vm->override, profile);
                 vm->override_runtime = runtime;
         }

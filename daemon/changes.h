@@ -20,7 +20,9 @@ int change_reapply(struct manager *m, sd_bus_message *msg, struct vm **vms, size
 
 /* Load both state files after the policy; a corrupt file is reported and set aside. */
 void changes_load(struct manager *m);
-/* The override recorded for vm (by UUID, then name), runtime before persistent. */
-const char *changes_vm_override(const struct manager *m, const struct vm *vm, bool *ret_runtime);
+/* Set vm's override (and whether it is a runtime one) to what the state
+ * files record for it (by UUID, then name), runtime before persistent;
+ * none for a VM without NAME or UUID.  -ENOMEM. */
+int changes_update_override(const struct manager *m, struct vm *vm);
 /* The default profile in force: D-Bus override, else settings.default_profile. */
 const char *changes_default_profile(const struct manager *m, bool *ret_overridden);

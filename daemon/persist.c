@@ -249,17 +249,12 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
 
                 registry_set_name(&m->registry, vm, name, uuid);
         }
-        if (vm->name || vm->uuid) {
-                /* The state files, written before any change was answered,
-                 * say what was set for this VM; its record may lag them. */
-                bool runtime = false;
-                const char *o = changes_vm_override(m, vm, &runtime);
-
-                if (free_and_strdup(&vm->override, o) < 0) {
-                        registry_remove(&m->registry, vm);
-                        return;
-                }
-                vm->override_runtime = runtime;
+        /* The state files, written before any change was answered, say
+         * what was set for this VM; its record may lag them.  (A VM with
+         * neither NAME nor UUID is in no state file: its record holds it.) */
+        if ((vm->name || vm->uuid) && changes_update_override(m, vm) < 0) {
+                registry_remove(&m->registry, vm);
+                return;
         }
         vm->have_facts = proc_facts_open(pid, &vm->facts) >= 0;
 
@@ -270,7 +265,7 @@ static void restore_one(struct manager *m, const char *id, const char *path) {
         sfd = take_session_fd(m, id);
         if (sfd >= 0 && session_restore(m, sfd, vm) < 0) {
                 /* Closed by session_restore(): let systemd drop its copy too. */
-                (void) sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=" SESSION_FDNAME_PREFIX "%s", id);
+                persist_forget_session(vm);
                 sfd = -1;
         }
         if (sfd >= 0) {

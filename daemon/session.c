@@ -330,14 +330,8 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         vm->client = proto_client_to_string(a.client);
         vm->vcpus = a.vcpus;
         proto_attach_done(&a);
-        {
-                bool runtime = false;
-                const char *o = changes_vm_override(m, vm, &runtime);
-
-                if (free_and_strdup(&vm->override, o) < 0)
-                        return session_refuse(s, ENOMEM, "out of memory");
-                vm->override_runtime = runtime;
-        }
+        if (changes_update_override(m, vm) < 0)
+                return session_refuse(s, ENOMEM, "out of memory");
 
         sd_event_source_disable_unref(vm->timer);
         vm->timer = NULL;
