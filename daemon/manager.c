@@ -353,21 +353,8 @@ void manager_vm_unmanaged(struct manager *m, struct vm *vm) {
         manager_notify_status(m);
 }
 
-/* The fd pid created vm on holds no VM any more: closed (or the process is
- * gone), or another file.  Not so when /proc cannot tell (EACCES: no
- * CAP_SYS_PTRACE, a non-dumpable VMM): that VM is still to be reported. */
-static bool vm_fd_closed(pid_t pid, int fd) {
-        char path[64], target[64];
-
-        if (proc_fd_is_kvm_vm(pid, fd))
-                return false;
-        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int) pid, fd);
-        return readlink(path, target, sizeof(target)) >= 0 || errno == ENOENT;
-}
-
 static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct vm *vm = userdata;
-
         struct manager *m = vm->manager;
         pid_t pid = vm->pid;
 
@@ -375,7 +362,9 @@ static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
         vm->timer = NULL;
         if (vm->state != VM_DETECTED)
                 return 0;
-        if (vm_fd_closed(pid, vm->fd)) {
+        /* 0, not < 0: when /proc cannot tell (EACCES: no CAP_SYS_PTRACE, a
+         * non-dumpable VMM), the VM is still to be reported. */
+        if (proc_fd_kvm_vm(pid, vm->fd) == 0) {
                 /* The number the VM was created on is closed: the VM is gone
                  * (its DESTROY is on its way) or lives on under another one
                  * (the VMM moved it, and may have attached with that).  This

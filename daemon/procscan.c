@@ -13,21 +13,28 @@
 #define KVM_VM_LINK "anon_inode:kvm-vm"
 
 /* One byte more than the target we look for: a longer link then reads
- * truncated, and its length tells it apart without a full-size buffer. */
-static bool link_is_kvm_vm(int dir_fd, const char *name) {
+ * truncated, and its length tells it apart without a full-size buffer.
+ * 1 a VM, 0 another file or none (ENOENT), -errno when it cannot be read. */
+static int link_kvm_vm(int dir_fd, const char *name) {
         char target[sizeof(KVM_VM_LINK)];
         ssize_t n = readlinkat(dir_fd, name, target, sizeof(target));
 
+        if (n < 0)
+                return errno == ENOENT ? 0 : -errno;
         return n == (ssize_t) strlen(KVM_VM_LINK) && memcmp(target, KVM_VM_LINK, (size_t) n) == 0;
 }
 
-bool proc_fd_is_kvm_vm(pid_t pid, int fd) {
+int proc_fd_kvm_vm(pid_t pid, int fd) {
         char path[64];
 
         if (pid <= 0 || fd < 0)
-                return false;
+                return 0;
         snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int) pid, fd);
-        return link_is_kvm_vm(AT_FDCWD, path);
+        return link_kvm_vm(AT_FDCWD, path);
+}
+
+bool proc_fd_is_kvm_vm(pid_t pid, int fd) {
+        return proc_fd_kvm_vm(pid, fd) > 0;
 }
 
 /* Names in /proc and /proc/<pid>/fd: plain decimal, nothing else. */
@@ -72,7 +79,7 @@ static int scan_one(int proc_fd, pid_t pid, struct refs *refs) {
         while ((errno = 0, de = readdir(d))) {
                 int n;
 
-                if (parse_nonneg_int(de->d_name, &n) < 0 || !link_is_kvm_vm(dirfd(d), de->d_name))
+                if (parse_nonneg_int(de->d_name, &n) < 0 || link_kvm_vm(dirfd(d), de->d_name) <= 0)
                         continue;
                 if (!GREEDY_REALLOC(refs->v, refs->allocated, refs->n + 1)) {
                         r = -ENOMEM;

@@ -17,6 +17,9 @@ struct vm_fd_ref {
 
 /* Is fd of process pid a KVM VM?  false also if either is gone. */
 bool proc_fd_is_kvm_vm(pid_t pid, int fd);
+/* The same, told apart: 1 a VM, 0 another file, a closed fd or a gone
+ * process, -errno (EACCES) when /proc will not say. */
+int proc_fd_kvm_vm(pid_t pid, int fd);
 
 /* The VM fds of one process, by fd.  A dup'd fd is a second entry: tell
  * them apart with kcmp(KCMP_FILE).  -ESRCH if the process is gone. */
