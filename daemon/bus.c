@@ -137,13 +137,10 @@ int bus_check_manage(sd_bus_message *msg, sd_bus_error *error) {
 }
 
 char *bus_vm_path(const struct vm *vm) {
-        char *p = NULL;
-
         char buf[VM_PATH_MAX];
 
-        if (vm_object_path(BUS_VM_PREFIX, vm->id, buf, sizeof(buf)) >= 0)
-                return strdup(buf);
-        return sd_bus_path_encode(BUS_VM_PREFIX, vm->id, &p) < 0 ? NULL : p;
+        /* An id is "<pid>-<fd>": its path always fits. */
+        return vm_object_path(BUS_VM_PREFIX, vm->id, buf, sizeof(buf)) < 0 ? NULL : strdup(buf);
 }
 
 char *bus_profile_path(const char *name) {
@@ -153,19 +150,18 @@ char *bus_profile_path(const char *name) {
 }
 
 static void emit_vm_signal_raw(struct manager *m, const char *member, struct vm *vm) {
-        _cleanup_free_ char *path = bus_vm_path(vm);
+        char path[VM_PATH_MAX];
 
-        if (path)
+        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) >= 0)
                 (void) sd_bus_emit_signal(m->bus, BUS_PATH, "org.pmufilterd1.Manager", member, "so", vm->id, path);
 }
 
 static void announce(struct manager *m, struct vm *vm) {
-        _cleanup_free_ char *path = NULL;
+        char path[VM_PATH_MAX];
 
         vm->unannounced = false;
         emit_vm_signal_raw(m, "VMNew", vm);
-        path = bus_vm_path(vm);
-        if (path)
+        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) >= 0)
                 (void) sd_bus_emit_object_added(m->bus, path);
 }
 
