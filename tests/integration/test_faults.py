@@ -180,14 +180,25 @@ def test_burst_of_10000_vms_through_uevent_overflow_all_detected():
 # ---------------------------------------------------------------------------
 # 3. killed mid-handshake, closed mid-APPLY, stalled clients
 
+def good_vmm(d):
+    """The well-behaved VMM each of these tests keeps beside the faulty
+    ones: attached and filtered before the faults start."""
+    good = Held(d, "--name", "good", "--timeout-ms", "30000")
+    try:
+        good.wait(lambda l: l["event"] == "attach")
+        d.wait_records("applied", 1, where=lambda r: r.pid == good.p.pid)
+    except BaseException:
+        good.stop()
+        raise
+    return good
+
+
 def test_vmms_killed_mid_handshake_leak_nothing():
     need_kvm(); need_root(); need(harness.VMM, "the test VMM")
     with Daemon(config_text=policy()) as d:
         ready(d)
-        good = Held(d, "--name", "good", "--timeout-ms", "30000")
+        good = good_vmm(d)
         try:
-            good.wait(lambda l: l["event"] == "attach")
-            d.wait_records("applied", 1, where=lambda r: r.pid == good.p.pid)
             before = daemon_fds(d)
             pids = set()
             n = 0
@@ -215,11 +226,9 @@ def test_sessions_closed_mid_apply_leak_nothing():
     need_kvm(); need_root(); need(harness.VMM, "the test VMM")
     with Daemon(config_text=policy()) as d:
         ready(d)
-        good = Held(d, "--name", "good", "--timeout-ms", "30000")
+        good = good_vmm(d)
         vms = []
         try:
-            good.wait(lambda l: l["event"] == "attach")
-            d.wait_records("applied", 1, where=lambda r: r.pid == good.p.pid)
             me = os.getpid()
             before = daemon_fds(d)
 
@@ -293,11 +302,9 @@ def test_stalled_clients_are_dropped_and_leak_nothing():
     need_kvm(); need_root(); need(harness.VMM, "the test VMM")
     with Daemon(config_text=policy(timeout=5000, minimal=BIG_A)) as d:
         ready(d)
-        good = Held(d, "--name", "good", "--timeout-ms", "30000")
+        good = good_vmm(d)
         stalled, vms = [], []
         try:
-            good.wait(lambda l: l["event"] == "attach")
-            d.wait_records("applied", 1, where=lambda r: r.pid == good.p.pid)
             me = os.getpid()
             before = daemon_fds(d)
             for i in range(10):
