@@ -180,29 +180,22 @@ class SystemBus:
         return Monitor(self, tool, nobody)
 
 
-class Monitor:
-    """`busctl monitor` or `gdbus monitor` on the daemon, collecting output."""
+class Lines:
+    """The lines a process prints on stream, read as they come."""
 
-    def __init__(self, bus, tool, nobody=False):
-        if tool == "busctl":
-            argv = ["busctl", "--address=" + bus.address, "monitor", "--json=short", NAME]
-        else:
-            argv = ["gdbus", "monitor", "--address", bus.address, "--dest", NAME]
-        self.proc = subprocess.Popen((NOBODY if nobody else []) + argv, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+    def __init__(self, stream):
         self.lines = []
         self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        # Both say so once their match rules (or BecomeMonitor) are in place.
-        self.wait(lambda line: line.startswith("Monitoring"), "'Monitoring...' from %s" % tool, timeout=5)
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self):
-        for line in self.proc.stdout:
+    def _read(self, stream):
+        for line in stream:
             with self.cond:
                 self.lines.append(line.rstrip("\n"))
                 self.cond.notify_all()
 
     def wait(self, pred, what, timeout=10):
+        """The first line for which pred is true; Failure after timeout."""
         deadline = time.time() + timeout
         with self.cond:
             while True:
@@ -217,6 +210,21 @@ class Monitor:
     def text(self):
         with self.cond:
             return "\n".join(self.lines)
+
+
+class Monitor(Lines):
+    """`busctl monitor` or `gdbus monitor` on the daemon, collecting output."""
+
+    def __init__(self, bus, tool, nobody=False):
+        if tool == "busctl":
+            argv = ["busctl", "--address=" + bus.address, "monitor", "--json=short", NAME]
+        else:
+            argv = ["gdbus", "monitor", "--address", bus.address, "--dest", NAME]
+        self.proc = subprocess.Popen((NOBODY if nobody else []) + argv, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        Lines.__init__(self, self.proc.stdout)
+        # Both say so once their match rules (or BecomeMonitor) are in place.
+        self.wait(lambda line: line.startswith("Monitoring"), "'Monitoring...' from %s" % tool, timeout=5)
 
     def stop(self):
         self.proc.terminate()

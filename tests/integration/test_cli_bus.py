@@ -14,11 +14,10 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import harness
-from busharness import AutoPeer, SystemBus
+from busharness import AutoPeer, Lines, SystemBus
 from harness import CTL, Daemon, check
 
 CONFIG = """\
@@ -350,42 +349,13 @@ def test_reapply():
         check(len(applies(a)) == na + 2 and len(applies(b)) == nb + 1, "every VM again, done on return")
 
 
-class Output:
-    """The lines a running command prints, read as they come."""
-
-    def __init__(self, proc):
-        self.lines = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
-
-    def _read(self, stream):
-        for line in stream:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-
-    def wait(self, pred, what, timeout=10):
-        """The first line for which pred is true; Failure after timeout."""
-        deadline = time.time() + timeout
-        with self.cond:
-            while True:
-                found = [l for l in self.lines if pred(l)]
-                if found:
-                    return found[0]
-                left = deadline - time.time()
-                if left <= 0:
-                    raise harness.Failure("monitor printed no %s within %ss:\n%s" %
-                                          (what, timeout, "\n".join(self.lines[-20:])))
-                self.cond.wait(left)
-
-
 def test_monitor():
     with Running() as r:
         a = r.vm("vm-1", tier="gold")
         for json_mode in (False, True):
             args = [CTL, "--bus-address=" + r.bus.address, "monitor"] + (["--json"] if json_mode else [])
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            out = Output(proc)
+            out = Lines(proc.stdout)
             try:
                 if json_mode:
                     # No header to wait for: push until the subscription sees one.
