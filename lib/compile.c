@@ -45,7 +45,7 @@ struct compiled_filter *compiled_filter_ref(struct compiled_filter *f) {
         return f;
 }
 
-void compiled_filter_free(struct compiled_filter *f) {
+void compiled_filter_unref(struct compiled_filter *f) {
         if (!f)
                 return;
         if (f->n_ref > 1) {
@@ -412,7 +412,7 @@ static int compile_profile(struct compile_ctx *c, struct compiled_filter *f) {
 }
 
 static int compiled_filter_new(const char *profile_name, struct compiled_filter **ret) {
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
 
         f = calloc(1, sizeof(*f));
         if (!f)
@@ -428,7 +428,7 @@ static int compiled_filter_new(const char *profile_name, struct compiled_filter 
 }
 
 int filter_lockdown(const char *profile_name, struct compiled_filter **ret) {
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         int r;
 
         r = compiled_filter_new(profile_name, &f);
@@ -444,7 +444,7 @@ int filter_lockdown(const char *profile_name, struct compiled_filter **ret) {
 int filter_compile(const struct policy *p, const char *name,
                    const struct host_pmu *pmu, const struct kvm_support *k,
                    struct compiled_filter **ret, struct diags *d) {
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         _cleanup_free_ struct pending *v = NULL;
         struct compile_ctx c = { .p = p, .pmu = pmu, .k = k, .d = d };
         int r;
@@ -466,7 +466,7 @@ int filter_compile(const struct policy *p, const char *name,
                  * pmu: off profile are reported where they are written; the
                  * filter is the fallback for a kernel that refuses to turn
                  * the vPMU off: nothing may count. */
-                compiled_filter_free(TAKE_PTR(f));
+                compiled_filter_unref(TAKE_PTR(f));
                 r = filter_lockdown(name, &f);
                 if (r < 0)
                         return r;

@@ -31,8 +31,8 @@ struct compiled_filter {
  * VMs share their profile's filter instead of copying it.  Returns f. */
 struct compiled_filter *compiled_filter_ref(struct compiled_filter *f);
 /* Drop a holder; the last one frees. */
-void compiled_filter_free(struct compiled_filter *f);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct compiled_filter *, compiled_filter_free)
+void compiled_filter_unref(struct compiled_filter *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct compiled_filter *, compiled_filter_unref)
 
 /*
  * Compile profile `name` of a validated policy for this PMU and kernel.

@@ -141,7 +141,7 @@ static void compile_all(const struct policy *p) {
                         fuzz_check(n_chain > 0 && chain[n_chain - 1] == prof, "%s: chain does not end at itself", prof->name);
 
                 for (size_t j = 0; j < ELEMENTSOF(targets); j++) {
-                        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+                        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
                         struct diags d = {};
 
                         r = filter_compile(p, prof->name, &targets[j].pmu, &targets[j].kvm, &f, &d);

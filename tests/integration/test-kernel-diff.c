@@ -247,7 +247,7 @@ static bool case_needs_masked(const struct kcase *c) {
  * compiler refuses it, and the bytes it would have made for a kvm_amd host
  * are refused (masked) or silently dropped (plain) by this kernel. */
 static void narrow_case(const struct host *h, const struct kcase *c) {
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         struct kvm_support wide = h->k;
         struct diags d = {};
         int r;
@@ -272,7 +272,7 @@ static void test_compiled_filters_accepted(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 const struct kcase *c = &cases[i];
-                _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+                _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
                 struct diags d = {};
                 int r;
 
@@ -303,7 +303,7 @@ static void test_compiled_filters_accepted(void **state) {
 
 static void test_lockdown_accepted(void **state) {
         struct host *h = need_kvm(state);
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
 
         assert_int_equal(filter_lockdown("lockdown", &f), 0);
         assert_int_equal(push(h, f), 0);
@@ -353,7 +353,7 @@ static void test_kernel_refuses_what_compiler_refuses(void **state) {
         amd_on_intel.vendor = AMD;
         r = compile_case(&amd_on_intel, &h->k, &f, &d);
         diags_clear(&d);
-        compiled_filter_free(TAKE_PTR(f));
+        compiled_filter_unref(TAKE_PTR(f));
         w = KVM_PMU_ENCODE_MASKED_ENTRY(0x1c0ULL, 0ULL, 0ULL, 0);
         assert_int_equal(kvm_set_pmu_event_filter(h->vm_fd, KVM_PMU_EVENT_ALLOW,
                                                   KVM_PMU_EVENT_FLAG_MASKED_EVENTS, 0, &w, 1), r);
@@ -402,7 +402,7 @@ static void test_shipped_config(void **state) {
         diags_clear(&d);
 
         for (size_t i = 0; i < p->n_profiles; i++) {
-                _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+                _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
 
                 r = filter_compile(p, p->profiles[i].name, &h->pmu, &h->k, &f, &d);
                 diags_print(&d, stderr);        /* warnings too: what was skipped here */

@@ -78,7 +78,7 @@ static void assert_words(const struct compiled_filter *f, const uint64_t *w, siz
 static void test_plain_forms(void **state) {
         struct event_spec ev[] = { RAW(0x00c0, 2), SEL(0xc4, 0x00, 3), SEL(0x2e, 0x41, 4), RAW(0x1000000c0ULL, 5) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         const uint64_t want[] = { 0x00c0, 0x00c4, 0x412e, 0x1000000c0ULL };
 
         assert_int_equal(compile1(&pr, &amd, &kvm_new, &f, NULL), 0);
@@ -98,7 +98,7 @@ static void test_plain_forms(void **state) {
 static void test_trusted_is_denylist(void **state) {
         struct event_spec ev[] = { SEL(0xb7, 0x01, 2) };
         struct profile pr = prof("trusted", TIER_TRUSTED, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         const uint64_t want[] = { 0x01b7 };
 
         assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, NULL), 0);
@@ -111,7 +111,7 @@ static void test_dedupe_sort(void **state) {
                 RAW(0x412e, 2), SEL(0xc0, 0x00, 3), RAW(0x00c0, 4), RAW(0x003c, 5), SEL(0x2e, 0x41, 6),
         };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         const uint64_t want[] = { 0x003c, 0x00c0, 0x412e };
 
         assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, NULL), 0);
@@ -128,7 +128,7 @@ static void test_mixing_promotes_to_masked(void **state) {
                 MASKED(0xc0, 0xff, 0x00, false, 6),     /* the same as the first, once promoted */
         };
         struct profile pr = prof("t", TIER_TRUSTED, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         const uint64_t want[] = {
                 ENC(0xb7, 0x00, 0x00, false), ENC(0xd0, 0xf0, 0x80, true),
                 ENC(0xc0, 0xff, 0x00, false), ENC(0x2e, 0xff, 0x41, false),
@@ -164,7 +164,7 @@ static void test_masked_needs_kernel_support(void **state) {
         pr.n_events = 1;
         assert_int_equal(compile1(&pr, &intel, &kvm_old, &f, NULL), 0);
         assert_int_equal(f->flags, 0);
-        compiled_filter_free(f);
+        compiled_filter_unref(f);
 }
 
 static void test_amd_bits_on_intel(void **state) {
@@ -187,7 +187,7 @@ static void test_amd_bits_on_amd(void **state) {
         struct event_spec ev[] = { SEL(0x1c0, 0x02, 2), RAW(0xf000000ffULL, 3) };
         struct event_spec mev[] = { ANY(0x1c0, 2), MASKED(0xf07, 0x0f, 0x03, true, 3) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL, *m = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL, *m = NULL;
         const uint64_t want[] = { 0x1000002c0ULL, 0xf000000ffULL };
         const uint64_t mwant[] = { 0x1000000c0ULL, ENC(0xf07, 0x0f, 0x03, true) };
 
@@ -207,7 +207,7 @@ static void test_amd_bits_on_narrow_kvm(void **state) {
         struct event_spec ok[] = { SEL(0xc0, 0x02, 2), ANY(0x76, 3) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, 1);
         struct kvm_support narrow = kvm_new;
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         struct diags d = {};
 
         narrow.narrow_select = true;
@@ -220,7 +220,7 @@ static void test_amd_bits_on_narrow_kvm(void **state) {
         assert_int_equal(f->nevents, 2);
 
         /* optional: skipped with a note, as an unknown optional name is skipped */
-        compiled_filter_free(TAKE_PTR(f));
+        compiled_filter_unref(TAKE_PTR(f));
         ev[0].optional = true;
         pr.events = ev;
         pr.n_events = 1;
@@ -248,7 +248,7 @@ static void test_too_many_entries(void **state) {
         _cleanup_free_ struct event_spec *ev = calloc(301, sizeof(*ev));
         struct profile pr = prof("big", TIER_TENANT, NULL, ev, 300);
         struct kvm_support small = kvm_new;
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
 
         assert_non_null(ev);
         for (size_t i = 0; i < 301; i++)
@@ -267,7 +267,7 @@ static void test_too_many_entries(void **state) {
         /* duplicates do not count */
         for (size_t i = 0; i < 11; i++)
                 ev[i] = (struct event_spec) RAW(0x00c0, 2);
-        compiled_filter_free(TAKE_PTR(f));
+        compiled_filter_unref(TAKE_PTR(f));
         assert_int_equal(compile1(&pr, &amd, &small, &f, NULL), 0);
         assert_int_equal(f->nevents, 1);
 }
@@ -281,7 +281,7 @@ static bool have_intel_fixed_events(void) {
 
 static uint32_t fixed_of(struct event_spec *ev, size_t n, enum tier tier, const struct host_pmu *pmu) {
         struct profile pr = prof("t", tier, NULL, ev, n);
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
 
         assert_int_equal(compile1(&pr, pmu, &kvm_new, &f, NULL), 0);
         return f->fixed_counter_bitmap;
@@ -306,13 +306,13 @@ static void test_fixed_auto(void **state) {
 static void test_fixed_list(void **state) {
         struct event_spec ev[] = { RAW(0x00c0, 2) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
 
         pr.fixed_mode = FIXED_LIST;
         pr.fixed_bitmap = 0x5;
         assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, NULL), 0);
         assert_int_equal(f->fixed_counter_bitmap, 0x5);
-        compiled_filter_free(TAKE_PTR(f));
+        compiled_filter_unref(TAKE_PTR(f));
         pr.fixed_bitmap = 0;
         assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, NULL), 0);
         assert_int_equal(f->fixed_counter_bitmap, 0);
@@ -321,7 +321,7 @@ static void test_fixed_list(void **state) {
 static void test_pmu_off(void **state) {
         struct event_spec ev[] = { RAW(0x00c0, 2), ANY(0xb7, 3) };
         struct profile pr = prof("no-pmu", TIER_TRUSTED, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL, *l = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL, *l = NULL;
 
         pr.pmu = PMU_OFF;
         assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, NULL), 0);
@@ -356,7 +356,7 @@ static void test_extends_order(void **state) {
                 prof("mid", TIER_UNSET, "root", mid_ev, ELEMENTSOF(mid_ev)),
         };
         struct policy p = { .profiles = pr, .n_profiles = ELEMENTSOF(pr) };
-        _cleanup_(compiled_filter_freep) struct compiled_filter *m = NULL, *l = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *m = NULL, *l = NULL;
         const uint64_t want_mid[] = { 0x003c, 0x00c0 };
 
         assert_int_equal(filter_compile(&p, "mid", &intel, &kvm_new, &m, NULL), 0);
@@ -380,7 +380,7 @@ static void test_names(void **state) {
         struct event_spec ev[] = { NAME("instructions", false, 2), NAME("no-such-event-xyz", true, 3) };
         struct event_spec bad[] = { NAME("no-such-event-xyz", false, 4) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         uint64_t code;
 
         if (event_resolve(&intel, "instructions", &code) < 0)
@@ -475,7 +475,7 @@ static void test_equal_and_describe(void **state) {
 static void test_masked_never_matching_warns(void **state) {
         struct event_spec ev[] = { MASKED(0xd0, 0x0f, 0x80, false, 2) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         struct diags d = {};
 
         assert_int_equal(compile1(&pr, &amd, &kvm_new, &f, &d), 0);
@@ -531,7 +531,7 @@ static const char yaml_policy[] =
         "    pmu: off\n";
 
 static void test_yaml_to_bytes(void **state) {
-        _cleanup_(compiled_filter_freep) struct compiled_filter *b = NULL, *m = NULL, *x = NULL, *o = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *b = NULL, *m = NULL, *x = NULL, *o = NULL;
         const uint64_t want_base[] = { 0x003c, 0x00c0, 0x00c4, 0x412e };
         const uint64_t want_more[] = { 0x003c, 0x00c0, 0x00c4, 0x00c5, 0x412e };
         const uint64_t want_masked[] = {

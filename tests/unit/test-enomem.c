@@ -279,7 +279,7 @@ static int load_compile(const char *buf, size_t len, struct compiled_filter ***r
         diags_clear(&d);
         if (r < 0) {
                 for (size_t i = 0; filters && i < n; i++)
-                        compiled_filter_free(filters[i]);
+                        compiled_filter_unref(filters[i]);
                 free(filters);
                 return r;
         }
@@ -290,7 +290,7 @@ static int load_compile(const char *buf, size_t len, struct compiled_filter ***r
 
 static void filters_free(struct compiled_filter **f, size_t n) {
         for (size_t i = 0; f && i < n; i++)
-                compiled_filter_free(f[i]);
+                compiled_filter_unref(f[i]);
         free(f);
 }
 

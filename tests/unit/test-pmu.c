@@ -129,7 +129,7 @@ static void test_compiled_filter_outlives(void **state) {
                 "    tier: tenant\n"
                 "    events: [ instructions, " EVENT " ]\n";
         static const struct kvm_support kvm = { .filter = true, .masked = true, .max_events = 300 };
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         _cleanup_(policy_freep) struct policy *p = NULL;
         struct diags d = {};
         struct host_pmu zen3;

@@ -301,7 +301,7 @@ static void test_match_reads_lazily(void **state) {
         };
         struct policy p = { .rules = rules, .n_rules = 2 };
         char *labels[] = { (char *) "tier=standard", NULL };
-        struct match_input in = { .labels = labels, .facts = &f };
+        struct match_input in = { .labels = labels, .facts = &f, .load_facts = proc_facts_load };
 
         snprintf(uid, sizeof(uid), "%u", (unsigned) getuid());
         assert_int_equal(proc_facts_open(getpid(), &f), 0);

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus-changes.c — the changes orchestration makes over D-Bus, and the
+ * state files that keep them (lib/state.c).  Authorisation comes first,
+ * before anything is touched; a change is recorded before it is pushed,
+ * and the call is answered when the VMMs have applied it.
+ */
+#include <assert.h>
+
+#include "bus-errors.h"
+#include "bus.h"
+#include "log.h"
+#include "waiter.h"
+
+static int save(struct bus *b, bool runtime, sd_bus_error *error) {
+        const struct decider *d = b->deliver->decider;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (asprintf(&path, "%s/state.yaml", runtime ? b->runtime_dir : b->state_dir) < 0)
+                return -ENOMEM;
+        r = state_save(path, runtime ? &d->runtime : &d->persistent);
+        if (r < 0)
+                return bus_error_persist_failed(error, path, r);
+        return 0;
+}
+
+/* Write the stores a change touched: every change touches the runtime one
+ * (a persistent change clears the runtime entry that would shadow it). */
+static int save_changed(struct bus *b, bool persistent, sd_bus_error *error) {
+        int r;
+
+        if (persistent) {
+                r = save(b, false, error);
+                if (r < 0)
+                        return r;
+        }
+        return save(b, true, error);
+}
+
+static int check_profile(struct bus *b, const char *profile, sd_bus_error *error) {
+        const struct decider *d = b->deliver->decider;
+
+        if (!d->set)
+                return bus_error_lockdown(error, d->last_error);
+        if (policy_set_find(d->set, profile) < 0)
+                return bus_error_no_such_profile(error, profile);
+        return 0;
+}
+
+/* Decide again and push to every given VM whose filter changed (all of
+ * them when force), and answer msg when they have applied it. */
+static int push_and_wait(struct bus *b, sd_bus_message *msg, struct vm **vms, size_t n, bool force) {
+        struct vm_waiter *w = bus_pending_reply(msg);
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        r = deliver_apply_batched(b->deliver, vms, n, force, w);
+        if (r < 0) {
+                vm_waiter_cancel(w);
+                return r;
+        }
+        return 1;
+}
+
+int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, bool runtime,
+                      sd_bus_error *error) {
+        struct decider *d = b->deliver->decider;
+        bool reset = isempty(profile);
+        char key[320];
+        int r;
+
+        assert(vm);
+        r = bus_check_manage(b, msg, error);
+        if (r < 0)
+                return r;
+        if (!reset) {
+                r = check_profile(b, profile, error);
+                if (r < 0)
+                        return r;
+        }
+        if (!deliver_vm_managed(vm))
+                return bus_error_not_managed(error, vm, true);
+        if (overrides_key(vm->name, vm->uuid, key, sizeof(key)) >= 0) {
+                r = overrides_set(d, key, reset ? NULL : profile, runtime);
+                if (r < 0)
+                        return r;
+                r = save_changed(b, !runtime, error);
+                if (r < 0)
+                        return r;
+        } else if (!runtime && !reset)
+                return bus_error_no_key(error, vm);
+        if (reset) {
+                /* What is left (a persistent change under a runtime reset) still counts. */
+                bool left_runtime = false;
+
+                r = free_and_strdup(&vm->override, overrides_lookup(d, vm->name, vm->uuid, &left_runtime));
+                vm->override_runtime = left_runtime;
+        } else {
+                r = free_and_strdup(&vm->override, profile);
+                vm->override_runtime = runtime;
+        }
+        if (r < 0)
+                return r;
+        /* The APPLY first, the record of the change while the VMM applies it. */
+        r = push_and_wait(b, msg, &vm, 1, true);
+        audit_record(LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
+                     "VM %s: profile %s%s%s over D-Bus (%s)", vm->id, reset ? "reset to the policy" : "set to '",
+                     reset ? "" : profile, reset ? "" : "'", runtime ? "runtime" : "persistent");
+        return r;
+}
+
+int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profile, bool runtime,
+                           sd_bus_error *error) {
+        struct registry *reg = b->deliver->registry;
+        _cleanup_free_ struct vm **vms = NULL;
+        size_t n = 0;
+        int r;
+
+        r = bus_check_manage(b, msg, error);
+        if (r < 0)
+                return r;
+        r = check_profile(b, profile, error);
+        if (r < 0)
+                return r;
+        r = overrides_set_default(b->deliver->decider, profile, runtime);
+        if (r < 0)
+                return r;
+        r = save_changed(b, !runtime, error);
+        if (r < 0)
+                return r;
+        audit_record(LOG_NOTICE, MID_RUNTIME, NULL, profile, 0, "Default profile set to '%s' over D-Bus (%s)",
+                     profile, runtime ? "runtime" : "persistent");
+        registry_notify(reg, REGISTRY_SETTINGS_CHANGED, NULL, NULL);
+
+        vms = calloc(reg->n_vms + 1, sizeof(*vms));
+        if (!vms)
+                return -ENOMEM;
+        REGISTRY_FOREACH(vm, reg)
+                vms[n++] = vm;
+        return push_and_wait(b, msg, vms, n, false);
+}
+
+int change_reapply(struct bus *b, sd_bus_message *msg, struct vm **vms, size_t n, sd_bus_error *error) {
+        int r;
+
+        r = bus_check_manage(b, msg, error);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (!deliver_vm_managed(vms[i]))
+                        return bus_error_not_managed(error, vms[i], false);
+        return push_and_wait(b, msg, vms, n, true);
+}
+
+int change_reload(struct bus *b, sd_bus_message *msg, sd_bus_error *error) {
+        struct vm_waiter *w;
+        int r;
+
+        r = bus_check_manage(b, msg, error);
+        if (r < 0)
+                return r;
+        w = bus_pending_reply(msg);
+        if (!w)
+                return -ENOMEM;
+        r = deliver_reload(b->deliver, w);
+        if (r < 0) {
+                vm_waiter_cancel(w);
+                if (r == -ENOMEM)
+                        return r;
+                return bus_error_reload_failed(error, b->deliver->decider->last_error);
+        }
+        /* Answered when every VM whose filter changed has applied it (the
+         * batches arm the waiter when they are done). */
+        return 1;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus-errors.c — the errors of the D-Bus API.
+ */
+#include <errno.h>
+
+#include "bus-errors.h"
+#include "registry.h"
+
+int bus_error_no_such_vm(sd_bus_error *error, const char *id_or_name) {
+        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_VM,
+                                 "No VM '%s' (give an id such as 1234-12, a NAME or a UUID; see ListVMs)", id_or_name);
+}
+
+int bus_error_no_such_profile(sd_bus_error *error, const char *name) {
+        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROFILE, "No profile '%s' in the policy (see ListProfiles)",
+                                 name);
+}
+
+int bus_error_profile_gone(sd_bus_error *error) {
+        return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROFILE, "The profile is gone");
+}
+
+int bus_error_lockdown(sd_bus_error *error, const char *why) {
+        return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG,
+                                 "The daemon is in lockdown (the policy failed to load: %s); fix it and reload first",
+                                 strna(why));
+}
+
+int bus_error_reload_failed(sd_bus_error *error, const char *why) {
+        return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "The policy was not reloaded, the old one stays: %s",
+                                 strna(why));
+}
+
+int bus_error_not_managed(sd_bus_error *error, const struct vm *vm, bool for_change) {
+        return sd_bus_error_setf(error, BUS_ERROR_NOT_MANAGED, "VM %s has no session with pmufilterd (state %s): %s",
+                                 vm->id, vm_state_to_string(vm->state),
+                                 for_change ? "its VMM must attach before its filter can change"
+                                            : "nothing can apply its filter");
+}
+
+int bus_error_persist_failed(sd_bus_error *error, const char *path, int r) {
+        return sd_bus_error_setf(error, BUS_ERROR_PERSIST_FAILED, "Failed to write %s: %s", path, strerror(-r));
+}
+
+int bus_error_no_creds(sd_bus_error *error, int r) {
+        return sd_bus_error_set_errnof(error, r, "Cannot tell who is calling: %s", strerror(-r));
+}
+
+int bus_error_access_denied(sd_bus_error *error, uid_t uid) {
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                 "Changing the PMU policy needs root (caller has uid %u)", (unsigned) uid);
+}
+
+int bus_error_no_profile_given(sd_bus_error *error) {
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "No profile given (use ResetVMProfile to go back to the rules)");
+}
+
+int bus_error_no_key(sd_bus_error *error, const struct vm *vm) {
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "VM %s has neither NAME nor UUID, so a persistent change could not find it again: use runtime=true",
+                                 vm->id);
+}
+
+int bus_reply_apply_failed(sd_bus_message *msg, unsigned n_failed, const char *first_error) {
+        return sd_bus_reply_method_errorf(msg, BUS_ERROR_APPLY_FAILED, "%s%s",
+                                          first_error ? first_error : "filter not applied",
+                                          n_failed > 1 ? " (and more VMs failed)" : "");
+}

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus.c — connecting to the bus, and what the bus is told: the registry's
+ * events become signals and PropertiesChanged.  The vtables live in
+ * bus-manager.c, bus-vm.c and bus-profile.c.
+ */
+#include <assert.h>
+
+#include "bus.h"
+#include "log.h"
+
+int vm_object_path(const char *prefix, const char *id, char *buf, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        size_t n = strlen(prefix);
+
+        if (n + 2 > size)
+                return -ENOBUFS;
+        memcpy(buf, prefix, n);
+        buf[n++] = '/';
+        if (!*id) {
+                if (n + 2 > size)
+                        return -ENOBUFS;
+                buf[n++] = '_';
+        }
+        for (const char *c = id; *c; c++) {
+                bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                             (*c >= '0' && *c <= '9' && c != id);
+
+                if (n + (plain ? 2 : 4) > size)
+                        return -ENOBUFS;
+                if (plain)
+                        buf[n++] = *c;
+                else {
+                        buf[n++] = '_';
+                        buf[n++] = hex[(unsigned char) *c >> 4];
+                        buf[n++] = hex[(unsigned char) *c & 15];
+                }
+        }
+        buf[n] = 0;
+        return 0;
+}
+
+char *bus_vm_path(const struct vm *vm) {
+        char buf[VM_PATH_MAX];
+
+        /* An id is "<pid>-<fd>": its path always fits. */
+        return vm_object_path(BUS_VM_PREFIX, vm->id, buf, sizeof(buf)) < 0 ? NULL : strdup(buf);
+}
+
+char *bus_profile_path(const char *name) {
+        char *p = NULL;
+
+        return sd_bus_path_encode(BUS_PROFILE_PREFIX, name, &p) < 0 ? NULL : p;
+}
+
+struct bus *bus_current(sd_bus_message *msg) {
+        return sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(msg)));
+}
+
+static void manager_changed(struct bus *b) {
+        (void) sd_bus_emit_properties_changed(b->bus, BUS_PATH, "org.pmufilterd1.Manager",
+                                              "NVMs", "Lockdown", "LastError", "DefaultProfile",
+                                              "ConfigFiles", NULL);
+}
+
+static void emit_vm_signal_raw(struct bus *b, const char *member, struct vm *vm) {
+        char path[VM_PATH_MAX];
+
+        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) >= 0)
+                (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", member, "so", vm->id, path);
+}
+
+static void announce(struct bus *b, struct vm *vm) {
+        char path[VM_PATH_MAX];
+
+        vm->unannounced = false;
+        emit_vm_signal_raw(b, "VMNew", vm);
+        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) >= 0)
+                (void) sd_bus_emit_object_added(b->bus, path);
+}
+
+/* Whatever is said about a VM comes after VMNew and InterfacesAdded. */
+static void vm_said(struct bus *b, struct vm *vm) {
+        if (vm->unannounced)
+                announce(b, vm);
+}
+
+static void vm_changed(struct bus *b, struct vm *vm) {
+        _cleanup_free_ char *path = NULL;
+
+        vm_said(b, vm);
+        path = bus_vm_path(vm);
+        if (path)
+                (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.VM",
+                                                      "State", "Profile", "ProfileSource", "Action",
+                                                      "Events", "FixedCounterBitmap", "Flags", "PMU", "AppliedUSec",
+                                                      "LastError", "Name", "UUID", "Labels", "Client", NULL);
+}
+
+static void announce_run(struct vm *vm, void *userdata) {
+        vm_said(userdata, vm);
+}
+
+static void announce_done(void *userdata) {
+        manager_changed(userdata);      /* NVMs, once per batch */
+}
+
+/* A new VM is said on the bus when the loop has nothing more urgent: a
+ * VMM's ATTACH, right behind its VM's creation, then finds the daemon (and
+ * dbus-daemon, which routes three signals per VM) free. */
+static void vm_new(struct bus *b, struct vm *vm) {
+        if (vm_queue_push(&b->announcements, vm) < 0) {
+                announce(b, vm);
+                manager_changed(b);
+                return;
+        }
+        vm->unannounced = true;
+}
+
+static void vm_removed(struct bus *b, struct vm *vm) {
+        _cleanup_free_ char *path = NULL;
+
+        vm_said(b, vm);
+        emit_vm_signal_raw(b, "VMRemoved", vm);
+        path = bus_vm_path(vm);
+        if (path)
+                (void) sd_bus_emit_object_removed(b->bus, path);
+        /* NVMs changes once the registry has dropped it: REGISTRY_COUNT_CHANGED. */
+}
+
+/* After a reload: profiles that went, came, or may have changed. */
+static void profiles_changed(struct bus *b, char *const *old_names) {
+        const struct policy_set *set = b->deliver->decider->set;
+        const struct policy *p = set ? set->policy : NULL;
+
+        for (char *const *n = old_names; n && *n; n++)
+                if (!p || !policy_find_profile(p, *n)) {
+                        _cleanup_free_ char *path = bus_profile_path(*n);
+
+                        if (path)
+                                (void) sd_bus_emit_object_removed(b->bus, path);
+                }
+        for (size_t i = 0; p && i < p->n_profiles; i++) {
+                _cleanup_free_ char *path = bus_profile_path(p->profiles[i].name);
+
+                if (!path)
+                        continue;
+                if (!strv_contains(old_names, p->profiles[i].name))
+                        (void) sd_bus_emit_object_added(b->bus, path);
+                else
+                        (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.Profile", "Name",
+                                                              "Tier", "Action", "Entries", "EntryNames",
+                                                              "FixedCounterBitmap", "Flags", "PMU", "Source", "VMs", NULL);
+        }
+}
+
+static void emit_profile_vms_changed(struct bus *b, const char *name) {
+        _cleanup_free_ char *path = NULL;
+
+        if (policy_set_find(b->deliver->decider->set, name) < 0)
+                return;
+        path = bus_profile_path(name);
+        if (path)
+                (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.Profile", "VMs", NULL);
+}
+
+static int on_profiles_changed(sd_event_source *s, void *userdata) {
+        struct bus *b = userdata;
+        _cleanup_strv_free_ char **names = TAKE_PTR(b->dirty_profiles);
+
+        for (char **n = names; n && *n; n++)
+                emit_profile_vms_changed(b, *n);
+        return 0;
+}
+
+/* A Profile's VMs changed.  Said once per profile at the end of the turn of
+ * the loop: a change that moves 10,000 VMs says it once, not 20,000 times,
+ * and no VMM waits for its APPLY behind it. */
+static void profile_vms_changed(struct bus *b, const char *name) {
+        if (!name || strv_contains(b->dirty_profiles, name))
+                return;
+        if (strv_extend(&b->dirty_profiles, name) < 0)
+                return emit_profile_vms_changed(b, name);
+        (void) sd_event_source_set_enabled(b->profiles_event, SD_EVENT_ONESHOT);
+}
+
+static void on_registry(struct registry *r, enum registry_event ev, struct vm *vm,
+                        const struct registry_event_data *data, void *userdata) {
+        struct bus *b = userdata;
+
+        switch (ev) {
+        case REGISTRY_VM_NEW:
+                vm_new(b, vm);
+                break;
+        case REGISTRY_VM_CHANGED:
+        case REGISTRY_VM_SESSION_LOST:
+                vm_changed(b, vm);
+                break;
+        case REGISTRY_VM_APPLIED:
+                vm_said(b, vm);
+                (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "FilterApplied", "ssbs",
+                                          vm->id, strempty(vm->profile), data->ok, strempty(data->error));
+                vm_changed(b, vm);
+                break;
+        case REGISTRY_VM_UNMANAGED:
+                vm_said(b, vm);
+                emit_vm_signal_raw(b, "VMUnmanaged", vm);
+                vm_changed(b, vm);
+                break;
+        case REGISTRY_VM_PROFILE_MOVED:
+                profile_vms_changed(b, data->old_profile);
+                profile_vms_changed(b, vm->profile);
+                break;
+        case REGISTRY_VM_REMOVED:
+                vm_removed(b, vm);
+                break;
+        case REGISTRY_COUNT_CHANGED:
+        case REGISTRY_SETTINGS_CHANGED:
+                manager_changed(b);
+                break;
+        case REGISTRY_POLICY_SWAPPED:
+                profiles_changed(b, data->old_names);
+                break;
+        case REGISTRY_POLICY_RELOADED:
+                (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "Reloaded", "bs", data->ok,
+                                          strempty(data->error));
+                manager_changed(b);
+                break;
+        case REGISTRY_VM_RECORDED:
+        case _REGISTRY_EVENT_MAX:
+                break;
+        }
+}
+
+static int bus_connect(const char *address, sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (!address)
+                return sd_bus_open_system(ret);
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_address(bus, address);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_bus_client(bus, true);
+        if (r < 0)
+                return r;
+        r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_EUID);
+        if (r < 0)
+                return r;
+        r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+static int bus_add_objects(struct bus *b) {
+        int r;
+
+        r = sd_bus_add_object_vtable(b->bus, NULL, BUS_PATH, "org.pmufilterd1.Manager", bus_manager_vtable, b);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(b->bus, NULL, BUS_VM_PREFIX, "org.pmufilterd1.VM", bus_vm_vtable,
+                                       bus_vm_find, b);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(b->bus, NULL, BUS_VM_PREFIX, bus_vm_enumerate, b);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(b->bus, NULL, BUS_PROFILE_PREFIX, "org.pmufilterd1.Profile",
+                                       bus_profile_vtable, bus_profile_find, b);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(b->bus, NULL, BUS_PROFILE_PREFIX, bus_profile_enumerate, b);
+        if (r < 0)
+                return r;
+        return sd_bus_add_object_manager(b->bus, NULL, BUS_PATH);
+}
+
+int bus_start(struct bus *b, struct deliver *d, const char *address) {
+        sd_event *e = d->event;
+        int r;
+
+        assert(b);
+        assert(d);
+        b->deliver = d;
+        b->announcements = (struct vm_queue) {
+                .description = "vm-announcements",
+                .run = announce_run,
+                .turn_done = announce_done,
+                .userdata = b,
+                .registry = d->registry,
+                .event = e,
+                .priority = SD_EVENT_PRIORITY_IDLE,
+                .max_lag_usec = 1000 * 1000,
+        };
+        r = sd_event_add_defer(e, &b->profiles_event, on_profiles_changed, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the bus: %m");
+        (void) sd_event_source_set_description(b->profiles_event, "profile-vms-changed");
+        (void) sd_event_source_set_priority(b->profiles_event, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_enabled(b->profiles_event, SD_EVENT_OFF);
+
+        r = bus_connect(address, &b->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the bus %s: %m", address ? address : "(system)");
+        /* Objects first, then the name, then the loop. */
+        r = bus_add_objects(b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the D-Bus objects: %m");
+        r = sd_bus_request_name(b->bus, BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to take the bus name " BUS_NAME ": %m");
+        /* Before the VMM sessions: a change answered by thousands of VMMs
+         * must not keep a ListVMs waiting behind every APPLIED. */
+        r = sd_bus_attach_event(b->bus, e, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = registry_subscribe(d->registry, on_registry, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the bus: %m");
+        return 0;
+}
+
+void bus_stop(struct bus *b) {
+        vm_queue_done(&b->announcements);
+        b->profiles_event = sd_event_source_disable_unref(b->profiles_event);
+        strv_free(b->dirty_profiles);
+        b->dirty_profiles = NULL;
+        b->bus = sd_bus_flush_close_unref(b->bus);
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus.h — the D-Bus edge, org.pmufilterd1 (pmufilterd(8), "D-Bus API";
+ * dbus/org.pmufilterd1.xml): the Manager, one object per VM and per
+ * profile, signals, and method calls that reply only when the VMMs have
+ * answered.  A subscriber of the registry: nothing below calls it.
+ */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "deliver.h"
+#include "vmqueue.h"
+
+#define BUS_NAME "org.pmufilterd1"
+#define BUS_PATH "/org/pmufilterd1"
+#define BUS_VM_PREFIX "/org/pmufilterd1/vm"
+#define BUS_PROFILE_PREFIX "/org/pmufilterd1/profile"
+
+/* The last callers' uids, by unique bus name (bus-auth.c). */
+#define SENDER_CACHE_SIZE 16
+struct sender_cache {
+        char name[64];
+        uid_t uid;
+};
+
+struct bus {
+        sd_bus *bus;
+        struct deliver *deliver;        /* and through it the registry and the decider */
+        const char *state_dir;          /* persistent changes: state.yaml there */
+        const char *runtime_dir;        /* runtime changes */
+
+        struct vm_queue announcements;  /* new VMs to say on the bus */
+        char **dirty_profiles;          /* Profile.VMs to say changed */
+        sd_event_source *profiles_event;
+        struct sender_cache senders[SENDER_CACHE_SIZE];
+        unsigned senders_next;
+};
+
+/* Connect (address, else the system bus), register the objects, take the
+ * name, attach to the loop, and subscribe to the registry. */
+int bus_start(struct bus *b, struct deliver *d, const char *address);
+void bus_stop(struct bus *b);
+
+/* Objects are registered before the name is taken (systemd's order). */
+extern const sd_bus_vtable bus_manager_vtable[];
+extern const sd_bus_vtable bus_vm_vtable[];
+extern const sd_bus_vtable bus_profile_vtable[];
+int bus_vm_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                void **ret_found, sd_bus_error *error);
+int bus_vm_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes,
+                     sd_bus_error *error);
+int bus_profile_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                     void **ret_found, sd_bus_error *error);
+int bus_profile_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes,
+                          sd_bus_error *error);
+
+/* The VM's object path under BUS_VM_PREFIX, exactly as sd_bus_path_encode()
+ * makes it (every byte but [A-Za-z0-9], and a leading digit, as _xx), into
+ * buf without allocating: ListVMs makes 10,000 of them.  -ENOBUFS if it
+ * does not fit. */
+#define VM_PATH_MAX 128
+int vm_object_path(const char *prefix, const char *id, char *buf, size_t size);
+char *bus_vm_path(const struct vm *vm);
+char *bus_profile_path(const char *name);
+/* The bus context of the method being dispatched, for handlers whose
+ * userdata is the object (a VM). */
+struct bus *bus_current(sd_bus_message *msg);
+
+/* bus-auth.c: changing anything needs uid 0 (from the bus's credentials of
+ * the sender, not from anything the caller says).  1 if allowed, else
+ * error is set (AccessDenied) and a negative errno returned. */
+int bus_check_manage(struct bus *b, sd_bus_message *msg, sd_bus_error *error);
+
+/* bus-pending.c: a waiter that answers msg when the VMs it waits for have
+ * answered: success, or org.pmufilterd1.ApplyFailed with the first error. */
+struct vm_waiter *bus_pending_reply(sd_bus_message *msg);
+
+/* bus-changes.c: the changes orchestration makes.  Each is authorised
+ * first, recorded (persistently unless runtime), pushed to the affected
+ * VMMs, and answered only when they have applied it.  profile "" resets
+ * the VM to rule matching. */
+int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, bool runtime,
+                      sd_bus_error *error);
+int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profile, bool runtime,
+                           sd_bus_error *error);
+int change_reapply(struct bus *b, sd_bus_message *msg, struct vm **vms, size_t n, sd_bus_error *error);
+int change_reload(struct bus *b, sd_bus_message *msg, sd_bus_error *error);

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * decide.h — which profile a VM gets and which filter that is.  Pure: no
+ * file, socket or bus is touched here; the caller gives what is known of
+ * the VM (decide_input) and gets the decision back.  Order (pmufilterd(8),
+ * "Decisions"): a change made for this VM over D-Bus (runtime before
+ * persistent), the first rule that matches, the default profile (one set
+ * over D-Bus before settings.default_profile), else profile "none": an
+ * empty allowlist.  Without a policy (lockdown) every VM gets "lockdown",
+ * an empty allowlist too: nothing counts until a good reload.
+ */
+#pragma once
+
+#include "match.h"
+#include "policyset.h"
+#include "state.h"
+
+struct decider {
+        struct policy_set *set;         /* NULL only in lockdown with no good policy */
+        bool lockdown;                  /* the policy failed to load at start */
+        char *last_error;               /* why the last load or reload failed */
+        /* Changes made over D-Bus (lib/state.h): runtime ones beat
+         * persistent ones, both beat the rules and the default. */
+        struct state persistent, runtime;
+};
+
+void decider_done(struct decider *d);
+
+/* The settings in force: the policy's, or the defaults in lockdown. */
+const struct settings *decider_settings(const struct decider *d);
+/* Put s in force (taken), and leave lockdown; returns the set it replaces. */
+struct policy_set *decider_swap(struct decider *d, struct policy_set *s);
+int decider_set_last_error(struct decider *d, const char *error);
+
+struct decide_input {
+        /* claimed by the VMM, and facts read from the kernel (match.h) */
+        struct match_input match;
+        /* set over D-Bus for this VM (overrides_lookup()), NULL: none */
+        const char *override;
+        bool override_runtime;
+};
+
+struct decision {
+        /* Valid until the policy set is swapped: copy it. */
+        const char *profile;
+        char source[16];                /* "rule:<n>", "default", "runtime", "persistent", "none", "lockdown" */
+        struct compiled_filter *filter; /* a reference: compiled_filter_unref() */
+        /* The default profile set over D-Bus is not in this policy:
+         * settings.default_profile was used instead. */
+        bool default_missing;
+};
+
+/* -ENOMEM only. */
+int decide(const struct decider *d, const struct decide_input *in, struct decision *ret);
+
+/* The default profile in force: D-Bus override, else settings.default_profile. */
+const char *decider_default_profile(const struct decider *d, bool *ret_overridden);
+
+/* What the state files record for a VM claiming name and uuid (either
+ * NULL): by UUID, then name, runtime before persistent.  NULL: nothing. */
+const char *overrides_lookup(const struct decider *d, const char *name, const char *uuid, bool *ret_runtime);
+/* The key a change for this VM is recorded under ("uuid:…", "name:…"),
+ * into buf.  -ENOENT for a VM with neither. */
+int overrides_key(const char *name, const char *uuid, char *buf, size_t size);
+/* Record profile (NULL: reset) for key; a persistent change also clears
+ * the runtime entry that would shadow it.  -ENOMEM. */
+int overrides_set(struct decider *d, const char *key, const char *profile, bool runtime);
+/* The same for the default profile (NULL profile: not allowed). */
+int overrides_set_default(struct decider *d, const char *profile, bool runtime);

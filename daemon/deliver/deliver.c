@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * deliver.c — a VM's decision on its way to the kernel: decided
+ * (decide/), sent as APPLY to its VMM's session, or injected into a VMM
+ * that never attached (settings.adopt: ptrace), and the answer recorded:
+ * the VM's state, its record, the audit trail, and the listeners of the
+ * registry (the bus).
+ */
+#include <assert.h>
+#include <time.h>
+
+#include "compile.h"
+#include "deliver.h"
+#include "inject.h"
+#include "log.h"
+#include "session.h"
+#include "uevent.h"
+#include "waiter.h"
+
+/* The event loop waits while a thread is held: keep it short. */
+#define ADOPT_TIMEOUT_MS 250
+
+int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct records *rec, struct decider *dec) {
+        assert(d);
+        *d = (struct deliver) {
+                .event = e,
+                .registry = r,
+                .records = rec,
+                .decider = dec,
+                /* Serials grow across restarts too: an answer to an APPLY of
+                 * the daemon we replaced can never be taken for one of ours. */
+                .next_serial = now_usec(CLOCK_REALTIME),
+        };
+        return 0;
+}
+
+void deliver_done(struct deliver *d) {
+        d->shutting_down = true;
+        deliver_free_batches(d);
+        d->attach_timer = sd_event_source_disable_unref(d->attach_timer);
+        d->server = session_server_free(d->server, true);
+        d->watcher = uevent_watcher_free(d->watcher);
+        fdstore_done(&d->fdstore);
+}
+
+const char *deliver_socket_path(const struct deliver *d) {
+        const struct settings *s = decider_settings(d->decider);
+
+        if (d->socket_path)
+                return d->socket_path;
+        return s->socket ? s->socket : POLICY_DEFAULT_SOCKET;
+}
+
+int deliver_decide(struct deliver *d, struct vm *vm) {
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
+        _cleanup_free_ char *old_profile = NULL;
+        struct decide_input in = {
+                .match = {
+                        .name = vm->name,
+                        .uuid = vm->uuid,
+                        .client = vm->client,
+                        .labels = vm->labels,
+                        .facts = vm->have_facts ? &vm->facts : NULL,
+                        .load_facts = proc_facts_load,
+                },
+                .override = vm->override,
+                .override_runtime = vm->override_runtime,
+        };
+        struct decision dec;
+        bool changed;
+        int r;
+
+        r = decide(d->decider, &in, &dec);
+        if (r < 0)
+                return r;
+        f = dec.filter;
+        if (dec.default_missing)
+                log_warning("Default profile '%s' set over D-Bus is not in the policy; using settings.default_profile",
+                            decider_default_profile(d->decider, NULL));
+
+        changed = !vm->filter || !compiled_filter_equal(vm->filter, f) || !streq_ptr(vm->profile, dec.profile);
+        if (!streq_ptr(vm->profile, dec.profile)) {
+                old_profile = TAKE_PTR(vm->profile);
+                vm->profile = strdup(dec.profile);
+                if (!vm->profile)
+                        return -ENOMEM;
+                registry_notify(d->registry, REGISTRY_VM_PROFILE_MOVED, vm,
+                                &(struct registry_event_data) { .old_profile = old_profile });
+        }
+        snprintf(vm->profile_source, sizeof(vm->profile_source), "%s", dec.source);
+        compiled_filter_unref(vm->filter);
+        vm->filter = TAKE_PTR(f);
+        return changed;
+}
+
+bool deliver_vm_managed(const struct vm *vm) {
+        return vm->session || vm->state == VM_ADOPTED;
+}
+
+int deliver_push(struct deliver *d, struct vm *vm) {
+        uint64_t serial = ++d->next_serial;
+        int r;
+
+        if (!vm->session)
+                return -ENOTCONN;
+        r = session_send_apply(vm->session, vm, serial, decider_settings(d->decider)->attach_timeout_ms);
+        if (r < 0)
+                return r;
+        vm->serial_pending = serial;
+        if (vm->state != VM_FILTERED && vm->state != VM_FAILED)
+                registry_set_state(d->registry, vm, VM_ATTACHED);
+        return 0;
+}
+
+int deliver_apply(struct deliver *d, struct vm *vm, struct vm_waiter *waiter) {
+        int r;
+
+        if (vm->session) {
+                r = deliver_push(d, vm);
+                if (r >= 0 && waiter)
+                        r = vm_waiter_add(waiter, vm);
+                return r;
+        }
+        if (vm->state != VM_ADOPTED)
+                return -ENOTCONN;
+        /* Adopted: inject again, now.  The waiter hears the result. */
+        if (waiter) {
+                r = vm_waiter_add(waiter, vm);
+                if (r < 0)
+                        return r;
+        }
+        r = deliver_adopt(d, vm);
+        if (r < 0)
+                registry_notify(d->registry, REGISTRY_VM_SESSION_LOST, vm,
+                                &(struct registry_event_data) { .error = vm->last_error });
+        return r;
+}
+
+/* settings.adopt: ptrace.  The decision is made as for any VM, with
+ * `client: ptrace`; `pmu: off` cannot be honoured after creation, so such
+ * profiles give their fallback (an empty allowlist).  A refusal leaves the
+ * VM to settings.unmanaged. */
+int deliver_adopt(struct deliver *d, struct vm *vm) {
+        struct inject_result res;
+        const struct compiled_filter *f;
+        char detail[64];
+        int r;
+
+        vm->client = "ptrace";
+        r = deliver_decide(d, vm);
+        if (r < 0)
+                return r;
+        f = vm->filter;
+        /* The pid may have been reused since we saw it: inject_pmu_filter()
+         * checks the fd, not the process. */
+        if (proc_starttime(vm->pid) != vm->starttime)
+                return -ESRCH;
+        r = inject_pmu_filter(vm->pid, vm->fd, f->action, f->flags, f->fixed_counter_bitmap, f->events,
+                              f->nevents, ADOPT_TIMEOUT_MS, &res);
+        if (r < 0) {
+                char *msg = NULL;
+
+                if (asprintf(&msg, "adoption by ptrace refused: %s", res.reason) >= 0) {
+                        free(vm->last_error);
+                        vm->last_error = msg;
+                }
+                audit_record(LOG_WARNING, MID_REFUSED, vm->id, vm->profile, vm->pid,
+                             "VM %s: not adopted by injection: %s", vm->id, res.reason);
+                registry_notify(d->registry, REGISTRY_VM_CHANGED, vm, NULL);
+                return r;
+        }
+
+        snprintf(detail, sizeof(detail), "thread %d held %u µs, ", (int) res.tid, res.stopped_us);
+        deliver_record_result(d, vm, res.error,
+                              f->pmu_off ? "pmu: off cannot be honoured after creation: "
+                                           "the fallback empty allowlist is in force" : NULL,
+                              true, detail);
+        return 0;
+}
+
+void deliver_record_result(struct deliver *d, struct vm *vm, int error, const char *note, bool injected,
+                           const char *detail) {
+        const struct compiled_filter *f = vm->filter;
+        const char *via = injected ? " by injection" : "";
+        _cleanup_free_ char *msg = NULL;
+
+        vm->last_errno = error;
+        if (error == 0) {
+                registry_set_state(d->registry, vm, injected ? VM_ADOPTED : VM_FILTERED);
+                vm->applied_usec = now_usec(CLOCK_REALTIME);
+                (void) free_and_strdup(&vm->last_error, note);
+                registry_notify(d->registry, REGISTRY_VM_APPLIED, vm,
+                                &(struct registry_event_data) { .ok = true, .error = note });
+                audit_record(LOG_INFO, MID_APPLIED, vm->id, vm->profile, vm->pid,
+                             "VM %s%s%s%s: filter of profile '%s' applied%s (%s%s, %u entries)%s%s",
+                             vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
+                             vm->profile, via, detail, f && f->action ? "deny" : "allow", f ? f->nevents : 0,
+                             note ? "; " : "", strempty(note));
+        } else {
+                registry_set_state(d->registry, vm, VM_FAILED);
+                if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER%s failed: %s", injected ? " (injected)" : "",
+                             strerror(error)) < 0)
+                        msg = NULL;
+                (void) free_and_strdup(&vm->last_error, msg);
+                registry_notify(d->registry, REGISTRY_VM_APPLIED, vm,
+                                &(struct registry_event_data) { .ok = false, .error = msg });
+                audit_record(LOG_ERR, MID_FAILED, vm->id, vm->profile, vm->pid,
+                             "VM %s: filter of profile '%s' was NOT applied%s: %s", vm->id, vm->profile, via,
+                             strna(msg));
+        }
+        records_mark(d->records, vm);
+}

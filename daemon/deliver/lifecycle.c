@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * lifecycle.c — one VM from its detection to its end: registered when a
+ * uevent, the /proc scan or an ATTACH names it; given attach_timeout_ms to
+ * attach, then adopted by injection or reported unmanaged (and killed,
+ * where the policy says so); attached, decided and pushed when its VMM
+ * proves it; detached or dropped when its session or its process ends.
+ * The sessions report here through their callbacks (session_ops).
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/syscall.h>
+
+#include "deliver.h"
+#include "listen.h"
+#include "log.h"
+#include "procscan.h"
+#include "session.h"
+
+int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct vm **ret) {
+        struct vm *vm = registry_get(d->registry, pid, fd);
+        uint64_t st;
+        int r;
+
+        st = proc_starttime(pid);
+        if (st == 0)
+                return -ESRCH;
+        if (vm && vm->starttime == st) {
+                if (ret)
+                        *ret = vm;
+                return 0;
+        }
+        if (vm)         /* same pid and fd, another process: the old one is gone */
+                deliver_vm_gone(d, vm, "its process was replaced");
+
+        r = registry_add(d->registry, pid, fd, &vm);
+        if (r < 0)
+                return r;
+        vm->starttime = st;
+        r = proc_facts_open(pid, &vm->facts);
+        if (r == -ESRCH) {
+                registry_remove(d->registry, vm);
+                return r;
+        }
+        vm->have_facts = r >= 0;
+
+        deliver_arm_attach_timeout(d, vm);
+        log_debug("VM %s detected (pid %d, %s)", vm->id, (int) pid, strna(vm->facts.comm));
+        registry_notify(d->registry, REGISTRY_VM_NEW, vm, NULL);
+        if (ret)
+                *ret = vm;
+        return 1;
+}
+
+void deliver_vm_gone(struct deliver *d, struct vm *vm, const char *why) {
+        audit_record(LOG_INFO, MID_GONE, vm->id, vm->profile, vm->pid, "VM %s is gone: %s", vm->id, why);
+        deliver_disarm_attach_timeout(d, vm);
+        session_free(vm->session);
+        registry_notify(d->registry, REGISTRY_VM_REMOVED, vm, NULL);
+        records_forget(d->records, vm);
+        registry_remove(d->registry, vm);
+        registry_notify(d->registry, REGISTRY_COUNT_CHANGED, NULL, NULL);
+}
+
+static int pidfd_kill(pid_t pid, uint64_t starttime) {
+        _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+
+        if (pidfd < 0)
+                return -errno;
+        /* Signals through the pidfd reach this process whatever happens to the
+         * pid number; check the process is still the VM's before it is used. */
+        if (proc_starttime(pid) != starttime)
+                return -ESRCH;
+        if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+static void vm_unmanaged(struct deliver *d, struct vm *vm) {
+        const struct settings *s = decider_settings(d->decider);
+        const char *comm = strna(vm->have_facts ? vm->facts.comm : NULL);
+
+        registry_set_state(d->registry, vm, VM_UNMANAGED);
+        if (s->unmanaged == UNMANAGED_KILL) {
+                int r = pidfd_kill(vm->pid, vm->starttime);
+
+                audit_record(LOG_WARNING, MID_UNMANAGED, vm->id, NULL, vm->pid,
+                             "VM %s (%s, pid %d) is unmanaged: no ATTACH within %u ms; %s%s",
+                             vm->id, comm, (int) vm->pid, s->attach_timeout_ms,
+                             r < 0 ? "failed to kill its VMM: " : "killed its VMM (SIGKILL)",
+                             r < 0 ? strerror(-r) : "");
+        } else
+                audit_record(LOG_WARNING, MID_UNMANAGED, vm->id, NULL, vm->pid,
+                             "VM %s (%s, pid %d) is unmanaged: no ATTACH within %u ms; its guest PMU is not filtered",
+                             vm->id, comm, (int) vm->pid, s->attach_timeout_ms);
+        registry_notify(d->registry, REGISTRY_VM_UNMANAGED, vm, NULL);
+        records_mark(d->records, vm);
+}
+
+static void attach_timer_update(struct deliver *d) {
+        if (!d->attach_timer)
+                return;
+        if (!d->attach_head) {
+                (void) sd_event_source_set_enabled(d->attach_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(d->attach_timer, d->attach_head->attach_deadline);
+        (void) sd_event_source_set_enabled(d->attach_timer, SD_EVENT_ONESHOT);
+}
+
+void deliver_disarm_attach_timeout(struct deliver *d, struct vm *vm) {
+        bool was_head = d->attach_head == vm;
+
+        if (vm->attach_deadline == 0)
+                return;
+        LIST_REMOVE_TAIL(attach, d->attach_head, d->attach_tail, vm);
+        vm->attach_deadline = 0;
+        if (was_head)
+                attach_timer_update(d);
+}
+
+/* The timeout of one VM: it did not attach in time. */
+static void attach_timed_out(struct deliver *d, struct vm *vm) {
+        pid_t pid = vm->pid;
+
+        if (vm->state != VM_DETECTED)
+                return;
+        /* 0, not < 0: when /proc cannot tell (EACCES: no CAP_SYS_PTRACE, a
+         * non-dumpable VMM), the VM is still to be reported. */
+        if (proc_fd_kvm_vm(pid, vm->fd) == 0) {
+                /* The number the VM was created on is closed: the VM is gone
+                 * (its DESTROY is on its way) or lives on under another one
+                 * (the VMM moved it, and may have attached with that).  This
+                 * entry says nothing either way: drop it, and let a scan of
+                 * the process register any VM fd it does not know. */
+                deliver_vm_gone(d, vm, "the fd it was created on was closed");
+                deliver_scan_pid(d, pid);
+                return;
+        }
+        if (decider_settings(d->decider)->adopt == ADOPT_PTRACE && deliver_adopt(d, vm) >= 0)
+                return;
+        vm_unmanaged(d, vm);
+}
+
+static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct deliver *d = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        while (d->attach_head && d->attach_head->attach_deadline <= now) {
+                struct vm *vm = d->attach_head;
+
+                deliver_disarm_attach_timeout(d, vm);
+                attach_timed_out(d, vm);
+        }
+        attach_timer_update(d);
+        return 0;
+}
+
+/* Deadlines mostly come in order (one timeout for all): inserted from the tail. */
+void deliver_arm_attach_timeout(struct deliver *d, struct vm *vm) {
+        struct vm *after;
+        int r;
+
+        if (!d->attach_timer) {
+                r = sd_event_add_time(d->event, &d->attach_timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+                                      on_attach_timeout, d);
+                if (r < 0)
+                        return (void) log_warning_errno(r, "VM %s: failed to arm the attach timeout: %m", vm->id);
+                (void) sd_event_source_set_description(d->attach_timer, "attach-timeout");
+        }
+        deliver_disarm_attach_timeout(d, vm);
+        vm->attach_deadline = now_usec(CLOCK_MONOTONIC) +
+                              (uint64_t) decider_settings(d->decider)->attach_timeout_ms * 1000u;
+        for (after = d->attach_tail; after && after->attach_deadline > vm->attach_deadline; after = after->attach_prev)
+                ;
+        LIST_INSERT_AFTER(attach, d->attach_head, d->attach_tail, after, vm);
+        if (!after)
+                attach_timer_update(d);
+}
+
+/* One VM fd of a process, and whether the registry has that (pid, fd). */
+struct fd_entry {
+        int fd;
+        bool known;
+};
+
+/* kcmp(KCMP_FILE) orders open files (1: less, 2: greater), so sorting a
+ * process's VM fds by it puts the dups of one VM side by side.  Where it
+ * gives no order (the process is gone, no permission) the fd number
+ * stands in, and such dups go unnoticed, as a failed comparison did before. */
+static int compare_file(const void *a, const void *b, void *userdata) {
+        const struct fd_entry *x = a, *y = b;
+        int r = file_order(*(const pid_t *) userdata, x->fd, y->fd);
+
+        if (r != -EINVAL)
+                return r;
+        return x->fd < y->fd ? -1 : x->fd > y->fd;
+}
+
+/* Register each VM of pid that the registry does not know under any of its
+ * fds (e: every VM fd pid holds now), once, under its lowest fd.  A
+ * registered VM's fd that is no VM any more cannot be a dup of one that is,
+ * so e covers every fd a dup could match.  Sorting costs O(k log k) kcmp
+ * calls for k fds, where comparing each new fd with every registered VM of
+ * the process was O(k²) (docs/benchmarks.md). */
+static size_t register_new_fds(struct deliver *d, pid_t pid, struct fd_entry *e, size_t n) {
+        size_t found = 0;
+
+        if (n > 1)
+                qsort_r(e, n, sizeof(*e), compare_file, &pid);
+        for (size_t i = 0, j; i < n; i = j) {
+                bool known = e[i].known;
+                int lowest = e[i].fd;
+
+                for (j = i + 1; j < n && same_file(pid, e[i].fd, pid, e[j].fd) > 0; j++) {
+                        known = known || e[j].known;
+                        lowest = e[j].fd < lowest ? e[j].fd : lowest;
+                }
+                if (!known && deliver_vm_detected(d, pid, lowest, NULL) > 0)
+                        found++;
+        }
+        return found;
+}
+
+/* refs: VM fds sorted by pid (procscan).  Registers the new VMs of every
+ * process but ours; returns how many. */
+size_t deliver_register_fds(struct deliver *d, const struct vm_fd_ref *refs, size_t n) {
+        _cleanup_free_ struct fd_entry *e = calloc(n + 1, sizeof(*e));
+        size_t found = 0;
+
+        if (!e)
+                return 0;
+        for (size_t i = 0, j; i < n; i = j) {
+                pid_t pid = refs[i].pid;
+
+                for (j = i; j < n && refs[j].pid == pid; j++)
+                        e[j - i] = (struct fd_entry) { refs[j].fd, registry_get(d->registry, pid, refs[j].fd) != NULL };
+                /* Our own: the KVM probe's scratch VM, an ATTACH fd not closed yet. */
+                if (pid != getpid())
+                        found += register_new_fds(d, pid, e, j - i);
+        }
+        return found;
+}
+
+void deliver_scan_pid(struct deliver *d, pid_t pid) {
+        _cleanup_free_ struct vm_fd_ref *refs = NULL;
+        size_t n = 0;
+
+        if (procscan_pid(pid, &refs, &n) >= 0)
+                (void) deliver_register_fds(d, refs, n);
+}
+
+/* Which registered VM is this (pid, fd)?  The uevent named the fd the VM
+ * was created on; the VMM may hold it under another number (dup). */
+static struct vm *find_vm(struct deliver *d, pid_t pid, int fd) {
+        struct vm *vm = registry_get(d->registry, pid, fd);
+
+        if (vm)
+                return vm;
+        REGISTRY_FOREACH(i, d->registry)
+                if (i->pid == pid && same_file(pid, fd, pid, i->fd) > 0)
+                        return i;
+        return NULL;
+}
+
+static int labels_to_strv(const struct proto_attach *a, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        for (size_t i = 0; i < a->n_labels; i++) {
+                char *kv;
+
+                if (asprintf(&kv, "%s=%s", a->labels[i].key, a->labels[i].value) < 0)
+                        return -ENOMEM;
+                if (strv_push(&l, kv) < 0) {
+                        free(kv);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* The claims of an ATTACH, onto vm. */
+static int take_claims(struct deliver *d, struct vm *vm, struct proto_attach *a) {
+        _cleanup_strv_free_ char **labels = NULL;
+        bool runtime = false;
+        int r;
+
+        r = labels_to_strv(a, &labels);
+        if (r < 0)
+                return r;
+        registry_set_name(d->registry, vm, TAKE_PTR(a->name), TAKE_PTR(a->uuid));
+        strv_free(vm->labels);
+        vm->labels = TAKE_PTR(labels);
+        vm->client = proto_client_to_string(a->client);
+        vm->vcpus = a->vcpus;
+        r = free_and_strdup(&vm->override, overrides_lookup(d->decider, vm->name, vm->uuid, &runtime));
+        vm->override_runtime = runtime;
+        return r;
+}
+
+static int on_session_attach(struct session *s, const struct ucred *peer, struct proto_attach *a,
+                             char *reason, size_t reason_size, void *userdata) {
+        struct deliver *d = userdata;
+        uid_t uid = peer->uid;          /* peer is s's: a failed push frees s */
+        struct vm *vm;
+        int r;
+
+        vm = find_vm(d, peer->pid, a->vmfd);
+        if (!vm) {
+                r = deliver_vm_detected(d, peer->pid, a->vmfd, &vm);
+                if (r < 0) {
+                        snprintf(reason, reason_size, "cannot register VM %d-%d: %s", (int) peer->pid, a->vmfd,
+                                 strerror(-r));
+                        return r;
+                }
+        }
+        if (vm->session && vm->session != s) {
+                snprintf(reason, reason_size, "VM %s already has a session", vm->id);
+                return -EBUSY;
+        }
+        r = take_claims(d, vm, a);
+        if (r < 0) {
+                snprintf(reason, reason_size, "out of memory");
+                return r;
+        }
+
+        deliver_disarm_attach_timeout(d, vm);
+        session_attach_vm(s, vm);
+        registry_set_state(d->registry, vm, VM_ATTACHED);
+
+        r = deliver_decide(d, vm);
+        if (r < 0) {
+                snprintf(reason, reason_size, "cannot decide a filter for VM %s: %s", vm->id, strerror(-r));
+                return r;
+        }
+        /* The APPLY first: the VMM's ioctl then runs while we write the
+         * record of the attach.  A failed push ends the session (and says
+         * why); the VM and the record of its attach stay. */
+        r = deliver_push(d, vm);
+        audit_record(LOG_INFO, MID_ATTACH, vm->id, vm->profile, vm->pid,
+                     "VM %s attached by %s (pid %d, uid %u, %s%s%s): profile '%s' (%s)", vm->id,
+                     strna(vm->facts.comm), (int) vm->pid, (unsigned) uid, strna(vm->client),
+                     vm->name ? ", name " : "", strempty(vm->name), vm->profile, vm->profile_source);
+        if (r < 0)
+                return 0;       /* the session ended, with the reason */
+        /* Survive our own restart: systemd keeps the connection for us,
+         * handed over with the record that names it (on_vm_recorded()). */
+        vm->session_unstored = true;
+        records_mark(d->records, vm);
+        return 0;
+}
+
+static void on_session_applied(struct session *s, struct vm *vm, const struct proto_applied *a, void *userdata) {
+        struct deliver *d = userdata;
+        _cleanup_free_ char *msg = NULL;
+        int pmu_error = a->has_pmu_error ? a->pmu_error : 0;
+
+        if (a->serial != vm->serial_pending) {
+                log_debug("VM %s: ignoring APPLIED for serial %" PRIu64 ", waiting for %" PRIu64,
+                          vm->id, a->serial, vm->serial_pending);
+                return;
+        }
+        vm->serial_pending = 0;
+        if (a->error == 0 && vm->filter && vm->filter->pmu_off && pmu_error != 0 &&
+            asprintf(&msg, "vPMU could not be disabled (%s): the fallback empty allowlist is in force",
+                     strerror(pmu_error)) < 0)
+                msg = NULL;
+        deliver_record_result(d, vm, a->error, msg, false, "");
+}
+
+static void on_session_lost(struct vm *vm, int error, const char *reason, void *userdata) {
+        struct deliver *d = userdata;
+
+        registry_set_state(d->registry, vm, VM_FAILED);
+        vm->last_errno = error;
+        (void) free_and_strdup(&vm->last_error, reason);
+        records_mark(d->records, vm);
+        registry_notify(d->registry, REGISTRY_VM_SESSION_LOST, vm, &(struct registry_event_data) { .error = reason });
+}
+
+static void on_session_closed(struct vm *vm, void *userdata) {
+        struct deliver *d = userdata;
+
+        if (proc_starttime(vm->pid) != vm->starttime || !proc_fd_is_kvm_vm(vm->pid, vm->fd))
+                return deliver_vm_gone(d, vm, "its VMM closed it");
+        /* A VM whose filter the kernel refused stays failed: nothing of ours is in force. */
+        if (vm->state != VM_FAILED)
+                registry_set_state(d->registry, vm, VM_DETACHED);
+        vm->serial_pending = 0;
+        records_mark(d->records, vm);
+        log_info("VM %s: session closed; the last filter stays in the kernel", vm->id);
+        registry_notify(d->registry, REGISTRY_VM_SESSION_LOST, vm,
+                        &(struct registry_event_data) { .error = "the VMM closed its session" });
+}
+
+/* Once its record exists, a new session goes to the fd store: a restart
+ * that finds a connection finds what it belongs to. */
+static void on_vm_recorded(struct registry *r, enum registry_event ev, struct vm *vm,
+                           const struct registry_event_data *data, void *userdata) {
+        if (ev != REGISTRY_VM_RECORDED || !vm->session_unstored)
+                return;
+        vm->session_unstored = false;
+        if (vm->session)
+                fdstore_store_session(vm->id, session_fd(vm->session));
+}
+
+static const struct session_ops session_ops = {
+        .attach = on_session_attach,
+        .applied = on_session_applied,
+        .lost = on_session_lost,
+        .closed = on_session_closed,
+};
+
+int deliver_listen(struct deliver *d) {
+        int fd, r;
+
+        fd = fdstore_take_listener(&d->fdstore);
+        if (fd >= 0)
+                log_info("Using the VMM socket passed by systemd");
+        else {
+                fd = listen_bind(deliver_socket_path(d));
+                if (fd < 0)
+                        return fd;
+        }
+        r = registry_subscribe(d->registry, on_vm_recorded, d);
+        if (r < 0) {
+                safe_close(fd);
+                return log_error_errno(r, "Failed to set up the VMM socket: %m");
+        }
+        return session_server_new(d->event, fd, &session_ops, d, &d->server);
+}

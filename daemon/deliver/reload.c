@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * reload.c — the policy in force: loaded at start (a broken one means
+ * lockdown, not failure), and swapped on reload only when every file
+ * parsed and every profile compiled; then the VMs whose filter changed get
+ * the new one, in batches (pmufilterd(8), "Reload").
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <systemd/sd-daemon.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "waiter.h"
+
+/* Load and compile everything.  On failure *ret_error says why, in one line
+ * (the first error), and every diagnostic has been logged. */
+static int policy_set_load(struct deliver *d, struct policy_set **ret, char **ret_error) {
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        struct diags diags = {};
+        int r;
+
+        r = policy_load_files(d->config_path, &p, &diags);
+        if (r >= 0) {
+                r = policy_set_compile(p, d->pmu, d->kvm, &diags, ret);
+                if (r >= 0)
+                        p = NULL;       /* the set has it */
+        }
+        /* Until the next build, libpfm4's tables would only weigh on us. */
+        pmu_libpfm_release();
+        for (size_t i = 0; i < diags.n; i++)
+                if (diags.v[i].level != DIAG_NOTE)
+                        log_full_errno(diags.v[i].level == DIAG_ERROR ? LOG_ERR : LOG_WARNING, 0,
+                                       "%s:%u:%u: %s", strna(diags.v[i].file), diags.v[i].line,
+                                       diags.v[i].column, diags.v[i].message);
+        if (r < 0) {
+                char *e = diags_first_error(&diags);
+
+                if (!e && asprintf(&e, "%s: %s", strna(d->config_path), strerror(-r)) < 0)
+                        e = NULL;
+                *ret_error = e;
+        }
+        diags_clear(&diags);
+        return r;
+}
+
+int deliver_load_policy(struct deliver *d) {
+        _cleanup_free_ char *error = NULL;
+        struct policy_set *s = NULL;
+        int r;
+
+        r = policy_set_load(d, &s, &error);
+        if (r == -ENOMEM)
+                return log_error_errno(r, "Failed to load the policy: %m");
+        if (r < 0) {
+                d->decider->lockdown = true;
+                (void) decider_set_last_error(d->decider, error);
+                audit_record(LOG_CRIT, MID_LOCKDOWN, NULL, NULL, 0,
+                             "Policy failed to load, LOCKDOWN: every VM gets an empty allowlist until a good reload: %s",
+                             strna(error));
+                return 0;
+        }
+        policy_set_free(decider_swap(d->decider, s));
+        return 0;
+}
+
+int deliver_reload(struct deliver *d, struct vm_waiter *waiter) {
+        _cleanup_(policy_set_freep) struct policy_set *old = NULL;
+        _cleanup_strv_free_ char **old_names = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct policy_set *s = NULL;
+        bool was_lockdown = d->decider->lockdown;
+        int r;
+
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
+        r = policy_set_load(d, &s, &error);
+        if (r < 0) {
+                (void) decider_set_last_error(d->decider, error);
+                audit_record(LOG_ERR, MID_RELOAD, NULL, NULL, 0, "Reload failed, keeping the %s: %s",
+                             was_lockdown ? "lockdown" : "current policy", strna(error));
+                registry_notify(d->registry, REGISTRY_POLICY_RELOADED, NULL,
+                                &(struct registry_event_data) { .ok = false, .error = error });
+                (void) sd_notify(false, "READY=1");
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        for (size_t i = 0; d->decider->set && i < d->decider->set->policy->n_profiles; i++)
+                (void) strv_extend(&old_names, d->decider->set->policy->profiles[i].name);
+        old = decider_swap(d->decider, s);
+        registry_notify(d->registry, REGISTRY_POLICY_SWAPPED, NULL,
+                        &(struct registry_event_data) { .old_names = old_names });
+        if (was_lockdown)
+                audit_record(LOG_NOTICE, MID_LOCKDOWN, NULL, NULL, 0, "Policy loaded: leaving lockdown");
+        (void) decider_set_last_error(d->decider, NULL);
+        audit_record(LOG_INFO, MID_RELOAD, NULL, NULL, 0, "Reloaded the policy: %zu profiles, %zu rules",
+                     s->policy->n_profiles, s->policy->n_rules);
+        r = deliver_apply_batched(d, NULL, 0, false, waiter);
+        if (r < 0) {
+                log_error_errno(r, "Failed to apply the new policy to the VMs: %m");
+                if (waiter)
+                        vm_waiter_arm(waiter);
+        }
+        registry_notify(d->registry, REGISTRY_POLICY_RELOADED, NULL,
+                        &(struct registry_event_data) { .ok = true });
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}

@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * session.c — the VMM connections.  A session proves its VM on ATTACH: the
+ * peer's credentials and pidfd come from the kernel (SO_PEERCRED,
+ * SO_PEERPIDFD), the fd it sent must be a KVM VM (anon_inode:kvm-vm), and
+ * kcmp must show it is the very file the peer holds as VMFD.  The daemon's
+ * copy is closed at once: it could not use it (KVM answers EIO to anyone
+ * but the creator) and must never keep a VM alive.  A hostile or broken
+ * peer gets ERROR with a reason and loses its own session, nothing else.
+ */
+#include <assert.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/syscall.h>
+
+#include "compile.h"
+#include "fdstore.h"
+#include "list.h"
+#include "log.h"
+#include "procscan.h"
+#include "registry.h"
+#include "session.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+#define SESSION_FDS_MAX 8       /* more than one is refused, but we must receive them to close them */
+#define SESSION_BATCH 16        /* messages read from one session per wakeup */
+
+struct session_server {
+        sd_event *event;
+        const struct session_ops *ops;
+        void *userdata;
+        int fd;
+        sd_event_source *io;
+        struct session *sessions;
+        unsigned n_sessions;
+        /* Sessions with an APPLY unanswered, by deadline: one timer for all
+         * of them, armed at the first (a timer per session cost each one
+         * another event source, a quarter of a VM's memory). */
+        struct session *waiting_head, *waiting_tail;
+        sd_event_source *apply_timer;
+        /* The session on_session_io() is reading from, until session_free()
+         * says it is gone. */
+        struct session *receiving;
+        bool keep_stored;               /* freeing at exit: the fd store keeps the sessions */
+};
+
+struct session {
+        struct session_server *server;
+        int fd;
+        int pidfd;
+        struct ucred cred;
+        sd_event_source *io;
+        uint64_t apply_deadline;        /* CLOCK_MONOTONIC; 0: not waiting */
+        struct vm *vm;
+        LIST_FIELDS(struct session, waiting);
+        LIST_FIELDS(struct session, sessions);
+};
+
+static void apply_timer_update(struct session_server *server) {
+        if (!server->waiting_head) {
+                (void) sd_event_source_set_enabled(server->apply_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(server->apply_timer, server->waiting_head->apply_deadline);
+        (void) sd_event_source_set_enabled(server->apply_timer, SD_EVENT_ONESHOT);
+}
+
+/* The session's APPLY is answered (or the session ends): stop waiting. */
+static void session_stop_waiting(struct session *s) {
+        struct session_server *server = s->server;
+        bool was_head;
+
+        if (!server || s->apply_deadline == 0)
+                return;
+        was_head = server->waiting_head == s;
+        LIST_REMOVE_TAIL(waiting, server->waiting_head, server->waiting_tail, s);
+        s->apply_deadline = 0;
+        if (was_head)
+                apply_timer_update(server);
+}
+
+/* Wait timeout_ms for the answer to the APPLY just sent.  Deadlines mostly
+ * come in order (one timeout for all): inserted from the tail. */
+static void session_start_waiting(struct session *s, uint64_t timeout_ms) {
+        struct session_server *server = s->server;
+        struct session *after;
+
+        session_stop_waiting(s);
+        s->apply_deadline = now_usec(CLOCK_MONOTONIC) + timeout_ms * 1000u;
+        for (after = server->waiting_tail; after && after->apply_deadline > s->apply_deadline;
+             after = after->waiting_prev)
+                ;
+        LIST_INSERT_AFTER(waiting, server->waiting_head, server->waiting_tail, after, s);
+        if (!after)
+                apply_timer_update(server);
+}
+
+void session_free(struct session *s) {
+        struct session_server *server;
+
+        if (!s)
+                return;
+        server = s->server;
+        if (server->receiving == s)
+                server->receiving = NULL;
+        if (s->vm && !server->keep_stored)
+                fdstore_forget_session(s->vm->id);
+        if (s->vm && s->vm->session == s)
+                s->vm->session = NULL;
+        session_stop_waiting(s);
+        LIST_REMOVE(sessions, server->sessions, s);
+        server->n_sessions--;
+        sd_event_source_disable_unref(s->io);
+        safe_close(s->pidfd);
+        safe_close(s->fd);
+        free(s);
+}
+
+int session_fd(const struct session *s) {
+        assert(s);
+        return s->fd;
+}
+
+void session_attach_vm(struct session *s, struct vm *vm) {
+        assert(s);
+        assert(vm);
+        vm->session = s;
+        s->vm = vm;
+}
+
+unsigned session_server_count(const struct session_server *s) {
+        return s ? s->n_sessions : 0;
+}
+
+static int session_send(struct session *s, const char *buf, size_t len) {
+        if (send(s->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Refuse: ERROR with a reason, then the session ends. Nothing else changes. */
+static void session_refuse(struct session *s, int error, const char *fmt, ...) _printf_(3, 4);
+static void session_refuse(struct session *s, int error, const char *fmt, ...) {
+        char reason[PROTO_REASON_MAX * 2], msg[PROTO_REASON_MAX * 2], buf[PROTO_REASON_MAX * 3];
+        struct proto_error e = { .error = error, .message = msg };
+        struct session_server *server = s->server;
+        struct vm *vm = s->vm && s->vm->session == s ? s->vm : NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        proto_sanitize_message(msg, sizeof(msg), reason);
+        n = proto_format_error(buf, sizeof(buf), &e);
+        if (n > 0)
+                (void) session_send(s, buf, (size_t) n);
+        audit_record(LOG_WARNING, MID_REFUSED, s->vm ? s->vm->id : NULL, NULL, s->cred.pid,
+                     "Refused VMM session of pid %d (uid %u): %s", (int) s->cred.pid,
+                     (unsigned) s->cred.uid, reason);
+        session_free(s);
+        if (vm)
+                server->ops->lost(vm, error, reason, server->userdata);
+}
+
+int session_send_apply(struct session *s, const struct vm *vm, uint64_t serial, uint64_t timeout_ms) {
+        const struct compiled_filter *f = vm->filter;
+        struct proto_apply a = {
+                .vm = vm->id,
+                .serial = serial,
+                .profile = vm->profile,
+                .pmu_off = f->pmu_off,
+                .action = f->action,
+                .flags = f->flags,
+                .fixed_counter_bitmap = f->fixed_counter_bitmap,
+                .events = f->events,
+                .n_events = f->nevents,
+        };
+        char buf[PROTO_MSG_MAX];
+        int n, r;
+
+        assert(s);
+        n = proto_format_apply(buf, sizeof(buf), &a);
+        r = n < 0 ? n : session_send(s, buf, (size_t) n);
+        if (r < 0) {
+                /* The VMM stopped reading (EAGAIN: its queue is full) or is gone.
+                 * It must not be recorded with a filter it never got: end the
+                 * session; its client re-attaches and gets the current one. */
+                session_refuse(s, -r, "cannot send APPLY for SERIAL=%" PRIu64 ": %s", serial,
+                               r == -EAGAIN ? "the VMM does not read its socket" : strerror(-r));
+                return r;
+        }
+        /* A VMM that does not answer is a failed VM, not a stuck daemon. */
+        session_start_waiting(s, timeout_ms);
+        return 0;
+}
+
+static int on_apply_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
+        struct session_server *server = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        while (server->waiting_head && server->waiting_head->apply_deadline <= now) {
+                struct session *s = server->waiting_head;
+
+                session_stop_waiting(s);
+                if (s->vm && s->vm->serial_pending)
+                        session_refuse(s, ETIMEDOUT, "no APPLIED for SERIAL=%" PRIu64 " in time",
+                                       s->vm->serial_pending);
+        }
+        apply_timer_update(server);
+        return 0;
+}
+
+static void handle_attach(struct session *s, const char *buf, size_t len, int *fds, size_t n_fds) {
+        _cleanup_(proto_attach_done) struct proto_attach a = {};
+        char reason[PROTO_REASON_MAX], link[64] = "", path[64];
+        struct session_server *server = s->server;
+        ssize_t l;
+        int r;
+
+        if (proto_parse_attach(buf, len, &a, reason, sizeof(reason)) < 0)
+                return session_refuse(s, EBADMSG, "malformed ATTACH: %s", reason);
+        if (n_fds != 1)
+                return session_refuse(s, EBADMSG, "ATTACH must carry exactly one fd (the VM fd), got %zu", n_fds);
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[0]);
+        l = readlink(path, link, sizeof(link) - 1);
+        if (l < 0 || (link[l] = 0, !streq(link, "anon_inode:kvm-vm")))
+                return session_refuse(s, EBADF, "the fd sent is not a KVM VM fd (it is '%s')", l < 0 ? "?" : link);
+        r = same_file(getpid(), fds[0], s->cred.pid, a.vmfd);
+        /* Close our copy at once: we cannot use it, and must not keep the VM alive. */
+        fds[0] = safe_close(fds[0]);
+        if (r <= 0)
+                return session_refuse(s, EPERM, "VMFD=%d is not the VM fd sent with ATTACH%s%s", a.vmfd,
+                                      r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+
+        reason[0] = 0;
+        r = server->ops->attach(s, &s->cred, &a, reason, sizeof(reason), server->userdata);
+        if (r < 0)
+                session_refuse(s, -r, "%s", reason[0] ? reason : strerror(-r));
+}
+
+static void session_closed(struct session *s) {
+        struct session_server *server = s->server;
+        struct vm *vm = s->vm;
+
+        session_free(s);
+        if (vm)
+                server->ops->closed(vm, server->userdata);
+}
+
+static void handle_message(struct session *s, const char *buf, size_t n, int *fds, size_t n_fds) {
+        char reason[PROTO_REASON_MAX];
+        enum proto_verb verb;
+
+        if (proto_parse_verb(buf, n, &verb, reason, sizeof(reason)) < 0)
+                session_refuse(s, EBADMSG, "malformed message: %s", reason);
+        else if (!s->vm && verb == PROTO_ATTACH)
+                handle_attach(s, buf, n, fds, n_fds);
+        else if (verb == PROTO_DETACH) {
+                if (proto_parse_detach(buf, n, reason, sizeof(reason)) < 0)
+                        session_refuse(s, EBADMSG, "malformed DETACH: %s", reason);
+                else
+                        session_closed(s);
+        } else if (n_fds > 0)
+                session_refuse(s, EBADMSG, "%s must not carry fds", proto_verb_to_string(verb));
+        else if (s->vm && verb == PROTO_APPLIED) {
+                struct proto_applied a;
+
+                if (proto_parse_applied(buf, n, &a, reason, sizeof(reason)) < 0)
+                        session_refuse(s, EBADMSG, "malformed APPLIED: %s", reason);
+                else {
+                        if (a.serial == s->vm->serial_pending)
+                                session_stop_waiting(s);
+                        s->server->ops->applied(s, s->vm, &a, s->server->userdata);
+                }
+        } else
+                session_refuse(s, EPROTO, "unexpected %s %s", proto_verb_to_string(verb),
+                               s->vm ? "after ATTACH" : "before ATTACH");
+}
+
+/* Receive and handle one message: 0, or -EAGAIN when none was queued.  The
+ * session may be freed on the way (closed, refused). */
+static int session_receive(struct session *s) {
+        char buf[PROTO_MSG_MAX + 1];
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * SESSION_FDS_MAX)];
+        } control = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        int fds[SESSION_FDS_MAX];
+        size_t n_fds = 0;
+        ssize_t n;
+
+        n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+                if (errno == EAGAIN)
+                        return -EAGAIN;
+                if (errno != EINTR)
+                        session_closed(s);
+                return 0;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        int *p = (int *) CMSG_DATA(c);
+
+                        for (size_t i = 0; i < k && n_fds < SESSION_FDS_MAX; i++)
+                                fds[n_fds++] = p[i];
+                }
+
+        if (n == 0 && n_fds == 0)
+                session_closed(s);
+        else if (mh.msg_flags & MSG_TRUNC)
+                session_refuse(s, EMSGSIZE, "message larger than %d bytes", PROTO_MSG_MAX);
+        else if ((mh.msg_flags & MSG_CTRUNC) && n_fds >= SESSION_FDS_MAX)
+                session_refuse(s, EBADMSG, "too many fds (at most one)");
+        else if (mh.msg_flags & MSG_CTRUNC)
+                /* Room was left, so the kernel could not install the fd here:
+                 * the daemon is out of descriptors, not the VMM at fault. */
+                session_refuse(s, EMFILE, "pmufilterd could not receive the fd: it is out of file descriptors "
+                               "(RLIMIT_NOFILE; %u sessions open)", s->server->n_sessions);
+        else
+                handle_message(s, buf, (size_t) n, fds, n_fds);
+
+        for (size_t i = 0; i < n_fds; i++)
+                safe_close(fds[i]);
+        return 0;
+}
+
+/* The socket is edge-triggered (session_new): read it until it is empty.
+ * Level-triggered, every loop iteration re-polled every session that had an
+ * answer queued, while sd-event dispatches one source per iteration: a
+ * change pushed to n VMs cost O(n²) in epoll_wait (docs/benchmarks.md).  A
+ * peer that keeps sending gets SESSION_BATCH messages a turn, then the
+ * socket is re-armed (an edge-triggered source re-polls on that) and the
+ * others get theirs. */
+static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        struct session *s = userdata;
+        struct session_server *server = s->server;
+        unsigned n = 0;
+
+        server->receiving = s;
+        while (server->receiving == s && session_receive(s) >= 0)
+                if (++n == SESSION_BATCH) {
+                        if (server->receiving == s)
+                                (void) sd_event_source_set_io_events(s->io, EPOLLIN | EPOLLET);
+                        break;
+                }
+        server->receiving = NULL;
+        return 0;
+}
+
+/* A session on a connected socket: fresh from accept(), or handed back by
+ * systemd's fd store after a restart. */
+static int session_new(struct session_server *server, int fd, struct session **ret) {
+        _cleanup_close_ int cfd = fd;
+        struct session *s;
+        socklen_t sl;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->pidfd = -1;
+        s->fd = TAKE_FD(cfd);
+        s->server = server;
+        LIST_PREPEND(sessions, server->sessions, s);
+        server->n_sessions++;
+
+        sl = sizeof(s->cred);
+        if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &s->cred, &sl) < 0) {
+                r = -errno;
+                session_free(s);
+                return r;
+        }
+        /* The peer as a pidfd (from the kernel, race-free with SO_PEERPIDFD):
+         * a handle on this very process for signals, unlike a pid number. */
+        sl = sizeof(s->pidfd);
+        if (getsockopt(s->fd, SOL_SOCKET, SO_PEERPIDFD, &s->pidfd, &sl) < 0)
+                s->pidfd = (int) syscall(SYS_pidfd_open, s->cred.pid, 0);
+
+        r = sd_event_add_io(server->event, &s->io, s->fd, EPOLLIN | EPOLLET, on_session_io, s);
+        if (r < 0) {
+                session_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        struct session_server *server = userdata;
+        struct session *s;
+        int cfd, r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(errno, "Failed to accept a VMM connection: %m");
+                return 0;
+        }
+        r = session_new(server, cfd, &s);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up a VMM connection: %m");
+        return 0;
+}
+
+int session_restore(struct session_server *server, int fd, struct vm *vm) {
+        struct session *s;
+        int r;
+
+        assert(server);
+        assert(vm);
+        (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        r = session_new(server, fd, &s);
+        if (r < 0)
+                return r;
+        if (s->cred.pid != vm->pid) {
+                session_free(s);
+                return -ESRCH;
+        }
+        session_attach_vm(s, vm);
+        return 0;
+}
+
+int session_server_new(sd_event *e, int fd, const struct session_ops *ops, void *userdata,
+                       struct session_server **ret) {
+        struct session_server *s;
+        int r;
+
+        assert(e);
+        assert(ops);
+        assert(ret);
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        *s = (struct session_server) { .event = e, .ops = ops, .userdata = userdata, .fd = fd };
+        r = sd_event_add_io(e, &s->io, fd, EPOLLIN, on_accept, s);
+        if (r < 0) {
+                session_server_free(s, false);
+                return log_error_errno(r, "Failed to watch the VMM socket: %m");
+        }
+        r = sd_event_add_time(e, &s->apply_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_apply_timeout, s);
+        if (r < 0) {
+                session_server_free(s, false);
+                return log_error_errno(r, "Failed to set up the APPLY timeout: %m");
+        }
+        (void) sd_event_source_set_description(s->apply_timer, "apply-timeout");
+        (void) sd_event_source_set_enabled(s->apply_timer, SD_EVENT_OFF);
+        *ret = s;
+        return 0;
+}
+
+struct session_server *session_server_free(struct session_server *s, bool keep_stored) {
+        if (!s)
+                return NULL;
+        s->keep_stored = keep_stored;
+        while (s->sessions)
+                session_free(s->sessions);
+        sd_event_source_disable_unref(s->apply_timer);
+        sd_event_source_disable_unref(s->io);
+        safe_close(s->fd);
+        free(s);
+        return NULL;
+}

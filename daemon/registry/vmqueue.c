@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vmqueue.c — deferred per-VM work, a batch per turn of the loop.
+ */
+#include <assert.h>
+#include <string.h>
+#include <time.h>
+
+#include "vmqueue.h"
+
+/* The oldest entry is due max lag after it was queued, idle or not. */
+static void arm_late(struct vm_queue *q) {
+        if (!q->late)
+                return;
+        if (q->n == 0) {
+                (void) sd_event_source_set_enabled(q->late, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(q->late, q->entries[0].queued + q->max_lag_usec);
+        (void) sd_event_source_set_enabled(q->late, SD_EVENT_ONESHOT);
+}
+
+void vm_queue_run(struct vm_queue *q, size_t max) {
+        size_t n;
+
+        assert(q);
+        n = max < q->n ? max : q->n;
+        for (size_t i = 0; i < n; i++) {
+                struct vm *vm = registry_get(q->registry, q->entries[i].key.pid, q->entries[i].key.fd);
+
+                if (vm)
+                        q->run(vm, q->userdata);
+        }
+        if (n > 0) {
+                memmove(q->entries, q->entries + n, (q->n - n) * sizeof(*q->entries));
+                q->n -= n;
+                if (q->n > 0 && q->source)
+                        (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
+                arm_late(q);
+                if (q->turn_done)
+                        q->turn_done(q->userdata);
+        }
+        if (q->n == 0 && q->drained)
+                q->drained(q->userdata);
+}
+
+static int on_turn(sd_event_source *s, void *userdata) {
+        vm_queue_run(userdata, VM_QUEUE_BATCH);
+        return 0;
+}
+
+/* The loop was never idle for max lag: a batch of the late ones now, and
+ * (re-armed in the past) another at the next turn until none is late. */
+static int on_late(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct vm_queue *q = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        size_t n = 0;
+
+        while (n < q->n && n < VM_QUEUE_BATCH && now - q->entries[n].queued >= q->max_lag_usec)
+                n++;
+        vm_queue_run(q, n);
+        arm_late(q);            /* a queue with a max lag never frees itself when drained */
+        return 0;
+}
+
+int vm_queue_start(struct vm_queue *q) {
+        int r;
+
+        assert(q);
+        assert(q->event);
+        if (!q->source) {
+                r = sd_event_add_defer(q->event, &q->source, on_turn, q);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(q->source, q->description);
+                (void) sd_event_source_set_priority(q->source, q->priority);
+                (void) sd_event_source_set_enabled(q->source, SD_EVENT_OFF);
+        }
+        if (!q->late && q->max_lag_usec > 0) {
+                r = sd_event_add_time(q->event, &q->late, CLOCK_MONOTONIC, UINT64_MAX, 1, on_late, q);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(q->late, q->description);
+                (void) sd_event_source_set_enabled(q->late, SD_EVENT_OFF);
+        }
+        return 0;
+}
+
+int vm_queue_reserve(struct vm_queue *q, size_t n) {
+        assert(q);
+        if (!GREEDY_REALLOC(q->entries, q->allocated, q->n + n))
+                return -ENOMEM;
+        return 0;
+}
+
+int vm_queue_push(struct vm_queue *q, const struct vm *vm) {
+        int r;
+
+        assert(q);
+        assert(vm);
+        r = vm_queue_start(q);
+        if (r < 0)
+                return r;
+        r = vm_queue_reserve(q, 1);
+        if (r < 0)
+                return r;
+        q->entries[q->n++] = (struct vm_queue_entry) { { vm->pid, vm->fd }, now_usec(CLOCK_MONOTONIC) };
+        if (q->n == 1)
+                arm_late(q);
+        (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+void vm_queue_done(struct vm_queue *q) {
+        q->source = sd_event_source_disable_unref(q->source);
+        q->late = sd_event_source_disable_unref(q->late);
+        free(q->entries);
+        q->entries = NULL;
+        q->n = q->allocated = 0;
+}

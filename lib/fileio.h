@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fileio.h — the files the daemon keeps (state.yaml, the VM records) are
+ * written one way: whole or not at all, and read one way: bounded, and
+ * only if they are regular files (a FIFO or a device in their place must
+ * not hang or feed the daemon).
+ */
+#pragma once
+
+#include <stdio.h>
+#include <sys/types.h>
+
+enum {
+        WRITE_FILE_SYNC = 1 << 0,       /* fsync the file and its directory: survives a power cut */
+        WRITE_FILE_MKDIR = 1 << 1,      /* create missing parent directories (0755) */
+};
+
+/* Write what write_fn puts into the stream to path atomically: a temporary
+ * file in the same directory, renamed over path only when everything was
+ * written.  mode is the new file's mode.  -errno on failure, and path is
+ * as it was. */
+int write_file_atomic(const char *path, mode_t mode, unsigned flags,
+                      int (*write_fn)(FILE *f, const void *userdata), const void *userdata);
+
+/* mkdir -p of path's parent directories (not path itself), mode 0755. */
+int mkdir_parents(const char *path);
+
+/* Read a regular file of at most max bytes into a NUL-terminated buffer.
+ * -ENOENT if missing, -EFBIG if larger, -EBADFD if not a regular file. */
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);

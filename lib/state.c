@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * state.c — the persisted runtime state.  The file is small YAML written
+ * by us alone:
+ *
+ *   version: 1
+ *   default_profile: tenant-a
+ *   vms:
+ *     "uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427": trusted
+ *     "name:vm-7": tenant-a
+ */
+#include <assert.h>
+#include <yaml.h>
+
+#include "fileio.h"
+#include "state.h"
+
+/* More is not ours: a state file holds a default and a line per override. */
+#define STATE_FILE_MAX (1024 * 1024)
+
+void state_done(struct state *s) {
+        free(s->default_profile);
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->v[i].key);
+                free(s->v[i].profile);
+        }
+        free(s->v);
+        *s = (struct state) {};
+}
+
+const char *state_get(const struct state *s, const char *key) {
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->v[i].key, key))
+                        return s->v[i].profile;
+        return NULL;
+}
+
+int state_set(struct state *s, const char *key, const char *profile) {
+        struct state_entry *e;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->v[i].key, key)) {
+                        if (profile)
+                                return free_and_strdup(&s->v[i].profile, profile);
+                        free(s->v[i].key);
+                        free(s->v[i].profile);
+                        s->v[i] = s->v[--s->n];
+                        return 0;
+                }
+        if (!profile)
+                return 0;
+        e = reallocarray(s->v, s->n + 1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        s->v = e;
+        e = &s->v[s->n];
+        *e = (struct state_entry) { .key = strdup(key), .profile = strdup(profile) };
+        if (!e->key || !e->profile) {
+                free(e->key);
+                free(e->profile);
+                return -ENOMEM;
+        }
+        s->n++;
+        return 0;
+}
+
+static int fail(char **ret_error, const yaml_mark_t *mark, const char *what) {
+        if (asprintf(ret_error, "line %zu column %zu: %s", mark->line + 1, mark->column + 1, what) < 0)
+                *ret_error = NULL;
+        return -EINVAL;
+}
+
+/* Walk the event stream: a mapping of scalars, where `vms` maps scalars to scalars. */
+int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error) {
+        struct state s = {};
+        yaml_parser_t parser;
+        yaml_event_t ev;
+        int depth = 0, r = 0;
+        bool in_vms = false;
+        char *key = NULL;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+        for (bool done = false; !done && r == 0;) {
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        yaml_mark_t at = parser.problem_mark;
+
+                        /* The reader (encoding, control characters) gives
+                         * a byte offset instead of a mark. */
+                        if (parser.error == YAML_READER_ERROR) {
+                                at = (yaml_mark_t) {};
+                                for (size_t i = 0; i < parser.problem_offset && i < len; i++)
+                                        if (buf[i] == '\n') {
+                                                at.line++;
+                                                at.column = 0;
+                                        } else
+                                                at.column++;
+                        }
+                        r = fail(ret_error, &at, parser.problem ? parser.problem : "syntax error");
+                        break;
+                }
+                switch (ev.type) {
+                case YAML_STREAM_END_EVENT:
+                        done = true;
+                        break;
+                case YAML_MAPPING_START_EVENT:
+                        depth++;
+                        if (depth == 2 && !(key && streq(key, "vms")))
+                                r = fail(ret_error, &ev.start_mark, "only 'vms' holds a mapping");
+                        if (depth > 2)
+                                r = fail(ret_error, &ev.start_mark, "too deeply nested");
+                        in_vms = depth == 2;
+                        free(key);
+                        key = NULL;
+                        break;
+                case YAML_MAPPING_END_EVENT:
+                        depth--;
+                        in_vms = false;
+                        break;
+                case YAML_SEQUENCE_START_EVENT:
+                case YAML_ALIAS_EVENT:
+                        r = fail(ret_error, &ev.start_mark, "unexpected sequence or alias");
+                        break;
+                case YAML_SCALAR_EVENT: {
+                        const char *v = (const char *) ev.data.scalar.value;
+
+                        if (depth == 0) {
+                                r = fail(ret_error, &ev.start_mark, "expected a mapping");
+                                break;
+                        }
+                        if (!key) {
+                                key = strdup(v);
+                                if (!key)
+                                        r = -ENOMEM;
+                                break;
+                        }
+                        if (in_vms) {
+                                if (!startswith(key, "uuid:") && !startswith(key, "name:"))
+                                        r = fail(ret_error, &ev.start_mark, "VM keys are 'uuid:...' or 'name:...'");
+                                else
+                                        r = state_set(&s, key, v);
+                        } else if (streq(key, "version")) {
+                                if (!streq(v, "1"))
+                                        r = fail(ret_error, &ev.start_mark, "unknown version");
+                        } else if (streq(key, "default_profile"))
+                                r = free_and_strdup(&s.default_profile, v);
+                        else
+                                r = fail(ret_error, &ev.start_mark, "unknown key");
+                        free(key);
+                        key = NULL;
+                        break;
+                }
+                default:
+                        break;
+                }
+                yaml_event_delete(&ev);
+        }
+        yaml_parser_delete(&parser);
+        free(key);
+        if (r < 0) {
+                state_done(&s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+int state_load(const char *path, struct state *ret, char **ret_error) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        assert(path);
+        assert(ret);
+        r = read_file_bounded(path, STATE_FILE_MAX, &buf, &size);
+        if (r == -ENOENT) {
+                *ret = (struct state) {};
+                return 0;
+        }
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (asprintf(ret_error, "%s", r == -EFBIG ? "larger than 1 MiB" :
+                                              r == -EBADFD ? "not a regular file" : strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r == -EFBIG || r == -EBADFD ? -EINVAL : r;
+        }
+        return state_parse(buf, size, ret, ret_error);
+}
+
+/* One UTF-8 character of s: its length and code point, or 0 for a byte
+ * that starts none (not expected: what is stored came through libyaml, the
+ * VMM protocol or sd-bus, which all check; never read past the NUL). */
+static size_t utf8_decode(const unsigned char *s, uint32_t *ret) {
+        size_t l = s[0] < 0x80 ? 1 : s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+        uint32_t c = l == 1 ? s[0] : s[0] & (0x7f >> l);
+
+        if (l == 0)
+                return 0;
+        for (size_t i = 1; i < l; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                c = c << 6 | (s[i] & 0x3f);
+        }
+        *ret = c;
+        return l;
+}
+
+/* A double-quoted YAML scalar that reads back as s: every character YAML
+ * may not carry as itself — controls, and the line breaks it would fold
+ * (NEL, LS, PS) — and the BOM and non-characters as escapes.  A VM's name
+ * is the VMM's to choose; it must not make the whole file unreadable. */
+static void put_scalar(FILE *f, const char *s) {
+        fputc('"', f);
+        for (const unsigned char *p = (const unsigned char *) s; *p;) {
+                uint32_t c;
+                size_t l = utf8_decode(p, &c);
+
+                if (l == 0) {
+                        /* Not UTF-8, which YAML cannot hold: keep the file
+                         * readable, at the price of this one value. */
+                        fprintf(f, "\\x%02x", *p++);
+                        continue;
+                }
+                if (c == '"' || c == '\\')
+                        fprintf(f, "\\%c", (char) c);
+                else if ((c >= 0x20 && c < 0x7f) || (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
+                         (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || c >= 0x10000)
+                        fwrite(p, 1, l, f);
+                else if (c <= 0xff)
+                        fprintf(f, "\\x%02x", (unsigned) c);
+                else
+                        fprintf(f, "\\u%04x", (unsigned) c);
+                p += l;
+        }
+        fputc('"', f);
+}
+
+static int write_state(FILE *f, const void *userdata) {
+        const struct state *s = userdata;
+
+        fprintf(f, "# Written by pmufilterd: changes made over D-Bus. Do not edit while it runs.\nversion: 1\n");
+        if (s->default_profile) {
+                fputs("default_profile: ", f);
+                put_scalar(f, s->default_profile);
+                fputc('\n', f);
+        }
+        if (s->n > 0) {
+                fputs("vms:\n", f);
+                for (size_t i = 0; i < s->n; i++) {
+                        /* YAML takes a plain "key: value" only for keys of
+                         * at most 1024 characters; an escape is at most 4
+                         * characters a byte.  Longer ones: "? key". */
+                        bool explicit_key = strlen(s->v[i].key) > 255;
+
+                        fputs(explicit_key ? "  ? " : "  ", f);
+                        put_scalar(f, s->v[i].key);
+                        fputs(explicit_key ? "\n  : " : ": ", f);
+                        put_scalar(f, s->v[i].profile);
+                        fputc('\n', f);
+                }
+        }
+        return ferror(f) ? -EIO : 0;
+}
+
+int state_save(const char *path, const struct state *s) {
+        assert(path);
+        assert(s);
+        return write_file_atomic(path, 0600, WRITE_FILE_SYNC | WRITE_FILE_MKDIR, write_state, s);
+}

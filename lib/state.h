@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * state.h — changes made over D-Bus that outlive a VM or the daemon
+ * (pmufilterd(8), "Changes"): the default profile and per-VM profiles keyed by the VM's
+ * UUID or name.  Persistent ones live in /var/lib/pmufilterd/state.yaml,
+ * runtime ones in /run/pmufilterd/state.yaml; both written atomically.
+ */
+#pragma once
+
+#include "util.h"
+
+struct state_entry {
+        char *key;              /* "uuid:<uuid>" or "name:<name>" */
+        char *profile;
+};
+
+struct state {
+        char *default_profile;
+        struct state_entry *v;
+        size_t n;
+};
+
+void state_done(struct state *s);
+
+/* Parse a state file's contents (pure).  -EINVAL with a reason in *ret_error. */
+int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error);
+/* Read path; a missing file is an empty state.  A corrupt one is -EINVAL. */
+int state_load(const char *path, struct state *ret, char **ret_error);
+/* Write atomically: temp file, fsync, rename, fsync of the directory. */
+int state_save(const char *path, const struct state *s);
+
+/* NULL profile removes the entry. */
+int state_set(struct state *s, const char *key, const char *profile);
+const char *state_get(const struct state *s, const char *key);
