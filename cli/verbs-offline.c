@@ -122,7 +122,7 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
                  * unknown ones, with their file:line:column. */
                 kvm_support_get(&k);
                 for (size_t i = 0; i < p->n_profiles; i++) {
-                        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+                        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
                         const char *name = p->profiles[i].name;
                         size_t n_before = d.n_errors;
 
@@ -302,7 +302,7 @@ int compile_print_table(const struct compiled_filter *f, const struct host_pmu *
 int verb_compile(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(diags_clear) struct diags d = {};
         _cleanup_(policy_freep) struct policy *p = NULL;
-        _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         const char *name = argv[1];
         struct host_pmu pmu;
         struct kvm_support k;
