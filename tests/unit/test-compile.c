@@ -472,6 +472,36 @@ static void test_equal_and_describe(void **state) {
         assert_int_equal(filter_entry_describe(&b, ENC(0xd0, 0xf0, 0x80, true), buf, 8), -ENOBUFS);
 }
 
+/* The one decoder of both forms, which the describer and pmufilterctl's
+ * tables read: a plain word also reads as the kernel's masked conversion. */
+static void test_entry_decode(void **state) {
+        struct compiled_filter p = cf(KVM_PMU_EVENT_ALLOW, 0, NULL, 0);
+        struct compiled_filter m = cf(KVM_PMU_EVENT_ALLOW, KVM_PMU_EVENT_FLAG_MASKED_EVENTS, NULL, 0);
+        struct filter_entry e;
+
+        filter_entry_decode(&p, 0x1000002c0ULL, &e);
+        assert_false(e.masked);
+        assert_int_equal(e.select, 0x1c0);
+        assert_int_equal(e.umask, 0x02);
+        assert_int_equal(e.mask, 0xff);
+        assert_int_equal(e.match, 0x02);
+        assert_false(e.exclude);
+
+        filter_entry_decode(&m, ENC(0x1d0, 0xf0, 0x80, true), &e);
+        assert_true(e.masked);
+        assert_int_equal(e.select, 0x1d0);
+        assert_int_equal(e.umask, 0);
+        assert_int_equal(e.mask, 0xf0);
+        assert_int_equal(e.match, 0x80);
+        assert_true(e.exclude);
+
+        filter_entry_decode(&m, ENC(0xb7, 0, 0, false), &e);
+        assert_int_equal(e.select, 0xb7);
+        assert_int_equal(e.mask, 0);
+        assert_int_equal(e.match, 0);
+        assert_false(e.exclude);
+}
+
 static void test_masked_never_matching_warns(void **state) {
         struct event_spec ev[] = { MASKED(0xd0, 0x0f, 0x80, false, 2) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
@@ -593,6 +623,7 @@ int main(void) {
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_allows_truth_table),
                 cmocka_unit_test(test_equal_and_describe),
+                cmocka_unit_test(test_entry_decode),
                 cmocka_unit_test(test_masked_never_matching_warns),
                 cmocka_unit_test(test_yaml_to_bytes),
         };
