@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "kvm-compat.h"
+#include "kvm-vm.h"
 #include "pmufilter-client.h"
 #include "proto.h"
 #include "proto-syntax.h"
@@ -76,17 +77,12 @@ static void apply_filter(struct pmufilter_session *s, const struct proto_apply *
 
         s->pmu_errno = -1;
         if (a->pmu_off) {
-                struct kvm_enable_cap cap = {
-                        .cap = KVM_CAP_PMU_CAPABILITY,
-                        .args[0] = KVM_PMU_CAP_DISABLE,
-                };
-
                 /* The kernel only lets a VM without vCPUs drop its vPMU;
                  * with vCPUs, say so rather than ask. */
                 if (s->vcpus > 0)
                         s->pmu_errno = EBUSY;
                 else {
-                        r = vm_ioctl(s->vm_fd, KVM_ENABLE_CAP, &cap);
+                        r = kvm_disable_pmu(s->vm_fd);
                         s->pmu_errno = r < 0 ? -r : 0;
                 }
         }

@@ -58,17 +58,6 @@ int kvm_set_pmu_event_filter(int vm_fd, uint32_t action, uint32_t flags,
         return 0;
 }
 
-int kvm_disable_pmu(int vm_fd) {
-        struct kvm_enable_cap cap = {
-                .cap = KVM_CAP_PMU_CAPABILITY,
-                .args[0] = KVM_PMU_CAP_DISABLE,
-        };
-
-        if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-                return -errno;
-        return 0;
-}
-
 static int check_extension(int kvm_fd, long cap) {
         int r = ioctl(kvm_fd, KVM_CHECK_EXTENSION, cap);
 
