@@ -329,12 +329,6 @@ static bool filter_lists(const struct compiled_filter *f, uint64_t code) {
         return included;
 }
 
-bool compiled_filter_allows(const struct compiled_filter *f, uint64_t code) {
-        if (filter_lists(f, code))
-                return f->action == KVM_PMU_EVENT_ALLOW;
-        return f->action == KVM_PMU_EVENT_DENY;
-}
-
 /* fixed_counters: auto — KVM applies the bitmap with the filter's action,
  * so a counter's bit is set exactly when its architectural event is listed:
  * allowed under an allowlist, denied under a denylist. */

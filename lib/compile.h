@@ -52,10 +52,6 @@ int filter_lockdown(const char *profile_name, struct compiled_filter **ret);
 /* Do two compiled filters hand the kernel the same thing? */
 bool compiled_filter_equal(const struct compiled_filter *a, const struct compiled_filter *b);
 
-/* Would the kernel let guest event select+umask `code` count under f?
- * (The kernel's own matching, for fixed_counters: auto, tests and `show`.) */
-bool compiled_filter_allows(const struct compiled_filter *f, uint64_t code);
-
 /* One entry of a filter, decoded: the one place that knows the kernel's
  * layout of both forms.  A plain word also gets the masked reading the
  * kernel converts it to (mask 0xff, match its unit mask, include), so the
