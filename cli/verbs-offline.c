@@ -192,6 +192,8 @@ static void compile_print_json(const struct compiled_filter *f) {
 }
 
 void fixed_counters_print(const struct host_pmu *pmu, uint32_t bitmap) {
+        assert(pmu);
+
         printf("Fixed counters: 0x%" PRIx32, bitmap);
         for (unsigned i = 0, n = 0; i < 32; i++) {
                 const char *name = NULL;
@@ -260,11 +262,15 @@ int compile_print_table(const struct compiled_filter *f, const struct host_pmu *
                 { "EVENT" },
         };
         _cleanup_table_ struct libscols_table *t = NULL;
-        bool is_masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
-        size_t n_names = strv_length(f->entry_names);
+        size_t n_names;
         int r;
 
-        if (is_masked)
+        assert(f);
+        assert(pmu);
+        assert(o);
+
+        n_names = strv_length(f->entry_names);
+        if (f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS)
                 r = table_new("entries", masked, ELEMENTSOF(masked), &t);
         else
                 r = table_new("entries", plain, ELEMENTSOF(plain), &t);

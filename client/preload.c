@@ -333,14 +333,20 @@ static int attach_vm(int vm_fd) {
         if (r < 0)
                 return r;
         r = start_thread();
-        if (r >= 0)
-                r = track_vm(vm_fd, s);
+        if (r < 0) {
+                pmufilter_session_free(s);
+                errno = -r;
+                log_line("pmufilter-preload: cannot start the thread that watches VM fd %d for changes: %m", vm_fd);
+                return r;
+        }
+        r = track_vm(vm_fd, s);
         if (r < 0) {
                 pmufilter_session_free(s);
                 errno = -r;
                 log_line("pmufilter-preload: cannot watch VM fd %d for changes: %m", vm_fd);
+                return r;
         }
-        return r;
+        return 0;
 }
 
 static int create_vm(int kvm_fd, void *arg) {

@@ -289,8 +289,12 @@ static void sort_unique(struct compile_ctx *c) {
 }
 
 void filter_entry_decode(const struct compiled_filter *f, uint64_t word, struct filter_entry *ret) {
-        bool masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
+        bool masked;
 
+        assert(f);
+        assert(ret);
+
+        masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
         *ret = (struct filter_entry) {
                 .masked = masked,
                 .select = event_code_select(word),      /* the same bits in both forms */
@@ -442,6 +446,8 @@ int filter_lockdown(const char *profile_name, struct compiled_filter **ret) {
         _cleanup_(compiled_filter_freep) struct compiled_filter *f = NULL;
         int r;
 
+        assert(ret);
+
         r = compiled_filter_new(profile_name, &f);
         if (r < 0)
                 return r;
@@ -459,6 +465,11 @@ int filter_compile(const struct policy *p, const char *name,
         _cleanup_free_ struct pending *v = NULL;
         struct compile_ctx c = { .p = p, .pmu = pmu, .k = k, .d = d };
         int r;
+
+        assert(p);
+        assert(pmu);
+        assert(k);
+        assert(ret);
 
         c.prof = policy_find_profile(p, name);
         if (!c.prof)
@@ -502,6 +513,8 @@ bool compiled_filter_equal(const struct compiled_filter *a, const struct compile
 int filter_entry_describe(const struct compiled_filter *f, uint64_t word, char *buf, size_t size) {
         struct filter_entry e;
         int n;
+
+        assert(buf);
 
         filter_entry_decode(f, word, &e);
         if (e.masked)

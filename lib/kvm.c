@@ -144,6 +144,8 @@ int kvm_support_probe(struct kvm_support *ret) {
         _cleanup_close_ int kvm_fd = -1, vm_fd = -1;
         unsigned max;
 
+        assert(ret);
+
         kvm_fd = open_kvm();
         if (kvm_fd < 0) {
                 k.open_error = kvm_fd;
@@ -180,6 +182,9 @@ int kvm_support_probe(struct kvm_support *ret) {
 }
 
 const char *kvm_support_summary(const struct kvm_support *k, char *buf, size_t size) {
+        assert(k);
+        assert(buf);
+
         if (k->open_error < 0)
                 snprintf(buf, size, "/dev/kvm: %s; no PMU event filter", strerror(-k->open_error));
         else if (!k->filter)

@@ -179,6 +179,8 @@ int pmu_libpfm_find(const char *name, pfm_pmu_info_t *ret) {
         pfm_pmu_t i;
         int r;
 
+        assert(ret);
+
         r = pmu_libpfm_init();
         if (r < 0)
                 return r;
@@ -238,6 +240,8 @@ int host_pmu_detect(struct host_pmu *ret) {
         struct host_pmu p = {};
         unsigned max_leaf, max_ext = 0, a, b, c, d;
         char vendor[13] = {};
+
+        assert(ret);
 
         if (__get_cpuid(0, &max_leaf, &b, &c, &d) == 0) {
                 strcpy(p.name, "unknown");
@@ -302,6 +306,8 @@ static const struct host_pmu generic_models[] = {
 };
 
 int host_pmu_from_name(const char *model, struct host_pmu *ret) {
+        assert(ret);
+
         if (!model || !model[0])
                 return -ENOENT;
 

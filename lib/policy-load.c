@@ -479,6 +479,9 @@ int policy_load_buffer(struct policy *p, const char *filename,
         struct loader l = { .p = p, .d = d };
         int r;
 
+        assert(p);
+        assert(buf || len == 0);
+
         l.file = intern_file(p, filename ?: "<input>");
         if (!l.file)
                 return -ENOMEM;
