@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * verbs-bus.c — the verbs that read and change pmufilterd's state over
- * D-Bus (DESIGN §8): list, show, profile list|show|set|reset, reload,
- * reapply.  (status and monitor have files of their own.)  Reading uses the
- * Manager's methods and one GetAll per object; changes use the Manager's
- * methods with a long timeout, because the daemon replies only once the
- * VMMs have applied.
+ * D-Bus (pmufilterd(8), "D-BUS API"): list, show, profile
+ * list|show|set|reset, reload, reapply.  (status and monitor have files of
+ * their own.)  Reading uses the Manager's methods and one GetAll per
+ * object; changes use the Manager's methods with a long timeout, because
+ * the daemon replies only once the VMMs have applied.
  */
 #include <inttypes.h>
 #include <time.h>
@@ -77,10 +77,10 @@ static void daemon_pmu(sd_bus *bus, struct host_pmu *ret) {
                 snprintf(ret->name, sizeof ret->name, "%s", name);
 }
 
-/* The VM and Profile objects carry a filter's words but not its flags
- * (DESIGN §8 has no Flags property): use the daemon's Flags where a newer
- * one sends it, else tell from the words.  A masked word is one with bits a
- * plain event cannot have (mask, exclude); only a masked filter made of
+/* The filter's flags: the daemon's Flags property of the VM or Profile
+ * object; a daemon from before that property sent the words alone, so
+ * without it tell from the words.  A masked word is one with bits a plain
+ * event cannot have (mask, exclude); only a masked filter made of
  * `umask: any` entries alone looks plain, and decodes to the same selects. */
 static uint32_t filter_flags(const struct props *p, const struct prop *words) {
         const uint64_t plain = 0xffffULL | 0xfULL << 32;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * verbs-offline.c — the verbs that need no daemon (DESIGN §9): `check`
+ * verbs-offline.c — the verbs that need no daemon (pmufilterctl(1)): `check`
  * validates a policy and compiles every profile, `compile` shows one
  * profile's kernel filter, `events` lists the event catalogue.  They load the
  * policy, detect the PMU and probe KVM exactly as the daemon does, so what

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * preload.c — libpmufilter-preload.so (DESIGN §6 "Preload shim"): makes an
- * unmodified, dynamically linked VMM (QEMU) a pmufilterd client.  It wraps
- * ioctl(): right after a successful KVM_CREATE_VM it attaches the new VM
- * (CLIENT=preload) and applies the first filter before the VMM sees the fd;
- * if that fails, KVM_CREATE_VM fails with EPERM unless PMUFILTER_REQUIRED=0.
+ * preload.c — libpmufilter-preload.so (pmufilterd-vmm(7), "THE PRELOAD
+ * SHIM"): makes an unmodified, dynamically linked VMM (QEMU) a pmufilterd
+ * client.  It wraps ioctl(): right after a successful KVM_CREATE_VM it
+ * attaches the new VM (CLIENT=preload) and applies the first filter before
+ * the VMM sees the fd; if that fails, KVM_CREATE_VM fails with EPERM unless
+ * PMUFILTER_REQUIRED=0.
  * One thread of the VMM's process answers later pushes (the kernel lets any
  * thread of the creating process issue VM ioctls).  It also wraps close(),
  * so a session never outlives its VM fd number, and counts KVM_CREATE_VCPU

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * compile.c — one profile of a validated policy -> the exact
- * struct kvm_pmu_event_filter the kernel is handed (DESIGN §4).
+ * struct kvm_pmu_event_filter the kernel is handed (pmufilterd.yaml(5),
+ * "Compilation"; the kernel's rules and our choices in docs/decisions.md,
+ * "Filter compiler").
  *
  * The kernel (arch/x86/kvm/pmu.c) is forgiving in ways that change meaning
  * silently: in the plain form it drops every entry with bits outside the

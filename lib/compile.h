@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * compile.h — profile -> the kernel's struct kvm_pmu_event_filter, byte
- * exact (DESIGN §4 "Compilation rules").  The output is what the VMM hands
- * to KVM_SET_PMU_EVENT_FILTER, and what `pmufilterctl compile` prints.
+ * exact (the rules: pmufilterd.yaml(5), "Compilation").  The output is what
+ * the VMM hands to KVM_SET_PMU_EVENT_FILTER, and what `pmufilterctl
+ * compile` prints.
  */
 #pragma once
 

@@ -104,10 +104,11 @@ static const struct {
         DLSYM_ARG(pfm_get_os_event_encoding),
 };
 
-/* libpfm.so.4 costs ~2.2 MiB once loaded (its relocated event tables, and
- * pfm_initialize()'s heap), and is needed only to detect the host's PMU and
- * to compile: it is loaded on first use and unloaded by
- * pmu_libpfm_release().  Not RTLD_NODELETE: dlclose() must unmap it. */
+/* libpfm.so.4 is the largest part of the daemon's memory once loaded (its
+ * relocated event tables, and pfm_initialize()'s heap; figures in
+ * docs/benchmarks.md), and is needed only to detect the host's PMU and to
+ * compile: it is loaded on first use and unloaded by pmu_libpfm_release().
+ * Not RTLD_NODELETE: dlclose() must unmap it. */
 static void *libpfm_dl;
 static int libpfm_state = 1;            /* 1: not tried since the last release */
 

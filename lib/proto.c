@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * proto.c — the VMM protocol codec (DESIGN §5): datagram text <-> typed
- * messages.  libc only (util.h is used for its header-only macros; nothing
- * of util.c may be called: the client library links this file without it).
+ * proto.c — the VMM protocol codec (pmufilterd-vmm(7)): datagram text <->
+ * typed messages.  libc only (util.h is used for its header-only macros;
+ * nothing of util.c may be called: the client library links this file
+ * without it).
  * Parsing is split in two: message_parse() checks what every message must
  * satisfy (size, UTF-8, line and key syntax, uniqueness) and yields a table
  * of fields sorted by key; the per-verb parsers then look keys up and check
