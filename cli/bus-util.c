@@ -13,6 +13,9 @@
 #include "verbs.h"
 
 const char *bus_where(const struct ctl_options *o, char *buf, size_t size) {
+        assert(o);
+        assert(buf);
+
         if (o->host)
                 snprintf(buf, size, "host %s", o->host);
         else if (o->bus_address)
@@ -25,6 +28,9 @@ const char *bus_where(const struct ctl_options *o, char *buf, size_t size) {
 int bus_connect(const struct ctl_options *o, sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
+
+        assert(o);
+        assert(ret);
 
         if (o->host)
                 r = sd_bus_open_system_remote(&bus, o->host);
@@ -49,6 +55,9 @@ int bus_connect_or_log(const struct ctl_options *o, sd_bus **ret) {
         char where[256];
         int r;
 
+        assert(o);
+        assert(ret);
+
         r = bus_connect(o, ret);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to %s: %m", bus_where(o, where, sizeof where));
@@ -62,6 +71,8 @@ bool bus_error_daemon_absent(const sd_bus_error *e) {
 int bus_log_error(int r, const sd_bus_error *e, const char *fmt, ...) {
         const char *why;
         va_list ap;
+
+        assert(fmt);
 
         if (r >= 0)
                 r = -EIO;
@@ -87,6 +98,10 @@ int bus_manager_change(sd_bus *bus, sd_bus_error *e, const char *member, const c
         va_list ap;
         int r;
 
+        assert(bus);
+        assert(member);
+        assert(types);
+
         r = sd_bus_message_new_method_call(bus, &m, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH,
                                            PMUFILTERD_MANAGER_IFACE, member);
         if (r < 0)
@@ -107,6 +122,8 @@ static void prop_done(struct prop *p) {
 }
 
 void props_clear(struct props *p) {
+        assert(p);
+
         for (size_t i = 0; i < p->n; i++)
                 prop_done(&p->v[i]);
         free(p->v);
@@ -196,6 +213,9 @@ static int prop_read_value(sd_bus_message *m, const char *sig, struct prop *p) {
 int props_read(sd_bus_message *m, struct props *p) {
         int r;
 
+        assert(m);
+        assert(p);
+
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -242,6 +262,11 @@ int bus_get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_err
         struct props p = {};
         int r;
 
+        assert(bus);
+        assert(path);
+        assert(interface);
+        assert(ret);
+
         r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, path, "org.freedesktop.DBus.Properties",
                                "GetAll", e, &reply, "s", interface);
         if (r < 0)
@@ -256,6 +281,9 @@ int bus_get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_err
 }
 
 const struct prop *props_get(const struct props *p, const char *name) {
+        assert(p);
+        assert(name);
+
         for (size_t i = 0; i < p->n; i++)
                 if (streq(p->v[i].name, name))
                         return &p->v[i];
@@ -285,6 +313,9 @@ char **props_strv(const struct props *p, const char *name) {
 }
 
 void prop_print_value(const struct prop *p, FILE *f, bool json) {
+        assert(p);
+        assert(f);
+
         switch (p->kind) {
         case PROP_STRING:
                 if (json)
@@ -362,6 +393,10 @@ static void json_key_of(const char *name, char *buf, size_t size) {
 }
 
 void json_member(FILE *f, bool *first, const char *key) {
+        assert(f);
+        assert(first);
+        assert(key);
+
         if (!*first)
                 fputc(',', f);
         *first = false;
@@ -370,6 +405,10 @@ void json_member(FILE *f, bool *first, const char *key) {
 }
 
 void props_print_json_members(const struct props *p, FILE *f, bool *first) {
+        assert(p);
+        assert(f);
+        assert(first);
+
         for (size_t i = 0; i < p->n; i++) {
                 char key[128];
 
@@ -407,6 +446,10 @@ int bus_list_vms(sd_bus *bus, sd_bus_error *e, struct vm_row **ret, size_t *ret_
         uint32_t pid;
         size_t n = 0;
         int r;
+
+        assert(bus);
+        assert(ret);
+        assert(ret_n);
 
         r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
                                "ListVMs", e, &reply, NULL);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * bus-util.h — pmufilterctl's side of the daemon's D-Bus API (DESIGN §8):
+ * bus-util.h — pmufilterctl's side of the daemon's D-Bus API (pmufilterd(8)):
  * connecting where -H / --bus-address / the system bus say, calling the
  * Manager, reading an object's properties with one GetAll, printing D-Bus
  * values for people or as JSON, and one-line error messages that say what

@@ -11,6 +11,8 @@
 int log_error_errno(int r, const char *fmt, ...) {
         va_list ap;
 
+        assert(fmt);
+
         fprintf(stderr, "%s: ", program_invocation_short_name);
         errno = r < 0 ? -r : r;         /* for %m */
         va_start(ap, fmt);
@@ -23,6 +25,10 @@ int log_error_errno(int r, const char *fmt, ...) {
 int table_new(const char *name, const struct column *columns, size_t n_columns,
               struct libscols_table **ret) {
         _cleanup_table_ struct libscols_table *t = NULL;
+
+        assert(name);
+        assert(columns || n_columns == 0);
+        assert(ret);
 
         t = scols_new_table();
         if (!t)
@@ -55,6 +61,8 @@ int table_add_row(struct libscols_table *t, ...) {
         va_list ap;
         int r = 0;
 
+        assert(t);
+
         l = scols_table_new_line(t, NULL);
         if (!l)
                 return -ENOMEM;
@@ -74,6 +82,9 @@ int table_add_row(struct libscols_table *t, ...) {
 int table_print(struct libscols_table *t, const struct ctl_options *o) {
         int r;
 
+        assert(t);
+        assert(o);
+
         scols_table_enable_json(t, o->json);
         scols_table_enable_noheadings(t, !o->legend);
         r = scols_print_table(t);
@@ -85,6 +96,9 @@ int table_print(struct libscols_table *t, const struct ctl_options *o) {
 }
 
 void json_print_string(FILE *f, const char *s) {
+        assert(f);
+        assert(s);
+
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 switch (*p) {

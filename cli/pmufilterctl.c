@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * pmufilterctl.c — the command line of pmufilterd (DESIGN §9): the verb
+ * pmufilterctl.c — the command line of pmufilterd (pmufilterctl(1)): the verb
  * tables, option parsing, --help generated from the tables, and the
  * dispatcher that checks argument counts and which options apply.
  */

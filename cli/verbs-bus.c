@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * verbs-bus.c — the verbs that read and change pmufilterd's state over
- * D-Bus (DESIGN §8): list, show, profile list|show|set|reset, reload,
- * reapply.  (status and monitor have files of their own.)  Reading uses the
- * Manager's methods and one GetAll per object; changes use the Manager's
- * methods with a long timeout, because the daemon replies only once the
- * VMMs have applied.
+ * D-Bus (pmufilterd(8), "D-BUS API"): list, show, profile
+ * list|show|set|reset, reload, reapply.  (status and monitor have files of
+ * their own.)  Reading uses the Manager's methods and one GetAll per
+ * object; changes use the Manager's methods with a long timeout, because
+ * the daemon replies only once the VMMs have applied.
  */
 #include <inttypes.h>
 #include <time.h>
@@ -77,10 +77,10 @@ static void daemon_pmu(sd_bus *bus, struct host_pmu *ret) {
                 snprintf(ret->name, sizeof ret->name, "%s", name);
 }
 
-/* The VM and Profile objects carry a filter's words but not its flags
- * (DESIGN §8 has no Flags property): use the daemon's Flags where a newer
- * one sends it, else tell from the words.  A masked word is one with bits a
- * plain event cannot have (mask, exclude); only a masked filter made of
+/* The filter's flags: the daemon's Flags property of the VM or Profile
+ * object; a daemon from before that property sent the words alone, so
+ * without it tell from the words.  A masked word is one with bits a plain
+ * event cannot have (mask, exclude); only a masked filter made of
  * `umask: any` entries alone looks plain, and decodes to the same selects. */
 static uint32_t filter_flags(const struct props *p, const struct prop *words) {
         const uint64_t plain = 0xffffULL | 0xfULL << 32;
@@ -258,24 +258,34 @@ int verb_profile_list(int argc, char *argv[], const struct ctl_options *o) {
                 return r;
         r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
                                "ListProfiles", &e, &reply, NULL);
-        if (r >= 0)
-                r = sd_bus_get_property_string(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH,
-                                               PMUFILTERD_MANAGER_IFACE, "DefaultProfile", &e, &def);
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to list the profiles");
+        r = sd_bus_get_property_string(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH,
+                                       PMUFILTERD_MANAGER_IFACE, "DefaultProfile", &e, &def);
+        if (r < 0)
+                return bus_log_error(r, &e, "Failed to read the default profile");
 
         r = table_new("profiles", columns, ELEMENTSOF(columns), &t);
-        if (r >= 0)
-                r = sd_bus_message_enter_container(reply, 'a', "(sssuo)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssuo)", &name, &tier, &action, &entries, &path)) > 0) {
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the table: %m");
+        r = sd_bus_message_enter_container(reply, 'a', "(sssuo)");
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the profiles: %m");
+        for (;;) {
                 char b[16];
+
+                r = sd_bus_message_read(reply, "(sssuo)", &name, &tier, &action, &entries, &path);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read the profiles: %m");
+                if (r == 0)
+                        break;
 
                 snprintf(b, sizeof b, "%" PRIu32, entries);
                 r = table_add_row(t, name, tier, action, b, yes_no(streq(name, def)));
+                if (r < 0)
+                        return log_error_errno(r, "Failed to fill the table: %m");
                 n++;
         }
-        if (r < 0)
-                return log_error_errno(r, "Failed to read the profiles: %m");
         r = table_print(t, o);
         if (r >= 0 && o->legend && !o->json)
                 printf("\n%zu profile%s listed.\n", n, n == 1 ? "" : "s");
@@ -392,10 +402,12 @@ int verb_reapply(int argc, char *argv[], const struct ctl_options *o) {
                 return r;
         r = sd_bus_message_new_method_call(bus, &m, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH,
                                            PMUFILTERD_MANAGER_IFACE, "Reapply");
-        if (r >= 0)
-                r = sd_bus_message_append_strv(m, argv + 1);
-        if (r >= 0)
-                r = sd_bus_call(bus, m, BUS_CHANGE_TIMEOUT_USEC, &e, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the Reapply call: %m");
+        r = sd_bus_message_append_strv(m, argv + 1);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the VMs to the Reapply call: %m");
+        r = sd_bus_call(bus, m, BUS_CHANGE_TIMEOUT_USEC, &e, NULL);
         if (r < 0 && argc == 1)
                 return bus_log_error(r, &e, "Failed to reapply the filters of every VM");
         if (r < 0)

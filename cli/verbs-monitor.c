@@ -192,20 +192,24 @@ int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
-        r = -sigprocmask(SIG_BLOCK, &mask, NULL);
-        if (r >= 0)
-                r = sd_event_default(&event);
-        /* No handler: the signal ends the loop with exit code 0. */
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
-        if (r >= 0)
-                r = sd_bus_attach_event(bus, event, 0);
-        if (r >= 0)
-                r = sd_bus_set_exit_on_disconnect(bus, true);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(-errno, "Failed to block SIGINT and SIGTERM: %m");
+        r = sd_event_default(&event);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up the event loop: %m");
+                return log_error_errno(r, "Failed to create the event loop: %m");
+        /* No handler: the signal ends the loop with exit code 0. */
+        r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch for SIGINT: %m");
+        r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch for SIGTERM: %m");
+        r = sd_bus_attach_event(bus, event, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = sd_bus_set_exit_on_disconnect(bus, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to make a disconnect end the event loop: %m");
 
         if (o->legend && !o->json) {
                 printf("Monitoring %s on %s; press Ctrl-C to stop.\n", PMUFILTERD_BUS_NAME,

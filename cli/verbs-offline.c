@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * verbs-offline.c — the verbs that need no daemon (DESIGN §9): `check`
+ * verbs-offline.c — the verbs that need no daemon (pmufilterctl(1)): `check`
  * validates a policy and compiles every profile, `compile` shows one
  * profile's kernel filter, `events` lists the event catalogue.  They load the
  * policy, detect the PMU and probe KVM exactly as the daemon does, so what
@@ -192,6 +192,8 @@ static void compile_print_json(const struct compiled_filter *f) {
 }
 
 void fixed_counters_print(const struct host_pmu *pmu, uint32_t bitmap) {
+        assert(pmu);
+
         printf("Fixed counters: 0x%" PRIx32, bitmap);
         for (unsigned i = 0, n = 0; i < 32; i++) {
                 const char *name = NULL;
@@ -231,19 +233,17 @@ static void compile_print_header(const struct policy *p, const struct compiled_f
  * itself, for a masked entry that pins every unit-mask bit (mask 0xff) the
  * one unit mask it matches; a wider masked entry matches a family, shown by
  * its columns alone. */
-static const char *entry_event_name(const struct compiled_filter *f, const struct host_pmu *pmu,
+static const char *entry_event_name(const struct filter_entry *e, const struct host_pmu *pmu,
                                     uint64_t w) {
-        uint16_t select = event_code_select(w);
-
-        if (!(f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS))
+        if (!e->masked)
                 return event_name_for_code(pmu, w);
-        if ((w & KVM_PMU_MASKED_ENTRY_UMASK_MASK) != KVM_PMU_MASKED_ENTRY_UMASK_MASK)
+        if (e->mask != 0xff)
                 return NULL;
-        return event_name_for_code(pmu, event_code(select, (uint8_t) (w >> 8 & 0xff)));
+        return event_name_for_code(pmu, event_code(e->select, e->match));
 }
 
 int compile_print_table(const struct compiled_filter *f, const struct host_pmu *pmu,
-                               const struct ctl_options *o) {
+                        const struct ctl_options *o) {
         static const struct column plain[] = {
                 { "IDX", COLUMN_NUMBER },
                 { "WORD" },
@@ -262,11 +262,15 @@ int compile_print_table(const struct compiled_filter *f, const struct host_pmu *
                 { "EVENT" },
         };
         _cleanup_table_ struct libscols_table *t = NULL;
-        bool is_masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
-        size_t n_names = strv_length(f->entry_names);
+        size_t n_names;
         int r;
 
-        if (is_masked)
+        assert(f);
+        assert(pmu);
+        assert(o);
+
+        n_names = strv_length(f->entry_names);
+        if (f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS)
                 r = table_new("entries", masked, ELEMENTSOF(masked), &t);
         else
                 r = table_new("entries", plain, ELEMENTSOF(plain), &t);
@@ -276,23 +280,25 @@ int compile_print_table(const struct compiled_filter *f, const struct host_pmu *
         for (uint32_t i = 0; i < f->nevents && r >= 0; i++) {
                 uint64_t w = f->events[i];
                 const char *name = i < n_names ? f->entry_names[i] : NULL;
-                const char *event = entry_event_name(f, pmu, w);
+                const char *event;
                 char idx[16], word[24], select[8], b1[8], b2[8];
+                struct filter_entry e;
 
+                filter_entry_decode(f, w, &e);
+                event = entry_event_name(&e, pmu, w);
                 if (event && streq_ptr(event, name))
                         event = NULL;   /* spelt that way already */
                 snprintf(idx, sizeof idx, "%" PRIu32, i);
                 snprintf(word, sizeof word, "0x%" PRIx64, w);
-                snprintf(select, sizeof select, "0x%02x", event_code_select(w));
-                if (!is_masked) {
-                        snprintf(b1, sizeof b1, "0x%02x", event_code_umask(w));
+                snprintf(select, sizeof select, "0x%02x", (unsigned) e.select);
+                if (!e.masked) {
+                        snprintf(b1, sizeof b1, "0x%02x", (unsigned) e.umask);
                         r = table_add_row(t, idx, word, select, b1, name, event);
                         continue;
                 }
-                snprintf(b1, sizeof b1, "0x%02x", (unsigned) (w >> KVM_PMU_MASKED_ENTRY_UMASK_MASK_SHIFT & 0xff));
-                snprintf(b2, sizeof b2, "0x%02x", (unsigned) (w >> 8 & 0xff));
-                r = table_add_row(t, idx, word, select, b1, b2,
-                                  yes_no(w & KVM_PMU_MASKED_ENTRY_EXCLUDE), name, event);
+                snprintf(b1, sizeof b1, "0x%02x", (unsigned) e.mask);
+                snprintf(b2, sizeof b2, "0x%02x", (unsigned) e.match);
+                r = table_add_row(t, idx, word, select, b1, b2, yes_no(e.exclude), name, event);
         }
         if (r < 0)
                 return log_error_errno(r, "Failed to fill the table: %m");

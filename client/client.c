@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * client.c — libpmufilter-client: the VMM's side of one VM's session with
- * pmufilterd (DESIGN §5).  Connect, ATTACH with the VM fd, apply each APPLY
- * to the VM exactly as sent, answer APPLIED; re-attach when the session is
- * lost.  libc and kernel headers only; the codec is compiled in (lib/proto*.c).
+ * pmufilterd (pmufilterd-vmm(7)).  Connect, ATTACH with the VM fd, apply
+ * each APPLY to the VM exactly as sent, answer APPLIED; re-attach when the
+ * session is lost.  libc and kernel headers only; the codec and the VM
+ * ioctls are compiled in (lib/proto*.c, lib/kvm-vm.c).
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "kvm-compat.h"
+#include "kvm-vm.h"
 #include "pmufilter-client.h"
 #include "proto.h"
 #include "proto-syntax.h"
@@ -76,17 +78,12 @@ static void apply_filter(struct pmufilter_session *s, const struct proto_apply *
 
         s->pmu_errno = -1;
         if (a->pmu_off) {
-                struct kvm_enable_cap cap = {
-                        .cap = KVM_CAP_PMU_CAPABILITY,
-                        .args[0] = KVM_PMU_CAP_DISABLE,
-                };
-
                 /* The kernel only lets a VM without vCPUs drop its vPMU;
                  * with vCPUs, say so rather than ask. */
                 if (s->vcpus > 0)
                         s->pmu_errno = EBUSY;
                 else {
-                        r = vm_ioctl(s->vm_fd, KVM_ENABLE_CAP, &cap);
+                        r = kvm_disable_pmu(s->vm_fd);
                         s->pmu_errno = r < 0 ? -r : 0;
                 }
         }

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * preload.c — libpmufilter-preload.so (DESIGN §6 "Preload shim"): makes an
- * unmodified, dynamically linked VMM (QEMU) a pmufilterd client.  It wraps
- * ioctl(): right after a successful KVM_CREATE_VM it attaches the new VM
- * (CLIENT=preload) and applies the first filter before the VMM sees the fd;
- * if that fails, KVM_CREATE_VM fails with EPERM unless PMUFILTER_REQUIRED=0.
+ * preload.c — libpmufilter-preload.so (pmufilterd-vmm(7), "THE PRELOAD
+ * SHIM"): makes an unmodified, dynamically linked VMM (QEMU) a pmufilterd
+ * client.  It wraps ioctl(): right after a successful KVM_CREATE_VM it
+ * attaches the new VM (CLIENT=preload) and applies the first filter before
+ * the VMM sees the fd; if that fails, KVM_CREATE_VM fails with EPERM unless
+ * PMUFILTER_REQUIRED=0.
  * One thread of the VMM's process answers later pushes (the kernel lets any
  * thread of the creating process issue VM ioctls).  It also wraps close(),
  * so a session never outlives its VM fd number, and counts KVM_CREATE_VCPU
@@ -333,14 +334,20 @@ static int attach_vm(int vm_fd) {
         if (r < 0)
                 return r;
         r = start_thread();
-        if (r >= 0)
-                r = track_vm(vm_fd, s);
+        if (r < 0) {
+                pmufilter_session_free(s);
+                errno = -r;
+                log_line("pmufilter-preload: cannot start the thread that watches VM fd %d for changes: %m", vm_fd);
+                return r;
+        }
+        r = track_vm(vm_fd, s);
         if (r < 0) {
                 pmufilter_session_free(s);
                 errno = -r;
                 log_line("pmufilter-preload: cannot watch VM fd %d for changes: %m", vm_fd);
+                return r;
         }
-        return r;
+        return 0;
 }
 
 static int create_vm(int kvm_fd, void *arg) {

@@ -27,6 +27,8 @@ int client_fail(int r, bool with_errno, const char *fmt, ...) {
         va_list ap;
         size_t l;
 
+        assert(fmt);
+
         va_start(ap, fmt);
         (void) vsnprintf(last_error, sizeof(last_error), fmt, ap);
         va_end(ap);
@@ -41,10 +43,14 @@ int client_fail(int r, bool with_errno, const char *fmt, ...) {
 int wire_connect(const char *path, int timeout_ms, int *ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-        size_t l = strlen(path);
         _cleanup_close_ int fd = -1;
         socklen_t salen;
+        size_t l;
 
+        assert(path);
+        assert(ret);
+
+        l = strlen(path);
         if (l == 0 || l >= sizeof(sa.sun_path))
                 return fail(-ENAMETOOLONG, "socket path '%s' is empty or longer than %zu bytes",
                             path, sizeof(sa.sun_path) - 1);
@@ -81,6 +87,8 @@ int wire_send(int sock, const char *buf, size_t n, int pass_fd, int flags) {
         struct iovec iov = { .iov_base = (void *) buf, .iov_len = n };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
+        assert(buf || n == 0);
+
         if (pass_fd >= 0) {
                 struct cmsghdr *c;
 
@@ -109,6 +117,8 @@ ssize_t wire_recv(int sock, char *buf, size_t size, int flags) {
                 .msg_control = &control, .msg_controllen = sizeof(control.buf),
         };
         ssize_t n;
+
+        assert(buf);
 
         do
                 n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);

@@ -295,6 +295,9 @@ static const char *libpfm_name_for_code(const struct host_pmu *pmu, uint64_t cod
 int event_resolve(const struct host_pmu *pmu, const char *name, uint64_t *ret_code) {
         const struct alias *a;
 
+        assert(pmu);
+        assert(ret_code);
+
         if (!name || !name[0])
                 return -EINVAL;
 
@@ -311,8 +314,11 @@ int event_resolve(const struct host_pmu *pmu, const char *name, uint64_t *ret_co
 }
 
 const char *event_name_for_code(const struct host_pmu *pmu, uint64_t code) {
-        const struct alias *a = alias_find_code(pmu, code);
+        const struct alias *a;
 
+        assert(pmu);
+
+        a = alias_find_code(pmu, code);
         if (a)
                 return a->name;
 #if HAVE_LIBPFM
@@ -323,6 +329,8 @@ const char *event_name_for_code(const struct host_pmu *pmu, uint64_t code) {
 }
 
 unsigned fixed_counter_count(const struct host_pmu *pmu) {
+        assert(pmu);
+
         /* KVM maps three fixed counters to events (intel_get_fixed_pmc_eventsel());
          * AMD has none. */
         if (pmu->vendor != PMU_VENDOR_INTEL)
@@ -337,6 +345,9 @@ int fixed_counter_event(const struct host_pmu *pmu, unsigned idx, uint64_t *ret_
                 0x0300,         /* ref-cycles, perf's pseudo-encoding */
         };
 
+        assert(pmu);
+        assert(ret_code);
+
         if (idx >= fixed_counter_count(pmu))
                 return -ENOENT;
         *ret_code = codes[idx];
@@ -345,9 +356,13 @@ int fixed_counter_event(const struct host_pmu *pmu, unsigned idx, uint64_t *ret_
 
 int event_foreach(const struct host_pmu *pmu, const char *glob,
                   int (*f)(const struct event_info *e, void *userdata), void *userdata) {
-        unsigned maps = alias_maps(pmu);
+        unsigned maps;
         int r;
 
+        assert(pmu);
+        assert(f);
+
+        maps = alias_maps(pmu);
         for (size_t i = 0; i < ELEMENTSOF(aliases); i++) {
                 const struct alias *a = &aliases[i];
                 struct event_info e = {

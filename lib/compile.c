@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * compile.c — one profile of a validated policy -> the exact
- * struct kvm_pmu_event_filter the kernel is handed (DESIGN §4).
+ * struct kvm_pmu_event_filter the kernel is handed (pmufilterd.yaml(5),
+ * "Compilation"; the kernel's rules and our choices in docs/decisions.md,
+ * "Filter compiler").
  *
  * The kernel (arch/x86/kvm/pmu.c) is forgiving in ways that change meaning
  * silently: in the plain form it drops every entry with bits outside the
@@ -288,34 +290,49 @@ static void sort_unique(struct compile_ctx *c) {
         c->n = w + 1;
 }
 
+void filter_entry_decode(const struct compiled_filter *f, uint64_t word, struct filter_entry *ret) {
+        bool masked;
+
+        assert(f);
+        assert(ret);
+
+        masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
+        *ret = (struct filter_entry) {
+                .masked = masked,
+                .select = event_code_select(word),      /* the same bits in both forms */
+        };
+        if (masked) {
+                ret->mask = (uint8_t) (word >> KVM_PMU_MASKED_ENTRY_UMASK_MASK_SHIFT);
+                ret->match = (uint8_t) ((word & KVM_PMU_MASKED_ENTRY_UMASK_MATCH) >> 8);
+                ret->exclude = word & KVM_PMU_MASKED_ENTRY_EXCLUDE;
+        } else {
+                /* as the kernel converts it: the unit mask must match exactly */
+                ret->umask = event_code_umask(word);
+                ret->mask = 0xff;
+                ret->match = ret->umask;
+        }
+}
+
 /* The kernel's own test: an include entry matches and no exclude entry
  * does (arch/x86/kvm/pmu.c, is_gp_event_allowed), on select + umask. */
 static bool filter_lists(const struct compiled_filter *f, uint64_t code) {
-        bool masked = f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS;
-        uint64_t select = code & (SELECT_LOW_BITS | SELECT_AMD_BITS);
+        uint16_t select = event_code_select(code);
         uint8_t umask = event_code_umask(code);
         bool included = false;
 
         for (uint32_t i = 0; i < f->nevents; i++) {
-                uint64_t e = as_masked(f->events[i], masked);
-                uint8_t mask = e >> KVM_PMU_MASKED_ENTRY_UMASK_MASK_SHIFT;
-                uint8_t match = (e & KVM_PMU_MASKED_ENTRY_UMASK_MATCH) >> 8;
+                struct filter_entry e;
 
-                if ((e & KVM_PMU_MASKED_ENTRY_EVENT_SELECT) != select)
+                filter_entry_decode(f, f->events[i], &e);
+                if (e.select != select)
                         continue;
-                if ((umask & mask) != match)
+                if ((umask & e.mask) != e.match)
                         continue;
-                if (e & KVM_PMU_MASKED_ENTRY_EXCLUDE)
+                if (e.exclude)
                         return false;
                 included = true;
         }
         return included;
-}
-
-bool compiled_filter_allows(const struct compiled_filter *f, uint64_t code) {
-        if (filter_lists(f, code))
-                return f->action == KVM_PMU_EVENT_ALLOW;
-        return f->action == KVM_PMU_EVENT_DENY;
 }
 
 /* fixed_counters: auto — KVM applies the bitmap with the filter's action,
@@ -431,6 +448,8 @@ int filter_lockdown(const char *profile_name, struct compiled_filter **ret) {
         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
         int r;
 
+        assert(ret);
+
         r = compiled_filter_new(profile_name, &f);
         if (r < 0)
                 return r;
@@ -448,6 +467,11 @@ int filter_compile(const struct policy *p, const char *name,
         _cleanup_free_ struct pending *v = NULL;
         struct compile_ctx c = { .p = p, .pmu = pmu, .k = k, .d = d };
         int r;
+
+        assert(p);
+        assert(pmu);
+        assert(k);
+        assert(ret);
 
         c.prof = policy_find_profile(p, name);
         if (!c.prof)
@@ -489,17 +513,19 @@ bool compiled_filter_equal(const struct compiled_filter *a, const struct compile
 }
 
 int filter_entry_describe(const struct compiled_filter *f, uint64_t word, char *buf, size_t size) {
+        struct filter_entry e;
         int n;
 
-        if (f->flags & KVM_PMU_EVENT_FLAG_MASKED_EVENTS)
+        assert(buf);
+
+        filter_entry_decode(f, word, &e);
+        if (e.masked)
                 n = snprintf(buf, size, "select 0x%02x mask 0x%02x match 0x%02x %s",
-                             (unsigned) event_code_select(word),
-                             (unsigned) (word >> KVM_PMU_MASKED_ENTRY_UMASK_MASK_SHIFT),
-                             (unsigned) ((word & KVM_PMU_MASKED_ENTRY_UMASK_MATCH) >> 8),
-                             word & KVM_PMU_MASKED_ENTRY_EXCLUDE ? "exclude" : "include");
+                             (unsigned) e.select, (unsigned) e.mask, (unsigned) e.match,
+                             e.exclude ? "exclude" : "include");
         else
                 n = snprintf(buf, size, "0x%04" PRIx64 " (select 0x%02x umask 0x%02x)", word,
-                             (unsigned) event_code_select(word), (unsigned) event_code_umask(word));
+                             (unsigned) e.select, (unsigned) e.umask);
         if (n < 0)
                 return -EINVAL;
         if ((size_t) n >= size)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * compile.h — profile -> the kernel's struct kvm_pmu_event_filter, byte
- * exact (DESIGN §4 "Compilation rules").  The output is what the VMM hands
- * to KVM_SET_PMU_EVENT_FILTER, and what `pmufilterctl compile` prints.
+ * exact (the rules: pmufilterd.yaml(5), "Compilation").  The output is what
+ * the VMM hands to KVM_SET_PMU_EVENT_FILTER, and what `pmufilterctl
+ * compile` prints.
  */
 #pragma once
 
@@ -52,10 +53,22 @@ int filter_lockdown(const char *profile_name, struct compiled_filter **ret);
 /* Do two compiled filters hand the kernel the same thing? */
 bool compiled_filter_equal(const struct compiled_filter *a, const struct compiled_filter *b);
 
-/* Would the kernel let guest event select+umask `code` count under f?
- * (The kernel's own matching, for fixed_counters: auto, tests and `show`.) */
-bool compiled_filter_allows(const struct compiled_filter *f, uint64_t code);
+/* One entry of a filter, decoded: the one place that knows the kernel's
+ * layout of both forms.  A plain word also gets the masked reading the
+ * kernel converts it to (mask 0xff, match its unit mask, include), so the
+ * fields mask, match and exclude are meaningful for every entry. */
+struct filter_entry {
+        bool masked;                    /* the filter has KVM_PMU_EVENT_FLAG_MASKED_EVENTS */
+        uint16_t select;                /* event select 11:0 (word bits 7:0 and 35:32) */
+        uint8_t umask;                  /* plain: the unit mask; masked: 0 */
+        uint8_t mask, match;
+        bool exclude;
+};
+
+/* Decode `word`, an entry of f (f's flags say which form it is). */
+void filter_entry_decode(const struct compiled_filter *f, uint64_t word, struct filter_entry *ret);
 
 /* Decode one kernel word for humans: "0x00c0 (select 0xc0 umask 0x00)" or the
- * masked form "select 0xb7 mask 0x00 match 0x00 include". */
+ * masked form "select 0xb7 mask 0x00 match 0x00 include".  0, or -ENOBUFS
+ * when size is too small. */
 int filter_entry_describe(const struct compiled_filter *f, uint64_t word, char *buf, size_t size);

@@ -14,6 +14,8 @@ int diags_addv(struct diags *d, enum diag_level level, const struct srcloc *loc,
         char *msg = NULL, *file = NULL;
         int ret = level == DIAG_ERROR ? -EINVAL : 0;
 
+        assert(fmt);
+
         if (!d)
                 return ret;
         if (vasprintf(&msg, fmt, ap) < 0)
@@ -71,6 +73,9 @@ static char *diag_format(const struct diag *e) {
 }
 
 void diags_print(const struct diags *d, FILE *f) {
+        assert(d);
+        assert(f);
+
         for (size_t i = 0; i < d->n; i++) {
                 _cleanup_free_ char *s = diag_format(&d->v[i]);
                 fprintf(f, "%s\n", s ? s : d->v[i].message);
@@ -78,6 +83,8 @@ void diags_print(const struct diags *d, FILE *f) {
 }
 
 char *diags_first_error(const struct diags *d) {
+        assert(d);
+
         for (size_t i = 0; i < d->n; i++)
                 if (d->v[i].level == DIAG_ERROR)
                         return diag_format(&d->v[i]);
@@ -85,6 +92,8 @@ char *diags_first_error(const struct diags *d) {
 }
 
 void diags_clear(struct diags *d) {
+        assert(d);
+
         for (size_t i = 0; i < d->n; i++) {
                 free(d->v[i].file);
                 free(d->v[i].message);

@@ -58,17 +58,6 @@ int kvm_set_pmu_event_filter(int vm_fd, uint32_t action, uint32_t flags,
         return 0;
 }
 
-int kvm_disable_pmu(int vm_fd) {
-        struct kvm_enable_cap cap = {
-                .cap = KVM_CAP_PMU_CAPABILITY,
-                .args[0] = KVM_PMU_CAP_DISABLE,
-        };
-
-        if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-                return -errno;
-        return 0;
-}
-
 static int check_extension(int kvm_fd, long cap) {
         int r = ioctl(kvm_fd, KVM_CHECK_EXTENSION, cap);
 
@@ -155,6 +144,8 @@ int kvm_support_probe(struct kvm_support *ret) {
         _cleanup_close_ int kvm_fd = -1, vm_fd = -1;
         unsigned max;
 
+        assert(ret);
+
         kvm_fd = open_kvm();
         if (kvm_fd < 0) {
                 k.open_error = kvm_fd;
@@ -191,6 +182,9 @@ int kvm_support_probe(struct kvm_support *ret) {
 }
 
 const char *kvm_support_summary(const struct kvm_support *k, char *buf, size_t size) {
+        assert(k);
+        assert(buf);
+
         if (k->open_error < 0)
                 snprintf(buf, size, "/dev/kvm: %s; no PMU event filter", strerror(-k->open_error));
         else if (!k->filter)

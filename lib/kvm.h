@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * kvm.h — what the host's KVM supports, learnt from the kernel itself, and
- * the few VM ioctls the project issues (tests, the client library).
+ * the few VM ioctls the project issues (the probe, tests); those the client
+ * library issues too are in kvm-vm.h.
  */
 #pragma once
 
 #include <stdint.h>
 
+#include "kvm-vm.h"
 #include "util.h"
 
 struct kvm_support {
@@ -43,5 +45,3 @@ int kvm_set_pmu_event_filter(int vm_fd, uint32_t action, uint32_t flags,
                              uint32_t fixed_counter_bitmap,
                              const uint64_t *events, uint32_t nevents);
 
-/* KVM_ENABLE_CAP(KVM_CAP_PMU_CAPABILITY, KVM_PMU_CAP_DISABLE).  0 or -errno. */
-int kvm_disable_pmu(int vm_fd);

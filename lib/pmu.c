@@ -104,10 +104,11 @@ static const struct {
         DLSYM_ARG(pfm_get_os_event_encoding),
 };
 
-/* libpfm.so.4 costs ~2.2 MiB once loaded (its relocated event tables, and
- * pfm_initialize()'s heap), and is needed only to detect the host's PMU and
- * to compile: it is loaded on first use and unloaded by
- * pmu_libpfm_release().  Not RTLD_NODELETE: dlclose() must unmap it. */
+/* libpfm.so.4 is the largest part of the daemon's memory once loaded (its
+ * relocated event tables, and pfm_initialize()'s heap; figures in
+ * docs/benchmarks.md), and is needed only to detect the host's PMU and to
+ * compile: it is loaded on first use and unloaded by pmu_libpfm_release().
+ * Not RTLD_NODELETE: dlclose() must unmap it. */
 static void *libpfm_dl;
 static int libpfm_state = 1;            /* 1: not tried since the last release */
 
@@ -179,6 +180,8 @@ int pmu_libpfm_find(const char *name, pfm_pmu_info_t *ret) {
         pfm_pmu_t i;
         int r;
 
+        assert(ret);
+
         r = pmu_libpfm_init();
         if (r < 0)
                 return r;
@@ -238,6 +241,8 @@ int host_pmu_detect(struct host_pmu *ret) {
         struct host_pmu p = {};
         unsigned max_leaf, max_ext = 0, a, b, c, d;
         char vendor[13] = {};
+
+        assert(ret);
 
         if (__get_cpuid(0, &max_leaf, &b, &c, &d) == 0) {
                 strcpy(p.name, "unknown");
@@ -302,6 +307,8 @@ static const struct host_pmu generic_models[] = {
 };
 
 int host_pmu_from_name(const char *model, struct host_pmu *ret) {
+        assert(ret);
+
         if (!model || !model[0])
                 return -ENOENT;
 

@@ -86,7 +86,7 @@ int event_foreach(const struct host_pmu *pmu, const char *glob,
  * host_pmu_from_name() of a libpfm4 model, and the libpfm4 names of
  * event_resolve(), event_name_for_code() and event_foreach().  Not installed,
  * it is as if built without it.  This terminates and unloads it again, to
- * give back its ~2 MiB between uses (the daemon calls it after start-up and
+ * give back its memory between uses (the daemon calls it after start-up and
  * after each policy build); the next use loads it anew.  Nothing returned
  * before points into it: host_pmu names are copies, event_name_for_code()'s
  * names are the catalogue's own.  A no-op when not loaded, or built without.

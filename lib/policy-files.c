@@ -74,6 +74,8 @@ int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
         _cleanup_(policy_freep) struct policy *p = NULL;
         int r;
 
+        assert(ret);
+
         if (strv_length(paths) == 0)
                 return diags_error(d, NULL, "no policy file given");
         r = policy_new(&p);
@@ -150,6 +152,8 @@ static int list_fragments(const char *dir, char ***paths) {
 int policy_load_files(const char *config, struct policy **ret, struct diags *d) {
         _cleanup_strv_free_ char **paths = NULL;
         int r;
+
+        assert(ret);
 
         r = strv_extend(&paths, config ?: POLICY_DEFAULT_CONFIG);
         if (r < 0)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * policy-load.c — the schema of pmufilterd.yaml(5) (DESIGN §4): walks the
+ * policy-load.c — the schema of pmufilterd.yaml(5): walks the
  * ynode tree of one file and merges it into a struct policy.  Every mapping
  * is checked as a whole: unknown keys and duplicate keys are errors at their
  * line:column.  The first error ends the file (one precise message is worth
@@ -478,6 +478,9 @@ int policy_load_buffer(struct policy *p, const char *filename,
         _cleanup_(ynode_freep) struct ynode *root = NULL;
         struct loader l = { .p = p, .d = d };
         int r;
+
+        assert(p);
+        assert(buf || len == 0);
 
         l.file = intern_file(p, filename ?: "<input>");
         if (!l.file)

@@ -192,6 +192,8 @@ static int check_settings(const struct policy *p, struct diags *d) {
 int policy_validate(const struct policy *p, struct diags *d) {
         int ret = 0;
 
+        assert(p);
+
         for (size_t i = 0; i < p->n_profiles; i++)
                 note(&ret, check_profile(p, &p->profiles[i], d));
         for (size_t i = 0; i < p->n_rules; i++)

@@ -190,6 +190,9 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
         bool done = false;
         int r = 0;
 
+        assert(buf || len == 0);
+        assert(ret);
+
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
@@ -217,6 +220,9 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
  * was expected and what was found. */
 
 const char *ynode_describe(const struct ynode *n, char buf[64]) {
+        assert(n);
+        assert(buf);
+
         if (ynode_is_null(n))
                 return "an empty value";
         switch (n->type) {
@@ -237,6 +243,9 @@ const char *ynode_describe(const struct ynode *n, char buf[64]) {
 int ynode_expect(struct diags *d, const struct ynode *n, enum ynode_type type, const char *what) {
         char buf[64];
 
+        assert(n);
+        assert(what);
+
         if (n->type == type && !ynode_is_null(n))
                 return 0;
         return diags_error(d, &n->loc, "%s: expected %s, got %s", what,
@@ -247,11 +256,16 @@ int ynode_expect(struct diags *d, const struct ynode *n, enum ynode_type type, c
 
 /* Not strtoull()'s base 0, which would read a leading 0 as octal. */
 int ynode_parse_number(const char *s, uint64_t *ret) {
-        const char *digits = startswith(s, "0x") ?: startswith(s, "0X");
-        int base = digits ? 16 : 10;
+        const char *digits;
         unsigned long long v;
         char *end;
+        int base;
 
+        assert(s);
+        assert(ret);
+
+        digits = startswith(s, "0x") ?: startswith(s, "0X");
+        base = digits ? 16 : 10;
         if (!digits)
                 digits = s;
         if (!*digits || strspn(digits, base == 16 ? "0123456789abcdefABCDEF" : "0123456789") != strlen(digits))
@@ -269,6 +283,11 @@ int ynode_get_uint(struct diags *d, const struct ynode *n, const char *what,
         char buf[64];
         uint64_t v;
 
+        assert(n);
+        assert(what);
+        assert(expected);
+        assert(ret);
+
         if (n->type != YNODE_SCALAR || !n->plain || ynode_parse_number(n->value, &v) < 0 || v < min || v > max)
                 return diags_error(d, &n->loc, "%s: expected %s, got %s", what, expected, ynode_describe(n, buf));
         *ret = v;
@@ -278,6 +297,11 @@ int ynode_get_uint(struct diags *d, const struct ynode *n, const char *what,
 int ynode_get_text(struct diags *d, const struct ynode *n, const char *what, const char *expected,
                    const char **ret) {
         char buf[64];
+
+        assert(n);
+        assert(what);
+        assert(expected);
+        assert(ret);
 
         if (n->type != YNODE_SCALAR || ynode_is_null(n))
                 return diags_error(d, &n->loc, "%s: expected %s, got %s", what, expected, ynode_describe(n, buf));
@@ -289,6 +313,11 @@ int ynode_get_word(struct diags *d, const struct ynode *n, const char *what,
                    const char *const *words, size_t n_words, const char *expected) {
         char buf[64];
 
+        assert(n);
+        assert(what);
+        assert(words || n_words == 0);
+        assert(expected);
+
         if (n->type == YNODE_SCALAR)
                 for (size_t i = 0; i < n_words; i++)
                         if (streq(n->value, words[i]))
@@ -299,6 +328,8 @@ int ynode_get_word(struct diags *d, const struct ynode *n, const char *what,
 int ynode_get_bool(struct diags *d, const struct ynode *n, const char *what, bool *ret) {
         static const char *const words[] = { "false", "true" };
         int r;
+
+        assert(ret);
 
         r = ynode_get_word(d, n, what, words, ELEMENTSOF(words), "true or false");
         if (r < 0)
@@ -324,9 +355,13 @@ static int keyref_compare(const void *a, const void *b) {
 /* Sorting, not pairwise comparison: a mapping of profiles may be long. */
 int ynode_check_duplicates(struct diags *d, const struct ynode *map, const char *what) {
         _cleanup_free_ struct keyref *v = NULL;
-        size_t n = map->n_items / 2;
         const struct keyref *dup = NULL, *first = NULL;
+        size_t n;
 
+        assert(map);
+        assert(what);
+
+        n = map->n_items / 2;
         if (n < 2)
                 return 0;
         v = calloc(n, sizeof(*v));
@@ -368,6 +403,10 @@ static char *join_keys(const struct ynode_field *fields, size_t n) {
 int ynode_map_fields(struct diags *d, const struct ynode *map, const char *what,
                      struct ynode_field *fields, size_t n_fields, const char *expected) {
         int r;
+
+        assert(map);
+        assert(what);
+        assert(fields || n_fields == 0);
 
         r = ynode_expect(d, map, YNODE_MAPPING, what);
         if (r < 0)

@@ -9,6 +9,8 @@
 int policy_new(struct policy **ret) {
         _cleanup_(policy_freep) struct policy *p = NULL;
 
+        assert(ret);
+
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
@@ -58,6 +60,8 @@ void policy_free(struct policy *p) {
 }
 
 struct profile *policy_find_profile(const struct policy *p, const char *name) {
+        assert(p);
+
         if (!name)
                 return NULL;
         for (size_t i = 0; i < p->n_profiles; i++)
@@ -94,14 +98,19 @@ static bool in_list(const char *key, const char *const *l, size_t n) {
 }
 
 bool match_key_is_claimed(const char *key) {
-        const char *label = startswith(key, "label.");
+        const char *label;
 
+        assert(key);
+
+        label = startswith(key, "label.");
         if (label)
                 return *label != '\0';
         return in_list(key, claimed_keys, ELEMENTSOF(claimed_keys));
 }
 
 bool match_key_is_valid(const char *key) {
+        assert(key);
+
         return match_key_is_claimed(key) || in_list(key, fact_keys, ELEMENTSOF(fact_keys));
 }
 
@@ -114,6 +123,9 @@ static const struct profile *profile_parent(const struct policy *p, const struct
 enum pmu_mode profile_effective_pmu(const struct policy *p, const struct profile *prof) {
         size_t steps = 0;
 
+        assert(p);
+        assert(prof);
+
         for (const struct profile *i = prof; i && steps <= p->n_profiles; i = profile_parent(p, i), steps++)
                 if (i->pmu != PMU_UNSET)
                         return i->pmu;
@@ -122,6 +134,9 @@ enum pmu_mode profile_effective_pmu(const struct policy *p, const struct profile
 
 enum tier profile_effective_tier(const struct policy *p, const struct profile *prof) {
         size_t steps = 0;
+
+        assert(p);
+        assert(prof);
 
         for (const struct profile *i = prof; i && steps <= p->n_profiles; i = profile_parent(p, i), steps++)
                 if (i->tier != TIER_UNSET)
@@ -132,6 +147,9 @@ enum tier profile_effective_tier(const struct policy *p, const struct profile *p
 enum fixed_mode profile_effective_fixed(const struct policy *p, const struct profile *prof,
                                         uint32_t *ret_bitmap) {
         size_t steps = 0;
+
+        assert(p);
+        assert(prof);
 
         for (const struct profile *i = prof; i && steps <= p->n_profiles; i = profile_parent(p, i), steps++)
                 if (i->fixed_mode != FIXED_UNSET) {
@@ -149,6 +167,11 @@ int profile_chain(const struct policy *p, const struct profile *prof,
         _cleanup_free_ const struct profile **v = NULL;
         const struct profile *i = prof;
         size_t n = 0;
+
+        assert(p);
+        assert(prof);
+        assert(ret);
+        assert(ret_n);
 
         /* A chain without a cycle visits each profile at most once. */
         v = calloc(p->n_profiles + 1, sizeof(*v));

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * policy.h — the policy model of pmufilterd.yaml(5) (DESIGN §4), as written
+ * policy.h — the policy model of pmufilterd.yaml(5), as written
  * by the operator and before any host knowledge is applied.  The loader
  * (policy-load.c) fills it from YAML buffers; policy-validate.c checks the
  * references (extends, rule profiles, default profile); compile.c turns one
@@ -68,9 +68,9 @@ struct profile {
         const char *source_file;        /* file that defined it (owned by policy) */
 };
 
-/* One `key: glob` pair of a rule's match.  key is one of the §4 match keys:
- * name, uuid, label.<key>, exe, comm, uid, gid, user, group, cgroup, unit,
- * slice, machine, client. */
+/* One `key: glob` pair of a rule's match.  key is one of the match keys of
+ * pmufilterd.yaml(5): name, uuid, label.<key>, exe, comm, uid, gid, user,
+ * group, cgroup, unit, slice, machine, client. */
 struct rule_match {
         char *key;
         char *value;            /* shell glob (fnmatch) */
@@ -159,9 +159,10 @@ int policy_load_paths(char **paths, struct policy **ret, struct diags *d);
  */
 int policy_validate(const struct policy *p, struct diags *d);
 
-/* Match keys of §4: valid ones (label.<key> with a non-empty key), and those
- * the VMM claims itself (name, uuid, label.*, client) rather than facts the
- * daemon reads from the kernel and systemd. */
+/* Match keys (pmufilterd.yaml(5), "Match keys"): valid ones (label.<key>
+ * with a non-empty key), and those the VMM claims itself (name, uuid,
+ * label.*, client) rather than facts the daemon reads from the kernel and
+ * systemd. */
 bool match_key_is_valid(const char *key);
 bool match_key_is_claimed(const char *key);
 

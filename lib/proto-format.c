@@ -51,6 +51,8 @@ static void write_header(struct writer *w, enum proto_verb v) {
 int proto_format_attach(char *buf, size_t size, const struct proto_attach *m) {
         struct writer w = { .buf = buf, .size = size };
 
+        assert(buf || size == 0);
+
         if (!m || m->vmfd < 0 || (unsigned) m->client >= _PROTO_CLIENT_MAX ||
             (m->name && !proto_value_ok(m->name, false)) || (m->uuid && !proto_uuid_ok(m->uuid)) ||
             m->n_labels > PROTO_LABELS_MAX || (m->n_labels > 0 && !m->labels))
@@ -78,6 +80,8 @@ int proto_format_attach(char *buf, size_t size, const struct proto_attach *m) {
 int proto_format_apply(char *buf, size_t size, const struct proto_apply *m) {
         struct writer w = { .buf = buf, .size = size };
 
+        assert(buf || size == 0);
+
         if (!m || m->action > 1 || m->n_events > PROTO_EVENTS_MAX || (m->n_events > 0 && !m->events) ||
             (m->vm && !proto_value_ok(m->vm, false)) || (m->profile && !proto_value_ok(m->profile, false)))
                 return -EINVAL;
@@ -100,6 +104,8 @@ int proto_format_apply(char *buf, size_t size, const struct proto_apply *m) {
 int proto_format_applied(char *buf, size_t size, const struct proto_applied *m) {
         struct writer w = { .buf = buf, .size = size };
 
+        assert(buf || size == 0);
+
         if (!m || m->error < 0 || m->error > PROTO_ERRNO_MAX ||
             (m->has_pmu_error && (m->pmu_error < 0 || m->pmu_error > PROTO_ERRNO_MAX)))
                 return -EINVAL;
@@ -114,6 +120,8 @@ int proto_format_applied(char *buf, size_t size, const struct proto_applied *m) 
 int proto_format_error(char *buf, size_t size, const struct proto_error *m) {
         struct writer w = { .buf = buf, .size = size };
 
+        assert(buf || size == 0);
+
         if (!m || m->error <= 0 || m->error > PROTO_ERRNO_MAX || (m->message && !proto_value_ok(m->message, true)))
                 return -EINVAL;
 
@@ -126,6 +134,8 @@ int proto_format_error(char *buf, size_t size, const struct proto_error *m) {
 
 int proto_format_detach(char *buf, size_t size) {
         struct writer w = { .buf = buf, .size = size };
+
+        assert(buf || size == 0);
 
         write_header(&w, PROTO_DETACH);
         return writer_finish(&w);

@@ -38,6 +38,8 @@ size_t proto_utf8_char_len(const unsigned char *s, size_t n) {
         uint32_t cp, min;
         size_t k;
 
+        assert(s);
+
         if (s[0] < 0x80)
                 return 1;
         if (s[0] >= 0xc2 && s[0] <= 0xdf) {
@@ -64,6 +66,8 @@ size_t proto_utf8_char_len(const unsigned char *s, size_t n) {
 size_t proto_utf8_invalid_offset(const char *s, size_t n) {
         const unsigned char *u = (const unsigned char *) s;
 
+        assert(s || n == 0);
+
         for (size_t i = 0; i < n;) {
                 size_t l = proto_utf8_char_len(u + i, n - i);
 
@@ -79,6 +83,8 @@ bool proto_is_control(unsigned char c) {
 }
 
 bool proto_has_control(const char *s) {
+        assert(s);
+
         for (; *s; s++)
                 if (proto_is_control((unsigned char) *s))
                         return true;
@@ -96,6 +102,9 @@ bool proto_value_ok(const char *s, bool allow_empty) {
 }
 
 bool proto_chars_in(const char *s, const char *extra, bool lower) {
+        assert(s);
+        assert(extra);
+
         if (!*s)
                 return false;
         for (; *s; s++) {
@@ -129,6 +138,8 @@ bool proto_uuid_ok(const char *s) {
 void proto_sanitize_message(char *dst, size_t size, const char *src) {
         const unsigned char *s = (const unsigned char *) strempty(src);
         size_t n = strlen((const char *) s), o = 0;
+
+        assert(dst || size == 0);
 
         if (size == 0)
                 return;

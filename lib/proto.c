@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * proto.c — the VMM protocol codec (DESIGN §5): datagram text <-> typed
- * messages.  libc only (util.h is used for its header-only macros; nothing
- * of util.c may be called: the client library links this file without it).
+ * proto.c — the VMM protocol codec (pmufilterd-vmm(7)): datagram text <->
+ * typed messages.  libc only (util.h is used for its header-only macros;
+ * nothing of util.c may be called: the client library links this file
+ * without it).
  * Parsing is split in two: message_parse() checks what every message must
  * satisfy (size, UTF-8, line and key syntax, uniqueness) and yields a table
  * of fields sorted by key; the per-verb parsers then look keys up and check
@@ -251,6 +252,8 @@ static int field_string(const struct message *m, const char *key, bool allow_emp
 int proto_parse_verb(const void *buf, size_t len, enum proto_verb *ret, char *reason, size_t reason_size) {
         _cleanup_(message_done) struct message m = {};
 
+        assert(ret);
+
         return message_parse(buf, len, -1, ret, &m, reason, reason_size);
 }
 
@@ -294,6 +297,8 @@ int proto_parse_attach(const void *buf, size_t len, struct proto_attach *ret, ch
         const struct field *f;
         uint64_t u;
         int r;
+
+        assert(ret);
 
         r = message_parse(buf, len, PROTO_ATTACH, NULL, &m, reason, reason_size);
         if (r < 0)
@@ -383,6 +388,8 @@ int proto_parse_apply(const void *buf, size_t len, struct proto_apply *ret, char
         uint64_t u;
         int r;
 
+        assert(ret);
+
         r = message_parse(buf, len, PROTO_APPLY, NULL, &m, reason, reason_size);
         if (r < 0)
                 return r;
@@ -438,6 +445,8 @@ int proto_parse_applied(const void *buf, size_t len, struct proto_applied *ret, 
         uint64_t u;
         int r;
 
+        assert(ret);
+
         r = message_parse(buf, len, PROTO_APPLIED, NULL, &m, reason, reason_size);
         if (r < 0)
                 return r;
@@ -470,6 +479,8 @@ int proto_parse_error(const void *buf, size_t len, struct proto_error *ret, char
         _cleanup_(proto_error_done) struct proto_error e = {};
         uint64_t u;
         int r;
+
+        assert(ret);
 
         r = message_parse(buf, len, PROTO_ERROR, NULL, &m, reason, reason_size);
         if (r < 0)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * proto.h — the VMM protocol codec (DESIGN §5, pmufilterd-vmm(7)): pure
+ * proto.h — the VMM protocol codec (pmufilterd-vmm(7)): pure
  * functions between datagrams and typed messages, used by both ends (the
  * daemon parses ATTACH/APPLIED/DETACH and formats APPLY/ERROR; the client
  * library the other way round).  Depends on libc only: the public client
@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define PROTO_MAGIC "PMUFILTER/1"
-#define PROTO_MSG_MAX 16384             /* bytes per datagram, DESIGN §5 */
+#define PROTO_MSG_MAX 16384             /* bytes per datagram (pmufilterd-vmm(7)) */
 #define PROTO_EVENTS_MAX 1024           /* entries in one APPLY; the kernel takes 300 */
 #define PROTO_LABELS_MAX 64             /* LABEL.<key>= lines in one ATTACH */
 #define PROTO_REASON_MAX 256            /* a reason buffer that is never too short */

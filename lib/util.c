@@ -8,6 +8,8 @@
 int free_and_strdup(char **dst, const char *src) {
         char *n = NULL;
 
+        assert(dst);
+
         if (src) {
                 n = strdup(src);
                 if (!n)
@@ -36,9 +38,13 @@ size_t strv_length(char *const *l) {
 }
 
 int strv_push(char ***l, char *value) {
-        size_t n = strv_length(*l);
-        char **c = realloc(*l, sizeof(char *) * (n + 2));
+        size_t n;
+        char **c;
 
+        assert(l);
+
+        n = strv_length(*l);
+        c = realloc(*l, sizeof(char *) * (n + 2));
         if (!c)
                 return -ENOMEM;
         c[n] = value;
@@ -48,9 +54,13 @@ int strv_push(char ***l, char *value) {
 }
 
 int strv_extend(char ***l, const char *value) {
-        char *v = strdup(value);
+        char *v;
         int r;
 
+        assert(l);
+        assert(value);
+
+        v = strdup(value);
         if (!v)
                 return -ENOMEM;
         r = strv_push(l, v);
@@ -60,6 +70,8 @@ int strv_extend(char ***l, const char *value) {
 }
 
 bool strv_contains(char *const *l, const char *s) {
+        assert(s);
+
         if (l)
                 for (char *const *i = l; *i; i++)
                         if (streq(*i, s))
@@ -93,6 +105,9 @@ int safe_atou64(const char *s, uint64_t *ret) {
 void *greedy_realloc(void **p, size_t *allocated, size_t need, size_t size) {
         size_t a;
         void *q;
+
+        assert(p);
+        assert(allocated);
 
         if (*allocated >= need)
                 return *p;

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * test-policy-load.c — the YAML loader against DESIGN §4: every settings key,
- * every event form, profiles, rules with every match key, merging of several
- * files, and each error with its exact file:line:column text.
+ * test-policy-load.c — the YAML loader against pmufilterd.yaml(5): every
+ * settings key, every event form, profiles, rules with every match key,
+ * merging of several files, and each error with its exact file:line:column
+ * text.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -547,8 +548,10 @@ static void test_files(void **state) {
         assert_int_equal(rmdir(dir), 0);
 }
 
-/* The example of DESIGN §4, as printed there (comments shortened). */
-static void test_design_example(void **state) {
+/* Every settings key and event form, inheritance, pmu: off, and rules on a
+ * unit and on a label with a uid, in one file as an operator writes it,
+ * comments included. */
+static void test_every_form_together(void **state) {
         static const char yaml[] =
                 "version: 1\n"
                 "settings:\n"
@@ -594,6 +597,61 @@ static void test_design_example(void **state) {
         assert_int_equal(profile_effective_pmu(p, policy_find_profile(p, "no-pmu")), PMU_OFF);
         assert_string_equal(p->rules[1].matches[1].key, "uid");
         assert_string_equal(p->rules[1].matches[1].value, "0");
+}
+
+/* The example of pmufilterd.yaml(5), EXAMPLES, and its conf.d fragment as
+ * printed there: the page must not show a policy the loader refuses. */
+static void test_man_page_example(void **state) {
+        static const char main_file[] =
+                "version: 1\n"
+                "settings:\n"
+                "  default_profile: tenant-minimal\n"
+                "profiles:\n"
+                "  tenant-minimal:\n"
+                "    tier: tenant\n"
+                "    events: [ instructions, cycles, branches, branch-misses ]\n"
+                "    fixed_counters: auto\n"
+                "  tenant-standard:\n"
+                "    extends: tenant-minimal\n"
+                "    optional: [ ref-cycles, stalled-cycles-frontend ]\n"
+                "  trusted:\n"
+                "    tier: trusted\n"
+                "    optional: [ cache-references, cache-misses ]\n"
+                "    events:\n"
+                "      - { select: 0x2e, umask: any }       # Intel: every L3 access\n"
+                "      - { select: 0xd1, mask: 0x20, match: 0x20 }\n"
+                "      - { select: 0x43, umask: any }       # AMD: fills by source...\n"
+                "      - { select: 0x43, mask: 0xff, match: 0x01, exclude: true }\n"
+                "  no-pmu:\n"
+                "    pmu: off\n"
+                "rules:\n"
+                "  - match: { label.pmu: \"off\" }\n"
+                "    profile: no-pmu\n"
+                "  - match: { uid: \"0\", label.tier: trusted }\n"
+                "    profile: trusted\n"
+                "  - match: { unit: \"machine-qemu*.scope\", label.tier: standard }\n"
+                "    profile: tenant-standard\n";
+        static const char fragment[] =
+                "profiles:\n"
+                "  ci:\n"
+                "    extends: no-pmu\n"
+                "rules:\n"
+                "  - match: { machine: \"qemu-*-ci-*\", user: libvirt-qemu }\n"
+                "    profile: ci\n";
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        struct diags d = {};
+
+        assert_int_equal(policy_new(&p), 0);
+        assert_int_equal(policy_load_buffer(p, "pmufilterd.yaml", main_file, strlen(main_file), &d), 0);
+        assert_int_equal(policy_load_buffer(p, "50-ci.yaml", fragment, strlen(fragment), &d), 0);
+        assert_int_equal(policy_validate(p, &d), 0);
+        if (d.n > 0)
+                diags_print(&d, stderr);
+        assert_int_equal(d.n, 0);
+        assert_int_equal(p->n_profiles, 5);
+        assert_int_equal(p->n_rules, 4);
+        assert_int_equal(profile_effective_pmu(p, policy_find_profile(p, "ci")), PMU_OFF);
+        diags_clear(&d);
 }
 
 /* The shipped default must load and validate without warnings, alone and
@@ -653,7 +711,8 @@ int main(void) {
                 cmocka_unit_test(test_syntax),
                 cmocka_unit_test(test_empty),
                 cmocka_unit_test(test_files),
-                cmocka_unit_test(test_design_example),
+                cmocka_unit_test(test_every_form_together),
+                cmocka_unit_test(test_man_page_example),
                 cmocka_unit_test(test_shipped_config),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
