@@ -14,42 +14,10 @@
 #include "inject.h"
 #include "log.h"
 #include "session.h"
-#include "uevent.h"
 #include "waiter.h"
 
 /* The event loop waits while a thread is held: keep it short. */
 #define ADOPT_TIMEOUT_MS 250
-
-int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct records *rec, struct decider *dec) {
-        assert(d);
-        *d = (struct deliver) {
-                .event = e,
-                .registry = r,
-                .records = rec,
-                .decider = dec,
-                /* Serials grow across restarts too: an answer to an APPLY of
-                 * the daemon we replaced can never be taken for one of ours. */
-                .next_serial = now_usec(CLOCK_REALTIME),
-        };
-        return 0;
-}
-
-void deliver_done(struct deliver *d) {
-        d->shutting_down = true;
-        deliver_free_batches(d);
-        d->attach_timer = sd_event_source_disable_unref(d->attach_timer);
-        d->server = session_server_free(d->server, true);
-        d->watcher = uevent_watcher_free(d->watcher);
-        fdstore_done(&d->fdstore);
-}
-
-const char *deliver_socket_path(const struct deliver *d) {
-        const struct settings *s = decider_settings(d->decider);
-
-        if (d->socket_path)
-                return d->socket_path;
-        return s->socket ? s->socket : POLICY_DEFAULT_SOCKET;
-}
 
 int deliver_decide(struct deliver *d, struct vm *vm) {
         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;

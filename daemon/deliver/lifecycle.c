@@ -17,6 +17,38 @@
 #include "log.h"
 #include "procscan.h"
 #include "session.h"
+#include "uevent.h"
+
+int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct records *rec, struct decider *dec) {
+        assert(d);
+        *d = (struct deliver) {
+                .event = e,
+                .registry = r,
+                .records = rec,
+                .decider = dec,
+                /* Serials grow across restarts too: an answer to an APPLY of
+                 * the daemon we replaced can never be taken for one of ours. */
+                .next_serial = now_usec(CLOCK_REALTIME),
+        };
+        return 0;
+}
+
+void deliver_done(struct deliver *d) {
+        d->shutting_down = true;
+        deliver_free_batches(d);
+        d->attach_timer = sd_event_source_disable_unref(d->attach_timer);
+        d->server = session_server_free(d->server, true);
+        d->watcher = uevent_watcher_free(d->watcher);
+        fdstore_done(&d->fdstore);
+}
+
+const char *deliver_socket_path(const struct deliver *d) {
+        const struct settings *s = decider_settings(d->decider);
+
+        if (d->socket_path)
+                return d->socket_path;
+        return s->socket ? s->socket : POLICY_DEFAULT_SOCKET;
+}
 
 int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct vm **ret) {
         struct vm *vm = registry_get(d->registry, pid, fd);

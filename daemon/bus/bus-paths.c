@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus-paths.c — object paths of VMs and profiles, and the context of the
+ * call being dispatched.
+ */
+#include "bus.h"
+
+int vm_object_path(const char *prefix, const char *id, char *buf, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        size_t n = strlen(prefix);
+
+        if (n + 2 > size)
+                return -ENOBUFS;
+        memcpy(buf, prefix, n);
+        buf[n++] = '/';
+        if (!*id) {
+                if (n + 2 > size)
+                        return -ENOBUFS;
+                buf[n++] = '_';
+        }
+        for (const char *c = id; *c; c++) {
+                bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                             (*c >= '0' && *c <= '9' && c != id);
+
+                if (n + (plain ? 2 : 4) > size)
+                        return -ENOBUFS;
+                if (plain)
+                        buf[n++] = *c;
+                else {
+                        buf[n++] = '_';
+                        buf[n++] = hex[(unsigned char) *c >> 4];
+                        buf[n++] = hex[(unsigned char) *c & 15];
+                }
+        }
+        buf[n] = 0;
+        return 0;
+}
+
+char *bus_vm_path(const struct vm *vm) {
+        char buf[VM_PATH_MAX];
+
+        /* An id is "<pid>-<fd>": its path always fits. */
+        return vm_object_path(BUS_VM_PREFIX, vm->id, buf, sizeof(buf)) < 0 ? NULL : strdup(buf);
+}
+
+char *bus_profile_path(const char *name) {
+        char *p = NULL;
+
+        return sd_bus_path_encode(BUS_PROFILE_PREFIX, name, &p) < 0 ? NULL : p;
+}
+
+struct bus *bus_current(sd_bus_message *msg) {
+        return sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(msg)));
+}
+
