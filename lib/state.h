@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * state.h — changes made over D-Bus that outlive a VM or the daemon
- * (pmufilterd(8), "Changes"): the default profile and per-VM profiles keyed by the VM's
+ * (pmufilterd(8), D-BUS API): the default profile and per-VM profiles keyed by the VM's
  * UUID or name.  Persistent ones live in /var/lib/pmufilterd/state.yaml,
  * runtime ones in /run/pmufilterd/state.yaml; both written atomically.
  */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * log.h — one logging idiom for the daemon.  log_*() for ordinary messages;
- * audit_*() for the records of the audit trail (DESIGN §7): structured
- * journal entries with MESSAGE_ID=, VM_ID=, PROFILE=, PID=.  Under journald
- * they go to the journal; otherwise to stderr as one line with the fields.
+ * audit_*() for the records of the audit trail (pmufilterd(8), AUDIT
+ * TRAIL): structured journal entries with MESSAGE_ID=, VM_ID=, PROFILE=,
+ * PID=.  Under journald they go to the journal; otherwise to stderr as one
+ * line with the fields.
  */
 #pragma once
 

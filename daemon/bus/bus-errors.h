@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * bus-errors.h — every error org.pmufilterd1 answers with, in one place:
- * its D-Bus name (pmufilterd(8), "Errors") and a message a person can act
+ * its D-Bus name (pmufilterd(8), D-BUS API) and a message a person can act
  * on.  Each sets error and returns a negative errno for the handler to
  * return.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * bus.h — the D-Bus edge, org.pmufilterd1 (pmufilterd(8), "D-Bus API";
+ * bus.h — the D-Bus edge, org.pmufilterd1 (pmufilterd(8), D-BUS API;
  * dbus/org.pmufilterd1.xml): the Manager, one object per VM and per
  * profile, signals, and method calls that reply only when the VMMs have
  * answered.  A subscriber of the registry: nothing below calls it.

@@ -3,7 +3,7 @@
  * decide.h — which profile a VM gets and which filter that is.  Pure: no
  * file, socket or bus is touched here; the caller gives what is known of
  * the VM (decide_input) and gets the decision back.  Order (pmufilterd(8),
- * "Decisions"): a change made for this VM over D-Bus (runtime before
+ * HOW A VM'S PROFILE IS DECIDED): a change made for this VM over D-Bus (runtime before
  * persistent), the first rule that matches, the default profile (one set
  * over D-Bus before settings.default_profile), else profile "none": an
  * empty allowlist.  Without a policy (lockdown) every VM gets "lockdown",

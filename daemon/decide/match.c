@@ -7,6 +7,7 @@
  * first asks about them, after the rule's other keys held: a policy that
  * never names a unit never makes the daemon look one up.
  */
+#include <assert.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 
@@ -28,6 +29,9 @@ const char *match_key_value(const char *key, const struct match_input *in, char 
         unsigned group;
         const char *k;
 
+        assert(key);
+        assert(in);
+        assert(buf);
         if (streq(key, "name"))
                 return in->name;
         if (streq(key, "uuid"))
@@ -87,6 +91,8 @@ static bool rule_holds(const struct rule *r, const struct match_input *in) {
 }
 
 int match_rules(const struct policy *p, const struct match_input *in) {
+        assert(p);
+        assert(in);
         for (size_t i = 0; i < p->n_rules; i++)
                 if (rule_holds(&p->rules[i], in))
                         return (int) i;

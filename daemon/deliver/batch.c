@@ -3,7 +3,7 @@
  * batch.c — a change that reaches many VMs (a reload, a new default
  * profile, Reapply of all) is decided and pushed VM_QUEUE_BATCH VMs per
  * turn of the event loop, so the bus and the VMM sockets are served in
- * between (pmufilterd(8), "Reload").  The engine is registry/vmqueue.c.
+ * between (pmufilterd(8), RELOAD).  The engine is registry/vmqueue.c.
  */
 #include <assert.h>
 

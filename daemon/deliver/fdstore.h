@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * fdstore.h — restart without loss (pmufilterd(8), "Restart"): every
+ * fdstore.h — restart without loss (pmufilterd(8), RESTART): every
  * attached VMM's connection is handed to systemd's fd store (FDSTORE=1,
  * FDNAME=session-<vm id>, as journald keeps its stream connections), and
  * taken back on start together with the listening socket systemd passes.

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * inject.h — adoption by injection (DESIGN §6): make a VMM's own process
+ * inject.h — adoption by injection (pmufilterd(8), ADOPTION BY INJECTION): make a
+ * VMM's own process
  * issue KVM_SET_PMU_EVENT_FILTER on its VM, by ptrace, because KVM takes VM
  * ioctls only from the process that created the VM.  One call, self
  * contained; the daemon decides when (settings.adopt: ptrace) and reports

@@ -3,7 +3,7 @@
  * reload.c — the policy in force: loaded at start (a broken one means
  * lockdown, not failure), and swapped on reload only when every file
  * parsed and every profile compiled; then the VMs whose filter changed get
- * the new one, in batches (pmufilterd(8), "Reload").
+ * the new one, in batches (pmufilterd(8), RELOAD).
  */
 #include <assert.h>
 #include <inttypes.h>

@@ -4,6 +4,7 @@
  * the cgroup tree, for rule matching.  Pid reuse is detected by reading the
  * process's start time before and after everything else.
  */
+#include <assert.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -131,6 +132,7 @@ int proc_get_tgid(pid_t tid, pid_t *ret) {
         unsigned long tgid;
         int r;
 
+        assert(ret);
         if (tid <= 0)
                 return -EINVAL;
         r = read_proc_file(tid, "status", &status);
@@ -291,6 +293,7 @@ unsigned proc_fact_of_key(const char *key) {
                 { "machine", PROC_FACT_MACHINE },
         };
 
+        assert(key);
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 if (streq(key, keys[i].key))
                         return keys[i].group;
@@ -333,6 +336,7 @@ int proc_facts_load(struct proc_facts *f, unsigned mask) {
         unsigned want;
         int r;
 
+        assert(f);
         if (mask & PROC_FACT_NAMES)
                 mask |= PROC_FACT_IDS;          /* names are looked up by id */
         want = mask & PROC_FACT_ALL & ~f->loaded;
@@ -379,6 +383,7 @@ int proc_facts_open(pid_t pid, struct proc_facts *ret) {
         struct proc_facts f = { .pid = pid };
         int r;
 
+        assert(ret);
         if (pid <= 0)
                 return -EINVAL;
         r = read_stat(pid, &f.starttime, &f.comm);
@@ -392,6 +397,7 @@ int proc_facts_read(pid_t pid, struct proc_facts *ret) {
         _cleanup_(proc_facts_done) struct proc_facts f = {};
         int r;
 
+        assert(ret);
         r = proc_facts_open(pid, &f);
         if (r < 0)
                 return r;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * procfacts.h — what the kernel and systemd say about a VMM process: the
- * facts the policy's rules match on (DESIGN §4: exe, comm, uid, gid, user,
- * group, cgroup, unit, slice, machine).  Read from /proc and the cgroup
+ * facts the policy's rules match on (pmufilterd.yaml(5), "Match keys": exe,
+ * comm, uid, gid, user, group, cgroup, unit, slice, machine).  Read from /proc and the cgroup
  * tree, never taken from what the VMM claims about itself.
  */
 #pragma once

@@ -3,6 +3,7 @@
  * procscan.c — the /proc scan: one readlink per open fd of every process.
  * Kernel threads have an empty fd table and cost one open and one read.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -117,6 +118,8 @@ int procscan_pid(pid_t pid, struct vm_fd_ref **ret, size_t *ret_n) {
         _cleanup_close_ int proc_fd = -1;
         int r;
 
+        assert(ret);
+        assert(ret_n);
         if (pid <= 0)
                 return -EINVAL;
         proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -135,6 +138,8 @@ int procscan_all(struct vm_fd_ref **ret, size_t *ret_n) {
         struct dirent *de;
         int r = 0, unreadable = 0;
 
+        assert(ret);
+        assert(ret_n);
         d = opendir("/proc");
         if (!d)
                 return -errno;

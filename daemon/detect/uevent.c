@@ -6,6 +6,7 @@
  * when the kernel dropped events (ENOBUFS), and turning the creating thread
  * the kernel names into its process.
  */
+#include <assert.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -92,6 +93,7 @@ int kvm_uevent_parse(const char *event, const char *pid, const char *stats_path,
                      const char *count, const char *created, struct kvm_uevent *ret) {
         struct kvm_uevent ev = { .fd = -1 };
 
+        assert(ret);
         if (!event || !pid || !count || !created)
                 return -EBADMSG;
         if (streq(event, "create"))
@@ -258,6 +260,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size) {
         int r;
 
+        assert(w);
         /* SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it, take what
          * net.core.rmem_max allows. */
         r = udev_monitor_set_receive_buffer_size(w->monitor, size);
@@ -269,6 +272,8 @@ int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size) {
 int uevent_watcher_receive_buffer(struct uevent_watcher *w) {
         int granted;
         socklen_t l = sizeof(granted);
+
+        assert(w);
 
         if (getsockopt(udev_monitor_get_fd(w->monitor), SOL_SOCKET, SO_RCVBUF, &granted, &l) < 0)
                 return -errno;

@@ -5,8 +5,8 @@
  * written when the event loop has nothing more urgent (at most a second
  * after the change), once however often it changed meanwhile.  A record is
  * read back as untrusted input and believed only while its process still
- * runs (same start time) and still holds a VM on that fd.  pmufilterd(8)
- * describes the files.
+ * runs (same start time) and still holds a VM on that fd.  pmufilterd(8),
+ * FILES, describes them.
  */
 #pragma once
 

@@ -83,6 +83,7 @@ void registry_done(struct registry *r) {
 }
 
 struct vm *registry_get(const struct registry *r, pid_t pid, int fd) {
+        assert(r);
         if (r->n_buckets == 0)
                 return NULL;
         for (struct vm *vm = r->buckets[bucket_of(r->n_buckets, pid, fd)]; vm; vm = vm->hash_next)
@@ -94,6 +95,8 @@ struct vm *registry_get(const struct registry *r, pid_t pid, int fd) {
 struct vm *registry_get_by_id(const struct registry *r, const char *id) {
         int pid, fd, n = 0;
 
+        assert(r);
+        assert(id);
         if (sscanf(id, "%d-%d%n", &pid, &fd, &n) != 2 || id[n] != '\0')
                 return NULL;
         return registry_get(r, pid, fd);
@@ -112,6 +115,8 @@ struct vm *registry_lookup(const struct registry *r, const char *id_or_name) {
         struct vm *vm = registry_get_by_id(r, id_or_name), *best = NULL;
         size_t b;
 
+        assert(r);
+        assert(id_or_name);
         if (vm || r->n_buckets == 0)
                 return vm;
         b = string_bucket(r->n_buckets, id_or_name);
@@ -158,6 +163,8 @@ static void unlink_names(struct registry *r, struct vm *vm) {
 }
 
 void registry_set_name(struct registry *r, struct vm *vm, char *name, char *uuid) {
+        assert(r);
+        assert(vm);
         unlink_names(r, vm);
         free(vm->name);
         free(vm->uuid);
@@ -196,6 +203,8 @@ int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret) {
         struct vm *vm;
         size_t i;
 
+        assert(r);
+        assert(ret);
         if (registry_get(r, pid, fd))
                 return -EEXIST;
         if (r->n_vms + 1 > r->n_buckets) {
@@ -229,6 +238,8 @@ int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret) {
 void registry_remove(struct registry *r, struct vm *vm) {
         struct vm **p = &r->buckets[bucket_of(r->n_buckets, vm->pid, vm->fd)];
 
+        assert(r);
+        assert(vm);
         while (*p && *p != vm)
                 p = &(*p)->hash_next;
         if (*p)
@@ -243,6 +254,8 @@ void registry_remove(struct registry *r, struct vm *vm) {
 }
 
 void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s) {
+        assert(r);
+        assert(vm);
         if ((unsigned) s >= _VM_STATE_MAX)
                 return;
         r->n_state[vm->state]--;
@@ -251,6 +264,8 @@ void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s) {
 }
 
 void registry_creator_seen(struct registry *r, struct vm *vm) {
+        assert(r);
+        assert(vm);
         if (vm->creator_known)
                 return;
         vm->creator_known = true;
