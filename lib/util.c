@@ -89,11 +89,20 @@ uint64_t now_usec(clockid_t clock) {
 int safe_atou64(const char *s, uint64_t *ret) {
         unsigned long long v;
         char *end = NULL;
+        int base = 10;
 
+        assert(ret);
         if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
                 return -EINVAL;
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+                s += 2;
+                base = 16;
+                if (!*s || *s == '-' || *s == '+' || *s == ' ')
+                        return -EINVAL;
+        } else if (s[0] == '0' && s[1])
+                return -EINVAL;         /* strtoull would read it as octal */
         errno = 0;
-        v = strtoull(s, &end, 0);
+        v = strtoull(s, &end, base);
         if (errno == ERANGE)
                 return -ERANGE;
         if (errno != 0 || !end || *end)
