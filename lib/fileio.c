@@ -103,8 +103,12 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
+        /* Read to the cap plus one byte rather than trusting st_size: the
+         * file may change under us. */
         buf = malloc(max + 1);
         if (!buf)
                 return -ENOMEM;

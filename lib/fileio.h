@@ -26,5 +26,6 @@ int write_file_atomic(const char *path, mode_t mode, unsigned flags,
 int mkdir_parents(const char *path);
 
 /* Read a regular file of at most max bytes into a NUL-terminated buffer.
- * -ENOENT if missing, -EFBIG if larger, -EBADFD if not a regular file. */
+ * -ENOENT if missing, -EFBIG if larger, -EISDIR for a directory, -EBADFD
+ * for anything else that is not a regular file (a FIFO, a device). */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);

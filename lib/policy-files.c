@@ -8,49 +8,11 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
 #include "policy.h"
 
 /* A policy is a few KiB; a larger file is a mistake, not a policy. */
 #define POLICY_FILE_MAX (4u * 1024 * 1024)
-
-static int read_file(const char *path, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
-        struct stat st;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        /* Read to the cap plus one byte rather than trusting st_size: the
-         * file may change under us. */
-        buf = malloc(POLICY_FILE_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf + len, POLICY_FILE_MAX + 1 - len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-                if (len > POLICY_FILE_MAX)
-                        return -EFBIG;
-        }
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
 
 static int load_one(struct policy *p, const char *path, struct diags *d) {
         _cleanup_free_ char *buf = NULL;
@@ -58,7 +20,7 @@ static int load_one(struct policy *p, const char *path, struct diags *d) {
         size_t len = 0;
         int r;
 
-        r = read_file(path, &buf, &len);
+        r = read_file_bounded(path, POLICY_FILE_MAX, &buf, &len);
         if (r == -EFBIG)
                 return diags_error(d, &loc, "cannot read policy file: larger than %u bytes", POLICY_FILE_MAX);
         if (r == -EBADFD)

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "fileio.h"
 #include "listen.h"
 #include "log.h"
 
@@ -16,22 +17,15 @@
 int listen_bind(const char *path) {
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_free_ char *dir = NULL;
         struct group *g;
-        char *slash;
+        int r;
 
         if (strlen(path) + 16 >= sizeof(sa.sun_path))
                 return log_error_errno(ENAMETOOLONG, "Socket path %s is too long: %m", path);
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d.tmp", path, (int) getpid());
-        dir = strdup(path);
-        if (!dir)
-                return -ENOMEM;
-        slash = strrchr(dir, '/');
-        if (slash && slash != dir) {
-                *slash = 0;
-                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                        return log_error_errno(errno, "Failed to create %s: %m", dir);
-        }
+        r = mkdir_parents(path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the directories of %s: %m", path);
 
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -44,7 +38,7 @@ int listen_bind(const char *path) {
         if (g && chown(sa.sun_path, 0, g->gr_gid) < 0)
                 log_warning_errno(errno, "Failed to give %s to group kvm: %m", sa.sun_path);
         if (chmod(sa.sun_path, 0660) < 0 || listen(fd, SOMAXCONN) < 0 || rename(sa.sun_path, path) < 0) {
-                int r = log_error_errno(errno, "Failed to set up the VMM socket %s: %m", path);
+                r = log_error_errno(errno, "Failed to set up the VMM socket %s: %m", path);
 
                 (void) unlink(sa.sun_path);
                 return r;

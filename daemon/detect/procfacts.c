@@ -392,19 +392,3 @@ int proc_facts_open(pid_t pid, struct proc_facts *ret) {
         *ret = f;
         return 0;
 }
-
-int proc_facts_read(pid_t pid, struct proc_facts *ret) {
-        _cleanup_(proc_facts_done) struct proc_facts f = {};
-        int r;
-
-        assert(ret);
-        r = proc_facts_open(pid, &f);
-        if (r < 0)
-                return r;
-        r = proc_facts_load(&f, PROC_FACT_ALL);
-        if (r < 0)
-                return r;
-        *ret = f;
-        f = (struct proc_facts) {};
-        return 0;
-}

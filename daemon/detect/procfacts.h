@@ -29,7 +29,7 @@ struct proc_facts {
 };
 
 /* The facts beyond pid, starttime and comm, in the groups they are read in.
- * Each costs its own /proc or cgroup-tree reads (10–25 µs apiece here), so
+ * Each costs its own /proc or cgroup-tree reads (docs/benchmarks.md), so
  * the daemon reads a group only when a rule asks about one of its keys. */
 enum {
         PROC_FACT_EXE     = 1u << 0,    /* exe, exe_deleted */
@@ -46,11 +46,6 @@ enum {
  * not facts (name, label.*, ...). */
 unsigned proc_fact_of_key(const char *key);
 
-/* Read all facts of pid.  -ESRCH if the process is gone, or was replaced
- * by another one under the same pid while being read (the starttime is
- * read before and after and must agree).  Facts that systemd does not know
- * (unit, slice, machine) are NULL, not errors. */
-int proc_facts_read(pid_t pid, struct proc_facts *ret);
 /* pid, starttime and comm only; proc_facts_load() adds the rest. */
 int proc_facts_open(pid_t pid, struct proc_facts *ret);
 /* Read the groups of mask not read yet.  -ESRCH if the process that
@@ -58,6 +53,26 @@ int proc_facts_open(pid_t pid, struct proc_facts *ret);
  * group that failed stays unread (and its keys unknown). */
 int proc_facts_load(struct proc_facts *f, unsigned mask);
 void proc_facts_done(struct proc_facts *f);
+
+/* All facts of pid at once (the daemon reads them by group; the tests read
+ * all).  -ESRCH if the process is gone, or was replaced by another one
+ * under the same pid while being read (the starttime is read before and
+ * after and must agree).  Facts that systemd does not know (unit, slice,
+ * machine) are NULL, not errors. */
+static inline int proc_facts_read(pid_t pid, struct proc_facts *ret) {
+        struct proc_facts f = {};
+        int r;
+
+        r = proc_facts_open(pid, &f);
+        if (r >= 0)
+                r = proc_facts_load(&f, PROC_FACT_ALL);
+        if (r < 0) {
+                proc_facts_done(&f);
+                return r;
+        }
+        *ret = f;
+        return 0;
+}
 
 /* Field 22 of /proc/<pid>/stat (clock ticks since boot); 0 if gone. */
 uint64_t proc_starttime(pid_t pid);

@@ -296,7 +296,7 @@ def held_vmm(c, unit, name, *extra, unit_props=()):
 
 
 def message_ids(src):
-    text = open(os.path.join(src, "daemon/log.h")).read()
+    text = open(os.path.join(src, "daemon/base/log.h")).read()
     return dict(re.findall(r'#define MID_(\w+)\s+"([0-9a-f]{32})"', text))
 
 
@@ -462,7 +462,7 @@ def checks(c, src):
           "the runtime change's apply is on record for the held VM", str(applied[-3:]))
 
     # Restart, then a crash: the VMs stay known, with their profiles.
-    fdstore = any("FDSTORE=1" in open(f).read() for f in glob.glob(os.path.join(src, "daemon/*.c")))
+    fdstore = any("FDSTORE=1" in open(f).read() for f in glob.glob(os.path.join(src, "daemon/**/*.c"), recursive=True))
     for how, cmd in (("systemctl restart", ["systemctl", "restart", "pmufilterd.service"]),
                      ("kill -9 of the main pid", ["systemctl", "kill", "--kill-whom=main", "-s", "KILL",
                                                   "pmufilterd.service"])):
