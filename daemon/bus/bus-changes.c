@@ -68,7 +68,7 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
                       sd_bus_error *error) {
         struct decider *d = b->deliver->decider;
         bool reset = isempty(profile);
-        char key[320];
+        _cleanup_free_ char *key = NULL;
         int r;
 
         assert(vm);
@@ -82,7 +82,10 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         }
         if (!deliver_vm_managed(vm))
                 return bus_error_not_managed(error, vm, true);
-        if (overrides_key(vm->name, vm->uuid, key, sizeof(key)) >= 0) {
+        r = overrides_key(vm->name, vm->uuid, &key);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0) {
                 r = overrides_set(d, key, reset ? NULL : profile, runtime);
                 if (r < 0)
                         return r;

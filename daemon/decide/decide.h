@@ -59,9 +59,9 @@ const char *decider_default_profile(const struct decider *d, bool *ret_overridde
 /* What the state files record for a VM claiming name and uuid (either
  * NULL): by UUID, then name, runtime before persistent.  NULL: nothing. */
 const char *overrides_lookup(const struct decider *d, const char *name, const char *uuid, bool *ret_runtime);
-/* The key a change for this VM is recorded under ("uuid:…", "name:…"),
- * into buf.  -ENOENT for a VM with neither. */
-int overrides_key(const char *name, const char *uuid, char *buf, size_t size);
+/* The key a change for this VM is recorded under ("uuid:…", else
+ * "name:…"), allocated.  -ENOENT for a VM with neither. */
+int overrides_key(const char *name, const char *uuid, char **ret);
 /* Record profile (NULL: reset) for key; a persistent change also clears
  * the runtime entry that would shadow it.  -ENOMEM. */
 int overrides_set(struct decider *d, const char *key, const char *profile, bool runtime);

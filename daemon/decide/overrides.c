@@ -8,33 +8,36 @@
 
 #include "decide.h"
 
-int overrides_key(const char *name, const char *uuid, char *buf, size_t size) {
-        if (uuid)
-                snprintf(buf, size, "uuid:%s", uuid);
-        else if (name)
-                snprintf(buf, size, "name:%s", name);
-        else
+int overrides_key(const char *name, const char *uuid, char **ret) {
+        char *k;
+
+        assert(ret);
+        if (!uuid && !name)
                 return -ENOENT;
+        /* The UUID is the stabler identity, the name the friendlier one.
+         * Whole, however long: a key cut short would be another VM's. */
+        if (asprintf(&k, "%s:%s", uuid ? "uuid" : "name", uuid ? uuid : name) < 0)
+                return -ENOMEM;
+        *ret = k;
         return 0;
 }
 
-const char *overrides_lookup(const struct decider *d, const char *name, const char *uuid, bool *ret_runtime) {
-        char key[320];
+static const char *lookup_one(const struct state *s, const char *kind, const char *value) {
+        _cleanup_free_ char *key = NULL;
 
+        if (!value || asprintf(&key, "%s:%s", kind, value) < 0)
+                return NULL;
+        return state_get(s, key);
+}
+
+const char *overrides_lookup(const struct decider *d, const char *name, const char *uuid, bool *ret_runtime) {
         assert(d);
-        /* The UUID is the stabler identity, the name the friendlier one. */
         for (int runtime = 1; runtime >= 0; runtime--) {
                 const struct state *s = runtime ? &d->runtime : &d->persistent;
-                const char *p = NULL;
+                const char *p = lookup_one(s, "uuid", uuid);
 
-                if (uuid) {
-                        snprintf(key, sizeof(key), "uuid:%s", uuid);
-                        p = state_get(s, key);
-                }
-                if (!p && name) {
-                        snprintf(key, sizeof(key), "name:%s", name);
-                        p = state_get(s, key);
-                }
+                if (!p)
+                        p = lookup_one(s, "name", name);
                 if (p) {
                         if (ret_runtime)
                                 *ret_runtime = runtime;

@@ -774,10 +774,10 @@ static void test_overrides_set(void **state) {
 static void test_overrides_decide(void **state) {
         struct decider d;
         struct decide_input in = { .match = { .name = "web-1", .uuid = "u-1" } };
-        char key[64];
+        _cleanup_free_ char *key = NULL;
 
         decider_init(&d, PROFILES "rules:\n  - { match: { name: \"web-*\" }, profile: tenant-a }\n", NULL);
-        assert_int_equal(overrides_key(in.match.name, in.match.uuid, key, sizeof(key)), 0);
+        assert_int_equal(overrides_key(in.match.name, in.match.uuid, &key), 0);
         assert_int_equal(overrides_set(&d, key, "tenant-b", false), 0);
         in.override = overrides_lookup(&d, in.match.name, in.match.uuid, &in.override_runtime);
         expect_decision(&d, &in, "tenant-b", "persistent");
@@ -794,17 +794,39 @@ static void test_overrides_decide(void **state) {
 }
 
 static void test_overrides_key(void **state) {
-        char buf[64] = "untouched";
+        char *key = NULL, long_a[400], long_b[400];
 
-        assert_int_equal(overrides_key("vm-1", "u-1", buf, sizeof(buf)), 0);
-        assert_string_equal(buf, "uuid:u-1");           /* the stabler identity */
-        assert_int_equal(overrides_key(NULL, "u-1", buf, sizeof(buf)), 0);
-        assert_string_equal(buf, "uuid:u-1");
-        assert_int_equal(overrides_key("vm-1", NULL, buf, sizeof(buf)), 0);
-        assert_string_equal(buf, "name:vm-1");
-        strcpy(buf, "untouched");
-        assert_int_equal(overrides_key(NULL, NULL, buf, sizeof(buf)), -ENOENT);
-        assert_string_equal(buf, "untouched");
+        assert_int_equal(overrides_key("vm-1", "u-1", &key), 0);
+        assert_string_equal(key, "uuid:u-1");           /* the stabler identity */
+        free(key);
+        assert_int_equal(overrides_key(NULL, "u-1", &key), 0);
+        assert_string_equal(key, "uuid:u-1");
+        free(key);
+        assert_int_equal(overrides_key("vm-1", NULL, &key), 0);
+        assert_string_equal(key, "name:vm-1");
+        free(key);
+        key = NULL;
+        assert_int_equal(overrides_key(NULL, NULL, &key), -ENOENT);
+        assert_null(key);
+
+        /* Long names are kept whole: two that differ only at the end are
+         * two keys, and a change for one is not found for the other. */
+        memset(long_a, 'x', sizeof(long_a) - 1);
+        long_a[sizeof(long_a) - 1] = 0;
+        memcpy(long_b, long_a, sizeof(long_b));
+        long_b[sizeof(long_b) - 2] = 'y';
+        assert_int_equal(overrides_key(long_a, NULL, &key), 0);
+        assert_int_equal(strlen(key), strlen("name:") + sizeof(long_a) - 1);
+        {
+                struct decider d;
+
+                decider_init(&d, PROFILES, NULL);
+                assert_int_equal(overrides_set(&d, key, "tenant-b", false), 0);
+                assert_string_equal(overrides_lookup(&d, long_a, NULL, NULL), "tenant-b");
+                assert_null(overrides_lookup(&d, long_b, NULL, NULL));
+                decider_done(&d);
+        }
+        free(key);
 }
 
 /* The default profile: runtime beats persistent beats settings.default_profile. */
