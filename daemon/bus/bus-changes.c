@@ -25,17 +25,59 @@ static int save(struct bus *b, bool runtime, sd_bus_error *error) {
         return 0;
 }
 
-/* Write the stores a change touched: every change touches the runtime one
- * (a persistent change clears the runtime entry that would shadow it). */
-static int save_changed(struct bus *b, bool persistent, sd_bus_error *error) {
-        int r;
+/* What a change replaces, to put back should it not reach the disk: a
+ * change that could not be kept is not in force either. */
+struct undo {
+        char *key;                      /* NULL: the default profile */
+        char *persistent, *runtime;
+};
 
-        if (persistent) {
-                r = save(b, false, error);
-                if (r < 0)
-                        return r;
+static void undo_done(struct undo *u) {
+        free(u->persistent);
+        free(u->runtime);
+}
+
+static int undo_take(const struct decider *d, const char *key, struct undo *ret) {
+        const char *p = key ? state_get(&d->persistent, key) : d->persistent.default_profile;
+        const char *r = key ? state_get(&d->runtime, key) : d->runtime.default_profile;
+
+        *ret = (struct undo) { .key = (char *) key };
+        if (free_and_strdup(&ret->persistent, p) < 0 || free_and_strdup(&ret->runtime, r) < 0) {
+                undo_done(ret);
+                return -ENOMEM;
         }
-        return save(b, true, error);
+        return 0;
+}
+
+static void undo_apply(struct decider *d, struct undo *u) {
+        if (u->key) {
+                (void) state_set(&d->persistent, u->key, u->persistent);
+                (void) state_set(&d->runtime, u->key, u->runtime);
+        } else {
+                free(d->persistent.default_profile);
+                d->persistent.default_profile = TAKE_PTR(u->persistent);
+                free(d->runtime.default_profile);
+                d->runtime.default_profile = TAKE_PTR(u->runtime);
+        }
+}
+
+/* Write the stores a change touched: every change touches the runtime one
+ * (a persistent change clears the runtime entry that would shadow it).
+ * On failure the change is undone, in memory and, as far as it got, on disk. */
+static int save_changed(struct bus *b, bool persistent, struct undo *u, sd_bus_error *error) {
+        int r = 0;
+
+        if (persistent)
+                r = save(b, false, error);
+        if (r >= 0)
+                r = save(b, true, error);
+        if (r < 0) {
+                undo_apply(b->deliver->decider, u);
+                if (persistent)
+                        (void) save(b, false, NULL);
+                (void) save(b, true, NULL);
+        }
+        return r;
 }
 
 static int check_profile(struct bus *b, const char *profile, sd_bus_error *error) {
@@ -86,10 +128,17 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         if (r == -ENOMEM)
                 return r;
         if (r >= 0) {
-                r = overrides_set(d, key, reset ? NULL : profile, runtime);
+                _cleanup_(undo_done) struct undo u = {};
+
+                r = undo_take(d, key, &u);
                 if (r < 0)
                         return r;
-                r = save_changed(b, !runtime, error);
+                r = overrides_set(d, key, reset ? NULL : profile, runtime);
+                if (r < 0) {
+                        undo_apply(d, &u);
+                        return r;
+                }
+                r = save_changed(b, !runtime, &u, error);
                 if (r < 0)
                         return r;
         } else if (!runtime && !reset)
@@ -117,6 +166,7 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
 int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profile, bool runtime,
                            sd_bus_error *error) {
         struct registry *reg = b->deliver->registry;
+        _cleanup_(undo_done) struct undo u = {};
         _cleanup_free_ struct vm **vms = NULL;
         size_t n = 0;
         int r;
@@ -127,10 +177,15 @@ int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profi
         r = check_profile(b, profile, error);
         if (r < 0)
                 return r;
-        r = overrides_set_default(b->deliver->decider, profile, runtime);
+        r = undo_take(b->deliver->decider, NULL, &u);
         if (r < 0)
                 return r;
-        r = save_changed(b, !runtime, error);
+        r = overrides_set_default(b->deliver->decider, profile, runtime);
+        if (r < 0) {
+                undo_apply(b->deliver->decider, &u);
+                return r;
+        }
+        r = save_changed(b, !runtime, &u, error);
         if (r < 0)
                 return r;
         audit_record(LOG_NOTICE, MID_RUNTIME, NULL, profile, 0, "Default profile set to '%s' over D-Bus (%s)",

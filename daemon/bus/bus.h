@@ -72,7 +72,7 @@ struct bus *bus_current(sd_bus_message *msg);
  * error is set (AccessDenied) and a negative errno returned. */
 int bus_check_manage(struct bus *b, sd_bus_message *msg, sd_bus_error *error);
 
-/* bus-pending.c: a waiter that answers msg when the VMs it waits for have
+/* bus-auth.c: a waiter that answers msg when the VMs it waits for have
  * answered: success, or org.pmufilterd1.ApplyFailed with the first error. */
 struct vm_waiter *bus_pending_reply(sd_bus_message *msg);
 

@@ -23,7 +23,8 @@ struct batch {
 static void batch_free(struct batch *b) {
         LIST_REMOVE(batches, b->deliver->batches, b);
         vm_queue_done(&b->queue);
-        vm_waiter_cancel(b->waiter);    /* only when the daemon stops mid-way */
+        /* Only when the daemon stops mid-way: VMs may hold the waiter. */
+        vm_waiter_abandon(b->waiter, "pmufilterd stopped before every VM had the change");
         free(b);
 }
 

@@ -84,10 +84,14 @@ int deliver_apply(struct deliver *d, struct vm *vm, struct vm_waiter *waiter) {
         int r;
 
         if (vm->session) {
-                r = deliver_push(d, vm);
-                if (r >= 0 && waiter)
+                /* Waiting before the push: a push that fails ends the
+                 * session, and that fails the waiter too. */
+                if (waiter) {
                         r = vm_waiter_add(waiter, vm);
-                return r;
+                        if (r < 0)
+                                return r;
+                }
+                return deliver_push(d, vm);
         }
         if (vm->state != VM_ADOPTED)
                 return -ENOTCONN;

@@ -59,6 +59,9 @@ void registry_init(struct registry *r) {
 }
 
 static void vm_free(struct vm *vm) {
+        /* Completed already when it went (registry_notify(REMOVED)); at exit,
+         * whoever still waits hears that nothing more will come. */
+        vm_waiters_complete(vm, false, "pmufilterd stopped");
         free(vm->id);
         proc_facts_done(&vm->facts);
         free(vm->name);
@@ -68,7 +71,6 @@ static void vm_free(struct vm *vm) {
         compiled_filter_unref(vm->filter);
         free(vm->last_error);
         free(vm->override);
-        free(vm->waiters);      /* completed already: registry_notify(REMOVED) */
         free(vm);
 }
 

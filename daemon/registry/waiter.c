@@ -60,6 +60,15 @@ int vm_waiter_add(struct vm_waiter *w, struct vm *vm) {
         return 0;
 }
 
+void vm_waiter_abandon(struct vm_waiter *w, const char *reason) {
+        if (!w)
+                return;
+        w->n_failed++;
+        if (!w->first_error)
+                w->first_error = strdup(reason);
+        vm_waiter_arm(w);
+}
+
 void vm_waiter_arm(struct vm_waiter *w) {
         assert(w);
         w->armed = true;

@@ -2,7 +2,7 @@
 /*
  * waiter.h — something that waits for the answers of several VMs: a D-Bus
  * call that may reply only when every VMM it pushed to has applied the
- * change (bus/pending.c), however many turns of the loop that takes.  It
+ * change (bus/bus-auth.c, bus_pending_reply()), however many turns of the loop that takes.  It
  * completes when it is armed (no more VMs will be added) and every VM it
  * waits for has answered, lost its session or gone away.
  */
@@ -23,9 +23,12 @@ struct vm_waiter *vm_waiter_new(vm_waiter_done_t done, void (*destroy)(void *use
 int vm_waiter_add(struct vm_waiter *w, struct vm *vm);
 /* No more VMs will be added: complete now if none is outstanding. */
 void vm_waiter_arm(struct vm_waiter *w);
-/* Nothing was pushed (the change failed first), or the daemon stops:
- * free without completing.  NULL is fine. */
+/* Nothing was pushed (the change failed first): free without completing.
+ * Only for a waiter no VM holds yet.  NULL is fine. */
 void vm_waiter_cancel(struct vm_waiter *w);
+/* The daemon stops before w is armed: it fails with reason, once the VMs
+ * it waits for let go of it (vm_waiters_complete(), registry_done()). */
+void vm_waiter_abandon(struct vm_waiter *w, const char *reason);
 
 /* vm answered (ok) or never will (error says why): every waiter on it. */
 void vm_waiters_complete(struct vm *vm, bool ok, const char *error);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The D-Bus API (DESIGN §8) through real clients, busctl and gdbus, on a
+"""The D-Bus API (pmufilterd(8), D-BUS API) through real clients, busctl and gdbus, on a
 private dbus-daemon that enforces the shipped bus policy: every method,
 property and signal, the errors, who may change what (refused at the bus,
 and by the daemon when the bus lets it through), persistence across a
@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import time
 import types
 
@@ -600,6 +601,32 @@ def test_persistent_profile_survives_restart():
         b.call(MGR_PATH, MGR, "ResetVMProfile", "sb", "vm1", "false")
         check(b.get(p.path, VM, "ProfileSource") == "rule:1" and "vm1" not in state_file(d),
               "reset forgets vm1: " + state_file(d))
+
+
+def test_change_not_written_is_not_in_force():
+    """A change state.yaml could not keep is refused (PersistFailed) and
+    undone: a VM attaching later under that name follows the rules, and
+    the default profile stays."""
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("vm1", label_tier="gold")
+        state = os.path.join(d.dir, "state")
+        shutil.rmtree(state, ignore_errors=True)
+        with open(state, "w") as f:             # a file where the directory goes
+            f.write("not a directory\n")
+        b.gcall_error(MGR_PATH, MGR + ".SetVMProfile", "vm1", "minimal", "false",
+                      error="org.pmufilterd1.PersistFailed", message="state.yaml")
+        b.gcall_error(MGR_PATH, MGR + ".SetDefaultProfile", "trusted", "false",
+                      error="org.pmufilterd1.PersistFailed", message="state.yaml")
+        check(b.get(MGR_PATH, MGR, "DefaultProfile") == "minimal", "the default profile did not change")
+        check(b.get(p.path, VM, "ProfileSource") == "rule:1", "vm1 still follows the rules")
+        w.peers.remove(p)
+        p.close()
+        os.unlink(state)
+        q = w.attach("vm1", label_tier="gold")
+        v = b.props(q.path, VM)
+        check(v["Profile"] == "gold" and v["ProfileSource"] == "rule:1",
+              "vm1 attached again follows the rules: %s/%s" % (v["Profile"], v["ProfileSource"]))
 
 
 def test_corrupt_state_file_is_set_aside():
