@@ -2,7 +2,7 @@
 /*
  * deliver.h — getting each VM's decision into its kernel, and watching that
  * it stays there: the VMM sessions (session.c), adoption by injection
- * (adopt.c), changes that reach many VMs (batch.c), the policy swapped on
+ * (deliver.c, inject.c), changes that reach many VMs (batch.c), the policy swapped on
  * reload (reload.c), the VM's life from detection to its end (lifecycle.c,
  * watch.c) and the systemd fd store (fdstore.c).  KVM lets only the VM's
  * creator issue VM ioctls, so the daemon never touches a VM fd itself: it
@@ -46,14 +46,15 @@ struct deliver {
         sd_event_source *attach_timer;
         uint64_t next_serial;
         bool warned_unreadable;         /* the /proc scan missed processes once */
-        bool shutting_down;             /* keep the fd store and the records as they are */
 };
 
-/* deliver.c ---------------------------------------------------------------- */
+/* lifecycle.c: set up and tear down --------------------------------------- */
 int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct records *rec, struct decider *dec);
 /* Stop: unfinished batches are dropped, sessions closed (the fd store keeps them). */
 void deliver_done(struct deliver *d);
 const char *deliver_socket_path(const struct deliver *d);
+
+/* deliver.c ---------------------------------------------------------------- */
 
 /* Decide vm's profile and filter again; 1 if it differs from the one it had. */
 int deliver_decide(struct deliver *d, struct vm *vm);

@@ -34,7 +34,6 @@ int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct reco
 }
 
 void deliver_done(struct deliver *d) {
-        d->shutting_down = true;
         deliver_free_batches(d);
         d->attach_timer = sd_event_source_disable_unref(d->attach_timer);
         d->server = session_server_free(d->server, true);
@@ -211,89 +210,140 @@ void deliver_arm_attach_timeout(struct deliver *d, struct vm *vm) {
                 attach_timer_update(d);
 }
 
-/* One VM fd of a process, and whether the registry has that (pid, fd). */
+/* A VM fd found by a /proc scan, and whether the registry has that (pid, fd). */
 struct fd_entry {
+        pid_t pid;
         int fd;
         bool known;
 };
 
-/* kcmp(KCMP_FILE) orders open files (1: less, 2: greater), so sorting a
- * process's VM fds by it puts the dups of one VM side by side.  Where it
- * gives no order (the process is gone, no permission) the fd number
- * stands in, and such dups go unnoticed, as a failed comparison did before. */
-static int compare_file(const void *a, const void *b, void *userdata) {
+/* kcmp(KCMP_FILE) orders open files across processes, so sorting VM fds
+ * by it puts the copies of one VM side by side, whichever processes hold
+ * them.  Where it gives no order (a process is gone, no permission) the
+ * (pid, fd) stands in, and such copies go unnoticed. */
+static int compare_file(const void *a, const void *b) {
         const struct fd_entry *x = a, *y = b;
-        int r = file_order(*(const pid_t *) userdata, x->fd, y->fd);
+        int r = file_order(x->pid, x->fd, y->pid, y->fd);
 
         if (r != -EINVAL)
                 return r;
+        if (x->pid != y->pid)
+                return x->pid < y->pid ? -1 : 1;
         return x->fd < y->fd ? -1 : x->fd > y->fd;
 }
 
-/* Register each VM of pid that the registry does not know under any of its
- * fds (e: every VM fd pid holds now), once, under its lowest fd.  A
- * registered VM's fd that is no VM any more cannot be a dup of one that is,
- * so e covers every fd a dup could match.  Sorting costs O(k log k) kcmp
- * calls for k fds, where comparing each new fd with every registered VM of
- * the process was O(k²) (docs/benchmarks.md). */
-static size_t register_new_fds(struct deliver *d, pid_t pid, struct fd_entry *e, size_t n) {
+/* Is the VM of pid's fd registered under another process (a copy it
+ * received, not one it created)?  O(VMs): for the rare scans of one pid. */
+static bool known_elsewhere(struct deliver *d, pid_t pid, int fd) {
+        REGISTRY_FOREACH(vm, d->registry)
+                if (vm->pid != pid && same_file(pid, fd, vm->pid, vm->fd) > 0)
+                        return true;
+        return false;
+}
+
+/* Register each VM of e (every VM fd the scanned processes hold now) that
+ * the registry does not know under any of its fds, once: under the first
+ * process the scan found it in (the lowest pid), at that process's lowest
+ * fd.  A VM's other holders got a copy (SCM_RIGHTS, pidfd_getfd, fork):
+ * they are not its creator, and must not attach it or be reported for it.
+ * Sorting costs O(k log k) kcmp calls for k fds (docs/benchmarks.md). */
+static size_t register_new(struct deliver *d, struct fd_entry *e, size_t n, bool check_others) {
         size_t found = 0;
 
         if (n > 1)
-                qsort_r(e, n, sizeof(*e), compare_file, &pid);
+                qsort(e, n, sizeof(*e), compare_file);
         for (size_t i = 0, j; i < n; i = j) {
+                struct fd_entry first = e[i];
                 bool known = e[i].known;
-                int lowest = e[i].fd;
 
-                for (j = i + 1; j < n && same_file(pid, e[i].fd, pid, e[j].fd) > 0; j++) {
+                for (j = i + 1; j < n && same_file(e[i].pid, e[i].fd, e[j].pid, e[j].fd) > 0; j++) {
                         known = known || e[j].known;
-                        lowest = e[j].fd < lowest ? e[j].fd : lowest;
+                        if (e[j].pid < first.pid || (e[j].pid == first.pid && e[j].fd < first.fd))
+                                first = e[j];
                 }
-                if (!known && deliver_vm_detected(d, pid, lowest, NULL) > 0)
+                if (known || first.pid == getpid())     /* ours: the KVM probe's VM, an ATTACH fd */
+                        continue;
+                if (check_others && known_elsewhere(d, first.pid, first.fd))
+                        continue;
+                if (deliver_vm_detected(d, first.pid, first.fd, NULL) > 0)
                         found++;
         }
         return found;
 }
 
-/* refs: VM fds sorted by pid (procscan).  Registers the new VMs of every
- * process but ours; returns how many. */
 size_t deliver_register_fds(struct deliver *d, const struct vm_fd_ref *refs, size_t n) {
         _cleanup_free_ struct fd_entry *e = calloc(n + 1, sizeof(*e));
-        size_t found = 0;
 
         if (!e)
                 return 0;
-        for (size_t i = 0, j; i < n; i = j) {
-                pid_t pid = refs[i].pid;
-
-                for (j = i; j < n && refs[j].pid == pid; j++)
-                        e[j - i] = (struct fd_entry) { refs[j].fd, registry_get(d->registry, pid, refs[j].fd) != NULL };
-                /* Our own: the KVM probe's scratch VM, an ATTACH fd not closed yet. */
-                if (pid != getpid())
-                        found += register_new_fds(d, pid, e, j - i);
-        }
-        return found;
+        for (size_t i = 0; i < n; i++)
+                e[i] = (struct fd_entry) { refs[i].pid, refs[i].fd,
+                                           registry_get(d->registry, refs[i].pid, refs[i].fd) != NULL };
+        return register_new(d, e, n, false);
 }
 
 void deliver_scan_pid(struct deliver *d, pid_t pid) {
         _cleanup_free_ struct vm_fd_ref *refs = NULL;
+        _cleanup_free_ struct fd_entry *e = NULL;
         size_t n = 0;
 
-        if (procscan_pid(pid, &refs, &n) >= 0)
-                (void) deliver_register_fds(d, refs, n);
+        if (procscan_pid(pid, &refs, &n) < 0)
+                return;
+        e = calloc(n + 1, sizeof(*e));
+        if (!e)
+                return;
+        for (size_t i = 0; i < n; i++)
+                e[i] = (struct fd_entry) { pid, refs[i].fd, registry_get(d->registry, pid, refs[i].fd) != NULL };
+        (void) register_new(d, e, n, true);
 }
 
-/* Which registered VM is this (pid, fd)?  The uevent named the fd the VM
- * was created on; the VMM may hold it under another number (dup). */
-static struct vm *find_vm(struct deliver *d, pid_t pid, int fd) {
-        struct vm *vm = registry_get(d->registry, pid, fd);
+/* The registered VM the peer sent as its fd, if the peer may attach it:
+ * only its creator may (pmufilterd-vmm(7)), or a process sharing the
+ * creator's fd table (a thread, a CLONE_FILES child).  KVM runs a VM's
+ * ioctls only for the process that created it: anyone else's ATTACH would
+ * record a filter that is not in force.  -ENOENT: not registered. */
+static int find_own_vm(struct deliver *d, pid_t peer, int fd, struct vm **ret, char *reason, size_t size) {
+        struct vm *vm = registry_get(d->registry, peer, fd);
 
-        if (vm)
-                return vm;
-        REGISTRY_FOREACH(i, d->registry)
-                if (i->pid == pid && same_file(pid, fd, pid, i->fd) > 0)
-                        return i;
-        return NULL;
+        if (vm) {
+                *ret = vm;
+                return 0;
+        }
+        /* The uevent named the fd the VM was created on; the VMM may hold
+         * it under another number (dup), or be another process. */
+        REGISTRY_FOREACH(i, d->registry) {
+                if (same_file(peer, fd, i->pid, i->fd) <= 0)
+                        continue;
+                if (i->pid == peer || same_fd_table(peer, i->pid) > 0) {
+                        *ret = i;
+                        return 0;
+                }
+                snprintf(reason, size,
+                         "VM %s was created by pid %d, not by pid %d: only the VM's creator can apply its filter",
+                         i->id, (int) i->pid, (int) peer);
+                return -EPERM;
+        }
+        return -ENOENT;
+}
+
+static int find_vm(struct deliver *d, pid_t peer, int fd, struct vm **ret, char *reason, size_t size) {
+        int r;
+
+        /* The kernel queued the CREATE uevent before KVM_CREATE_VM returned
+         * the fd to the VMM: whatever it says is known before we judge. */
+        uevent_watcher_flush(d->watcher);
+        r = find_own_vm(d, peer, fd, ret, reason, size);
+        if (r != -ENOENT)
+                return r;
+        /* No uevent named it (created while we did not listen, or the scan
+         * could not read the peer's fds): look at the peer's fds, where only
+         * a VM no other process holds as registered is new. */
+        deliver_scan_pid(d, peer);
+        r = find_own_vm(d, peer, fd, ret, reason, size);
+        if (r == -ENOENT)
+                snprintf(reason, size, "no VM created by pid %d is known at fd %d: only the VM's creator can apply its filter",
+                         (int) peer, fd);
+        return r == -ENOENT ? -EPERM : r;
 }
 
 static int labels_to_strv(const struct proto_attach *a, char ***ret) {
@@ -339,15 +389,9 @@ static int on_session_attach(struct session *s, const struct ucred *peer, struct
         struct vm *vm;
         int r;
 
-        vm = find_vm(d, peer->pid, a->vmfd);
-        if (!vm) {
-                r = deliver_vm_detected(d, peer->pid, a->vmfd, &vm);
-                if (r < 0) {
-                        snprintf(reason, reason_size, "cannot register VM %d-%d: %s", (int) peer->pid, a->vmfd,
-                                 strerror(-r));
-                        return r;
-                }
-        }
+        r = find_vm(d, peer->pid, a->vmfd, &vm, reason, reason_size);
+        if (r < 0)
+                return r;
         if (vm->session && vm->session != s) {
                 snprintf(reason, reason_size, "VM %s already has a session", vm->id);
                 return -EBUSY;

@@ -176,10 +176,18 @@ int same_file(pid_t pid_a, int fd_a, pid_t pid_b, int fd_b) {
         return r == 0;
 }
 
-int file_order(pid_t pid, int fd_a, int fd_b) {
-        long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, (unsigned long) fd_a, (unsigned long) fd_b);
+int file_order(pid_t pid_a, int fd_a, pid_t pid_b, int fd_b) {
+        long r = syscall(SYS_kcmp, pid_a, pid_b, KCMP_FILE, (unsigned long) fd_a, (unsigned long) fd_b);
 
         if (r == 0 || r == 1 || r == 2)
                 return r == 0 ? 0 : r == 1 ? -1 : 1;
         return -EINVAL;
+}
+
+int same_fd_table(pid_t pid_a, pid_t pid_b) {
+        long r = syscall(SYS_kcmp, pid_a, pid_b, KCMP_FILES, 0UL, 0UL);
+
+        if (r < 0)
+                return -errno;
+        return r == 0;
 }

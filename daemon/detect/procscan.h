@@ -34,6 +34,9 @@ int procscan_all(struct vm_fd_ref **ret, size_t *ret_n);
 /* Are fd_a of pid_a and fd_b of pid_b the same open file? (kcmp KCMP_FILE)
  * 1 yes, 0 no, -errno when the kernel cannot tell. */
 int same_file(pid_t pid_a, int fd_a, pid_t pid_b, int fd_b);
-/* kcmp's order of two open files of pid: -1, 0 (the same file), 1; or
- * -EINVAL where it gives none (the process is gone, no permission). */
-int file_order(pid_t pid, int fd_a, int fd_b);
+/* kcmp's order of two open files: -1, 0 (the same file), 1; or -EINVAL
+ * where it gives none (a process is gone, no permission). */
+int file_order(pid_t pid_a, int fd_a, pid_t pid_b, int fd_b);
+/* Do pid_a and pid_b share one fd table (threads, CLONE_FILES)?  1 yes,
+ * 0 no, -errno when the kernel cannot tell. */
+int same_fd_table(pid_t pid_a, pid_t pid_b);

@@ -217,10 +217,9 @@ static bool socket_readable(int fd) {
         return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLERR));
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct uevent_watcher *w = userdata;
-
-        for (unsigned i = 0; i < UEVENT_BATCH; i++) {
+/* Receive and dispatch up to max queued events. */
+static void receive(struct uevent_watcher *w, int fd, unsigned max) {
+        for (unsigned i = 0; i < max; i++) {
                 struct udev_device *d;
 
                 errno = 0;
@@ -242,7 +241,12 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (!socket_readable(fd))
                         break;
         }
+}
 
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct uevent_watcher *w = userdata;
+
+        receive(w, fd, UEVENT_BATCH);
         if (socket_readable(fd))
                 return 0;       /* not drained yet: back soon */
         if (creators_filter(w, is_resolved))
@@ -255,6 +259,15 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 w->on_overflow(enobufs, w->userdata);
         }
         return 0;
+}
+
+void uevent_watcher_flush(struct uevent_watcher *w) {
+        if (!w)
+                return;
+        /* A bound, should events keep coming: what is left is seen later,
+         * as any event is. */
+        receive(w, udev_monitor_get_fd(w->monitor), UEVENT_FLUSH_MAX);
+        (void) on_io(NULL, udev_monitor_get_fd(w->monitor), 0, w);
 }
 
 int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size) {

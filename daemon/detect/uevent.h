@@ -52,6 +52,12 @@ int uevent_watcher_new(sd_event *e, uevent_handler_t on_event, uevent_overflow_t
                        void *userdata, struct uevent_watcher **ret);
 struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w);
 
+/* Dispatch what is queued now, before the loop would: an ATTACH is
+ * judged on the CREATE uevent of its VM, which the kernel sent before the
+ * VMM even had the fd.  NULL is fine. */
+#define UEVENT_FLUSH_MAX 65536
+void uevent_watcher_flush(struct uevent_watcher *w);
+
 /* The socket's receive buffer; the default is UEVENT_RECEIVE_BUFFER.
  * Tests shrink it to provoke an overflow.  Returns the size granted. */
 #define UEVENT_RECEIVE_BUFFER (128 * 1024 * 1024)
