@@ -98,6 +98,58 @@ def test_hostile_clients_lose_only_their_session():
         check(not [r for r in d.records("failed") if r.pid == me], "no VM failed:\n" + d.log())
 
 
+def pidfd_getfd(pid, fd):
+    """A copy of another process's fd (pidfd_getfd(2), root)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        got = libc.syscall(438, pidfd, fd, 0)           # SYS_pidfd_getfd
+        check(got >= 0, "pidfd_getfd: %s" % os.strerror(ctypes.get_errno()))
+        return got
+    finally:
+        os.close(pidfd)
+
+
+def test_vm_fd_taken_from_its_creator_cannot_be_attached():
+    """Only the creator attaches: a root process that took another's VM fd
+    with pidfd_getfd() and claims a name and labels of its own gets ERROR,
+    no VM entry, and the creator's own attach still works."""
+    harness.need_kvm()
+    harness.need_root()
+    with Daemon(config_text=CONFIG) as d:
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(r)
+            kvm, vm = kvm_create_vm()
+            os.write(w, b"%d\n" % vm)
+            time.sleep(60)
+            os._exit(0)
+        os.close(w)
+        try:
+            vm = int(os.read(r, 64).decode())
+            vm_id = "%d-%d" % (child, vm)
+            d.wait_line(r"VM %s detected" % vm_id)
+            stolen = pidfd_getfd(child, vm)
+            p = Peer(d.socket)
+            p.send(attach_msg(stolen, name="thief", label_tier="gold"), [stolen])
+            expect_error(p, r"VM %s was created by pid %d, not by pid %d" % (vm_id, child, os.getpid()), "a stolen VM fd")
+            thief_id = "%d-%d" % (os.getpid(), stolen)
+            check(not any(thief_id in line for line in d.lines if "detected" in line or "attached" in line),
+                  "no VM entry for the thief: %s" % d.log())
+            check(not d.records("attach"), "nothing was attached: %r" % d.records("attach"))
+            os.close(stolen)
+            check(d.alive(), "the daemon runs")
+        finally:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            os.close(r)
+        good, fds, _ = good_session(d)
+        d.wait_records("applied", 1, where=lambda rec: rec.pid == os.getpid())
+        good.close()
+
+
 def test_client_that_never_answers_apply():
     harness.need_kvm()
     harness.need_root()
