@@ -88,6 +88,8 @@ int vm_queue_start(struct vm_queue *q) {
 
 int vm_queue_reserve(struct vm_queue *q, size_t n) {
         assert(q);
+        if (q->n + n <= q->allocated)
+                return 0;       /* GREEDY_REALLOC() gives NULL for "nothing yet, none needed" */
         if (!GREEDY_REALLOC(q->entries, q->allocated, q->n + n))
                 return -ENOMEM;
         return 0;

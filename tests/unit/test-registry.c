@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "registry.h"
+#include "vmqueue.h"
 
 static struct vm *add(struct registry *r, pid_t pid, int fd) {
         struct vm *vm = NULL;
@@ -106,11 +107,27 @@ static void test_state_counts(void **state) {
         registry_done(&r);
 }
 
+/* Room for nothing is no failure: a change over no VMs (a start-up with
+ * none to restore) queued nothing and said "out of memory". */
+static void test_queue_reserve(void **state) {
+        struct registry r;
+        struct vm_queue q = { .registry = &r };
+
+        registry_init(&r);
+        assert_int_equal(vm_queue_reserve(&q, 0), 0);
+        assert_int_equal(vm_queue_reserve(&q, 3), 0);
+        assert_true(q.allocated >= 3);
+        assert_int_equal(vm_queue_reserve(&q, 0), 0);
+        vm_queue_done(&q);
+        registry_done(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keys_and_growth),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_state_counts),
+                cmocka_unit_test(test_queue_reserve),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
