@@ -6,6 +6,7 @@
  * back, and each layer is called for its part.
  */
 #include <assert.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <systemd/sd-daemon.h>
 
@@ -161,20 +162,15 @@ static void load_state(const char *dir, struct state *s) {
  * facts, its session from the fd store, and the APPLY that was in flight. */
 static void restore_vm(struct manager *m, struct vm *vm) {
         struct deliver *d = &m->deliver;
-        bool runtime = false;
         int sfd;
 
         /* The state files, written before any change was answered, say
-         * what was set for this VM; its record may lag them.  (A VM with
-         * neither NAME nor UUID is in no state file: its record holds it.) */
-        if (vm->name || vm->uuid) {
-                if (free_and_strdup(&vm->override, overrides_lookup(&m->decider, vm->name, vm->uuid, &runtime)) < 0) {
-                        records_forget(&m->records, vm);
-                        return registry_remove(&m->registry, vm);
-                }
-                vm->override_runtime = runtime;
+         * what was set for this VM; its record may lag them.  (A VM bound
+         * to nothing is in no state file: its record holds it.) */
+        if ((vm->name || vm->uuid) && deliver_update_override(d, vm) < 0) {
+                records_forget(&m->records, vm);
+                return registry_remove(&m->registry, vm);
         }
-        vm->have_facts = proc_facts_open(vm->pid, &vm->facts) >= 0;
 
         /* Even with a clock that went back, no serial of ours repeats one of
          * the daemon we replace. */
@@ -206,6 +202,70 @@ static void restore_vm(struct manager *m, struct vm *vm) {
                 deliver_arm_attach_timeout(d, vm);
 }
 
+/* Version 1 of state.yaml keyed a VM's change by a UUID or name alone,
+ * which any VMM may claim.  Each such change is bound now to the verified
+ * identity of the one running VM that claims it, or dropped with the
+ * reason: what it was meant for cannot be known otherwise. */
+static int migrate_state(struct manager *m, bool runtime) {
+        struct state *s = runtime ? &m->decider.runtime : &m->decider.persistent;
+        const char *dir = runtime ? m->options.runtime_dir : m->options.state_dir;
+        _cleanup_free_ char *path = NULL;
+        bool changed = false;
+
+        for (size_t i = 0; i < s->n;) {
+                _cleanup_free_ char *old = NULL, *profile = NULL, *key = NULL, *value = NULL;
+                struct vm *vms[2], *vm = NULL;
+                const char *kind, *v;
+                char bound[512];
+                size_t n, claimants = 0;
+
+                if (!overrides_key_legacy(s->v[i].key, &kind, &v)) {
+                        i++;
+                        continue;
+                }
+                old = strdup(s->v[i].key);
+                profile = strdup(s->v[i].profile);
+                value = strdup(v);
+                if (!old || !profile || !value)
+                        return log_error_errno(ENOMEM, "Failed to migrate the state files: %m");
+                if (streq(kind, "uuid"))
+                        for (char *c = value; *c; c++)
+                                *c = (char) tolower((unsigned char) *c);
+                n = registry_lookup_all(&m->registry, value, vms, ELEMENTSOF(vms));
+                for (size_t j = 0; j < n && j < ELEMENTSOF(vms); j++)
+                        if (streq_ptr(streq(kind, "uuid") ? vms[j]->uuid : vms[j]->name, value)) {
+                                vm = vms[j];
+                                claimants++;
+                        }
+                if (claimants == 1) {
+                        struct vm_identity id;
+
+                        deliver_vm_identity(vm, &id);
+                        if (overrides_key(&id, &key) == -ENOMEM)
+                                return log_error_errno(ENOMEM, "Failed to migrate the state files: %m");
+                }
+                if (state_set(s, old, NULL) < 0 || (key && state_set(s, key, profile) < 0))
+                        return log_error_errno(ENOMEM, "Failed to migrate the state files: %m");
+                changed = true;
+                if (key)
+                        log_warning("%s/state.yaml: the change '%s' (profile %s) is now bound to %s, what VM %s is",
+                                    dir, old, profile, overrides_describe(key, bound, sizeof(bound)), vm->id);
+                else
+                        log_warning("%s/state.yaml: the change '%s' (profile %s) is dropped: %s", dir, old, profile,
+                                    claimants == 0 ? "no running VM claims it, so what it was set on cannot be "
+                                                     "verified; set it again on the VM" :
+                                    claimants > 1 ? "several running VMs claim it" :
+                                                    "the VM claiming it is bound to nothing verified");
+        }
+        if (!changed)
+                return 0;
+        if (asprintf(&path, "%s/state.yaml", dir) < 0)
+                return log_error_errno(ENOMEM, "Failed to migrate the state files: %m");
+        if (state_save(path, s) < 0)
+                log_warning("Failed to write %s after its migration: %m", path);
+        return 0;
+}
+
 static int restore(struct manager *m) {
         _cleanup_free_ struct vm **vms = NULL;
         unsigned n_records = 0;
@@ -215,6 +275,15 @@ static int restore(struct manager *m) {
         r = records_restore(&m->records, &vms, &n, &n_records);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the VM records of %s: %m", m->records.dir);
+        for (size_t i = 0; i < n; i++)
+                vms[i]->have_facts = proc_facts_open(vms[i]->pid, &vms[i]->facts) >= 0;
+        /* Old state files first: the VMs restored are what their changes
+         * get bound to. */
+        r = migrate_state(m, false);
+        if (r >= 0)
+                r = migrate_state(m, true);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++)
                 restore_vm(m, vms[i]);
         /* Stored connections whose VM is gone: let systemd drop them too. */

@@ -3,11 +3,17 @@
  * state.c — the persisted runtime state.  The file is small YAML written
  * by us alone:
  *
- *   version: 1
+ *   version: 2
  *   default_profile: tenant-a
  *   vms:
- *     "uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427": trusted
- *     "name:vm-7": tenant-a
+ *     "machine:1b4e28ba-2fa1-11d2-883f-0016d3cca427": trusted
+ *     "uid:107/uuid:6f1c2d3e-0000-4000-8000-000000000001": tenant-b
+ *     "uid:0/name:vm-7": tenant-a
+ *
+ * Each per-VM key says what the change is bound to (decide/overrides.c):
+ * a machined registration, or a uid with a claimed UUID or name.
+ * Version 1 keyed changes by claims alone ("uuid:…", "name:…"); such keys
+ * are read and migrated at start-up.
  */
 #include <assert.h>
 #include <yaml.h>
@@ -62,6 +68,25 @@ int state_set(struct state *s, const char *key, const char *profile) {
         }
         s->n++;
         return 0;
+}
+
+bool state_key_valid(const char *key) {
+        const char *p;
+        char *end = NULL;
+
+        if (startswith(key, "machine:"))
+                return key[strlen("machine:")] != 0;
+        /* Version 1's keys: claims alone.  Read, to be migrated (pmufilterd(8)). */
+        if (startswith(key, "uuid:") || startswith(key, "name:"))
+                return true;
+        p = startswith(key, "uid:");
+        if (!p || *p < '0' || *p > '9')
+                return false;
+        errno = 0;
+        (void) strtoul(p, &end, 10);
+        if (errno != 0 || !end)
+                return false;
+        return (startswith(end, "/uuid:") || startswith(end, "/name:")) && end[6] != 0;
 }
 
 static int fail(char **ret_error, const yaml_mark_t *mark, const char *what) {
@@ -136,12 +161,13 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
                                 break;
                         }
                         if (in_vms) {
-                                if (!startswith(key, "uuid:") && !startswith(key, "name:"))
-                                        r = fail(ret_error, &ev.start_mark, "VM keys are 'uuid:...' or 'name:...'");
+                                if (!state_key_valid(key))
+                                        r = fail(ret_error, &ev.start_mark,
+                                                 "VM keys are 'machine:UUID', 'uid:N/uuid:UUID' or 'uid:N/name:NAME'");
                                 else
                                         r = state_set(&s, key, v);
                         } else if (streq(key, "version")) {
-                                if (!streq(v, "1"))
+                                if (!streq(v, "1") && !streq(v, "2"))
                                         r = fail(ret_error, &ev.start_mark, "unknown version");
                         } else if (streq(key, "default_profile"))
                                 r = free_and_strdup(&s.default_profile, v);
@@ -240,7 +266,7 @@ static void put_scalar(FILE *f, const char *s) {
 static int write_state(FILE *f, const void *userdata) {
         const struct state *s = userdata;
 
-        fprintf(f, "# Written by pmufilterd: changes made over D-Bus. Do not edit while it runs.\nversion: 1\n");
+        fprintf(f, "# Written by pmufilterd: changes made over D-Bus. Do not edit while it runs.\nversion: 2\n");
         if (s->default_profile) {
                 fputs("default_profile: ", f);
                 put_scalar(f, s->default_profile);

@@ -10,7 +10,7 @@
 #include "util.h"
 
 struct state_entry {
-        char *key;              /* "uuid:<uuid>" or "name:<name>" */
+        char *key;              /* "machine:<uuid>", "uid:<n>/uuid:<uuid>", "uid:<n>/name:<name>" */
         char *profile;
 };
 
@@ -21,6 +21,9 @@ struct state {
 };
 
 void state_done(struct state *s);
+
+/* A key state.yaml may hold (version 1's "uuid:…" and "name:…" too). */
+bool state_key_valid(const char *key);
 
 /* Parse a state file's contents (pure).  -EINVAL with a reason in *ret_error. */
 int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error);

@@ -80,6 +80,12 @@ static int save_changed(struct bus *b, bool persistent, struct undo *u, sd_bus_e
         return r;
 }
 
+static enum tier profile_tier_of(const struct decider *d, const char *profile) {
+        int i = policy_set_find(d->set, profile);
+
+        return i < 0 ? TIER_TENANT : profile_effective_tier(d->set->policy, &d->set->policy->profiles[i]);
+}
+
 static int check_profile(struct bus *b, const char *profile, sd_bus_error *error) {
         const struct decider *d = b->deliver->decider;
 
@@ -111,6 +117,9 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         struct decider *d = b->deliver->decider;
         bool reset = isempty(profile);
         _cleanup_free_ char *key = NULL;
+        char bound[512] = "this VM only, until it goes (runtime)";
+        const char *caution = "";
+        struct vm_identity id;
         int r;
 
         assert(vm);
@@ -124,10 +133,17 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         }
         if (!deliver_vm_managed(vm))
                 return bus_error_not_managed(error, vm, true);
-        r = overrides_key(vm->name, vm->uuid, &key);
+        deliver_vm_identity(vm, &id);
+        r = overrides_key(&id, &key);
         if (r == -ENOMEM)
                 return r;
         if (r >= 0) {
+                (void) overrides_describe(key, bound, sizeof(bound));
+                /* A trusted tier on the strength of what a VMM says about
+                 * itself: said where an operator reads it. */
+                if (!reset && !overrides_key_verified(key) &&
+                    profile_tier_of(d, profile) == TIER_TRUSTED)
+                        caution = "; CAUTION: a trusted-tier profile bound to a claimed identity, not a verified one";
                 _cleanup_(undo_done) struct undo u = {};
 
                 r = undo_take(d, key, &u);
@@ -147,7 +163,7 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
                 /* What is left (a persistent change under a runtime reset) still counts. */
                 bool left_runtime = false;
 
-                r = free_and_strdup(&vm->override, overrides_lookup(d, vm->name, vm->uuid, &left_runtime));
+                r = free_and_strdup(&vm->override, overrides_lookup(d, &id, &left_runtime));
                 vm->override_runtime = left_runtime;
         } else {
                 r = free_and_strdup(&vm->override, profile);
@@ -157,9 +173,10 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
                 return r;
         /* The APPLY first, the record of the change while the VMM applies it. */
         r = push_and_wait(b, msg, &vm, 1, true);
-        audit_record(LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
-                     "VM %s: profile %s%s%s over D-Bus (%s)", vm->id, reset ? "reset to the policy" : "set to '",
-                     reset ? "" : profile, reset ? "" : "'", runtime ? "runtime" : "persistent");
+        audit_record(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
+                     "VM %s: profile %s%s%s over D-Bus (%s), bound to %s%s", vm->id,
+                     reset ? "reset to the policy" : "set to '", reset ? "" : profile, reset ? "" : "'",
+                     runtime ? "runtime" : "persistent", bound, caution);
         return r;
 }
 

@@ -3,13 +3,14 @@
  * bus-errors.c — the errors of the D-Bus API.
  */
 #include <errno.h>
+#include <stdio.h>
 
 #include "bus-errors.h"
 #include "registry.h"
 
 int bus_error_no_such_vm(sd_bus_error *error, const char *id_or_name) {
         return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_VM,
-                                 "No VM '%s' (give an id such as 1234-12, a NAME or a UUID; see ListVMs)", id_or_name);
+                                 "No VM '%s' (give an id such as 1234-12, a NAME or UUID it claims, or its machine's name or UUID; see ListVMs)", id_or_name);
 }
 
 int bus_error_no_such_profile(sd_bus_error *error, const char *name) {
@@ -59,8 +60,25 @@ int bus_error_no_profile_given(sd_bus_error *error) {
 
 int bus_error_no_key(sd_bus_error *error, const struct vm *vm) {
         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                 "VM %s has neither NAME nor UUID, so a persistent change could not find it again: use runtime=true",
-                                 vm->id);
+                                 "VM %s is in no machined machine and claims neither NAME nor UUID, so a persistent change "
+                                 "could not find it again: use runtime=true", vm->id);
+}
+
+int bus_error_ambiguous(sd_bus_error *error, const char *name, struct vm *const *vms, size_t n, size_t total) {
+        _cleanup_free_ char *ids = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&ids, &len);
+
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s%s", i ? ", " : "", vms[i]->id);
+        if (total > n)
+                fprintf(f, " and %zu more", total - n);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return sd_bus_error_setf(error, BUS_ERROR_AMBIGUOUS,
+                                 "'%s' names %zu VMs (%s): give the id of the one meant", name, total, ids);
 }
 
 int bus_reply_apply_failed(sd_bus_message *msg, unsigned n_failed, const char *first_error) {

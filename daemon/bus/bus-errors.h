@@ -17,6 +17,7 @@
 #define BUS_ERROR_NOT_MANAGED "org.pmufilterd1.NotManaged"
 #define BUS_ERROR_APPLY_FAILED "org.pmufilterd1.ApplyFailed"
 #define BUS_ERROR_PERSIST_FAILED "org.pmufilterd1.PersistFailed"
+#define BUS_ERROR_AMBIGUOUS "org.pmufilterd1.AmbiguousVM"
 
 struct vm;
 
@@ -35,5 +36,7 @@ int bus_error_no_creds(sd_bus_error *error, int r);
 int bus_error_access_denied(sd_bus_error *error, uid_t uid);
 int bus_error_no_profile_given(sd_bus_error *error);
 int bus_error_no_key(sd_bus_error *error, const struct vm *vm);
+/* name is claimed by total VMs, n of them in vms: the candidates listed. */
+int bus_error_ambiguous(sd_bus_error *error, const char *name, struct vm *const *vms, size_t n, size_t total);
 /* The reply to a change some VMs did not apply. */
 int bus_reply_apply_failed(sd_bus_message *msg, unsigned n_failed, const char *first_error);

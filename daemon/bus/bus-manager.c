@@ -3,12 +3,19 @@
 #include "bus-errors.h"
 #include "bus.h"
 
-static struct vm *lookup_vm(struct bus *b, const char *id_or_name, sd_bus_error *error) {
-        struct vm *vm = registry_lookup(b->deliver->registry, id_or_name);
+/* The one VM s names (an id, a claimed NAME or UUID, a machine name or
+ * UUID); a name more than one VM claims is refused with the candidates. */
+static struct vm *lookup_vm(struct bus *b, const char *s, sd_bus_error *error) {
+        struct vm *vms[8];
+        size_t n = deliver_find_vms(b->deliver, s, vms, ELEMENTSOF(vms));
 
-        if (!vm)
-                (void) bus_error_no_such_vm(error, id_or_name);
-        return vm;
+        if (n == 1)
+                return vms[0];
+        if (n == 0)
+                (void) bus_error_no_such_vm(error, s);
+        else
+                (void) bus_error_ambiguous(error, s, vms, n < ELEMENTSOF(vms) ? n : ELEMENTSOF(vms), n);
+        return NULL;
 }
 
 static int method_list_vms(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -56,12 +56,36 @@ int decide(const struct decider *d, const struct decide_input *in, struct decisi
 /* The default profile in force: D-Bus override, else settings.default_profile. */
 const char *decider_default_profile(const struct decider *d, bool *ret_overridden);
 
-/* What the state files record for a VM claiming name and uuid (either
- * NULL): by UUID, then name, runtime before persistent.  NULL: nothing. */
-const char *overrides_lookup(const struct decider *d, const char *name, const char *uuid, bool *ret_runtime);
-/* The key a change for this VM is recorded under ("uuid:…", else
- * "name:…"), allocated.  -ENOENT for a VM with neither. */
-int overrides_key(const char *name, const char *uuid, char **ret);
+/* What a change made for a VM is bound to (pmufilterd(8), D-BUS API):
+ * its machined registration where it has one, else the uid of its VMM
+ * together with the UUID (or else the name) the VMM claimed.  A later VM
+ * gets the change only when those parts match: claiming another VM's name
+ * is not enough. */
+struct vm_identity {
+        const char *machine_uuid;       /* verified: machined (root) registered it */
+        bool have_uid;
+        uid_t uid;                      /* verified: the creating process's uid */
+        const char *uuid, *name;        /* claimed by the VMM */
+};
+
+/* What the state files record for a VM of this identity: runtime before
+ * persistent; the machine, else the claimed UUID, else the name.  NULL:
+ * nothing. */
+const char *overrides_lookup(const struct decider *d, const struct vm_identity *id, bool *ret_runtime);
+/* The key a change for this VM is recorded under: "machine:<uuid>",
+ * "uid:<uid>/uuid:<uuid>" or "uid:<uid>/name:<name>", allocated.  -ENOENT
+ * when there is nothing to bind it to. */
+int overrides_key(const struct vm_identity *id, char **ret);
+/* Does key rest on a machined registration (verified) rather than on
+ * what a VMM claimed? */
+bool overrides_key_verified(const char *key);
+/* key in words ("machine 1b4e…", "uid 107 with the claimed name 'web'"),
+ * into buf. */
+const char *overrides_describe(const char *key, char *buf, size_t size);
+/* A key of the old form ("uuid:…", "name:…": claims only, bound to nothing
+ * verified), which a start-up migrates (manager.c); the claim in it into
+ * *ret_kind ("uuid", "name") and *ret_value. */
+bool overrides_key_legacy(const char *key, const char **ret_kind, const char **ret_value);
 /* Record profile (NULL: reset) for key; a persistent change also clears
  * the runtime entry that would shadow it.  -ENOMEM. */
 int overrides_set(struct decider *d, const char *key, const char *profile, bool runtime);

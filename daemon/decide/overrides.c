@@ -1,47 +1,103 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * overrides.c — the changes made over D-Bus, as the decision sees them: a
- * profile per VM, found again by the NAME or UUID the VM claims, and the
- * default profile.  The files that keep them are lib/state.c's.
+ * profile per VM, bound to what can be verified of the VM it was set on
+ * (its machined registration, else its VMM's uid with its claimed UUID or
+ * name), and the default profile.  The files that keep them are
+ * lib/state.c's.
  */
 #include <assert.h>
 
 #include "decide.h"
 
-int overrides_key(const char *name, const char *uuid, char **ret) {
-        char *k;
+static int key_of(const struct vm_identity *id, const char *kind, char **ret) {
+        const char *v = streq(kind, "machine") ? id->machine_uuid : streq(kind, "uuid") ? id->uuid : id->name;
+        int r;
 
-        assert(ret);
-        if (!uuid && !name)
+        if (!v || (!streq(kind, "machine") && !id->have_uid))
                 return -ENOENT;
-        /* The UUID is the stabler identity, the name the friendlier one.
-         * Whole, however long: a key cut short would be another VM's. */
-        if (asprintf(&k, "%s:%s", uuid ? "uuid" : "name", uuid ? uuid : name) < 0)
-                return -ENOMEM;
-        *ret = k;
-        return 0;
+        /* Whole, however long: a key cut short would be another VM's. */
+        if (streq(kind, "machine"))
+                r = asprintf(ret, "machine:%s", v);
+        else
+                r = asprintf(ret, "uid:%u/%s:%s", (unsigned) id->uid, kind, v);
+        return r < 0 ? -ENOMEM : 0;
 }
 
-static const char *lookup_one(const struct state *s, const char *kind, const char *value) {
-        _cleanup_free_ char *key = NULL;
+/* The kinds of key a VM of this identity is found by, in order: a VM in a
+ * machine is known by the machine only. */
+static const char *const *kinds_of(const struct vm_identity *id) {
+        static const char *const machine[] = { "machine", NULL }, *const claims[] = { "uuid", "name", NULL };
 
-        if (!value || asprintf(&key, "%s:%s", kind, value) < 0)
-                return NULL;
-        return state_get(s, key);
+        return id->machine_uuid ? machine : claims;
 }
 
-const char *overrides_lookup(const struct decider *d, const char *name, const char *uuid, bool *ret_runtime) {
+int overrides_key(const struct vm_identity *id, char **ret) {
+        assert(id);
+        assert(ret);
+        for (const char *const *k = kinds_of(id); *k; k++) {
+                int r = key_of(id, *k, ret);
+
+                if (r != -ENOENT)
+                        return r;
+        }
+        return -ENOENT;
+}
+
+bool overrides_key_verified(const char *key) {
+        return key && startswith(key, "machine:");
+}
+
+const char *overrides_describe(const char *key, char *buf, size_t size) {
+        const char *v, *slash;
+        unsigned long uid;
+
+        assert(key);
+        if ((v = startswith(key, "machine:")))
+                snprintf(buf, size, "machine %s", v);
+        else if ((v = startswith(key, "uid:")) && sscanf(v, "%lu", &uid) == 1 && (slash = strchr(v, '/')) &&
+                 strchr(slash, ':'))
+                snprintf(buf, size, "uid %lu with the claimed %.*s '%s'", uid, (int) (strchr(slash, ':') - slash - 1),
+                         slash + 1, strchr(slash, ':') + 1);
+        else
+                snprintf(buf, size, "'%s'", key);
+        return buf;
+}
+
+bool overrides_key_legacy(const char *key, const char **ret_kind, const char **ret_value) {
+        const char *v;
+
+        assert(key);
+        if ((v = startswith(key, "uuid:")))
+                *ret_kind = "uuid";
+        else if ((v = startswith(key, "name:")))
+                *ret_kind = "name";
+        else
+                return false;
+        *ret_value = v;
+        return true;
+}
+
+const char *overrides_lookup(const struct decider *d, const struct vm_identity *id, bool *ret_runtime) {
         assert(d);
+        assert(id);
         for (int runtime = 1; runtime >= 0; runtime--) {
                 const struct state *s = runtime ? &d->runtime : &d->persistent;
-                const char *p = lookup_one(s, "uuid", uuid);
 
-                if (!p)
-                        p = lookup_one(s, "name", name);
-                if (p) {
-                        if (ret_runtime)
-                                *ret_runtime = runtime;
-                        return p;
+                if (s->n == 0)
+                        continue;
+                for (const char *const *k = kinds_of(id); *k; k++) {
+                        _cleanup_free_ char *key = NULL;
+                        const char *p;
+
+                        if (key_of(id, *k, &key) < 0)
+                                continue;
+                        p = state_get(s, key);
+                        if (p) {
+                                if (ret_runtime)
+                                        *ret_runtime = runtime;
+                                return p;
+                        }
                 }
         }
         return NULL;

@@ -7,6 +7,7 @@
  * registry (the bus).
  */
 #include <assert.h>
+#include <strings.h>
 #include <time.h>
 
 #include "compile.h"
@@ -59,6 +60,55 @@ int deliver_decide(struct deliver *d, struct vm *vm) {
         compiled_filter_unref(vm->filter);
         vm->filter = TAKE_PTR(f);
         return changed;
+}
+
+void deliver_vm_identity(struct vm *vm, struct vm_identity *ret) {
+        assert(ret);
+        /* Facts of a process that is gone are not to be had: then the
+         * claims are bound to nothing verified, and bind nothing. */
+        if (vm->have_facts)
+                (void) proc_facts_load(&vm->facts, PROC_FACT_IDS | PROC_FACT_MACHINE);
+        *ret = (struct vm_identity) {
+                .machine_uuid = vm->have_facts ? vm->facts.machine_uuid : NULL,
+                .have_uid = vm->have_facts && (vm->facts.loaded & PROC_FACT_IDS),
+                .uid = vm->facts.uid,
+                .uuid = vm->uuid,
+                .name = vm->name,
+        };
+}
+
+int deliver_update_override(struct deliver *d, struct vm *vm) {
+        const struct decider *dec = d->decider;
+        struct vm_identity id;
+        bool runtime = false;
+        int r;
+
+        /* Most hosts keep no per-VM change: read no facts for none. */
+        if (dec->persistent.n == 0 && dec->runtime.n == 0)
+                return free_and_strdup(&vm->override, NULL);
+        deliver_vm_identity(vm, &id);
+        r = free_and_strdup(&vm->override, overrides_lookup(dec, &id, &runtime));
+        vm->override_runtime = runtime;
+        return r;
+}
+
+size_t deliver_find_vms(struct deliver *d, const char *s, struct vm **out, size_t max) {
+        size_t n = registry_lookup_all(d->registry, s, out, max);
+
+        if (n > 0)
+                return n;
+        /* Orchestration knows a libvirt guest by its domain's UUID, which
+         * machined holds, or by its machine name. */
+        REGISTRY_FOREACH(vm, d->registry) {
+                if (!vm->have_facts || proc_facts_load(&vm->facts, PROC_FACT_MACHINE) < 0)
+                        continue;
+                if (streq_ptr(vm->facts.machine, s) || (vm->facts.machine_uuid && strcasecmp(vm->facts.machine_uuid, s) == 0)) {
+                        if (n < max)
+                                out[n] = vm;
+                        n++;
+                }
+        }
+        return n;
 }
 
 bool deliver_vm_managed(const struct vm *vm) {

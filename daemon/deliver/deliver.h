@@ -56,6 +56,15 @@ const char *deliver_socket_path(const struct deliver *d);
 
 /* deliver.c ---------------------------------------------------------------- */
 
+/* What an override of vm is bound to: its machine, its VMM's uid, its
+ * claims (decide.h), reading the facts it needs.  The strings are vm's. */
+void deliver_vm_identity(struct vm *vm, struct vm_identity *ret);
+/* vm's override from the state files, for its identity now. */
+int deliver_update_override(struct deliver *d, struct vm *vm);
+/* Every VM that s names: an id, a claimed NAME or UUID, else a machined
+ * machine name or UUID.  As registry_lookup_all(). */
+size_t deliver_find_vms(struct deliver *d, const char *s, struct vm **out, size_t max);
+
 /* Decide vm's profile and filter again; 1 if it differs from the one it had. */
 int deliver_decide(struct deliver *d, struct vm *vm);
 /* Has vm a way to get a new filter: a session, or adoption by injection? */

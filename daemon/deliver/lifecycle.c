@@ -8,6 +8,7 @@
  * The sessions report here through their callbacks (session_ops).
  */
 #include <assert.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -108,23 +109,31 @@ static int pidfd_kill(pid_t pid, uint64_t starttime) {
         return 0;
 }
 
-static void vm_unmanaged(struct deliver *d, struct vm *vm) {
+/* why: NULL for the attach timeout, else the reason it cannot be managed
+ * (also its LastError). */
+static void vm_unmanaged(struct deliver *d, struct vm *vm, const char *why) {
         const struct settings *s = decider_settings(d->decider);
         const char *comm = strna(vm->have_facts ? vm->facts.comm : NULL);
+        char timeout[64];
 
         registry_set_state(d->registry, vm, VM_UNMANAGED);
+        if (why)
+                (void) free_and_strdup(&vm->last_error, why);
+        else {
+                snprintf(timeout, sizeof(timeout), "no ATTACH within %u ms", s->attach_timeout_ms);
+                why = timeout;
+        }
         if (s->unmanaged == UNMANAGED_KILL) {
                 int r = pidfd_kill(vm->pid, vm->starttime);
 
                 audit_record(LOG_WARNING, MID_UNMANAGED, vm->id, NULL, vm->pid,
-                             "VM %s (%s, pid %d) is unmanaged: no ATTACH within %u ms; %s%s",
-                             vm->id, comm, (int) vm->pid, s->attach_timeout_ms,
+                             "VM %s (%s, pid %d) is unmanaged: %s; %s%s", vm->id, comm, (int) vm->pid, why,
                              r < 0 ? "failed to kill its VMM: " : "killed its VMM (SIGKILL)",
                              r < 0 ? strerror(-r) : "");
         } else
                 audit_record(LOG_WARNING, MID_UNMANAGED, vm->id, NULL, vm->pid,
-                             "VM %s (%s, pid %d) is unmanaged: no ATTACH within %u ms; its guest PMU is not filtered",
-                             vm->id, comm, (int) vm->pid, s->attach_timeout_ms);
+                             "VM %s (%s, pid %d) is unmanaged: %s; its guest PMU is not filtered",
+                             vm->id, comm, (int) vm->pid, why);
         registry_notify(d->registry, REGISTRY_VM_UNMANAGED, vm, NULL);
         records_mark(d->records, vm);
 }
@@ -171,7 +180,7 @@ static void attach_timed_out(struct deliver *d, struct vm *vm) {
         }
         if (decider_settings(d->decider)->adopt == ADOPT_PTRACE && deliver_adopt(d, vm) >= 0)
                 return;
-        vm_unmanaged(d, vm);
+        vm_unmanaged(d, vm, NULL);
 }
 
 static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -363,12 +372,35 @@ static int labels_to_strv(const struct proto_attach *a, char ***ret) {
         return 0;
 }
 
-/* The claims of an ATTACH, onto vm. */
-static int take_claims(struct deliver *d, struct vm *vm, struct proto_attach *a) {
+/* Another live VM of another process that claims uuid: a UUID names one
+ * VM, and the second claimant is the one refused. */
+static struct vm *uuid_holder(struct deliver *d, const struct vm *vm, const char *uuid) {
+        struct vm *holders[8];
+        size_t n = registry_lookup_all(d->registry, uuid, holders, ELEMENTSOF(holders));
+
+        for (size_t i = 0; i < n && i < ELEMENTSOF(holders); i++)
+                if (holders[i] != vm && streq_ptr(holders[i]->uuid, uuid) && holders[i]->pid != vm->pid &&
+                    same_fd_table(holders[i]->pid, vm->pid) <= 0)
+                        return holders[i];
+        return NULL;
+}
+
+/* The claims of an ATTACH, onto vm.  -EEXIST, with a reason, for a UUID
+ * another VM holds. */
+static int take_claims(struct deliver *d, struct vm *vm, struct proto_attach *a, char *reason, size_t size) {
         _cleanup_strv_free_ char **labels = NULL;
-        bool runtime = false;
+        struct vm *holder;
         int r;
 
+        /* UUIDs are compared in one case: "6F1C…" is "6f1c…". */
+        for (char *c = a->uuid; c && *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        if (a->uuid && (holder = uuid_holder(d, vm, a->uuid))) {
+                snprintf(reason, size, "UUID %s is held by VM %s (pid %d)%s%s%s", a->uuid, holder->id,
+                         (int) holder->pid, holder->name ? ", name '" : "", strempty(holder->name),
+                         holder->name ? "'" : "");
+                return -EEXIST;
+        }
         r = labels_to_strv(a, &labels);
         if (r < 0)
                 return r;
@@ -377,9 +409,7 @@ static int take_claims(struct deliver *d, struct vm *vm, struct proto_attach *a)
         vm->labels = TAKE_PTR(labels);
         vm->client = proto_client_to_string(a->client);
         vm->vcpus = a->vcpus;
-        r = free_and_strdup(&vm->override, overrides_lookup(d->decider, vm->name, vm->uuid, &runtime));
-        vm->override_runtime = runtime;
-        return r;
+        return deliver_update_override(d, vm);
 }
 
 static int on_session_attach(struct session *s, const struct ucred *peer, struct proto_attach *a,
@@ -396,7 +426,13 @@ static int on_session_attach(struct session *s, const struct ucred *peer, struct
                 snprintf(reason, reason_size, "VM %s already has a session", vm->id);
                 return -EBUSY;
         }
-        r = take_claims(d, vm, a);
+        r = take_claims(d, vm, a, reason, reason_size);
+        if (r == -EEXIST) {
+                /* Refused, and reported: a VM whose VMM cannot attach is unmanaged. */
+                deliver_disarm_attach_timeout(d, vm);
+                vm_unmanaged(d, vm, reason);
+                return r;
+        }
         if (r < 0) {
                 snprintf(reason, reason_size, "out of memory");
                 return r;

@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <systemd/sd-login.h>
 
+#include "fileio.h"
 #include "procfacts.h"
 
 /* /proc files say ENOENT (or ESRCH mid-read) when the process is gone. */
@@ -243,6 +244,39 @@ static int sd_fact(int (*get)(pid_t, char **), pid_t pid, char **ret) {
         return 0;
 }
 
+/* The UUID machined keeps for a machine (ID= of its state file, which only
+ * root writes: libvirt registers each guest with its domain's UUID), as
+ * 8-4-4-4-12 lower-case hex into *ret; NULL where there is none. */
+static int machine_uuid(const char *name, char **ret) {
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        const char *id = NULL;
+        char uuid[37];
+        int r;
+
+        *ret = NULL;
+        if (strchr(name, '/') || streq(name, ".") || streq(name, ".."))
+                return 0;
+        if (asprintf(&path, "/run/systemd/machines/%s", name) < 0)
+                return -ENOMEM;
+        r = read_file_bounded(path, 64 * 1024, &buf, NULL);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return 0;       /* gone meanwhile, or not machined's: no UUID */
+        for (char *line = buf, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (startswith(line, "ID="))
+                        id = line + 3;
+        }
+        if (!id || strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+                return 0;
+        snprintf(uuid, sizeof(uuid), "%.8s-%.4s-%.4s-%.4s-%.12s", id, id + 8, id + 12, id + 16, id + 20);
+        *ret = strdup(uuid);
+        return *ret ? 0 : -ENOMEM;
+}
+
 void proc_facts_done(struct proc_facts *f) {
         if (!f)
                 return;
@@ -254,6 +288,7 @@ void proc_facts_done(struct proc_facts *f) {
         free(f->unit);
         free(f->slice);
         free(f->machine);
+        free(f->machine_uuid);
         *f = (struct proc_facts) {};
 }
 
@@ -317,8 +352,13 @@ static int load_group(pid_t pid, unsigned group, struct proc_facts *n) {
                 return sd_fact(sd_pid_get_unit, pid, &n->unit);
         case PROC_FACT_SLICE:
                 return sd_fact(sd_pid_get_slice, pid, &n->slice);
-        case PROC_FACT_MACHINE:
-                return sd_fact(sd_pid_get_machine_name, pid, &n->machine);
+        case PROC_FACT_MACHINE: {
+                int r = sd_fact(sd_pid_get_machine_name, pid, &n->machine);
+
+                if (r < 0 || !n->machine)
+                        return r;
+                return machine_uuid(n->machine, &n->machine_uuid);
+        }
         }
         return -EINVAL;
 }
@@ -375,6 +415,7 @@ int proc_facts_load(struct proc_facts *f, unsigned mask) {
         take_string(&f->unit, &n.unit);
         take_string(&f->slice, &n.slice);
         take_string(&f->machine, &n.machine);
+        take_string(&f->machine_uuid, &n.machine_uuid);
         f->loaded |= want;
         return 0;
 }

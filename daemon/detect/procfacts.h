@@ -25,6 +25,7 @@ struct proc_facts {
         char *cgroup;           /* unified hierarchy path ("0::" line) or NULL */
         char *unit, *slice;     /* systemd unit and slice, NULL outside any */
         char *machine;          /* systemd-machined name, NULL if none */
+        char *machine_uuid;     /* and its UUID (lower case, 8-4-4-4-12), NULL if none or unknown */
         unsigned loaded;        /* PROC_FACT_* read so far (pid, starttime, comm always) */
 };
 
@@ -38,7 +39,7 @@ enum {
         PROC_FACT_CGROUP  = 1u << 3,
         PROC_FACT_UNIT    = 1u << 4,
         PROC_FACT_SLICE   = 1u << 5,
-        PROC_FACT_MACHINE = 1u << 6,
+        PROC_FACT_MACHINE = 1u << 6,    /* machine, machine_uuid */
         PROC_FACT_ALL     = (1u << 7) - 1,
 };
 

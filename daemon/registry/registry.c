@@ -131,6 +131,47 @@ struct vm *registry_lookup(const struct registry *r, const char *id_or_name) {
         return best;
 }
 
+static void add_sorted(struct vm **out, size_t max, size_t *n, struct vm *vm) {
+        size_t i = *n < max ? *n : max;
+
+        for (size_t j = 0; j < (*n < max ? *n : max); j++)
+                if (out[j] == vm)
+                        return;         /* claims it as its NAME and as its UUID */
+        /* insertion by registration order, keeping the first max */
+        while (i > 0 && out[i - 1]->seq > vm->seq) {
+                if (i < max)
+                        out[i] = out[i - 1];
+                i--;
+        }
+        if (i < max)
+                out[i] = vm;
+        (*n)++;
+}
+
+size_t registry_lookup_all(const struct registry *r, const char *s, struct vm **out, size_t max) {
+        struct vm *vm;
+        size_t n = 0, b;
+
+        assert(r);
+        assert(s);
+        vm = registry_get_by_id(r, s);
+        if (vm) {
+                if (max > 0)
+                        out[0] = vm;
+                return 1;
+        }
+        if (r->n_buckets == 0)
+                return 0;
+        b = string_bucket(r->n_buckets, s);
+        for (struct vm *i = r->by_name[b]; i; i = i->name_next)
+                if (streq(i->name, s))
+                        add_sorted(out, max, &n, i);
+        for (struct vm *i = r->by_uuid[b]; i; i = i->uuid_next)
+                if (streq(i->uuid, s))
+                        add_sorted(out, max, &n, i);
+        return n;
+}
+
 static void link_names(struct registry *r, struct vm *vm) {
         size_t b;
 

@@ -155,6 +155,10 @@ struct vm *registry_get_by_id(const struct registry *r, const char *id);
 /* Find a VM by id, or else by NAME or UUID claimed in ATTACH (the first
  * registered of those that claim it). */
 struct vm *registry_lookup(const struct registry *r, const char *id_or_name);
+/* Every VM that s names (an id names one; a NAME or UUID as many as claim
+ * it), in order of registration: up to max into out; returns how many
+ * there are. */
+size_t registry_lookup_all(const struct registry *r, const char *s, struct vm **out, size_t max);
 /* Replace vm's NAME and UUID (either may be NULL), taking both strings. */
 void registry_set_name(struct registry *r, struct vm *vm, char *name, char *uuid);
 

@@ -10,15 +10,18 @@ filter with the real ioctl."""
 
 import contextlib
 import errno
+import fcntl
+import json
 import os
 import re
 import shutil
+import signal
 import time
 import types
 
 import harness
 from busharness import NAME, AutoPeer, SystemBus, compare_interfaces, interface_shapes, need_bus_tools
-from harness import SRC, Daemon, check, kvm_create_vm
+from harness import SRC, Daemon, Peer, attach_msg, check, kvm_create_vm
 
 MGR_PATH = "/org/pmufilterd1"
 MGR = "org.pmufilterd1.Manager"
@@ -217,7 +220,7 @@ def test_changes_as_root_apply_and_record():
         n = len(p.applies)
         b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
         t = applied("SetVMProfile runtime (busctl)", "minimal", "runtime", n, t)
-        check('"name:vm1": "minimal"' in state_file(d, runtime=True), "runtime state: " + state_file(d, True))
+        check('"uid:%d/name:vm1": "minimal"' % os.getuid() in state_file(d, runtime=True), "runtime state: " + state_file(d, True))
         check("vm1" not in state_file(d), "a runtime change stays out of the persistent state")
 
         n = len(p.applies)
@@ -225,7 +228,7 @@ def test_changes_as_root_apply_and_record():
         t = applied("SetVMProfile persistent (gdbus)", "trusted", "persistent", n, t)
         a = last_apply(p)
         check(a["ACTION"] == "deny" and int(a["FLAGS"], 0) == 1, "trusted is a masked denylist: %r" % a)
-        check('"name:vm1": "trusted"' in state_file(d), "persistent state: " + state_file(d))
+        check('"uid:%d/name:vm1": "trusted"' % os.getuid() in state_file(d), "persistent state: " + state_file(d))
         check("vm1" not in state_file(d, runtime=True), "the runtime entry must not shadow it: " + state_file(d, True))
 
         n = len(p.applies)
@@ -580,8 +583,9 @@ def test_persistent_profile_survives_restart():
         q = w.attach("vm2", label_tier="gold")
         b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "false")
         b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm2", "trusted", "true")
-        check('"name:vm1": "minimal"' in state_file(d), "state.yaml: " + state_file(d))
-        check('"name:vm2": "trusted"' in state_file(d, runtime=True), "runtime state: " + state_file(d, True))
+        check('"uid:%d/name:vm1": "minimal"' % os.getuid() in state_file(d), "state.yaml: " + state_file(d))
+        check('"uid:%d/name:vm2": "trusted"' % os.getuid() in state_file(d, runtime=True),
+              "runtime state: " + state_file(d, True))
         for x in (p, q):
             w.peers.remove(x)
             x.close()
@@ -629,6 +633,140 @@ def test_change_not_written_is_not_in_force():
               "vm1 attached again follows the rules: %s/%s" % (v["Profile"], v["ProfileSource"]))
 
 
+OPS_UUID = "6f1c2d3e-0000-4000-8000-0000000000aa"
+
+
+def attach_as_nobody(socket_path, **claims):
+    """A VMM running as nobody (it opened /dev/kvm and connected as root,
+    as a privileged launcher would, then dropped to nobody before creating
+    its VM): the first APPLY it got."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(r)
+            kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+            peer = Peer(socket_path)
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            vm = fcntl.ioctl(kvm, harness.KVM_CREATE_VM, 0)
+            peer.send(attach_msg(vm, **claims), [vm])
+            msg = peer.recv() or {}
+            if msg.get("_verb") == "PMUFILTER/1 APPLY":
+                peer.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % msg["SERIAL"])
+            os.write(w, json.dumps(msg).encode())
+            os.close(w)
+            time.sleep(0.3)
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        got += chunk
+    os.close(r)
+    os.waitpid(child, 0)
+    check(got, "the VMM as nobody said nothing")
+    return json.loads(got)
+
+
+def test_override_follows_verified_identity_not_claims():
+    """The theft a hostile test found: a persistent change set on ops-db
+    (its VMM root) reached any VMM claiming the same name or UUID (also in
+    capitals).  Now it is bound to the uid and the claim together: a VMM of
+    another uid claiming both gets the rules; root's own VMM again gets it."""
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("ops-db", uuid=OPS_UUID)
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "ops-db", "trusted", "false")
+        check('"uid:%d/uuid:%s": "trusted"' % (os.getuid(), OPS_UUID) in state_file(d),
+              "state.yaml shows what the change is bound to: " + state_file(d))
+        d.wait_line(r"profile set to 'trusted' over D-Bus \(persistent\), bound to uid %d with the claimed uuid "
+                    r"'%s'; CAUTION: a trusted-tier profile bound to a claimed identity" % (os.getuid(), OPS_UUID))
+        w.peers.remove(p)
+        p.close()
+        for claims in ({"name": "tenant-evil", "uuid": OPS_UUID.upper()}, {"name": "ops-db"},
+                       {"name": "ops-db", "uuid": OPS_UUID}):
+            apply = attach_as_nobody(d.socket, **claims)
+            check(apply.get("_verb") == "PMUFILTER/1 APPLY" and apply.get("PROFILE") == "minimal",
+                  "a VMM as nobody claiming %s gets the default, not the override: %r" % (claims, apply))
+        q = w.attach("ops-db", uuid=OPS_UUID.upper())
+        v = b.props(q.path, VM)
+        check(v["Profile"] == "trusted" and v["ProfileSource"] == "persistent" and v["UUID"] == OPS_UUID,
+              "root's VMM claiming it again gets it, the UUID in one case: %s/%s %s" %
+              (v["Profile"], v["ProfileSource"], v["UUID"]))
+
+
+def test_claimed_uuid_of_a_live_vm_is_refused_and_names_ambiguous():
+    """A second live VM of another process claiming a UUID a live VM holds
+    is refused at ATTACH and reported unmanaged with the reason; a name two
+    live VMs claim is refused by GetVM and SetVMProfile with the candidates."""
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("ops-db", uuid=OPS_UUID)
+        r, wr = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(r)
+                kvm, vm = kvm_create_vm()
+                peer = Peer(d.socket)
+                peer.send(attach_msg(vm, name="copycat", uuid=OPS_UUID.upper()), [vm])
+                msg = peer.recv() or {}
+                os.write(wr, (json.dumps(msg) + "\n%d" % vm).encode())
+                os.close(wr)
+                time.sleep(3)
+            finally:
+                os._exit(0)
+        os.close(wr)
+        got = os.read(r, 65536).decode()
+        os.close(r)
+        msg, vm = json.loads(got.rsplit("\n", 1)[0]), int(got.rsplit("\n", 1)[1])
+        check(msg.get("_verb") == "PMUFILTER/1 ERROR" and
+              "UUID %s is held by VM %s" % (OPS_UUID, p.id) in msg.get("MESSAGE", ""),
+              "the copycat is refused, naming the holder: %r" % msg)
+        copy_path = b.call(MGR_PATH, MGR, "GetVM", "s", "%d-%d" % (child, vm))[0]
+        b.wait_property(copy_path, VM, "State", lambda s: s == "unmanaged", "unmanaged")
+        check("is held by VM %s" % p.id in b.get(copy_path, VM, "LastError"), "the reason is its LastError")
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+
+        q = w.attach("twin", label_tier="gold")
+        t = w.attach("twin")
+        for method, args in (("GetVM", ["twin"]), ("SetVMProfile", ["twin", "trusted", "true"])):
+            b.gcall_error(MGR_PATH, MGR + "." + method, *args, error="org.pmufilterd1.AmbiguousVM",
+                          message=r"'twin' names 2 VMs \(%s, %s\)" % (q.id, t.id))
+        check(b.get(q.path, VM, "Profile") == "gold", "nothing changed on either")
+
+
+def test_old_state_file_is_migrated_to_verified_bindings():
+    """state.yaml of version 1 keyed changes by claims alone: at start each
+    is bound to the one running VM that claims it, or dropped, each with a
+    warning that says which."""
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("vm1", label_tier="gold")
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(10)
+        os.makedirs(os.path.join(d.dir, "state"), exist_ok=True)
+        with open(os.path.join(d.dir, "state", "state.yaml"), "w") as f:
+            f.write('version: 1\nvms:\n  "name:vm1": trusted\n  "name:gone": minimal\n')
+        if os.path.exists(d.socket):
+            os.unlink(d.socket)
+        d.start()
+        d.wait_line(r"the change 'name:vm1' \(profile trusted\) is now bound to uid %d with the claimed name "
+                    r"'vm1', what VM %s is" % (os.getuid(), p.id))
+        d.wait_line(r"the change 'name:gone' \(profile minimal\) is dropped: no running VM claims it")
+        text = state_file(d)
+        check("version: 2" in text and '"uid:%d/name:vm1": "trusted"' % os.getuid() in text and "gone" not in text,
+              "state.yaml migrated: " + text)
+        b.wait_property(p.path, VM, "Profile", lambda v: v == "trusted", "trusted")
+        check(b.get(p.path, VM, "ProfileSource") == "persistent", "from the migrated change")
+
+
 def test_corrupt_state_file_is_set_aside():
     harness.need_kvm()
     harness.need_root()
@@ -655,7 +793,8 @@ def test_corrupt_state_file_is_set_aside():
             b.wait_property(path, VM, "State", lambda s: s == "filtered", "filtered")
             check(b.get(path, VM, "ProfileSource") == "rule:1", "vm1 follows the rules")
             b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "false")
-            check('"name:vm1": "minimal"' in state_file(d), "a new state.yaml is written: " + state_file(d))
+            check('"uid:%d/name:vm1": "minimal"' % os.getuid() in state_file(d),
+                  "a new state.yaml is written: " + state_file(d))
         finally:
             p.close()
 

@@ -690,44 +690,87 @@ static void test_override_beats_rules(void **state) {
         decider_done(&d);
 }
 
-/* What the decider finds for a VM: by UUID before name within one store,
- * and the runtime store before the persistent one. */
+/* An identity: the VMM's uid (verified), a machine (verified) or none, claims. */
+#define ID(u, m, uu, n) ((struct vm_identity) { .have_uid = true, .uid = (u), .machine_uuid = (m), .uuid = (uu), .name = (n) })
+
+/* What the decider finds for a VM: within one store the machine, else the
+ * claimed UUID before the name, each with the VMM's uid; the runtime store
+ * before the persistent one. */
 static void test_overrides_lookup(void **state) {
         struct decider d = {};
+        struct vm_identity vm1 = ID(0, NULL, "u-1", "vm-1"), anon = { .have_uid = true };
         bool runtime = true;
 
-        assert_null(overrides_lookup(&d, "vm-1", "u-1", &runtime));
-        assert_null(overrides_lookup(&d, NULL, NULL, NULL));
+        assert_null(overrides_lookup(&d, &vm1, &runtime));
+        assert_null(overrides_lookup(&d, &anon, NULL));
 
-        assert_int_equal(overrides_set(&d, "name:vm-1", "tenant-a", false), 0);
-        assert_string_equal(overrides_lookup(&d, "vm-1", NULL, &runtime), "tenant-a");
+        assert_int_equal(overrides_set(&d, "uid:0/name:vm-1", "tenant-a", false), 0);
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, NULL, "vm-1"), &runtime), "tenant-a");
         assert_false(runtime);
         /* a UUID with nothing recorded under it falls back to the name */
-        assert_string_equal(overrides_lookup(&d, "vm-1", "u-1", NULL), "tenant-a");
-        assert_null(overrides_lookup(&d, NULL, "u-1", NULL));
-        assert_null(overrides_lookup(&d, "vm-2", "u-2", NULL));
+        assert_string_equal(overrides_lookup(&d, &vm1, NULL), "tenant-a");
+        assert_null(overrides_lookup(&d, &ID(0, NULL, "u-1", NULL), NULL));
+        assert_null(overrides_lookup(&d, &ID(0, NULL, "u-2", "vm-2"), NULL));
 
-        assert_int_equal(overrides_set(&d, "uuid:u-1", "tenant-b", false), 0);
-        assert_string_equal(overrides_lookup(&d, "vm-1", "u-1", NULL), "tenant-b");
-        assert_string_equal(overrides_lookup(&d, "vm-1", "u-9", NULL), "tenant-a");
-        assert_string_equal(overrides_lookup(&d, NULL, "u-1", NULL), "tenant-b");
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", "tenant-b", false), 0);
+        assert_string_equal(overrides_lookup(&d, &vm1, NULL), "tenant-b");
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, "u-9", "vm-1"), NULL), "tenant-a");
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, "u-1", NULL), NULL), "tenant-b");
 
         /* A runtime change by name beats a persistent one by UUID. */
-        assert_int_equal(overrides_set(&d, "name:vm-1", "trusted", true), 0);
+        assert_int_equal(overrides_set(&d, "uid:0/name:vm-1", "trusted", true), 0);
         runtime = false;
-        assert_string_equal(overrides_lookup(&d, "vm-1", "u-1", &runtime), "trusted");
+        assert_string_equal(overrides_lookup(&d, &vm1, &runtime), "trusted");
         assert_true(runtime);
-        assert_string_equal(overrides_lookup(&d, NULL, "u-1", &runtime), "tenant-b");
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, "u-1", NULL), &runtime), "tenant-b");
         assert_false(runtime);
 
         /* Within the runtime store, the UUID again first. */
-        assert_int_equal(overrides_set(&d, "uuid:u-1", "fallback", true), 0);
-        assert_string_equal(overrides_lookup(&d, "vm-1", "u-1", &runtime), "fallback");
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", "fallback", true), 0);
+        assert_string_equal(overrides_lookup(&d, &vm1, &runtime), "fallback");
         assert_true(runtime);
 
         /* A name is not a UUID: the prefixes keep them apart. */
-        assert_null(overrides_lookup(&d, "u-1", NULL, NULL));
-        assert_null(overrides_lookup(&d, NULL, "vm-1", NULL));
+        assert_null(overrides_lookup(&d, &ID(0, NULL, NULL, "u-1"), NULL));
+        assert_null(overrides_lookup(&d, &ID(0, NULL, "vm-1", NULL), NULL));
+        decider_done(&d);
+}
+
+/* The theft a hostile test found: a change set on one VM must not reach
+ * another VM that merely claims the same UUID or name from another uid,
+ * nor one without a verified uid at all; a VM in a machine is known by the
+ * machine alone, whatever it claims. */
+static void test_overrides_follow_verified_identity(void **state) {
+        struct decider d = {};
+        struct vm_identity machine = ID(107, "6f1c2d3e-0000-4000-8000-000000000001", "u-1", "ops-vm");
+        char *key = NULL;
+
+        assert_int_equal(overrides_key(&machine, &key), 0);
+        assert_string_equal(key, "machine:6f1c2d3e-0000-4000-8000-000000000001");
+        assert_true(overrides_key_verified(key));
+        assert_int_equal(overrides_set(&d, key, "trusted", false), 0);
+        free(key);
+
+        assert_string_equal(overrides_lookup(&d, &machine, NULL), "trusted");
+        /* the same domain started again: another pid, the same machine UUID */
+        assert_string_equal(overrides_lookup(&d, &ID(107, "6f1c2d3e-0000-4000-8000-000000000001", NULL, NULL), NULL),
+                            "trusted");
+        /* a VMM outside that machine claiming its UUID and name, as root too */
+        assert_null(overrides_lookup(&d, &ID(107, NULL, "u-1", "ops-vm"), NULL));
+        assert_null(overrides_lookup(&d, &ID(0, NULL, "u-1", "ops-vm"), NULL));
+        /* another machine */
+        assert_null(overrides_lookup(&d, &ID(107, "6f1c2d3e-0000-4000-8000-000000000002", "u-1", "ops-vm"), NULL));
+
+        /* Without a machine: bound to the uid with the claim. */
+        assert_int_equal(overrides_key(&ID(1000, NULL, "u-7", "db"), &key), 0);
+        assert_string_equal(key, "uid:1000/uuid:u-7");
+        assert_false(overrides_key_verified(key));
+        assert_int_equal(overrides_set(&d, key, "trusted", false), 0);
+        free(key);
+        assert_string_equal(overrides_lookup(&d, &ID(1000, NULL, "u-7", "other"), NULL), "trusted");
+        assert_null(overrides_lookup(&d, &ID(1001, NULL, "u-7", "db"), NULL));         /* another user */
+        assert_null(overrides_lookup(&d, &ID(0, NULL, "u-7", "db"), NULL));            /* root claiming it */
+        assert_null(overrides_lookup(&d, &(struct vm_identity) { .uuid = "u-7", .name = "db" }, NULL));
         decider_done(&d);
 }
 
@@ -735,38 +778,38 @@ static void test_overrides_set(void **state) {
         struct decider d = {};
         bool runtime = false;
 
-        assert_int_equal(overrides_set(&d, "uuid:u-1", "tenant-a", true), 0);
-        assert_string_equal(state_get(&d.runtime, "uuid:u-1"), "tenant-a");
-        assert_null(state_get(&d.persistent, "uuid:u-1"));
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", "tenant-a", true), 0);
+        assert_string_equal(state_get(&d.runtime, "uid:0/uuid:u-1"), "tenant-a");
+        assert_null(state_get(&d.persistent, "uid:0/uuid:u-1"));
 
         /* A persistent change clears the runtime one that would shadow it. */
-        assert_int_equal(overrides_set(&d, "uuid:u-1", "tenant-b", false), 0);
-        assert_string_equal(overrides_lookup(&d, NULL, "u-1", &runtime), "tenant-b");
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", "tenant-b", false), 0);
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, "u-1", NULL), &runtime), "tenant-b");
         assert_false(runtime);
-        assert_null(state_get(&d.runtime, "uuid:u-1"));
+        assert_null(state_get(&d.runtime, "uid:0/uuid:u-1"));
 
         /* A runtime change on top leaves the persistent one underneath. */
-        assert_int_equal(overrides_set(&d, "uuid:u-1", "trusted", true), 0);
-        assert_string_equal(overrides_lookup(&d, NULL, "u-1", &runtime), "trusted");
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", "trusted", true), 0);
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, "u-1", NULL), &runtime), "trusted");
         assert_true(runtime);
-        assert_string_equal(state_get(&d.persistent, "uuid:u-1"), "tenant-b");
+        assert_string_equal(state_get(&d.persistent, "uid:0/uuid:u-1"), "tenant-b");
 
         /* A runtime reset drops the runtime change only... */
-        assert_int_equal(overrides_set(&d, "uuid:u-1", NULL, true), 0);
-        assert_string_equal(overrides_lookup(&d, NULL, "u-1", &runtime), "tenant-b");
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", NULL, true), 0);
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, "u-1", NULL), &runtime), "tenant-b");
         assert_false(runtime);
 
         /* ...a persistent reset both. */
-        assert_int_equal(overrides_set(&d, "uuid:u-1", "trusted", true), 0);
-        assert_int_equal(overrides_set(&d, "uuid:u-1", NULL, false), 0);
-        assert_null(overrides_lookup(&d, NULL, "u-1", NULL));
-        assert_null(state_get(&d.runtime, "uuid:u-1"));
-        assert_null(state_get(&d.persistent, "uuid:u-1"));
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", "trusted", true), 0);
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", NULL, false), 0);
+        assert_null(overrides_lookup(&d, &ID(0, NULL, "u-1", NULL), NULL));
+        assert_null(state_get(&d.runtime, "uid:0/uuid:u-1"));
+        assert_null(state_get(&d.persistent, "uid:0/uuid:u-1"));
 
         /* Another key is left alone. */
-        assert_int_equal(overrides_set(&d, "name:vm-1", "tenant-a", false), 0);
-        assert_int_equal(overrides_set(&d, "uuid:u-1", NULL, false), 0);
-        assert_string_equal(overrides_lookup(&d, "vm-1", NULL, NULL), "tenant-a");
+        assert_int_equal(overrides_set(&d, "uid:0/name:vm-1", "tenant-a", false), 0);
+        assert_int_equal(overrides_set(&d, "uid:0/uuid:u-1", NULL, false), 0);
+        assert_string_equal(overrides_lookup(&d, &ID(0, NULL, NULL, "vm-1"), NULL), "tenant-a");
         decider_done(&d);
 }
 
@@ -774,39 +817,48 @@ static void test_overrides_set(void **state) {
 static void test_overrides_decide(void **state) {
         struct decider d;
         struct decide_input in = { .match = { .name = "web-1", .uuid = "u-1" } };
+        struct vm_identity id = ID(0, NULL, "u-1", "web-1");
         _cleanup_free_ char *key = NULL;
 
         decider_init(&d, PROFILES "rules:\n  - { match: { name: \"web-*\" }, profile: tenant-a }\n", NULL);
-        assert_int_equal(overrides_key(in.match.name, in.match.uuid, &key), 0);
+        assert_int_equal(overrides_key(&id, &key), 0);
         assert_int_equal(overrides_set(&d, key, "tenant-b", false), 0);
-        in.override = overrides_lookup(&d, in.match.name, in.match.uuid, &in.override_runtime);
+        in.override = overrides_lookup(&d, &id, &in.override_runtime);
         expect_decision(&d, &in, "tenant-b", "persistent");
 
         assert_int_equal(overrides_set(&d, key, "trusted", true), 0);
-        in.override = overrides_lookup(&d, in.match.name, in.match.uuid, &in.override_runtime);
+        in.override = overrides_lookup(&d, &id, &in.override_runtime);
         expect_decision(&d, &in, "trusted", "runtime");
 
         assert_int_equal(overrides_set(&d, key, NULL, false), 0);
-        in.override = overrides_lookup(&d, in.match.name, in.match.uuid, &in.override_runtime);
+        in.override = overrides_lookup(&d, &id, &in.override_runtime);
         assert_null(in.override);
         expect_decision(&d, &in, "tenant-a", "rule:1");
         decider_done(&d);
 }
 
 static void test_overrides_key(void **state) {
-        char *key = NULL, long_a[400], long_b[400];
+        char *key = NULL, long_a[400], long_b[400], buf[512];
 
-        assert_int_equal(overrides_key("vm-1", "u-1", &key), 0);
-        assert_string_equal(key, "uuid:u-1");           /* the stabler identity */
+        assert_int_equal(overrides_key(&ID(0, NULL, "u-1", "vm-1"), &key), 0);
+        assert_string_equal(key, "uid:0/uuid:u-1");     /* the stabler claim */
+        assert_string_equal(overrides_describe(key, buf, sizeof(buf)), "uid 0 with the claimed uuid 'u-1'");
         free(key);
-        assert_int_equal(overrides_key(NULL, "u-1", &key), 0);
-        assert_string_equal(key, "uuid:u-1");
+        assert_int_equal(overrides_key(&ID(0, NULL, "u-1", NULL), &key), 0);
+        assert_string_equal(key, "uid:0/uuid:u-1");
         free(key);
-        assert_int_equal(overrides_key("vm-1", NULL, &key), 0);
-        assert_string_equal(key, "name:vm-1");
+        assert_int_equal(overrides_key(&ID(5, NULL, NULL, "vm-1"), &key), 0);
+        assert_string_equal(key, "uid:5/name:vm-1");
+        assert_string_equal(overrides_describe(key, buf, sizeof(buf)), "uid 5 with the claimed name 'vm-1'");
+        free(key);
+        assert_int_equal(overrides_key(&ID(5, "m-1", NULL, "vm-1"), &key), 0);
+        assert_string_equal(overrides_describe(key, buf, sizeof(buf)), "machine m-1");
         free(key);
         key = NULL;
-        assert_int_equal(overrides_key(NULL, NULL, &key), -ENOENT);
+        assert_int_equal(overrides_key(&ID(0, NULL, NULL, NULL), &key), -ENOENT);
+        assert_null(key);
+        /* claims with no verified uid bind to nothing */
+        assert_int_equal(overrides_key(&(struct vm_identity) { .uuid = "u-1" }, &key), -ENOENT);
         assert_null(key);
 
         /* Long names are kept whole: two that differ only at the end are
@@ -815,18 +867,32 @@ static void test_overrides_key(void **state) {
         long_a[sizeof(long_a) - 1] = 0;
         memcpy(long_b, long_a, sizeof(long_b));
         long_b[sizeof(long_b) - 2] = 'y';
-        assert_int_equal(overrides_key(long_a, NULL, &key), 0);
-        assert_int_equal(strlen(key), strlen("name:") + sizeof(long_a) - 1);
+        assert_int_equal(overrides_key(&ID(0, NULL, NULL, long_a), &key), 0);
+        assert_int_equal(strlen(key), strlen("uid:0/name:") + sizeof(long_a) - 1);
         {
                 struct decider d;
 
                 decider_init(&d, PROFILES, NULL);
                 assert_int_equal(overrides_set(&d, key, "tenant-b", false), 0);
-                assert_string_equal(overrides_lookup(&d, long_a, NULL, NULL), "tenant-b");
-                assert_null(overrides_lookup(&d, long_b, NULL, NULL));
+                assert_string_equal(overrides_lookup(&d, &ID(0, NULL, NULL, long_a), NULL), "tenant-b");
+                assert_null(overrides_lookup(&d, &ID(0, NULL, NULL, long_b), NULL));
                 decider_done(&d);
         }
         free(key);
+}
+
+/* Version 1's keys are told apart from the current ones, to be migrated. */
+static void test_overrides_legacy_keys(void **state) {
+        const char *kind = NULL, *value = NULL;
+
+        assert_true(overrides_key_legacy("uuid:6F1C", &kind, &value));
+        assert_string_equal(kind, "uuid");
+        assert_string_equal(value, "6F1C");
+        assert_true(overrides_key_legacy("name:ops-db", &kind, &value));
+        assert_string_equal(kind, "name");
+        assert_string_equal(value, "ops-db");
+        assert_false(overrides_key_legacy("uid:0/name:ops-db", &kind, &value));
+        assert_false(overrides_key_legacy("machine:6f1c", &kind, &value));
 }
 
 /* The default profile: runtime beats persistent beats settings.default_profile. */
@@ -1093,6 +1159,8 @@ int main(void) {
                 cmocka_unit_test(test_overrides_set),
                 cmocka_unit_test(test_overrides_decide),
                 cmocka_unit_test(test_overrides_key),
+                cmocka_unit_test(test_overrides_follow_verified_identity),
+                cmocka_unit_test(test_overrides_legacy_keys),
                 cmocka_unit_test(test_default_overrides),
                 cmocka_unit_test(test_default_missing),
                 cmocka_unit_test(test_tiers),
