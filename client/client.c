@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * client.c — libpmufilter-client: the VMM's side of one VM's session with
- * pmufilterd (pmufilterd-vmm(7)).  Connect, ATTACH with the VM fd, apply
- * each APPLY to the VM exactly as sent, answer APPLIED; re-attach when the
- * session is lost.  libc and kernel headers only; the codec and the VM
- * ioctls are compiled in (lib/proto*.c, lib/kvm-vm.c).
+ * pmufilterd (pmufilterd-vmm(7)).  Connect (to a listener of pmufilterd's
+ * uid only: wire_connect()), ATTACH with the VM fd, apply each APPLY to the
+ * VM exactly as sent, answer APPLIED; re-attach when the session is lost.
+ * libc and kernel headers only; the codec and the VM ioctls are compiled in
+ * (lib/proto*.c, lib/kvm-vm.c).
  */
 #include <errno.h>
 #include <poll.h>

@@ -68,7 +68,8 @@ struct pmufilter_attach_args {
 /*
  * Hand VM fd vm_fd to pmufilterd and apply its first filter.
  *
- * Connects to the socket, sends ATTACH with vm_fd (SCM_RIGHTS; the daemon
+ * Connects to the socket, checks that its listener is pmufilterd's uid
+ * (pmufilterd-vmm(7), TRUST), sends ATTACH with vm_fd (SCM_RIGHTS; the daemon
  * checks it and closes its copy at once), waits up to timeout_ms for the
  * daemon's APPLY or ERROR, applies the APPLY to vm_fd and answers APPLIED.
  * Call it after KVM_CREATE_VM and before creating vCPUs: `pmu: off` can only
@@ -81,6 +82,8 @@ struct pmufilter_attach_args {
  *              also reported to the daemon in APPLIED;
  *   -E...      the ERRNO of the daemon's ERROR (attach refused), with its
  *              MESSAGE in pmufilter_last_error();
+ *   -EPERM     the socket's listener is not pmufilterd's uid (SO_PEERCRED:
+ *              0, or the build's daemon_uid); nothing was sent to it;
  *   -ETIMEDOUT no answer within timeout_ms;
  *   -ENOENT, -ECONNREFUSED, -EACCES ...  the socket could not be reached;
  *   -EBADMSG   the daemon sent something malformed;
@@ -112,7 +115,8 @@ int pmufilter_session_fd(struct pmufilter_session *s);
  * re-established yet.
  *
  * A lost session (the daemon hung up, sent ERROR or garbage) is re-attached
- * at once: connect, ATTACH with the current vCPU count, apply the new APPLY.
+ * at once: connect, check the listener's uid as pmufilter_attach() does,
+ * ATTACH with the current vCPU count, apply the new APPLY.
  * If that fails, it is retried when pmufilter_session_fd() next becomes
  * readable (back-off from 100 ms to 10 s); meanwhile the last filter stays
  * in the kernel.

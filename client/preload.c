@@ -4,8 +4,8 @@
  * SHIM"): makes an unmodified, dynamically linked VMM (QEMU) a pmufilterd
  * client.  It wraps ioctl(): right after a successful KVM_CREATE_VM it
  * attaches the new VM (CLIENT=preload) and applies the first filter before
- * the VMM sees the fd; if that fails, KVM_CREATE_VM fails with EPERM unless
- * PMUFILTER_REQUIRED=0.
+ * the VMM sees the fd; if that fails (a listener that is not pmufilterd's
+ * uid included), KVM_CREATE_VM fails with EPERM unless PMUFILTER_REQUIRED=0.
  * One thread of the VMM's process answers later pushes (the kernel lets any
  * thread of the creating process issue VM ioctls).  It also wraps close(),
  * so a session never outlives its VM fd number, and counts KVM_CREATE_VCPU

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * wire.c — the transport under a client session: the SOCK_SEQPACKET
- * connection to pmufilterd (connect with a timeout, one datagram out with an
- * optional fd, one datagram in with stray fds closed), and the per-thread
- * record behind pmufilter_last_error().  libc only.
+ * connection to pmufilterd (connect with a timeout, the listener's uid
+ * checked, one datagram out with an optional fd, one datagram in with stray
+ * fds closed), and the per-thread record behind pmufilter_last_error().
+ * libc only.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -40,12 +41,33 @@ int client_fail(int r, bool with_errno, const char *fmt, ...) {
         return r;
 }
 
+/* 0 when the peer of the connected sock is expected_uid, else -EPERM
+ * naming path, the peer's uid and pid, and expected_uid (recorded). */
+static int check_peer(int sock, const char *path, uid_t expected_uid) {
+        struct ucred cred = {};
+        socklen_t l = sizeof(cred);
+
+        assert(path);
+
+        /* The kernel's word on who called listen() on the other end, taken
+         * at connect() time: the only thing a stranger cannot fake.  Any
+         * user can bind a path it may write, or any abstract name, and
+         * answer with a permissive filter. */
+        if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0)
+                return fail_errno(-errno, "reading SO_PEERCRED of the socket to %s", path);
+        if (cred.uid != expected_uid)
+                return fail(-EPERM, "refusing to attach: the peer on %s is uid %u (pid %d), not pmufilterd's uid %u",
+                            path, (unsigned) cred.uid, (int) cred.pid, (unsigned) expected_uid);
+        return 0;
+}
+
 int wire_connect(const char *path, int timeout_ms, int *ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
         _cleanup_close_ int fd = -1;
         socklen_t salen;
         size_t l;
+        int r;
 
         assert(path);
         assert(ret);
@@ -75,6 +97,11 @@ int wire_connect(const char *path, int timeout_ms, int *ret) {
                         return fail(-ETIMEDOUT, "connect to %s: no room in its backlog within %d ms", path, timeout_ms);
                 return fail_errno(-errno, "connect to pmufilterd at %s", path);
         }
+        /* Here, on every connect and re-connect, before anything (the VM fd
+         * above all) is sent. */
+        r = check_peer(fd, path, (uid_t) PMUFILTER_DAEMON_UID);
+        if (r < 0)
+                return r;
         *ret = TAKE_FD(fd);
         return 0;
 }

@@ -19,7 +19,8 @@ int client_fail(int r, bool with_errno, const char *fmt, ...);
 #define fail_errno(r, ...) client_fail((r), true, __VA_ARGS__)
 
 /* Connect to pmufilterd at path ('@' first: abstract), connect() and sends
- * bounded by timeout_ms.  0 and the socket in *ret, or -errno (recorded). */
+ * bounded by timeout_ms, and refuse (-EPERM) a peer that is not uid
+ * PMUFILTER_DAEMON_UID.  0 and the socket in *ret, or -errno (recorded). */
 int wire_connect(const char *path, int timeout_ms, int *ret);
 
 /* One datagram, with pass_fd in SCM_RIGHTS unless it is < 0.  0 or -errno. */

@@ -30,6 +30,8 @@ SHIM = os.path.join(BUILD, "client/libpmufilter-preload.so")
 # sanitizer runtime loaded ahead of it, which an unsanitized QEMU lacks.
 SANITIZED = os.environ.get("PMUFILTER_SANITIZED", "0") not in ("", "0")
 SHIPPED = os.path.join(SRC, "conf/pmufilterd.yaml")
+# The only uid the VMM side attaches to (meson's daemon_uid, SO_PEERCRED).
+DAEMON_UID = int(os.environ.get("PMUFILTER_DAEMON_UID", "0"))
 
 MID = {
     "attach": "b1be182962774d2dab6f8b6b86c06596",

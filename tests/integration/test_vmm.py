@@ -3,18 +3,23 @@
 """The daemon's spine end to end (issue 4): real VMs from the cooperating
 test VMM (libpmufilter-client) and from unmodified QEMU (with and without
 the preload shim), matched, filtered, reloaded, and watched when they never
-attach.  The built daemon, real /dev/kvm."""
+attach; and neither hands its VM to a fake daemon that runs as nobody.  The
+built daemon, real /dev/kvm."""
 
 import json
 import os
+import pwd
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import harness
+from busharness import NOBODY
 from harness import Daemon, check, need, need_kvm, need_root
 
 def config(timeout=800, unmanaged="warn", minimal="0x00c0, 0x00c4"):
@@ -250,12 +255,13 @@ def test_restart_and_crash_keep_every_vm_and_its_profile():
 QEMU = shutil.which("qemu-system-x86_64")
 
 
-def qemu(name, preload=None, sock=None):
+def qemu(name, preload=None, sock=None, **env_add):
     if not QEMU:
         raise harness.Skip("qemu-system-x86_64 is not installed")
     env = dict(os.environ)
     if preload:
         env.update(LD_PRELOAD=preload, PMUFILTER_SOCKET=sock)
+    env.update(env_add)
     return subprocess.Popen([QEMU, "-accel", "kvm", "-name", name, "-machine", "q35", "-m", "64", "-display", "none",
                              "-nodefaults", "-no-user-config", "-S"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -295,6 +301,162 @@ def test_qemu_without_the_shim_is_unmanaged_then_killed_in_kill_mode():
         check(q.returncode == -signal.SIGKILL, "QEMU died of SIGKILL, got %r" % q.returncode)
         rs = d.wait_records("unmanaged", 1, where=lambda r: r.pid == q.pid)
         check("killed its VMM" in rs[0].message, "the record says so: %r" % rs[0])
+
+
+# A fake pmufilterd, as anyone may run one: listens on argv[1] ('@' first:
+# abstract), answers every ATTACH with a permissive filter (deny nothing,
+# every fixed counter) and prints one JSON line per thing it sees.
+IMPOSTOR = r"""
+import array, json, os, socket, sys
+path = sys.argv[1]
+APPLY = (b"PMUFILTER/1 APPLY\nVM=evil\nSERIAL=1\nPROFILE=permissive\nPMU=on\nACTION=deny\n"
+         b"FLAGS=0\nFIXED=0xffffffff\nEVENTS=\n")
+def say(**kw):
+    print(json.dumps(kw), flush=True)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind("\0" + path[1:] if path.startswith("@") else path)
+s.listen(8)
+say(event="listening", uid=os.geteuid(), pid=os.getpid())
+while True:
+    c, _ = s.accept()
+    c.settimeout(10)
+    say(event="connection")
+    while True:
+        try:
+            msg, anc, _, _ = c.recvmsg(65536, socket.CMSG_SPACE(8 * 4))
+        except OSError:
+            break
+        fds = array.array("i")
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        kinds = []
+        for fd in fds:
+            kinds.append(os.readlink("/proc/self/fd/%d" % fd))
+            os.close(fd)
+        if not msg and not kinds:
+            say(event="closed")
+            break
+        verb = msg.split(b"\n", 1)[0].decode(errors="replace")
+        say(event="message", verb=verb, fds=kinds)
+        if verb == "PMUFILTER/1 ATTACH":
+            c.send(APPLY)
+    c.close()
+"""
+
+
+class Impostor:
+    """IMPOSTOR as nobody, on a path in nobody's own directory (path None) or
+    on the given one; .seen is what it printed."""
+
+    def __init__(self, path=None):
+        need_root()
+        if not shutil.which("setpriv"):
+            raise harness.Skip("setpriv (util-linux) is not installed: cannot run the impostor as nobody")
+        nobody = pwd.getpwnam("nobody")
+        if nobody.pw_uid == harness.DAEMON_UID:
+            raise harness.Skip("built with -Ddaemon_uid=%d: nobody is the daemon's uid" % nobody.pw_uid)
+        self.uid = nobody.pw_uid
+        self.dir = None
+        if path is None:
+            self.dir = tempfile.mkdtemp(prefix="pmufilterd-impostor.")
+            os.chown(self.dir, nobody.pw_uid, nobody.pw_gid)
+            path = os.path.join(self.dir, "vmm.sock")
+        self.path = path
+        self.seen = []
+        self.cv = threading.Condition()
+        self.p = subprocess.Popen(NOBODY + [sys.executable, "-c", IMPOSTOR, path], stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait("listening")
+        self.pid = self.seen[0]["pid"]
+        check(self.seen[0]["uid"] == self.uid, "the impostor runs as nobody: %r" % self.seen[0])
+
+    def _read(self):
+        for line in self.p.stdout:
+            with self.cv:
+                self.seen.append(json.loads(line))
+                self.cv.notify_all()
+
+    def wait(self, event, count=1, timeout=10):
+        deadline = time.time() + timeout
+        with self.cv:
+            while len([e for e in self.seen if e["event"] == event]) < count:
+                check(self.p.poll() is None, "the impostor exited (%r) having seen %r" % (self.p.returncode, self.seen))
+                check(time.time() < deadline, "impostor: expected %d '%s', saw %r" % (count, event, self.seen))
+                self.cv.wait(0.1)
+
+    def refusal(self):
+        """What the VMM side says when it meets this impostor."""
+        return "refusing to attach: the peer on %s is uid %d (pid %d), not pmufilterd's uid %d" % (
+            self.path, self.uid, self.pid, harness.DAEMON_UID)
+
+    def check_given_nothing(self, connections):
+        """Reached by each of `connections` attaches, and no message, let
+        alone a VM fd, ever came in."""
+        self.wait("closed", connections)
+        with self.cv:
+            check(not [e for e in self.seen if e["event"] == "message"],
+                  "the impostor received nothing: %r" % self.seen)
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait(10)
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_qemu_with_the_shim_refuses_a_daemon_that_is_not_root():
+    # A fake daemon on the socket QEMU is pointed at: KVM_CREATE_VM fails
+    # (EPERM) before the VM fd can be sent, and QEMU does not start; with
+    # PMUFILTER_REQUIRED=0 it starts without a filter, still sending nothing.
+    need_kvm(); need(harness.SHIM, "the preload shim")
+    if not QEMU:
+        raise harness.Skip("qemu-system-x86_64 is not installed")
+    m = Impostor()
+    try:
+        q = qemu("fooled", harness.SHIM, m.path)
+        try:
+            q.wait(30)
+        except subprocess.TimeoutExpired:
+            q.kill(); q.wait()
+            raise harness.Failure("QEMU started on the impostor's filter: %r" % m.seen)
+        err = q.stderr.read()
+        check(q.returncode != 0, "QEMU failed to start, got %r:\n%s" % (q.returncode, err))
+        check("pmufilter-preload: refusing KVM_CREATE_VM: " + m.refusal() in err,
+              "the shim says why:\n%s" % err)
+        check("Operation not permitted" in err, "QEMU's own error is EPERM:\n%s" % err)
+        m.check_given_nothing(1)
+
+        q = qemu("unfiltered", harness.SHIM, m.path, PMUFILTER_REQUIRED="0")
+        try:
+            time.sleep(1)
+            check(q.poll() is None, "QEMU runs with PMUFILTER_REQUIRED=0: %s" %
+                  (q.stderr.read() if q.poll() is not None else ""))
+        finally:
+            q.terminate(); q.wait(10)
+        err = q.stderr.read()
+        check(m.refusal() in err and "runs without a PMU event filter (PMUFILTER_REQUIRED=0)" in err,
+              "the shim warns:\n%s" % err)
+        m.check_given_nothing(2)
+    finally:
+        m.stop()
+
+
+def test_cooperating_vmm_refuses_a_daemon_that_is_not_root():
+    # The same through the library, on an abstract name: anyone can bind one.
+    need_kvm(); need(harness.VMM, "the test VMM")
+    m = Impostor("@pmufilterd-impostor-%d" % os.getpid())
+    try:
+        p = subprocess.run([harness.VMM, "--socket", m.path, "--json", "--name", "fooled"], capture_output=True,
+                           text=True, timeout=60)
+        lines = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+        check(p.returncode == 1, "test-vmm failed, got %d: %s\n%s" % (p.returncode, p.stdout, p.stderr))
+        check(len(lines) == 1 and lines[0]["event"] == "attach" and lines[0]["errno"] == 1 and
+              not lines[0]["attached"], "the attach failed with EPERM: %r" % lines)
+        check(m.refusal() in lines[0]["error"], "the error says why: %r" % lines[0]["error"])
+        m.check_given_nothing(1)
+    finally:
+        m.stop()
 
 
 if __name__ == "__main__":

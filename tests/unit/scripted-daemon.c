@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* scripted-daemon.c — the stand-in daemon of the client tests (see the header). */
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -181,6 +183,184 @@ void daemon_done(struct daemon *d) {
         for (unsigned i = 0; i < d->n_attach; i++)
                 proto_attach_done(&d->attach[i]);
         d->n_attach = 0;
+}
+
+/* What a hostile daemon would like a VMM to apply: a denylist of nothing,
+ * with every fixed counter allowed. */
+const char apply_permissive[] =
+        "PMUFILTER/1 APPLY\nVM=evil\nSERIAL=1\nPROFILE=permissive\nPMU=on\nACTION=deny\n"
+        "FLAGS=0\nFIXED=0xffffffff\nEVENTS=\n";
+
+_printf_(2, 3)
+static _Noreturn void impostor_die(int report_fd, const char *fmt, ...) {
+        char buf[256];
+        va_list ap;
+        int n;
+
+        buf[0] = 'F';
+        va_start(ap, fmt);
+        n = vsnprintf(buf + 1, sizeof(buf) - 1, fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                (void) !write(report_fd, buf, strlen(buf));
+        _exit(1);
+}
+
+/* One connection, until the client hangs up or goes quiet. */
+static void impostor_serve(int conn, struct impostor_seen *seen) {
+        for (;;) {
+                char buf[PROTO_MSG_MAX + 1];
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int) * 8)];
+                } control;
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                                     .msg_controllen = sizeof(control.buf) };
+                enum proto_verb v;
+                ssize_t n;
+
+                if (!wait_readable(conn, SCRIPT_WAIT_MS))
+                        return;
+                n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+                if (n <= 0)
+                        return;
+                seen->messages++;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                                continue;
+                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                                char link[64];
+                                ssize_t l;
+                                int fd;
+
+                                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                                snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+                                if (seen->fds++ == 0 &&
+                                    (l = readlink(link, seen->fd_kind, sizeof(seen->fd_kind) - 1)) > 0)
+                                        seen->fd_kind[l] = 0;
+                                safe_close(fd);
+                        }
+                }
+                if (proto_parse_verb(buf, n, &v, NULL, 0) == 0 && v == PROTO_ATTACH) {
+                        seen->attaches++;
+                        (void) send(conn, apply_permissive, strlen(apply_permissive), MSG_NOSIGNAL);
+                }
+        }
+}
+
+static _Noreturn void impostor_main(const char *path, int stop_fd, int report_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct impostor_seen seen = {};
+        socklen_t salen;
+        int fd;
+
+        /* nobody before the socket exists: the listener's credentials are
+         * taken at listen() and are what every client sees. */
+        if (setgroups(0, NULL) < 0 || setresgid(NOBODY_GID, NOBODY_GID, NOBODY_GID) < 0 ||
+            setresuid(NOBODY_UID, NOBODY_UID, NOBODY_UID) < 0)
+                impostor_die(report_fd, "cannot become uid %d: %m", NOBODY_UID);
+
+        memcpy(sa.sun_path, path, strnlen(path, sizeof(sa.sun_path) - 1));
+        salen = offsetof(struct sockaddr_un, sun_path) + strlen(path) + (path[0] == '@' ? 0 : 1);
+        if (path[0] == '@')
+                sa.sun_path[0] = 0;
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, salen) < 0 || listen(fd, 8) < 0)
+                impostor_die(report_fd, "cannot listen on %s as uid %d: %m", path, NOBODY_UID);
+        if (write(report_fd, "R", 1) != 1)
+                _exit(1);
+
+        for (;;) {
+                struct pollfd p[2] = {
+                        { .fd = fd, .events = POLLIN },
+                        { .fd = stop_fd, .events = POLLIN },
+                };
+                int conn;
+
+                if (poll(p, 2, -1) < 0)
+                        continue;
+                /* Connections made before the stop first: the client may
+                 * have connected and gone just before the test stops us. */
+                if (p[0].revents) {
+                        conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                        if (conn < 0)
+                                continue;
+                        seen.connections++;
+                        impostor_serve(conn, &seen);
+                        close(conn);
+                        continue;
+                }
+                if (p[1].revents)
+                        break;
+        }
+        (void) !write(report_fd, &seen, sizeof(seen));
+        _exit(0);
+}
+
+static void impostor_reap(struct impostor *m) {
+        int status;
+
+        m->stop_fd = safe_close(m->stop_fd);
+        m->report_fd = safe_close(m->report_fd);
+        if (m->pid > 0)
+                (void) waitpid(m->pid, &status, 0);
+        m->pid = 0;
+        if (m->dir[0]) {
+                unlink(m->path);
+                rmdir(m->dir);
+                m->dir[0] = 0;
+        }
+}
+
+void impostor_start(struct impostor *m, const char *path) {
+        int stop[2], report[2];
+        char c, why[256];
+        ssize_t n;
+
+        *m = (struct impostor) { .stop_fd = -1, .report_fd = -1 };
+        if (path)
+                snprintf(m->path, sizeof(m->path), "%s", path);
+        else {
+                /* nobody's own directory: what any user can make of /tmp. */
+                strcpy(m->dir, "/tmp/test-client-impostor.XXXXXX");
+                assert_non_null(mkdtemp(m->dir));
+                assert_int_equal(chown(m->dir, NOBODY_UID, NOBODY_GID), 0);
+                snprintf(m->path, sizeof(m->path), "%s/vmm.sock", m->dir);
+        }
+        assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+        fflush(NULL);
+        m->pid = fork();
+        assert_true(m->pid >= 0);
+        if (m->pid == 0) {
+                close(stop[1]);
+                close(report[0]);
+                impostor_main(m->path, stop[0], report[1]);
+        }
+        close(stop[0]);
+        close(report[1]);
+        m->stop_fd = stop[1];
+        m->report_fd = report[0];
+
+        n = read(m->report_fd, &c, 1);
+        if (n == 1 && c == 'R')
+                return;
+        n = n == 1 ? read(m->report_fd, why, sizeof(why) - 1) : 0;
+        why[n > 0 ? n : 0] = 0;
+        impostor_reap(m);
+        fail_msg("impostor: %s", n > 0 ? why : "exited before listening");
+}
+
+void impostor_stop(struct impostor *m) {
+        ssize_t n;
+
+        /* Closing stop_fd tells the child to report. */
+        m->stop_fd = safe_close(m->stop_fd);
+        n = read(m->report_fd, &m->seen, sizeof(m->seen));
+        impostor_reap(m);
+        if (n != (ssize_t) sizeof(m->seen))
+                fail_msg("impostor: no report of what it received");
 }
 
 int create_vm(void) {

@@ -3,7 +3,9 @@
  * scripted-daemon.h — a stand-in for pmufilterd in the client tests: a thread
  * that listens on a SOCK_SEQPACKET socket and plays one script (APPLY,
  * ERROR, garbage, hang-up, silence), recording what the client sent.  Fault
- * injection the real daemon never does on purpose; the VMs are real.
+ * injection the real daemon never does on purpose; the VMs are real.  And an
+ * impostor: a child process that listens as nobody, the hostile daemon the
+ * client must refuse.
  */
 #pragma once
 
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "proto.h"
 #include "util.h"
@@ -48,6 +51,19 @@ struct daemon {
                 }                                                               \
         } while (0)
 
+/* The library attaches only to a listener of uid PMUFILTER_DAEMON_UID, and
+ * the scripted daemon listens as this process: skip, saying why, when they
+ * differ (not root, or a build with -Ddaemon_uid). */
+#define NEED_DAEMON_UID()                                                       \
+        do {                                                                    \
+                if (geteuid() != (uid_t) PMUFILTER_DAEMON_UID) {                \
+                        printf("skip: the scripted daemon would run as uid %u, and the library attaches " \
+                               "only to uid %u (-Ddaemon_uid)\n",              \
+                               (unsigned) geteuid(), (unsigned) PMUFILTER_DAEMON_UID); \
+                        skip();                                                 \
+                }                                                               \
+        } while (0)
+
 /* The APPLY a script sends unless told otherwise: allow 0xc0,0x3c, serial 7. */
 extern const char apply_ok[];
 
@@ -65,6 +81,39 @@ void d_wait_close(struct daemon *d, int conn);          /* notes a DETACH */
 void daemon_start(struct daemon *d, void (*script)(struct daemon *d));
 void daemon_stop(struct daemon *d);     /* joins; fails the test if the script failed */
 void daemon_done(struct daemon *d);     /* frees what it recorded */
+
+/* The impostor: a fake daemon in a child process that becomes nobody before
+ * socket()/bind()/listen() (SO_PEERCRED reports whoever called listen()),
+ * accepts connections until impostor_stop(), answers an ATTACH with a
+ * permissive APPLY (deny nothing, every fixed counter) and counts what
+ * arrives. */
+#define NOBODY_UID 65534
+#define NOBODY_GID 65534
+
+struct impostor_seen {
+        unsigned connections;
+        unsigned messages;
+        unsigned attaches;
+        unsigned fds;                   /* descriptors received: the client's VM fds */
+        char fd_kind[64];               /* what the first one was */
+};
+
+struct impostor {
+        char dir[64];                   /* "" when the path is the caller's */
+        char path[108];                 /* '@' first: abstract */
+        pid_t pid;
+        int stop_fd;                    /* closed: the child reports and exits */
+        int report_fd;                  /* 'R' when listening, then struct impostor_seen */
+        struct impostor_seen seen;
+};
+
+extern const char apply_permissive[];
+
+/* Listen at path (NULL: a new directory owned by nobody, vmm.sock in it);
+ * returns once the child listens.  Needs root. */
+void impostor_start(struct impostor *m, const char *path);
+/* Stop the child and fill m->seen; removes the directory it made. */
+void impostor_stop(struct impostor *m);
 
 bool wait_readable(int fd, int ms);
 int create_vm(void);                    /* VM fd or -errno */

@@ -2,7 +2,8 @@
 /*
  * test-client.c — libpmufilter-client and the preload shim on real VMs,
  * against a scripted daemon (scripted-daemon.c) that sends APPLY, ERROR,
- * garbage, hangs up or says nothing.  The kernel side
+ * garbage, hangs up or says nothing, and against an impostor that listens
+ * as nobody and must get nothing.  The kernel side
  * (KVM_SET_PMU_EVENT_FILTER) is real.
  */
 #include <fcntl.h>
@@ -20,16 +21,20 @@
 #include "scripted-daemon.h"
 #include "util.h"
 
-static int attach(struct daemon *d, int vm, int timeout_ms, struct pmufilter_session **ret) {
+static int attach_at(const char *path, int vm, int timeout_ms, struct pmufilter_session **ret) {
         static const char *const labels[] = { "tier=gold", "zone=eu-1", NULL };
         struct pmufilter_attach_args a = PMUFILTER_ATTACH_ARGS_INIT;
 
-        a.socket_path = d->path;
+        a.socket_path = path;
         a.name = "vm-test";
         a.uuid = "01234567-89AB-cdef-0123-456789abcdef";
         a.labels = labels;
         a.timeout_ms = timeout_ms;
         return pmufilter_attach(vm, &a, ret);
+}
+
+static int attach(struct daemon *d, int vm, int timeout_ms, struct pmufilter_session **ret) {
+        return attach_at(d->path, vm, timeout_ms, ret);
 }
 
 /* accept, ATTACH, the APPLY in d->apply, APPLIED, then wait for the end. */
@@ -51,6 +56,7 @@ static void test_apply(void **state) {
         struct daemon d;
         int vm;
 
+        NEED_DAEMON_UID();
         NEED_VM(vm);
         daemon_start(&d, script_apply);
         assert_int_equal(attach(&d, vm, 0, &s), 0);
@@ -93,6 +99,7 @@ static void check_refused(const char *apply, int expected_errno) {
         struct daemon d;
         int vm;
 
+        NEED_DAEMON_UID();
         NEED_VM(vm);
         daemon_start(&d, script_apply);
         d.apply = apply;
@@ -128,6 +135,7 @@ static void test_pmu_off(void **state) {
         struct daemon d;
         int vm, kvm, cap, expected;
 
+        NEED_DAEMON_UID();
         NEED_VM(vm);
         /* What the kernel will say to KVM_CAP_PMU_CAPABILITY here. */
         kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -178,6 +186,7 @@ static void test_error(void **state) {
         struct daemon d;
         int vm;
 
+        NEED_DAEMON_UID();
         NEED_VM(vm);
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
                 daemon_start(&d, script_answer_and_close);
@@ -209,6 +218,7 @@ static void test_timeout(void **state) {
         int64_t t;
         int vm;
 
+        NEED_DAEMON_UID();
         NEED_VM(vm);
         daemon_start(&d, script_silent);
         t = now_ms();
@@ -274,6 +284,7 @@ static void check_reconnect(bool away) {
         int vm, vcpu, r = 0;
         int64_t end;
 
+        NEED_DAEMON_UID();
         NEED_VM(vm);
         daemon_start(&d, script_reconnect);
         if (away)
@@ -490,6 +501,7 @@ static void test_preload_attach(void **state) {
         int o, e, i, status, vm;
         pid_t pid;
 
+        NEED_DAEMON_UID();
         NEED_VM(vm);
         close(vm);
         daemon_start(&d, script_preload);
@@ -526,6 +538,154 @@ static void test_preload_attach(void **state) {
         daemon_done(&d);
 }
 
+/* The impostor runs as nobody, which takes root; and a build that trusts
+ * nobody's uid has no impostor. */
+static void need_impostor(void) {
+        if (geteuid() != 0) {
+                printf("skip: needs root, to run the impostor daemon as uid %d\n", NOBODY_UID);
+                skip();
+        }
+        if (PMUFILTER_DAEMON_UID == NOBODY_UID) {
+                printf("skip: built with -Ddaemon_uid=%d: the impostor's uid is the daemon's\n", NOBODY_UID);
+                skip();
+        }
+}
+
+/* The refusal names the socket, the peer's uid and pid, and the uid wanted. */
+static void refusal(char *buf, size_t size, const struct impostor *m) {
+        snprintf(buf, size, "refusing to attach: the peer on %s is uid %d (pid %d), not pmufilterd's uid %u",
+                 m->path, NOBODY_UID, (int) m->pid, (unsigned) PMUFILTER_DAEMON_UID);
+}
+
+static void assert_refused_by_uid(const struct impostor *m) {
+        char want[256];
+
+        refusal(want, sizeof(want), m);
+        if (!strstr(pmufilter_last_error(), want))
+                fail_msg("\"%s\" lacks \"%s\"", pmufilter_last_error(), want);
+}
+
+/* A daemon that answers on the socket but is not pmufilterd's uid, on a path
+ * in its own directory and on an abstract name: the VM fd never leaves. */
+static void test_impostor_is_refused(void **state) {
+        struct pmufilter_session *s = NULL;
+        char abstract[64];
+        const char *paths[2] = { NULL, abstract };
+        struct impostor m;
+        int vm;
+
+        need_impostor();
+        NEED_VM(vm);
+        snprintf(abstract, sizeof(abstract), "@pmufilter-test-impostor-%d", (int) getpid());
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                impostor_start(&m, paths[i]);
+                assert_int_equal(attach_at(m.path, vm, 0, &s), -EPERM);
+                assert_null(s);
+                assert_refused_by_uid(&m);
+                impostor_stop(&m);
+
+                /* Reached, and given nothing: no ATTACH, no fd. */
+                assert_int_equal(m.seen.connections, 1);
+                assert_int_equal(m.seen.messages, 0);
+                assert_int_equal(m.seen.attaches, 0);
+                assert_int_equal(m.seen.fds, 0);
+        }
+        assert_true(fcntl(vm, F_GETFD) >= 0);
+        close(vm);
+}
+
+/* accept, ATTACH, APPLY, APPLIED; when the test says so, leave for good (the
+ * socket path gone) and hang up. */
+static void script_apply_and_leave(struct daemon *d) {
+        int conn = d_accept(d);
+
+        if (conn < 0)
+                return;
+        if (d_expect_attach(d, conn)) {
+                d_send(d, conn, d->apply);
+                if (d_expect_applied(d, conn) && !wait_readable(d->go[0], SCRIPT_WAIT_MS))
+                        d_fail(d, "the test did not let the script go on");
+        }
+        d->listen_fd = safe_close(d->listen_fd);
+        unlink(d->path);
+        close(conn);
+}
+
+/* pmufilterd goes away and an impostor takes its socket's place: neither
+ * the re-attach at once nor the one after the back-off sends the VM. */
+static void test_impostor_is_refused_on_reattach(void **state) {
+        struct pmufilter_session *s = NULL;
+        struct impostor m;
+        struct daemon d;
+        int vm;
+
+        need_impostor();
+        NEED_DAEMON_UID();
+        NEED_VM(vm);
+        daemon_start(&d, script_apply_and_leave);
+        assert_int_equal(attach(&d, vm, 0, &s), 0);
+        assert_true(pmufilter_session_serial(s) == 7);
+
+        assert_int_equal(write(d.go[1], "x", 1), 1);
+        assert_true(wait_readable(pmufilter_session_fd(s), 5000));      /* the hang-up */
+        /* The directory is the impostor's now, as if nobody could write it. */
+        assert_int_equal(chown(d.dir, NOBODY_UID, NOBODY_GID), 0);
+        impostor_start(&m, d.path);
+
+        assert_int_equal(pmufilter_session_process(s), -EPERM);
+        assert_refused_by_uid(&m);
+        assert_int_equal(pmufilter_session_connected(s), 0);
+        /* The back-off's turn. */
+        assert_true(wait_readable(pmufilter_session_fd(s), 5000));
+        assert_int_equal(pmufilter_session_process(s), -EPERM);
+        assert_refused_by_uid(&m);
+        assert_int_equal(pmufilter_session_connected(s), 0);
+        /* The last filter pmufilterd sent is what the session still knows. */
+        assert_true(pmufilter_session_serial(s) == 7);
+        assert_string_equal(pmufilter_session_profile(s), "tenant");
+        impostor_stop(&m);
+
+        assert_int_equal(m.seen.connections, 2);
+        assert_int_equal(m.seen.messages, 0);
+        assert_int_equal(m.seen.fds, 0);
+        pmufilter_session_free(s);
+        daemon_stop(&d);
+        assert_int_equal(d.n_attach, 1);
+        daemon_done(&d);
+        close(vm);
+}
+
+/* The shim against the impostor: KVM_CREATE_VM fails with EPERM, or with
+ * PMUFILTER_REQUIRED=0 the VM runs unfiltered; either way no fd goes out. */
+static void test_preload_impostor(void **state) {
+        char sock_env[160], why[256], want[320], out[2][1024], err[2][1024];
+        const char *closed[] = { "LD_PRELOAD=" PRELOAD_PATH, sock_env, NULL };
+        const char *open_[] = { "LD_PRELOAD=" PRELOAD_PATH, sock_env, "PMUFILTER_REQUIRED=0", NULL };
+        struct impostor m;
+        int vm, r[2];
+
+        need_impostor();
+        NEED_VM(vm);
+        close(vm);
+        impostor_start(&m, NULL);
+        snprintf(sock_env, sizeof(sock_env), "PMUFILTER_SOCKET=%s", m.path);
+        refusal(why, sizeof(why), &m);
+        snprintf(want, sizeof(want), "pmufilter-preload: refusing KVM_CREATE_VM: %s", why);
+        r[0] = run_preload(closed, out[0], err[0], sizeof(out[0]));
+        r[1] = run_preload(open_, out[1], err[1], sizeof(out[1]));
+        impostor_stop(&m);
+
+        if (r[0] != 1 || !strstr(out[0], "KVM_CREATE_VM failed errno=1 ") || !strstr(err[0], want))
+                fail_msg("fail-closed run: exit %d, stdout \"%s\", stderr \"%s\", wanted \"%s\"",
+                         r[0], out[0], err[0], want);
+        if (r[1] != 0 || !strstr(out[1], "created fd=") || !strstr(err[1], why) ||
+            !strstr(err[1], "runs without a PMU event filter (PMUFILTER_REQUIRED=0)"))
+                fail_msg("PMUFILTER_REQUIRED=0 run: exit %d, stdout \"%s\", stderr \"%s\"", r[1], out[1], err[1]);
+        assert_int_equal(m.seen.connections, 2);
+        assert_int_equal(m.seen.messages, 0);
+        assert_int_equal(m.seen.fds, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_apply),
@@ -538,6 +698,9 @@ int main(void) {
                 cmocka_unit_test(test_bad_args),
                 cmocka_unit_test(test_preload_without_daemon),
                 cmocka_unit_test(test_preload_attach),
+                cmocka_unit_test(test_impostor_is_refused),
+                cmocka_unit_test(test_impostor_is_refused_on_reattach),
+                cmocka_unit_test(test_preload_impostor),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
