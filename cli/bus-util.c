@@ -280,6 +280,49 @@ int bus_get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_err
         return 0;
 }
 
+int bus_get_one(sd_bus *bus, const char *path, const char *interface, const char *name, sd_bus_error *e,
+                struct props *p) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct prop n = {};
+        struct prop *v;
+        const char *sig;
+        char type;
+        int r;
+
+        assert(bus);
+        assert(path);
+        assert(interface);
+        assert(name);
+        assert(p);
+
+        r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, path, "org.freedesktop.DBus.Properties", "Get", e, &reply,
+                               "ss", interface, name);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_peek_type(reply, &type, &sig);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'v', sig);
+        if (r < 0)
+                return r;
+        r = prop_read_value(reply, sig, &n);
+        if (r <= 0) {
+                prop_done(&n);
+                return r < 0 ? r : -EBADMSG;
+        }
+        n.name = strdup(name);
+        v = reallocarray(p->v, p->n + 1, sizeof(*v));
+        if (!n.name || !v) {
+                prop_done(&n);
+                if (v)
+                        p->v = v;
+                return -ENOMEM;
+        }
+        p->v = v;
+        p->v[p->n++] = n;
+        return 0;
+}
+
 const struct prop *props_get(const struct props *p, const char *name) {
         assert(p);
         assert(name);

@@ -85,6 +85,10 @@ int props_read(sd_bus_message *m, struct props *p);
 int bus_get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_error *e,
                 struct props *ret);
 
+/* Properties.Get of one property (those GetAll leaves out), added to p. */
+int bus_get_one(sd_bus *bus, const char *path, const char *interface, const char *name, sd_bus_error *e,
+                struct props *p);
+
 const struct prop *props_get(const struct props *p, const char *name);
 /* The value, or "" / 0 / false / NULL when the daemon did not send it. */
 const char *props_string(const struct props *p, const char *name);

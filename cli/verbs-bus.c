@@ -124,20 +124,49 @@ static int filter_print(const struct props *p, const char *words_property, char 
         return compile_print_table(&f, pmu, o);
 }
 
-/* GetVM or GetProfile of name, then GetAll of the object it names. */
+/* GetVM or GetProfile of name, then GetAll of the object it names, and of
+ * a VM also the properties GetAll leaves out (its facts). */
 static int get_object(sd_bus *bus, const char *method, const char *interface, const char *name,
                       sd_bus_error *e, struct props *ret) {
+        static const char *const vm_explicit[] = { "VerifiedFacts", "ClaimedFacts", "BoundTo", NULL };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(props_clear) struct props p = {};
         const char *path;
         int r;
 
         r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
                                method, e, &reply, "s", name);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "o", &path);
-        if (r >= 0)
-                r = bus_get_all(bus, path, interface, e, ret);
-        return r;
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return r;
+        r = bus_get_all(bus, path, interface, e, &p);
+        if (r < 0)
+                return r;
+        if (streq(interface, PMUFILTERD_VM_IFACE))
+                for (const char *const *n = vm_explicit; *n; n++) {
+                        r = bus_get_one(bus, path, interface, *n, e, &p);
+                        /* A daemon from before these properties: shown without them. */
+                        if (r < 0 && !sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_PROPERTY))
+                                return r;
+                        sd_bus_error_free(e);
+                }
+        *ret = p;
+        p = (struct props) {};
+        return 0;
+}
+
+/* A map property as "k=v, k=v", or "-". */
+static void print_map(const char *label, const struct props *p, const char *name) {
+        const struct prop *m = props_get(p, name);
+
+        printf(LABEL, label);
+        if (m && strv_length(m->strv) > 0)
+                prop_print_value(m, stdout, false);
+        else
+                printf("-");
+        printf("\n");
 }
 
 /* Connect and get_object(), or say in one line why not. */
@@ -228,6 +257,12 @@ int verb_show(int argc, char *argv[], const struct ctl_options *o) {
                 printf(LABEL "%s (from %s)\n", "Profile:", s, strna(empty_to_null(props_string(&p, "ProfileSource"))));
         print_time("Applied:", props_number(&p, "AppliedUSec"));
         printf(LABEL "%s\n", "Last error:", strna(empty_to_null(props_string(&p, "LastError"))));
+        /* Which facts a rule or a change can rest on, and which the VMM said. */
+        print_map("Verified:", &p, "VerifiedFacts");
+        print_map("Claimed:", &p, "ClaimedFacts");
+        printf(LABEL "%s\n", "Bound to:",
+               isempty(props_string(&p, "BoundTo")) ? "- (a runtime change lasts as long as this VM)"
+                                                     : props_string(&p, "BoundTo"));
 
         daemon_pmu(bus, &pmu);
         return filter_print(&p, "Events", vm_entry_names(bus, &p, &profile), &pmu, o);
@@ -322,6 +357,25 @@ int verb_profile_show(int argc, char *argv[], const struct ctl_options *o) {
 
 /* ---- changes ---------------------------------------------------------------- */
 
+/* A trusted tier given on the strength of what a VMM claims (not a
+ * machined registration) reaches any VMM of that uid claiming the same:
+ * say so, as the daemon's audit record does. */
+static void warn_claimed_trusted(sd_bus *bus, const char *vm, const char *profile) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(props_clear) struct props p = {}, prof = {};
+        const char *bound;
+
+        if (get_object(bus, "GetProfile", PMUFILTERD_PROFILE_IFACE, profile, &e, &prof) < 0 ||
+            !streq(props_string(&prof, "Tier"), "trusted") ||
+            get_object(bus, "GetVM", PMUFILTERD_VM_IFACE, vm, &e, &p) < 0)
+                return;
+        bound = props_string(&p, "BoundTo");
+        if (!startswith(bound, "machine "))
+                fprintf(stderr, "pmufilterctl: warning: trusted-tier profile '%s' on VM %s is bound to %s: %s\n",
+                        profile, vm, isempty(bound) ? "nothing verified" : bound,
+                        isempty(bound) ? "it lasts as long as this VM" : "any VMM of that uid claiming it gets it too");
+}
+
 /* Set (profile) or reset (NULL) each VM on its own, as systemctl does with
  * units: one that fails does not keep the others from their change.  The
  * first failure is the result. */
@@ -335,6 +389,8 @@ static int change_each_vm(sd_bus *bus, char **vms, int n, const char *profile, b
                         r = bus_manager_change(bus, &e, "SetVMProfile", "ssb", vms[i], profile, runtime);
                         if (r < 0)
                                 r = bus_log_error(r, &e, "Failed to set profile of VM %s", vms[i]);
+                        else
+                                warn_claimed_trusted(bus, vms[i], profile);
                 } else {
                         r = bus_manager_change(bus, &e, "ResetVMProfile", "sb", vms[i], runtime);
                         if (r < 0)

@@ -110,6 +110,90 @@ static int prop_flags(sd_bus *bus, const char *path, const char *interface, cons
         return sd_bus_message_append(reply, "u", vm->filter ? vm->filter->flags : 0);
 }
 
+static int append_pair(sd_bus_message *reply, const char *key, const char *value) {
+        if (isempty(value))
+                return 0;
+        return sd_bus_message_append(reply, "{ss}", key, value);
+}
+
+/* What the daemon read of the VM's creator from the kernel and systemd: a
+ * rule on these keys rests on facts no VMM can forge (pmufilterd(8),
+ * SECURITY).  Read whole when asked: an explicit property, not in GetAll. */
+static int prop_verified(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm *vm = userdata;
+        const struct proc_facts *f = &vm->facts;
+        char uid[16], gid[16];
+        int r;
+
+        if (vm->have_facts)
+                (void) proc_facts_load(&vm->facts, PROC_FACT_ALL);
+        snprintf(uid, sizeof(uid), "%u", (unsigned) f->uid);
+        snprintf(gid, sizeof(gid), "%u", (unsigned) f->gid);
+        r = sd_bus_message_open_container(reply, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        if (vm->have_facts) {
+                bool ids = f->loaded & PROC_FACT_IDS;
+                const struct {
+                        const char *key, *value;
+                } facts[] = {
+                        { "uid", ids ? uid : NULL }, { "gid", ids ? gid : NULL },
+                        { "user", f->user }, { "group", f->group },
+                        { "exe", f->exe }, { "comm", f->comm },
+                        { "cgroup", f->cgroup }, { "unit", f->unit }, { "slice", f->slice },
+                        { "machine", f->machine }, { "machine_uuid", f->machine_uuid },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(facts); i++) {
+                        r = append_pair(reply, facts[i].key, facts[i].value);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* What the VMM said of its VM in ATTACH: anything it likes. */
+static int prop_claimed(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm *vm = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        r = append_pair(reply, "name", vm->name);
+        if (r >= 0)
+                r = append_pair(reply, "uuid", vm->uuid);
+        if (r >= 0)
+                r = append_pair(reply, "client", vm->client);
+        for (char **l = vm->labels; r >= 0 && l && *l; l++) {
+                const char *eq = strchr(*l, '=');
+                _cleanup_free_ char *k = NULL;
+
+                if (asprintf(&k, "label.%.*s", eq ? (int) (eq - *l) : (int) strlen(*l), *l) < 0)
+                        return -ENOMEM;
+                r = append_pair(reply, k, eq ? eq + 1 : "");
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* What a change made for this VM over D-Bus is bound to, in words. */
+static int prop_bound_to(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *key = NULL;
+        struct vm_identity id;
+        char buf[512];
+
+        deliver_vm_identity(userdata, &id);
+        if (overrides_key(&id, &key) < 0)
+                return sd_bus_message_append(reply, "s", "");
+        return sd_bus_message_append(reply, "s", overrides_describe(key, buf, sizeof(buf)));
+}
+
 static int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct vm *vm = userdata;
         const char *profile;
@@ -145,6 +229,9 @@ const sd_bus_vtable bus_vm_vtable[] = {
         SD_BUS_PROPERTY("PMU", "s", prop_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AppliedUSec", "t", NULL, offsetof(struct vm, applied_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("VerifiedFacts", "a{ss}", prop_verified, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
+        SD_BUS_PROPERTY("ClaimedFacts", "a{ss}", prop_claimed, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
+        SD_BUS_PROPERTY("BoundTo", "s", prop_bound_to, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
         SD_BUS_METHOD_WITH_ARGS("SetProfile", SD_BUS_ARGS("s", profile, "b", runtime), SD_BUS_NO_RESULT,
                                 method_set_profile, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reapply", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,

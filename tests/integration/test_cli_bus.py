@@ -260,6 +260,32 @@ def test_show_vm():
               "JSON: the words the VMM applied: %r vs %r" % (j, apply))
 
 
+def test_show_tells_verified_facts_from_claims():
+    """show says which facts of a VM the daemon read from the kernel and
+    systemd, which the VMM claimed, and what a change would be bound to."""
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        out = ok(r.bus, "show", "vm-1")
+        verified, claimed = field(out, "Verified"), field(out, "Claimed")
+        check("uid=%d" % os.getuid() in verified and "comm=" in verified and "exe=" in verified,
+              "verified facts:\n" + out)
+        check("name=" not in verified and "label." not in verified, "no claim among the verified:\n" + out)
+        check("name=vm-1" in claimed and "label.tier=gold" in claimed and "client=" in claimed,
+              "claimed facts:\n" + out)
+        check(field(out, "Bound to") == "uid %d with the claimed name 'vm-1'" % os.getuid(),
+              "the binding:\n" + out)
+        j = json.loads(ok(r.bus, "show", a.id, "--json"))
+        check(j["verified_facts"]["uid"] == str(os.getuid()) and j["claimed_facts"]["name"] == "vm-1"
+              and j["claimed_facts"]["label.tier"] == "gold"
+              and j["bound_to"] == "uid %d with the claimed name 'vm-1'" % os.getuid(), "JSON: %r" % j)
+        # A trusted tier on claims alone is called out; a tenant one is not.
+        rc, out, err = ctl(r.bus, "profile", "set", "deny-shared", "vm-1", "--runtime")
+        check(rc == 0 and re.search(r"warning: trusted-tier profile 'deny-shared' on VM vm-1 is bound to uid %d "
+                                    r"with the claimed name 'vm-1'" % os.getuid(), err), "warning: %r" % err)
+        rc, out, err = ctl(r.bus, "profile", "set", "minimal", "vm-1", "--runtime")
+        check(rc == 0 and err == "", "no warning for a tenant tier: %r" % err)
+
+
 def test_profile_list_and_show():
     with Running() as r:
         a = r.vm("vm-1", tier="gold")
