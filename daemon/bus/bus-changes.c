@@ -138,14 +138,14 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         if (r == -ENOMEM)
                 return r;
         if (r >= 0) {
+                _cleanup_(undo_done) struct undo u = {};
+
                 (void) overrides_describe(key, bound, sizeof(bound));
                 /* A trusted tier on the strength of what a VMM says about
                  * itself: said where an operator reads it. */
                 if (!reset && !overrides_key_verified(key) &&
                     profile_tier_of(d, profile) == TIER_TRUSTED)
                         caution = "; CAUTION: a trusted-tier profile bound to a claimed identity, not a verified one";
-                _cleanup_(undo_done) struct undo u = {};
-
                 r = undo_take(d, key, &u);
                 if (r < 0)
                         return r;
@@ -159,6 +159,8 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
                         return r;
         } else if (!runtime && !reset)
                 return bus_error_no_key(error, vm);
+        else if (!reset && profile_tier_of(d, profile) == TIER_TRUSTED)
+                caution = "; CAUTION: a trusted-tier profile on a VM known by nothing verified";
         if (reset) {
                 /* What is left (a persistent change under a runtime reset) still counts. */
                 bool left_runtime = false;

@@ -84,7 +84,9 @@ static bool rule_holds(const struct rule *r, const struct match_input *in) {
                         if ((proc_fact_of_key(r->matches[i].key) != 0) != facts)
                                 continue;
                         v = match_key_value(r->matches[i].key, in, buf, sizeof(buf));
-                        if (!v || fnmatch(r->matches[i].value, v, 0) != 0)
+                        /* UUIDs are one value in either case (kept in lower case). */
+                        if (!v || fnmatch(r->matches[i].value, v,
+                                          streq(r->matches[i].key, "uuid") ? FNM_CASEFOLD : 0) != 0)
                                 return false;
                 }
         return true;

@@ -5,6 +5,7 @@
  * registration order for listings, and the listeners of the layers above.
  */
 #include <assert.h>
+#include <ctype.h>
 #include <stdint.h>
 
 #include "compile.h"
@@ -149,6 +150,7 @@ static void add_sorted(struct vm **out, size_t max, size_t *n, struct vm *vm) {
 }
 
 size_t registry_lookup_all(const struct registry *r, const char *s, struct vm **out, size_t max) {
+        _cleanup_free_ char *lower = NULL;
         struct vm *vm;
         size_t n = 0, b;
 
@@ -166,8 +168,15 @@ size_t registry_lookup_all(const struct registry *r, const char *s, struct vm **
         for (struct vm *i = r->by_name[b]; i; i = i->name_next)
                 if (streq(i->name, s))
                         add_sorted(out, max, &n, i);
+        /* UUIDs are kept in lower case (ATTACH): look them up so. */
+        lower = strdup(s);
+        if (!lower)
+                return n;
+        for (char *c = lower; *c; c++)
+                *c = (char) tolower((unsigned char) *c);
+        b = string_bucket(r->n_buckets, lower);
         for (struct vm *i = r->by_uuid[b]; i; i = i->uuid_next)
-                if (streq(i->uuid, s))
+                if (streq(i->uuid, lower))
                         add_sorted(out, max, &n, i);
         return n;
 }
