@@ -436,6 +436,7 @@ int verb_profile_reset(int argc, char *argv[], const struct ctl_options *o) {
 int verb_reload(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_strv_free_ char **warnings = NULL;
         int r;
 
         r = bus_connect_or_log(o, &bus);
@@ -444,6 +445,11 @@ int verb_reload(int argc, char *argv[], const struct ctl_options *o) {
         r = bus_manager_change(bus, &e, "Reload", "");
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to reload the policy");
+        /* Applied, but it loosened the policy: say how, as the journal does. */
+        r = sd_bus_get_property_strv(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
+                                     "ReloadWarnings", &e, &warnings);
+        for (char **w = r >= 0 ? warnings : NULL; w && *w; w++)
+                fprintf(stderr, "pmufilterctl: warning: the reloaded policy loosens the one before: %s\n", *w);
         return 0;
 }
 

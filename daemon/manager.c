@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <systemd/sd-daemon.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "manager.h"
 #include "session.h"
@@ -266,11 +267,50 @@ static int migrate_state(struct manager *m, bool runtime) {
         return 0;
 }
 
+static int write_guard(FILE *f, const void *userdata) {
+        fprintf(f, "PID=%d\n", (int) getpid());
+        return ferror(f) ? -EIO : 0;
+}
+
+/* A start that died restoring must not be fed the same records again
+ * (systemd restarts it at once: a crash loop, and no VMM can start while
+ * the daemon is down).  The marker says a restore was under way; finding
+ * it, this start restores nothing from the records and moves them aside,
+ * dropping the stored sessions too: the /proc scan finds every VM, and
+ * their VMMs attach again. */
+static bool restore_guard_tripped(struct manager *m, const char *guard) {
+        _cleanup_free_ char *aside = NULL;
+        int r;
+
+        if (access(guard, F_OK) < 0)
+                return false;
+        if (asprintf(&aside, "%s.unrestored", m->records.dir) < 0)
+                return true;
+        (void) rm_rf_shallow(aside);
+        r = rename(m->records.dir, aside) < 0 ? -errno : 0;
+        log_full_errno(LOG_CRIT, 0, "The last start of pmufilterd died while restoring its VM records (%s is there): "
+                       "restoring none this time%s%s; every VM is found by the /proc scan and its VMM attaches again",
+                       guard, r >= 0 ? ", they are kept in " : "", r >= 0 ? aside : "");
+        return true;
+}
+
 static int restore(struct manager *m) {
         _cleanup_free_ struct vm **vms = NULL;
+        _cleanup_free_ char *guard = NULL;
         unsigned n_records = 0;
         size_t n = 0;
         int r;
+
+        if (asprintf(&guard, "%s/restoring", m->options.runtime_dir) < 0)
+                return log_error_errno(ENOMEM, "Failed to restore: %m");
+        if (restore_guard_tripped(m, guard)) {
+                fdstore_drop_sessions(&m->deliver.fdstore);
+                (void) unlink(guard);
+                return 0;
+        }
+        r = write_file_atomic(guard, 0600, WRITE_FILE_MKDIR, write_guard, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write %s (restoring without the guard against a crash loop): %m", guard);
 
         r = records_restore(&m->records, &vms, &n, &n_records);
         if (r < 0)
@@ -294,6 +334,7 @@ static int restore(struct manager *m) {
         r = deliver_apply_batched(&m->deliver, NULL, 0, false, NULL);
         if (r < 0)
                 log_error_errno(r, "Failed to apply the new policy to the VMs: %m");
+        (void) unlink(guard);
         return 0;
 }
 

@@ -3,11 +3,31 @@
  * fileio.c — atomic writes and bounded reads of the daemon's own files.
  */
 #include <assert.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "fileio.h"
 #include "util.h"
+
+int rm_rf_shallow(const char *path) {
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        assert(path);
+        d = opendir(path);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+                    unlinkat(dirfd(d), de->d_name, 0) < 0 && r == 0)
+                        r = -errno;
+        closedir(d);
+        if (rmdir(path) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
 
 int mkdir_parents(const char *path) {
         _cleanup_free_ char *p = NULL;
@@ -89,7 +109,7 @@ int write_file_atomic(const char *path, mode_t mode, unsigned flags,
         return 0;
 }
 
-int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
+int read_file_bounded(const char *path, size_t max, unsigned flags, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
@@ -98,7 +118,7 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size
         assert(path);
         assert(ret);
         /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (flags & READ_FILE_NOFOLLOW ? O_NOFOLLOW : 0));
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)

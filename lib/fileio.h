@@ -22,10 +22,15 @@ enum {
 int write_file_atomic(const char *path, mode_t mode, unsigned flags,
                       int (*write_fn)(FILE *f, const void *userdata), const void *userdata);
 
+/* Remove the files of directory path, then the directory (not recursive:
+ * the daemon's own directories hold files only).  A missing one is fine. */
+int rm_rf_shallow(const char *path);
+
 /* mkdir -p of path's parent directories (not path itself), mode 0755. */
 int mkdir_parents(const char *path);
 
 /* Read a regular file of at most max bytes into a NUL-terminated buffer.
  * -ENOENT if missing, -EFBIG if larger, -EISDIR for a directory, -EBADFD
  * for anything else that is not a regular file (a FIFO, a device). */
-int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+#define READ_FILE_NOFOLLOW 1u        /* a symlink there is not ours: ELOOP */
+int read_file_bounded(const char *path, size_t max, unsigned flags, char **ret, size_t *ret_size);

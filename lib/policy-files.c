@@ -14,13 +14,32 @@
 /* A policy is a few KiB; a larger file is a mistake, not a policy. */
 #define POLICY_FILE_MAX (4u * 1024 * 1024)
 
-static int load_one(struct policy *p, const char *path, struct diags *d) {
+/* Nothing but blank lines, comments and document markers. */
+static bool yaml_empty(const char *buf, size_t len) {
+        for (size_t i = 0; i < len;) {
+                size_t e = i;
+
+                while (e < len && buf[e] != '\n')
+                        e++;
+                while (i < e && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r'))
+                        i++;
+                if (i < e && buf[i] != '#' && !(e - i >= 3 && (!strncmp(buf + i, "---", 3) || !strncmp(buf + i, "...", 3))))
+                        return false;
+                i = e + 1;
+        }
+        return true;
+}
+
+/* is_main: the policy file itself, not a conf.d fragment: it must say
+ * something, since a zero-byte or comment-only file read as "no profiles,
+ * default settings" would loosen everything without a word. */
+static int load_one(struct policy *p, const char *path, bool is_main, struct diags *d) {
         _cleanup_free_ char *buf = NULL;
         struct srcloc loc = { .file = path };
         size_t len = 0;
         int r;
 
-        r = read_file_bounded(path, POLICY_FILE_MAX, &buf, &len);
+        r = read_file_bounded(path, POLICY_FILE_MAX, 0, &buf, &len);
         if (r == -EFBIG)
                 return diags_error(d, &loc, "cannot read policy file: larger than %u bytes", POLICY_FILE_MAX);
         if (r == -EBADFD)
@@ -28,6 +47,11 @@ static int load_one(struct policy *p, const char *path, struct diags *d) {
         if (r < 0) {
                 (void) diags_error(d, &loc, "cannot read policy file: %s", strerror(-r));
                 return r;
+        }
+        if (is_main && yaml_empty(buf, len)) {
+                loc.line = loc.column = 1;
+                return diags_error(d, &loc, "the policy file is empty: expected 'version: 1' and its profiles "
+                                   "(an empty file is never a policy)");
         }
         return policy_load_buffer(p, path, buf, len, d);
 }
@@ -44,7 +68,7 @@ int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
         if (r < 0)
                 return r;
         for (char **i = paths; *i; i++) {
-                r = load_one(p, *i, d);
+                r = load_one(p, *i, i == paths, d);
                 if (r < 0)
                         return r;
         }

@@ -62,6 +62,7 @@ static int load_settings(struct loader *l, const struct ynode *n) {
         char buf[64];
         struct ynode_field f[] = {
                 { "socket" }, { "attach_timeout_ms" }, { "adopt" }, { "unmanaged" }, { "default_profile" },
+                { "unattached_sessions_per_uid" },
         };
         const char *text;
         uint64_t v;
@@ -108,6 +109,12 @@ static int load_settings(struct loader *l, const struct ynode *n) {
                 if (free_and_strdup(&s->default_profile, text) < 0)
                         return -ENOMEM;
                 s->default_profile_loc = f[4].value->loc;
+        }
+        if (f[5].value) {
+                r = ynode_get_uint(l->d, f[5].value, "unattached_sessions_per_uid", 1, 65536, "an integer 1-65536", &v);
+                if (r < 0)
+                        return r;
+                s->unattached_sessions_per_uid = (unsigned) v;
         }
         return 0;
 }

@@ -19,6 +19,7 @@ int policy_new(struct policy **ret) {
                 .attach_timeout_ms = POLICY_DEFAULT_ATTACH_TIMEOUT_MS,
                 .adopt = ADOPT_NONE,
                 .unmanaged = UNMANAGED_WARN,
+                .unattached_sessions_per_uid = POLICY_DEFAULT_UNATTACHED_SESSIONS_PER_UID,
         };
         if (!p->settings.socket)
                 return -ENOMEM;

@@ -102,6 +102,7 @@ struct settings {
         enum unmanaged_mode unmanaged;  /* default warn */
         char *default_profile;          /* NULL: none set */
         struct srcloc default_profile_loc;
+        unsigned unattached_sessions_per_uid;   /* VMM connections of one uid not attached yet; default 256 */
 };
 
 struct policy {
@@ -115,6 +116,7 @@ struct policy {
 
 #define POLICY_DEFAULT_SOCKET "/run/pmufilterd/vmm.sock"
 #define POLICY_DEFAULT_ATTACH_TIMEOUT_MS 2000u
+#define POLICY_DEFAULT_UNATTACHED_SESSIONS_PER_UID 256u
 #define POLICY_DEFAULT_CONFIG "/etc/pmufilterd/pmufilterd.yaml"
 #define POLICY_DEFAULT_CONFIG_DIR "/etc/pmufilterd/conf.d"
 

@@ -101,7 +101,7 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
         yaml_parser_t parser;
         yaml_event_t ev;
         int depth = 0, r = 0;
-        bool in_vms = false;
+        bool in_vms = false, versioned = false;
         char *key = NULL;
 
         if (!yaml_parser_initialize(&parser))
@@ -167,6 +167,7 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
                                 else
                                         r = state_set(&s, key, v);
                         } else if (streq(key, "version")) {
+                                versioned = true;
                                 if (!streq(v, "1") && !streq(v, "2"))
                                         r = fail(ret_error, &ev.start_mark, "unknown version");
                         } else if (streq(key, "default_profile"))
@@ -182,6 +183,10 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
                 }
                 yaml_event_delete(&ev);
         }
+        /* Every file we write says its version first: one that does not
+         * (empty, truncated to a comment) lost what it held. */
+        if (r == 0 && !versioned)
+                r = fail(ret_error, &(yaml_mark_t) {}, "no 'version': not a whole state file (truncated?)");
         yaml_parser_delete(&parser);
         free(key);
         if (r < 0) {
@@ -199,7 +204,7 @@ int state_load(const char *path, struct state *ret, char **ret_error) {
 
         assert(path);
         assert(ret);
-        r = read_file_bounded(path, STATE_FILE_MAX, &buf, &size);
+        r = read_file_bounded(path, STATE_FILE_MAX, READ_FILE_NOFOLLOW, &buf, &size);
         if (r == -ENOENT) {
                 *ret = (struct state) {};
                 return 0;
@@ -208,9 +213,11 @@ int state_load(const char *path, struct state *ret, char **ret_error) {
                 return r;
         if (r < 0) {
                 if (asprintf(ret_error, "%s", r == -EFBIG ? "larger than 1 MiB" :
-                                              r == -EBADFD ? "not a regular file" : strerror(-r)) < 0)
+                                              r == -EBADFD || r == -EISDIR ? "not a regular file" :
+                                              r == -ELOOP ? "a symbolic link, which pmufilterd never writes" :
+                                              strerror(-r)) < 0)
                         *ret_error = NULL;
-                return r == -EFBIG || r == -EBADFD ? -EINVAL : r;
+                return r == -EFBIG || r == -EBADFD || r == -EISDIR || r == -ELOOP ? -EINVAL : r;
         }
         return state_parse(buf, size, ret, ret_error);
 }

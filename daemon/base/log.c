@@ -3,6 +3,7 @@
  * log.c — journal when stderr is journald's stream (JOURNAL_STREAM, as
  * systemd services see it), else plain lines on stderr.
  */
+#include <assert.h>
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
 
@@ -31,8 +32,59 @@ static const char *const prefix[] = {
         [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
+/* Text that came from outside (a file name, a VM's claimed name, a peer's
+ * message) must not start a line of its own on stderr, nor carry control
+ * characters: C-style escapes for those, and for the backslash, so that
+ * an escape cannot be forged either.  NULL on ENOMEM. */
+char *log_escape(const char *s) {
+        size_t n = 0;
+        char *e, *o;
+
+        if (!s)
+                return NULL;
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++)
+                n += *c < 0x20 || *c == 0x7f ? 4 : *c == '\\' ? 2 : 1;
+        e = o = malloc(n + 1);
+        if (!e)
+                return NULL;
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++)
+                if (*c == '\n')
+                        o += sprintf(o, "\\n");
+                else if (*c < 0x20 || *c == 0x7f)
+                        o += sprintf(o, "\\x%02x", *c);
+                else if (*c == '\\')
+                        o += sprintf(o, "\\\\");
+                else
+                        *o++ = (char) *c;
+        *o = 0;
+        return e;
+}
+
+bool ratelimit_below(struct ratelimit *rl, unsigned *ret_suppressed) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        assert(rl);
+        if (ret_suppressed)
+                *ret_suppressed = 0;
+        if (rl->begin == 0 || now - rl->begin > rl->interval_usec) {
+                if (ret_suppressed)
+                        *ret_suppressed = rl->suppressed;
+                rl->begin = now;
+                rl->n = 0;
+                rl->suppressed = 0;
+        }
+        if (rl->n < rl->burst) {
+                rl->n++;
+                return true;
+        }
+        rl->suppressed++;
+        return false;
+}
+
 static void emit(int level, const char *message_id, const char *vm_id, const char *profile,
                  pid_t pid, const char *msg) {
+        _cleanup_free_ char *m = NULL, *p = NULL;
+
         if (use_journal) {
                 char pidbuf[32];
 
@@ -48,11 +100,16 @@ static void emit(int level, const char *message_id, const char *vm_id, const cha
                         sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level, NULL);
                 return;
         }
+        /* One line per message, whatever it carries: the journal keeps
+         * fields whole, a text log only has lines. */
+        m = log_escape(msg);
+        p = log_escape(profile);
         if (message_id)
                 fprintf(stderr, "pmufilterd: %s: %s [MESSAGE_ID=%s VM_ID=%s PROFILE=%s PID=%d]\n",
-                        prefix[level & 7], msg, message_id, strna(vm_id), strna(profile), (int) pid);
+                        prefix[level & 7], m ? m : "(out of memory)", message_id, strna(vm_id),
+                        strna(profile ? p : NULL), (int) pid);
         else
-                fprintf(stderr, "pmufilterd: %s: %s\n", prefix[level & 7], msg);
+                fprintf(stderr, "pmufilterd: %s: %s\n", prefix[level & 7], m ? m : "(out of memory)");
 }
 
 int log_full_errno(int level, int error, const char *fmt, ...) {

@@ -38,6 +38,23 @@ int log_full_errno(int level, int error, const char *fmt, ...) _printf_(3, 4);
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
 
+/* s with newlines, control characters and backslashes as C escapes, for a
+ * text log (allocated; NULL for NULL or on ENOMEM). */
+char *log_escape(const char *s);
+
+/* At most burst messages per interval, as systemd's log_ratelimit_*():
+ * for what a peer can make the daemon say as often as it likes. */
+struct ratelimit {
+        uint64_t interval_usec;
+        unsigned burst;
+        uint64_t begin;
+        unsigned n, suppressed;
+};
+#define RATELIMIT_INIT(interval, b) { .interval_usec = (interval), .burst = (b) }
+/* true: say it.  *ret_suppressed: how many were held back in the interval
+ * that just ended, to be said with this one (0 most of the time). */
+bool ratelimit_below(struct ratelimit *rl, unsigned *ret_suppressed);
+
 /* An audit record.  vm_id, profile may be NULL; pid 0 = none. */
 void audit_record(int level, const char *message_id, const char *vm_id, const char *profile,
                   pid_t pid, const char *fmt, ...) _printf_(6, 7);

@@ -11,7 +11,7 @@
 
 static void manager_changed(struct bus *b) {
         (void) sd_bus_emit_properties_changed(b->bus, BUS_PATH, "org.pmufilterd1.Manager",
-                                              "NVMs", "Lockdown", "LastError", "DefaultProfile",
+                                              "NVMs", "Lockdown", "LastError", "ReloadWarnings", "DefaultProfile",
                                               "ConfigFiles", NULL);
 }
 

@@ -10,6 +10,8 @@ void decider_done(struct decider *d) {
         d->set = policy_set_free(d->set);
         free(d->last_error);
         d->last_error = NULL;
+        strv_free(d->reload_warnings);
+        d->reload_warnings = NULL;
         state_done(&d->persistent);
         state_done(&d->runtime);
 }
@@ -19,6 +21,7 @@ const struct settings *decider_settings(const struct decider *d) {
                 .attach_timeout_ms = POLICY_DEFAULT_ATTACH_TIMEOUT_MS,
                 .adopt = ADOPT_NONE,
                 .unmanaged = UNMANAGED_WARN,
+                .unattached_sessions_per_uid = POLICY_DEFAULT_UNATTACHED_SESSIONS_PER_UID,
         };
 
         assert(d);

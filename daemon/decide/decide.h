@@ -19,6 +19,7 @@ struct decider {
         struct policy_set *set;         /* NULL only in lockdown with no good policy */
         bool lockdown;                  /* the policy failed to load at start */
         char *last_error;               /* why the last load or reload failed */
+        char **reload_warnings;         /* how the last good reload loosened the policy (strv) */
         /* Changes made over D-Bus (lib/state.h): runtime ones beat
          * persistent ones, both beat the rules and the default. */
         struct state persistent, runtime;

@@ -45,6 +45,44 @@ int policy_set_compile(struct policy *policy, const struct host_pmu *pmu, const 
         return 0;
 }
 
+static enum tier default_tier(const struct policy_set *s) {
+        int i = s->policy->settings.default_profile ? policy_set_find(s, s->policy->settings.default_profile) : -ENOENT;
+
+        return i < 0 ? TIER_UNSET : profile_effective_tier(s->policy, &s->policy->profiles[i]);
+}
+
+int policy_set_loosenings(const struct policy_set *old, const struct policy_set *new, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        const struct settings *a, *b;
+
+        assert(new);
+        assert(ret);
+        if (!old) {
+                *ret = NULL;
+                return 0;
+        }
+        a = &old->policy->settings;
+        b = &new->policy->settings;
+        if (old->policy->n_profiles > 0 && new->policy->n_profiles == 0 &&
+            strv_extend(&l, "the new policy defines no profile: every VM gets profile 'none'") < 0)
+                return -ENOMEM;
+        if (a->unmanaged == UNMANAGED_KILL && b->unmanaged != UNMANAGED_KILL &&
+            strv_extend(&l, "settings.unmanaged goes from kill to warn: unmanaged VMs now run unfiltered") < 0)
+                return -ENOMEM;
+        if (a->adopt == ADOPT_PTRACE && b->adopt != ADOPT_PTRACE &&
+            strv_extend(&l, "settings.adopt goes from ptrace to none: VMs that do not attach are no longer filtered") < 0)
+                return -ENOMEM;
+        if (default_tier(old) == TIER_TENANT && default_tier(new) == TIER_TRUSTED) {
+                char *m;
+
+                if (asprintf(&m, "the default profile goes from tenant-tier '%s' to trusted-tier '%s'",
+                             a->default_profile, b->default_profile) < 0 || strv_push(&l, m) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int policy_set_find(const struct policy_set *s, const char *name) {
         assert(name);
         for (size_t i = 0; s && i < s->policy->n_profiles; i++)

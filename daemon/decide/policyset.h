@@ -27,3 +27,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
 
 /* Index of the profile called name, or -ENOENT. */
 int policy_set_find(const struct policy_set *s, const char *name);
+
+/* How new would loosen old in ways an operator rarely means (no profiles
+ * any more, unmanaged: kill to warn, adopt: ptrace to none, a tenant-tier
+ * default replaced by a trusted one), one sentence each into *ret (NULL:
+ * none).  -ENOMEM. */
+int policy_set_loosenings(const struct policy_set *old, const struct policy_set *new, char ***ret);

@@ -518,11 +518,18 @@ static void on_vm_recorded(struct registry *r, enum registry_event ev, struct vm
                 fdstore_store_session(vm->id, session_fd(vm->session));
 }
 
+static unsigned unattached_limit(void *userdata) {
+        struct deliver *d = userdata;
+
+        return decider_settings(d->decider)->unattached_sessions_per_uid;
+}
+
 static const struct session_ops session_ops = {
         .attach = on_session_attach,
         .applied = on_session_applied,
         .lost = on_session_lost,
         .closed = on_session_closed,
+        .unattached_limit = unattached_limit,
 };
 
 int deliver_listen(struct deliver *d) {

@@ -85,6 +85,16 @@ int deliver_reload(struct deliver *d, struct vm_waiter *waiter) {
         }
         for (size_t i = 0; d->decider->set && i < d->decider->set->policy->n_profiles; i++)
                 (void) strv_extend(&old_names, d->decider->set->policy->profiles[i].name);
+        /* Applied, since the operator asked for it, but said loudly. */
+        strv_free(d->decider->reload_warnings);
+        d->decider->reload_warnings = NULL;
+        r = policy_set_loosenings(d->decider->set, s, &d->decider->reload_warnings);
+        if (r < 0) {
+                policy_set_free(s);
+                return r;
+        }
+        for (char **w = d->decider->reload_warnings; w && *w; w++)
+                audit_record(LOG_WARNING, MID_RELOAD, NULL, NULL, 0, "The reloaded policy loosens the one before: %s", *w);
         old = decider_swap(d->decider, s);
         registry_notify(d->registry, REGISTRY_POLICY_SWAPPED, NULL,
                         &(struct registry_event_data) { .old_names = old_names });

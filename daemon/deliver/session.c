@@ -41,10 +41,19 @@ struct session_server {
          * another event source, a quarter of a VM's memory). */
         struct session *waiting_head, *waiting_tail;
         sd_event_source *apply_timer;
+        /* Sessions that have not sent ATTACH yet, by deadline, one timer. */
+        struct session *unattached_head, *unattached_tail;
+        sd_event_source *attach_timer;
+        /* Out of fds: accept() stopped until a session closes or a back-off ends. */
+        sd_event_source *accept_timer;
+        unsigned accept_failures;       /* in this episode */
+        uint64_t accept_paused_since;   /* CLOCK_MONOTONIC; 0: accepting */
+        struct ratelimit refusals;      /* what peers can make us log */
         /* The session on_session_io() is reading from, until session_free()
          * says it is gone. */
         struct session *receiving;
         bool keep_stored;               /* freeing at exit: the fd store keeps the sessions */
+        bool freeing;
 };
 
 struct session {
@@ -54,8 +63,10 @@ struct session {
         struct ucred cred;
         sd_event_source *io;
         uint64_t apply_deadline;        /* CLOCK_MONOTONIC; 0: not waiting */
+        uint64_t attach_deadline;       /* CLOCK_MONOTONIC; 0: attached, or restored */
         struct vm *vm;
         LIST_FIELDS(struct session, waiting);
+        LIST_FIELDS(struct session, unattached);
         LIST_FIELDS(struct session, sessions);
 };
 
@@ -98,6 +109,41 @@ static void session_start_waiting(struct session *s, uint64_t timeout_ms) {
                 apply_timer_update(server);
 }
 
+static void attach_timer_update(struct session_server *server) {
+        if (!server->unattached_head) {
+                (void) sd_event_source_set_enabled(server->attach_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(server->attach_timer, server->unattached_head->attach_deadline);
+        (void) sd_event_source_set_enabled(server->attach_timer, SD_EVENT_ONESHOT);
+}
+
+/* The session attached (or ends): it waits for no ATTACH any more. */
+static void session_stop_attach_wait(struct session *s) {
+        struct session_server *server = s->server;
+        bool was_head;
+
+        if (s->attach_deadline == 0)
+                return;
+        was_head = server->unattached_head == s;
+        LIST_REMOVE_TAIL(unattached, server->unattached_head, server->unattached_tail, s);
+        s->attach_deadline = 0;
+        if (was_head && !server->freeing)
+                attach_timer_update(server);
+}
+
+/* One deadline for all: appended at the tail, in order. */
+static void session_start_attach_wait(struct session *s) {
+        struct session_server *server = s->server;
+
+        s->attach_deadline = now_usec(CLOCK_MONOTONIC) + SESSION_ATTACH_TIMEOUT_USEC;
+        LIST_APPEND(unattached, server->unattached_head, server->unattached_tail, s);
+        if (server->unattached_head == s)
+                attach_timer_update(server);
+}
+
+static void accept_resume(struct session_server *server);
+
 void session_free(struct session *s) {
         struct session_server *server;
 
@@ -111,12 +157,16 @@ void session_free(struct session *s) {
         if (s->vm && s->vm->session == s)
                 s->vm->session = NULL;
         session_stop_waiting(s);
+        session_stop_attach_wait(s);
         LIST_REMOVE(sessions, server->sessions, s);
         server->n_sessions--;
         sd_event_source_disable_unref(s->io);
         safe_close(s->pidfd);
         safe_close(s->fd);
         free(s);
+        /* Two fds are free now: try accept() again. */
+        if (server->accept_paused_since && !server->freeing)
+                accept_resume(server);
 }
 
 int session_fd(const struct session *s) {
@@ -127,6 +177,7 @@ int session_fd(const struct session *s) {
 void session_attach_vm(struct session *s, struct vm *vm) {
         assert(s);
         assert(vm);
+        session_stop_attach_wait(s);
         vm->session = s;
         s->vm = vm;
 }
@@ -148,6 +199,7 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
         struct proto_error e = { .error = error, .message = msg };
         struct session_server *server = s->server;
         struct vm *vm = s->vm && s->vm->session == s ? s->vm : NULL;
+        unsigned suppressed;
         va_list ap;
         int n;
 
@@ -158,9 +210,15 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
         n = proto_format_error(buf, sizeof(buf), &e);
         if (n > 0)
                 (void) session_send(s, buf, (size_t) n);
-        audit_record(LOG_WARNING, MID_REFUSED, s->vm ? s->vm->id : NULL, NULL, s->cred.pid,
-                     "Refused VMM session of pid %d (uid %u): %s", (int) s->cred.pid,
-                     (unsigned) s->cred.uid, reason);
+        /* A peer can make us refuse it as often as it likes. */
+        if (ratelimit_below(&server->refusals, &suppressed))
+                audit_record(LOG_WARNING, MID_REFUSED, s->vm ? s->vm->id : NULL, NULL, s->cred.pid,
+                             "Refused VMM session of pid %d (uid %u): %s%s", (int) s->cred.pid,
+                             (unsigned) s->cred.uid, reason,
+                             suppressed ? " (and refusals not logged meanwhile, see below)" : "");
+        if (suppressed)
+                log_warning("%u more VMM sessions were refused in the last %llu s and not logged one by one",
+                            suppressed, (unsigned long long) (server->refusals.interval_usec / 1000000));
         session_free(s);
         if (vm)
                 server->ops->lost(vm, error, reason, server->userdata);
@@ -211,6 +269,17 @@ static int on_apply_timeout(sd_event_source *es, uint64_t usec, void *userdata) 
                                        s->vm->serial_pending);
         }
         apply_timer_update(server);
+        return 0;
+}
+
+static int on_attach_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
+        struct session_server *server = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        while (server->unattached_head && server->unattached_head->attach_deadline <= now)
+                session_refuse(server->unattached_head, ETIMEDOUT, "no ATTACH within %llu s of connecting",
+                               (unsigned long long) (SESSION_ATTACH_TIMEOUT_USEC / 1000000));
+        attach_timer_update(server);
         return 0;
 }
 
@@ -398,20 +467,83 @@ static int session_new(struct session_server *server, int fd, struct session **r
         return 0;
 }
 
+#define ACCEPT_BACKOFF_USEC (250 * 1000ULL)
+
+static void accept_resume(struct session_server *server) {
+        (void) sd_event_source_set_enabled(server->accept_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(server->io, SD_EVENT_ON);
+}
+
+static int on_accept_backoff(sd_event_source *es, uint64_t usec, void *userdata) {
+        accept_resume(userdata);
+        return 0;
+}
+
+/* Out of fds: the listening socket stays readable, and trying again at
+ * once would spin a core and flood the log.  Stop polling it until a
+ * session closes or the back-off ends; say so once per episode. */
+static void accept_pause(struct session_server *server, int error) {
+        (void) sd_event_source_set_enabled(server->io, SD_EVENT_OFF);
+        if (server->accept_failures++ == 0) {
+                server->accept_paused_since = now_usec(CLOCK_MONOTONIC);
+                log_warning_errno(error, "Cannot accept VMM connections (%m; %u sessions open): "
+                                  "waiting for a session to close", server->n_sessions);
+        }
+        (void) sd_event_source_set_time_relative(server->accept_timer, ACCEPT_BACKOFF_USEC);
+        (void) sd_event_source_set_enabled(server->accept_timer, SD_EVENT_ONESHOT);
+}
+
+static void accept_episode_end(struct session_server *server) {
+        if (server->accept_failures == 0)
+                return;
+        log_notice("Accepting VMM connections again, after %u attempts failed for want of file descriptors over %llu ms",
+                   server->accept_failures,
+                   (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - server->accept_paused_since) / 1000));
+        server->accept_failures = 0;
+        server->accept_paused_since = 0;
+}
+
+/* Connections of uid that have not attached yet, s aside. */
+static unsigned unattached_of(struct session_server *server, uid_t uid, const struct session *s) {
+        unsigned n = 0;
+
+        LIST_FOREACH(unattached, i, server->unattached_head)
+                if (i != s && i->cred.uid == uid)
+                        n++;
+        return n;
+}
+
 static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         struct session_server *server = userdata;
         struct session *s;
+        unsigned limit;
         int cfd, r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                if (errno == EMFILE || errno == ENFILE)
+                        accept_pause(server, errno);
+                else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(errno, "Failed to accept a VMM connection: %m");
                 return 0;
         }
+        accept_episode_end(server);
         r = session_new(server, cfd, &s);
-        if (r < 0)
-                log_warning_errno(r, "Failed to set up a VMM connection: %m");
+        if (r < 0) {
+                if (r == -EMFILE || r == -ENFILE)
+                        accept_pause(server, -r);
+                else
+                        log_warning_errno(r, "Failed to set up a VMM connection: %m");
+                return 0;
+        }
+        /* Idle connections hold fds the VMMs that attach need. */
+        limit = server->ops->unattached_limit(server->userdata);
+        if (unattached_of(server, s->cred.uid, s) >= limit) {
+                session_refuse(s, EUSERS, "uid %u has %u connections that have not sent ATTACH "
+                               "(settings.unattached_sessions_per_uid)", (unsigned) s->cred.uid, limit);
+                return 0;
+        }
+        session_start_attach_wait(s);
         return 0;
 }
 
@@ -446,7 +578,13 @@ int session_server_new(sd_event *e, int fd, const struct session_ops *ops, void 
                 safe_close(fd);
                 return -ENOMEM;
         }
-        *s = (struct session_server) { .event = e, .ops = ops, .userdata = userdata, .fd = fd };
+        *s = (struct session_server) {
+                .event = e,
+                .ops = ops,
+                .userdata = userdata,
+                .fd = fd,
+                .refusals = RATELIMIT_INIT(10 * 1000 * 1000, 20),
+        };
         r = sd_event_add_io(e, &s->io, fd, EPOLLIN, on_accept, s);
         if (r < 0) {
                 session_server_free(s, false);
@@ -459,6 +597,17 @@ int session_server_new(sd_event *e, int fd, const struct session_ops *ops, void 
         }
         (void) sd_event_source_set_description(s->apply_timer, "apply-timeout");
         (void) sd_event_source_set_enabled(s->apply_timer, SD_EVENT_OFF);
+        r = sd_event_add_time(e, &s->attach_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_attach_timeout, s);
+        if (r >= 0)
+                r = sd_event_add_time(e, &s->accept_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_accept_backoff, s);
+        if (r < 0) {
+                session_server_free(s, false);
+                return log_error_errno(r, "Failed to set up the VMM socket's timers: %m");
+        }
+        (void) sd_event_source_set_description(s->attach_timer, "session-attach-timeout");
+        (void) sd_event_source_set_enabled(s->attach_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(s->accept_timer, "accept-backoff");
+        (void) sd_event_source_set_enabled(s->accept_timer, SD_EVENT_OFF);
         *ret = s;
         return 0;
 }
@@ -467,8 +616,11 @@ struct session_server *session_server_free(struct session_server *s, bool keep_s
         if (!s)
                 return NULL;
         s->keep_stored = keep_stored;
+        s->freeing = true;
         while (s->sessions)
                 session_free(s->sessions);
+        sd_event_source_disable_unref(s->attach_timer);
+        sd_event_source_disable_unref(s->accept_timer);
         sd_event_source_disable_unref(s->apply_timer);
         sd_event_source_disable_unref(s->io);
         safe_close(s->fd);

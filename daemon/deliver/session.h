@@ -32,7 +32,12 @@ struct session_ops {
         void (*lost)(struct vm *vm, int error, const char *reason, void *userdata);
         /* vm's VMM closed its session or sent DETACH.  s is freed. */
         void (*closed)(struct vm *vm, void *userdata);
+        /* How many connections of one uid may wait for their ATTACH. */
+        unsigned (*unattached_limit)(void *userdata);
 };
+
+/* A connection must send ATTACH this soon after connecting. */
+#define SESSION_ATTACH_TIMEOUT_USEC (5 * 1000 * 1000ULL)
 
 /* Serve VMMs on the listening socket fd (taken). */
 int session_server_new(sd_event *e, int fd, const struct session_ops *ops, void *userdata,

@@ -258,7 +258,7 @@ static int machine_uuid(const char *name, char **ret) {
                 return 0;
         if (asprintf(&path, "/run/systemd/machines/%s", name) < 0)
                 return -ENOMEM;
-        r = read_file_bounded(path, 64 * 1024, &buf, NULL);
+        r = read_file_bounded(path, 64 * 1024, READ_FILE_NOFOLLOW, &buf, NULL);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)

@@ -269,14 +269,32 @@ static int restore_one(struct records *rec, const char *id, const char *path, st
         r = registry_add(rec->registry, pid, fd, &vm);
         if (r < 0)
                 return r == -ENOMEM ? r : 0;
-        r = read_file_bounded(path, RECORD_MAX, &buf, &len);
+        r = read_file_bounded(path, RECORD_MAX, READ_FILE_NOFOLLOW, &buf, &len);
         if (r >= 0)
                 r = record_parse(buf, len, vm, &state);
-        if (r < 0 || vm->starttime != st) {
-                log_warning("Dropping the record of VM %s: %s", id, r < 0 ? strerror(-r) : "its pid was reused");
+        if (r == -ENOMEM) {
+                registry_remove(rec->registry, vm);
+                return r;
+        }
+        if (r < 0) {
+                _cleanup_free_ char *aside = NULL;
+
+                /* Kept for a post-mortem, where no start reads it again. */
+                registry_remove(rec->registry, vm);
+                if (asprintf(&aside, "%s.corrupt", path) >= 0 && rename(path, aside) >= 0)
+                        log_error("The record of VM %s is unreadable (%s): set aside as %s; the VM is found by the /proc "
+                                  "scan, and its VMM attaches again, without what the record held (its claims, "
+                                  "its last answer)", id, r == -EINVAL ? "not a record written by pmufilterd" :
+                                  strerror(-r), aside);
+                else
+                        (void) unlink(path);
+                return 0;
+        }
+        if (vm->starttime != st) {
+                log_warning("Dropping the record of VM %s: its pid was reused", id);
                 registry_remove(rec->registry, vm);
                 (void) unlink(path);
-                return r == -ENOMEM ? r : 0;
+                return 0;
         }
         registry_set_state(rec->registry, vm, state);
         /* read as plain fields: now into the name index */
