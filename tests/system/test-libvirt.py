@@ -286,6 +286,15 @@ def checks(c, src):
           f"machinectl: {machine and machine.get('Name')}, class vm, service libvirt-qemu, "
           f"leader the VM's pid, id the domain's UUID",
           f"{machine}\n" + c.run("machinectl", "list", "--no-pager").stdout)
+    # Orchestration knows the guest by its machine's name and UUID: the
+    # daemon finds it by them, and shows them among the verified facts.
+    p = c.run("pmufilterctl", "show", machine.get("Name", "?") if machine else "?")
+    check(p.returncode == 0 and re.search(rf"^VM: +{vm_id}$", p.stdout, re.M)
+          and re.search(rf"^Verified: .*machine={re.escape(machine.get('Name', '?'))}.*machine_uuid={uuid}",
+                        p.stdout, re.M)
+          and re.search(rf"^Bound to: +machine {uuid}$", p.stdout, re.M),
+          "pmufilterctl show <machine name>: the VM, its machine and UUID verified, changes bound to the machine",
+          p.stdout + p.stderr)
     recs = applied_records(c, mids, vm_id)
     check(any(r.get("PROFILE") == PROFILE_A and r.get("PID") == str(pid) for r in recs)
           and vm_prop(c, path, "AppliedUSec"),
