@@ -67,6 +67,12 @@ char *bus_profile_path(const char *name);
  * userdata is the object (a VM). */
 struct bus *bus_current(sd_bus_message *msg);
 
+/* bus-explain.c: Manager.Rules, VM.Explain, Manager.PreviewReload. */
+int bus_prop_rules(sd_bus *bus, const char *path, const char *interface, const char *property,
+                   sd_bus_message *reply, void *userdata, sd_bus_error *error);
+int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_preview_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
 /* bus-auth.c: changing anything needs uid 0 (from the bus's credentials of
  * the sender, not from anything the caller says).  1 if allowed, else
  * error is set (AccessDenied) and a negative errno returned. */
