@@ -122,9 +122,12 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         struct vm_identity id;
         struct bus_caller caller;
         struct audit_extra x = { .vm_name = vm->name };
+        char decided_by[sizeof(vm->profile_source)];
         int r;
 
         assert(vm);
+        /* What decided the VM's profile until this change. */
+        snprintf(decided_by, sizeof(decided_by), "%s", vm->profile_source);
         r = bus_check_manage(b, msg, &caller, error);
         if (r < 0)
                 return r;
@@ -178,7 +181,7 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         /* The APPLY first, the record of the change while the VMM applies it. */
         r = push_and_wait(b, msg, &vm, 1, true);
         bus_caller_audit(&caller, &x);
-        x.decided_by = vm->profile_source;
+        x.decided_by = decided_by[0] ? decided_by : NULL;
         audit_record_extra(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
                            &x, "VM %s%s%s%s: profile %s%s%s over D-Bus (%s), bound to %s, by uid %u%s%s%s",
                            vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
