@@ -685,7 +685,7 @@ def test_override_follows_verified_identity_not_claims():
         check('"uid:%d/uuid:%s": "trusted"' % (os.getuid(), OPS_UUID) in state_file(d),
               "state.yaml shows what the change is bound to: " + state_file(d))
         d.wait_line(r"profile set to 'trusted' over D-Bus \(persistent\), bound to uid %d with the claimed uuid "
-                    r"'%s'; CAUTION: a trusted-tier profile bound to a claimed identity" % (os.getuid(), OPS_UUID))
+                    r"'%s', by uid \d+.*; CAUTION: a trusted-tier profile bound to a claimed identity" % (os.getuid(), OPS_UUID))
         w.peers.remove(p)
         p.close()
         for claims in ({"name": "tenant-evil", "uuid": OPS_UUID.upper()}, {"name": "ops-db"},
