@@ -89,6 +89,11 @@ static int status_print_daemon(const struct props *p, const struct vm_row *v, si
                 printf("%s%s\n", f == props_strv(p, "ConfigFiles") ? "" : "                ", *f);
         if (strv_length(props_strv(p, "ConfigFiles")) == 0)
                 printf("-\n");
+        if (props_number(p, "ForeignVMs") > 0)
+                printf(LABEL "%" PRIu64 " VMs of processes in another PID namespace (the daemon runs in a container); "
+                       "not filtered from here\n", "Not visible:", props_number(p, "ForeignVMs"));
+        for (char **w = props_strv(p, "Warnings"); w && *w; w++)
+                printf(LABEL "%s\n", "Warning:", *w);
         return 0;
 }
 

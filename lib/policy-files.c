@@ -14,6 +14,19 @@
 /* A policy is a few KiB; a larger file is a mistake, not a policy. */
 #define POLICY_FILE_MAX (4u * 1024 * 1024)
 
+static int path_make_absolute(const char *path, char **ret) {
+        _cleanup_free_ char *cwd = NULL;
+
+        if (path[0] == '/') {
+                *ret = strdup(path);
+                return *ret ? 0 : -ENOMEM;
+        }
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return errno == ENOMEM ? -ENOMEM : (*ret = strdup(path)) ? 0 : -ENOMEM;
+        return asprintf(ret, "%s/%s", cwd, startswith(path, "./") ?: path) < 0 ? -ENOMEM : 0;
+}
+
 /* Nothing but blank lines, comments and document markers. */
 static bool yaml_empty(const char *buf, size_t len) {
         for (size_t i = 0; i < len;) {
@@ -56,7 +69,7 @@ static int load_one(struct policy *p, const char *path, bool is_main, struct dia
         return policy_load_buffer(p, path, buf, len, d);
 }
 
-int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
+static int load_paths(char **paths, bool settings_only, struct policy **ret, struct diags *d) {
         _cleanup_(policy_freep) struct policy *p = NULL;
         int r;
 
@@ -67,16 +80,30 @@ int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
         r = policy_new(&p);
         if (r < 0)
                 return r;
+        p->settings_only = settings_only;
         for (char **i = paths; *i; i++) {
-                r = load_one(p, *i, i == paths, d);
+                _cleanup_free_ char *abs = NULL;
+
+                /* Named as they will be read from elsewhere: in messages,
+                 * on D-Bus (ConfigFiles), in check's output. */
+                r = path_make_absolute(*i, &abs);
+                if (r < 0)
+                        return r;
+                r = load_one(p, abs, i == paths, d);
                 if (r < 0)
                         return r;
         }
-        r = policy_validate(p, d);
-        if (r < 0)
-                return r;
+        if (!settings_only) {
+                r = policy_validate(p, d);
+                if (r < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
+        return load_paths(paths, false, ret, d);
 }
 
 static int compare_strings(const void *a, const void *b) {
@@ -135,7 +162,7 @@ static int list_fragments(const char *dir, char ***paths) {
         return 0;
 }
 
-int policy_load_files(const char *config, struct policy **ret, struct diags *d) {
+static int load_files(const char *config, bool settings_only, struct policy **ret, struct diags *d) {
         _cleanup_strv_free_ char **paths = NULL;
         int r;
 
@@ -153,5 +180,13 @@ int policy_load_files(const char *config, struct policy **ret, struct diags *d) 
                         return r;
                 }
         }
-        return policy_load_paths(paths, ret, d);
+        return load_paths(paths, settings_only, ret, d);
+}
+
+int policy_load_files(const char *config, struct policy **ret, struct diags *d) {
+        return load_files(config, false, ret, d);
+}
+
+int policy_load_settings(const char *config, struct policy **ret, struct diags *d) {
+        return load_files(config, true, ret, d);
 }

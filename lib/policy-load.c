@@ -62,7 +62,7 @@ static int load_settings(struct loader *l, const struct ynode *n) {
         char buf[64];
         struct ynode_field f[] = {
                 { "socket" }, { "attach_timeout_ms" }, { "adopt" }, { "unmanaged" }, { "default_profile" },
-                { "unattached_sessions_per_uid" },
+                { "unattached_sessions_per_uid" }, { "socket_group" },
         };
         const char *text;
         uint64_t v;
@@ -115,6 +115,17 @@ static int load_settings(struct loader *l, const struct ynode *n) {
                 if (r < 0)
                         return r;
                 s->unattached_sessions_per_uid = (unsigned) v;
+        }
+        if (f[6].value) {
+                r = ynode_get_text(l->d, f[6].value, "socket_group", "a group name", &text);
+                if (r < 0)
+                        return r;
+                if (isempty(text) || strlen(text) > 32 || text[0] == '-' ||
+                    strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != strlen(text))
+                        return diags_error(l->d, &f[6].value->loc, "socket_group: expected a group name, got %s",
+                                           ynode_describe(f[6].value, buf));
+                if (free_and_strdup(&s->socket_group, text) < 0)
+                        return -ENOMEM;
         }
         return 0;
 }
@@ -470,6 +481,8 @@ static int load_document(struct loader *l, const struct ynode *root) {
                 if (r < 0)
                         return r;
         }
+        if (l->p->settings_only)
+                return 0;
         if (f[PROFILES].value) {
                 r = load_profiles(l, f[PROFILES].value);
                 if (r < 0)

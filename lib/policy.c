@@ -20,8 +20,9 @@ int policy_new(struct policy **ret) {
                 .adopt = ADOPT_NONE,
                 .unmanaged = UNMANAGED_WARN,
                 .unattached_sessions_per_uid = POLICY_DEFAULT_UNATTACHED_SESSIONS_PER_UID,
+                .socket_group = strdup(POLICY_DEFAULT_SOCKET_GROUP),
         };
-        if (!p->settings.socket)
+        if (!p->settings.socket || !p->settings.socket_group)
                 return -ENOMEM;
         *ret = TAKE_PTR(p);
         return 0;
@@ -52,6 +53,7 @@ void policy_free(struct policy *p) {
         if (!p)
                 return;
         free(p->settings.socket);
+        free(p->settings.socket_group);
         free(p->settings.default_profile);
         for (size_t i = 0; i < p->n_profiles; i++)
                 profile_done(&p->profiles[i]);

@@ -108,6 +108,7 @@ struct settings {
         char *default_profile;          /* NULL: none set */
         struct srcloc default_profile_loc;
         unsigned unattached_sessions_per_uid;   /* VMM connections of one uid not attached yet; default 256 */
+        char *socket_group;             /* group of the VMM socket; default kvm */
 };
 
 struct policy {
@@ -117,11 +118,13 @@ struct policy {
         struct rule *rules;             /* in order: first match wins */
         size_t n_rules, allocated_rules;
         char **files;                   /* files loaded, in order (strv) */
+        bool settings_only;             /* loading: the settings sections alone (policy_load_settings()) */
 };
 
 #define POLICY_DEFAULT_SOCKET "/run/pmufilterd/vmm.sock"
 #define POLICY_DEFAULT_ATTACH_TIMEOUT_MS 2000u
 #define POLICY_DEFAULT_UNATTACHED_SESSIONS_PER_UID 256u
+#define POLICY_DEFAULT_SOCKET_GROUP "kvm"
 #define POLICY_DEFAULT_CONFIG "/etc/pmufilterd/pmufilterd.yaml"
 #define POLICY_DEFAULT_CONFIG_DIR "/etc/pmufilterd/conf.d"
 
@@ -150,6 +153,10 @@ int policy_load_buffer(struct policy *p, const char *filename,
  * On success *ret is a complete, validated policy.
  */
 int policy_load_files(const char *config, struct policy **ret, struct diags *d);
+/* The settings alone of the same files, where the rest does not load:
+ * what lockdown can still know (the socket).  Profiles and rules are not
+ * read; their errors do not count. */
+int policy_load_settings(const char *config, struct policy **ret, struct diags *d);
 
 /*
  * Load an explicit list of files (strv): the first is the main file, the

@@ -211,6 +211,10 @@ static int prop_get(sd_bus *bus, const char *path, const char *interface, const 
                 return sd_bus_message_append(reply, "u", (uint32_t) b->deliver->registry->n_vms);
         if (streq(property, "Lockdown"))
                 return sd_bus_message_append(reply, "b", dec->lockdown);
+        if (streq(property, "Warnings"))
+                return sd_bus_message_append_strv(reply, b->deliver->warnings);
+        if (streq(property, "ForeignVMs"))
+                return sd_bus_message_append(reply, "u", (uint32_t) b->deliver->foreign_vms);
         if (streq(property, "ReloadWarnings"))
                 return sd_bus_message_append_strv(reply, dec->reload_warnings);
         if (streq(property, "LastError"))
@@ -236,6 +240,8 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_PROPERTY("LastError", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ReloadWarnings", "as", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Rules", "a(uss)", bus_prop_rules, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("Warnings", "as", prop_get, 0, 0),
+        SD_BUS_PROPERTY("ForeignVMs", "u", prop_get, 0, 0),
         SD_BUS_PROPERTY("HostPMU", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("FilterSupported", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("MaskedEventsSupported", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),

@@ -17,6 +17,7 @@
 #include "fdstore.h"
 #include "kvm.h"
 #include "list.h"
+#include "log.h"
 #include "pmu.h"
 #include "records.h"
 #include "registry.h"
@@ -35,6 +36,13 @@ struct deliver {
         const struct kvm_support *kvm;
         const char *config_path;        /* --config, or NULL for /etc/pmufilterd */
         const char *socket_path;        /* --socket, or NULL for settings.socket */
+        /* In lockdown: the settings that still parse (policy_load_settings()). */
+        struct policy *lockdown_settings;
+        /* What the host lacks for the daemon to serve everyone (a missing
+         * socket group), for the status (Manager.Warnings). */
+        char **warnings;
+        unsigned foreign_vms;           /* uevents of VMs whose process is not visible here */
+        struct ratelimit foreign_said;  /* said once a minute */
 
         struct fdstore fdstore;
         struct session_server *server;
@@ -53,6 +61,9 @@ int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct reco
 /* Stop: unfinished batches are dropped, sessions closed (the fd store keeps them). */
 void deliver_done(struct deliver *d);
 const char *deliver_socket_path(const struct deliver *d);
+/* The settings the daemon runs with: the policy's, else in lockdown what
+ * still parses of it, else the defaults. */
+const struct settings *deliver_settings(const struct deliver *d);
 
 /* deliver.c ---------------------------------------------------------------- */
 

@@ -27,6 +27,7 @@ int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct reco
                 .registry = r,
                 .records = rec,
                 .decider = dec,
+                .foreign_said = RATELIMIT_INIT(60 * 1000 * 1000ULL, 1),
                 /* Serials grow across restarts too: an answer to an APPLY of
                  * the daemon we replaced can never be taken for one of ours. */
                 .next_serial = now_usec(CLOCK_REALTIME),
@@ -40,10 +41,18 @@ void deliver_done(struct deliver *d) {
         d->server = session_server_free(d->server, true);
         d->watcher = uevent_watcher_free(d->watcher);
         fdstore_done(&d->fdstore);
+        policy_free(TAKE_PTR(d->lockdown_settings));
+        strv_free(TAKE_PTR(d->warnings));
+}
+
+const struct settings *deliver_settings(const struct deliver *d) {
+        if (!d->decider->set && d->lockdown_settings)
+                return &d->lockdown_settings->settings;
+        return decider_settings(d->decider);
 }
 
 const char *deliver_socket_path(const struct deliver *d) {
-        const struct settings *s = decider_settings(d->decider);
+        const struct settings *s = deliver_settings(d);
 
         if (d->socket_path)
                 return d->socket_path;
@@ -533,16 +542,28 @@ static const struct session_ops session_ops = {
 };
 
 int deliver_listen(struct deliver *d) {
+        const char *group = deliver_settings(d)->socket_group;
+        char *warning = NULL;
+        bool passed;
         int fd, r;
 
         fd = fdstore_take_listener(&d->fdstore);
-        if (fd >= 0)
+        passed = fd >= 0;
+        if (passed)
                 log_info("Using the VMM socket passed by systemd");
         else {
-                fd = listen_bind(deliver_socket_path(d));
+                fd = listen_bind(deliver_socket_path(d), group, &warning);
                 if (fd < 0)
                         return fd;
+                if (warning && strv_push(&d->warnings, warning) < 0)
+                        free(warning);
         }
+        /* VMMs pointed at the configured path must find it in lockdown too. */
+        if (d->decider->lockdown)
+                log_notice("Lockdown serves the VMM socket %s: %s", passed ? "passed by systemd" : deliver_socket_path(d),
+                           passed ? "the socket unit's" : d->socket_path ? "given with --socket" :
+                           d->lockdown_settings ? "settings.socket, from the settings that still parse" :
+                           "the default, since nothing of the policy parses");
         r = registry_subscribe(d->registry, on_vm_recorded, d);
         if (r < 0) {
                 safe_close(fd);

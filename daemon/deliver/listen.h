@@ -2,6 +2,7 @@
 /* listen.h — the VMM socket's path on disk. */
 #pragma once
 
-/* Bind a listening SOCK_SEQPACKET socket at path, mode 0660, group kvm
- * where that group exists, and return it.  -errno, logged. */
-int listen_bind(const char *path);
+/* Bind a listening SOCK_SEQPACKET socket at path, mode 0660, of group
+ * (settings.socket_group), and return it.  -errno, logged.  Where the
+ * group does not exist, *ret_warning says what that means (allocated). */
+int listen_bind(const char *path, const char *group, char **ret_warning);

@@ -53,8 +53,15 @@ int deliver_load_policy(struct deliver *d) {
         if (r == -ENOMEM)
                 return log_error_errno(r, "Failed to load the policy: %m");
         if (r < 0) {
+                struct diags ignored = {};
+
                 d->decider->lockdown = true;
                 (void) decider_set_last_error(d->decider, error);
+                /* What still parses of the settings (the socket above all):
+                 * lockdown must serve VMMs where they look for it. */
+                if (policy_load_settings(d->config_path, &d->lockdown_settings, &ignored) < 0)
+                        d->lockdown_settings = NULL;
+                diags_clear(&ignored);
                 audit_record(LOG_CRIT, MID_LOCKDOWN, NULL, NULL, 0,
                              "Policy failed to load, LOCKDOWN: every VM gets an empty allowlist until a good reload: %s",
                              strna(error));
@@ -159,6 +166,7 @@ int deliver_reload(struct deliver *d, struct vm_waiter *waiter) {
         for (char **w = d->decider->reload_warnings; w && *w; w++)
                 audit_record(LOG_WARNING, MID_RELOAD, NULL, NULL, 0, "The reloaded policy loosens the one before: %s", *w);
         old = decider_swap(d->decider, s);
+        policy_free(TAKE_PTR(d->lockdown_settings));
         registry_notify(d->registry, REGISTRY_POLICY_SWAPPED, NULL,
                         &(struct registry_event_data) { .old_names = old_names });
         if (was_lockdown)

@@ -115,14 +115,38 @@ static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
         }
 }
 
+/* Is this daemon in a PID namespace below the host's (a container)?  The
+ * kernel's initial PID namespace has a fixed inode, PROC_PID_INIT_INO. */
+static bool in_child_pid_namespace(void) {
+        char link[64] = "";
+
+        if (readlink("/proc/self/ns/pid", link, sizeof(link) - 1) < 0)
+                return false;
+        return !streq(link, "pid:[4026531836]");
+}
+
 static void on_overflow(bool enobufs, void *userdata) {
         struct deliver *d = userdata;
 
-        if (enobufs)
+        if (enobufs) {
                 log_warning("Kernel uevents were lost (receive buffer overflow): rescanning /proc");
-        else    /* another PID namespace (a container), or its creator is gone already */
-                log_info("A uevent named a VM whose process is not visible here: rescanning /proc");
-        (void) deliver_rescan(d);
+                (void) deliver_rescan(d);
+                return;
+        }
+        if (!in_child_pid_namespace()) {
+                /* Its creator is gone already: where did the VM go? */
+                log_info("A uevent named a VM whose creating thread is gone: rescanning /proc");
+                (void) deliver_rescan(d);
+                return;
+        }
+        /* A VM of the host or of another container: the kernel tells every
+         * listener, but this daemon cannot see, filter or even name it, and
+         * a rescan per such VM would find nothing.  Counted, said once a
+         * minute (pmufilterd(8), CONTAINERS). */
+        d->foreign_vms++;
+        if (ratelimit_below(&d->foreign_said, NULL))
+                log_notice("%u VMs so far were created by processes this daemon cannot see (another PID namespace: "
+                           "it runs in a container); they are not filtered from here", d->foreign_vms);
 }
 
 int deliver_watch(struct deliver *d) {

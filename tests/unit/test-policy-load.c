@@ -425,7 +425,7 @@ static void test_unknown_keys(void **state) {
                      "t.yaml:2:1: error: top level: unknown key 'setings' (expected version, settings, profiles or rules)");
         expect_error("settings:\n  socket: /a\n  timeout: 5\n",
                      "t.yaml:3:3: error: settings: unknown key 'timeout' (expected socket, attach_timeout_ms, adopt, "
-                     "unmanaged, default_profile or unattached_sessions_per_uid)");
+                     "unmanaged, default_profile, unattached_sessions_per_uid or socket_group)");
         expect_error("profiles:\n  t:\n    tier: tenant\n    event: [cycles]\n",
                      "t.yaml:4:5: error: profile: unknown key 'event' (expected description, tier, extends, events, "
                      "optional, fixed_counters, pmu or acknowledge_shared)");
