@@ -146,6 +146,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                                                                  "is writable after its restart)" : "");
         } else if (r >= 0 && m->write_error != 0)
                 log_info("Metrics written to %s again", m->path);
+        else if (r >= 0)
+                log_debug("Metrics written to %s", m->path);
         m->write_error = r < 0 ? r : 0;
         return 0;
 }
