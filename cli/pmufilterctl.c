@@ -32,8 +32,10 @@ static const struct verb verbs[] = {
           "VM", "Show one VM, with its compiled filter decoded" },
         { "profile", 1, VERB_ANY, VERB_ONLINE, NULL,
           "COMMAND ...", "Profiles, with these commands:", profile_verbs },
-        { "reload",  1, 1,        VERB_ONLINE, verb_reload,
-          NULL, "Reload the configuration" },
+        { "explain", 2, 2,        VERB_ONLINE | VERB_JSON, verb_explain,
+          "VM", "Why a VM has its profile: its facts, each rule, overrides" },
+        { "reload",  1, 1,        VERB_ONLINE | VERB_DRY_RUN, verb_reload,
+          NULL, "Reload the configuration (--dry-run: what it would change)" },
         { "reapply", 1, VERB_ANY, VERB_ONLINE, verb_reapply,
           "[VM...]", "Push the filters to the VMs again; no VM: all" },
         { "monitor", 1, 1,        VERB_ONLINE | VERB_JSON, verb_monitor,
@@ -83,7 +85,9 @@ static void help(void) {
                "  -H --host=[USER@]HOST      Talk to the daemon on HOST over ssh\n"
                "     --bus-address=ADDRESS    Talk to the daemon on this bus, not the system bus\n"
                "     --runtime                Profile changes last until reboot only\n"
-               "\nExit status: 0 success, 1 failure, 2 usage error.\n",
+               "     --dry-run                reload: show what the edited policy would change\n"
+               "\nExit status: 0 success, 1 failure, 2 usage error;\n"
+               "reload --dry-run: 0 nothing would change, 3 something would.\n",
                POLICY_DEFAULT_CONFIG, POLICY_DEFAULT_CONFIG_DIR);
 }
 
@@ -103,11 +107,12 @@ static int check_options(const struct verb *v, const char *verb, const struct ct
                 { VERB_PMU, "--pmu" },
                 { VERB_CONFIG, "--config" },
                 { VERB_RUNTIME, "--runtime" },
+                { VERB_DRY_RUN, "--dry-run" },
                 { VERB_ONLINE, "--host" },
                 { VERB_ONLINE, "--bus-address" },
         };
         const bool given[ELEMENTSOF(map)] = {
-                o->json, o->pmu, o->config, o->runtime, o->host, o->bus_address,
+                o->json, o->pmu, o->config, o->runtime, o->dry_run, o->host, o->bus_address,
         };
 
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
@@ -168,6 +173,7 @@ enum {
         ARG_NO_LEGEND,
         ARG_BUS_ADDRESS,
         ARG_RUNTIME,
+        ARG_DRY_RUN,
 };
 
 static int option_value(const char *option, const char *value, const char **ret) {
@@ -192,6 +198,7 @@ static int parse_argv(int argc, char *argv[], struct ctl_options *o) {
                 { "host",        required_argument, NULL, 'H'             },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "runtime",     no_argument,       NULL, ARG_RUNTIME     },
+                { "dry-run",     no_argument,       NULL, ARG_DRY_RUN     },
                 {}
         };
         int c, r = 0;
@@ -228,6 +235,9 @@ static int parse_argv(int argc, char *argv[], struct ctl_options *o) {
                         break;
                 case ARG_RUNTIME:
                         o->runtime = true;
+                        break;
+                case ARG_DRY_RUN:
+                        o->dry_run = true;
                         break;
                 case ':':
                         log_error("option '%s' needs a value. See --help.", argv[optind - 1]);

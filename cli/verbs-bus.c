@@ -439,6 +439,8 @@ int verb_reload(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_strv_free_ char **warnings = NULL;
         int r;
 
+        if (o->dry_run)
+                return verb_reload_dry_run(o);
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
                 return r;

@@ -15,6 +15,7 @@
 #include "util.h"
 
 #define EXIT_USAGE 2
+#define EXIT_WOULD_CHANGE 3     /* reload --dry-run: the edited policy would change VMs */
 #define VERB_ANY UINT_MAX
 
 struct ctl_options {
@@ -25,6 +26,7 @@ struct ctl_options {
         const char *host;               /* -H [user@]host */
         const char *bus_address;        /* --bus-address ADDRESS */
         bool runtime;                   /* --runtime */
+        bool dry_run;                   /* --dry-run */
 };
 
 enum verb_flags {
@@ -34,6 +36,7 @@ enum verb_flags {
         VERB_PMU = 1 << 3,              /* honours --pmu */
         VERB_CONFIG = 1 << 4,           /* honours --config */
         VERB_RUNTIME = 1 << 5,          /* honours --runtime */
+        VERB_DRY_RUN = 1 << 6,          /* honours --dry-run */
 };
 
 typedef int (*verb_fn)(int argc, char *argv[], const struct ctl_options *o);
@@ -77,6 +80,10 @@ int verb_profile_set(int argc, char *argv[], const struct ctl_options *o);
 int verb_profile_reset(int argc, char *argv[], const struct ctl_options *o);
 int verb_reload(int argc, char *argv[], const struct ctl_options *o);
 int verb_reapply(int argc, char *argv[], const struct ctl_options *o);
+
+/* verbs-explain.c */
+int verb_explain(int argc, char *argv[], const struct ctl_options *o);
+int verb_reload_dry_run(const struct ctl_options *o);
 
 /* verbs-monitor.c */
 int verb_monitor(int argc, char *argv[], const struct ctl_options *o);

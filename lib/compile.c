@@ -16,6 +16,7 @@
 
 #include "compile.h"
 #include "kvm-compat.h"
+#include "lint-shared.h"
 
 /* The select bits KVM compares: 7:0 everywhere, 35:32 on AMD only. */
 #define SELECT_LOW_BITS         UINT64_C(0xff)
@@ -39,6 +40,8 @@ struct compile_ctx {
         bool masked;                    /* the whole profile compiles to masked form */
         struct pending *v;
         size_t n, allocated;
+        struct pending *all;            /* v before dedupe, for the leak lint (d only) */
+        size_t n_all;
 };
 
 struct compiled_filter *compiled_filter_ref(struct compiled_filter *f) {
@@ -315,7 +318,7 @@ void filter_entry_decode(const struct compiled_filter *f, uint64_t word, struct 
 
 /* The kernel's own test: an include entry matches and no exclude entry
  * does (arch/x86/kvm/pmu.c, is_gp_event_allowed), on select + umask. */
-static bool filter_lists(const struct compiled_filter *f, uint64_t code) {
+bool compiled_filter_lists(const struct compiled_filter *f, uint64_t code) {
         uint16_t select = event_code_select(code);
         uint8_t umask = event_code_umask(code);
         bool included = false;
@@ -347,7 +350,7 @@ static uint32_t fixed_auto_bitmap(const struct compiled_filter *f, const struct 
 
                 if (fixed_counter_event(pmu, i, &code) < 0)
                         continue;
-                if (filter_lists(f, code))
+                if (compiled_filter_lists(f, code))
                         bitmap |= UINT32_C(1) << i;
         }
         return bitmap;
@@ -412,6 +415,13 @@ static int compile_profile(struct compile_ctx *c, struct compiled_filter *f) {
         if (ret < 0)
                 return ret;
 
+        if (c->d && c->n > 0) {
+                c->all = calloc(c->n, sizeof(c->all[0]));
+                if (!c->all)
+                        return -ENOMEM;
+                memcpy(c->all, c->v, c->n * sizeof(c->all[0]));
+                c->n_all = c->n;
+        }
         sort_unique(c);
         if (c->n > max_events)
                 return diags_error(c->d, &prof->loc,
@@ -426,6 +436,26 @@ static int compile_profile(struct compile_ctx *c, struct compiled_filter *f) {
         fixed = profile_effective_fixed(c->p, prof, &fixed_list);
         f->fixed_counter_bitmap = fixed == FIXED_LIST ? fixed_list : fixed_auto_bitmap(f, c->pmu);
         return 0;
+}
+
+/* The leak lint needs to know which policy entry each word came from, to
+ * warn where it is written: every entry, duplicates too (c->all, the words
+ * before sort_unique() kept one spelling of each). */
+static int lint_shared(const struct compile_ctx *c, const struct compiled_filter *f) {
+        _cleanup_free_ const struct event_spec **specs = NULL;
+        _cleanup_free_ uint64_t *words = NULL;
+
+        if (f->action != KVM_PMU_EVENT_ALLOW || c->n_all == 0)
+                return 0;
+        specs = calloc(c->n_all, sizeof(specs[0]));
+        words = calloc(c->n_all, sizeof(words[0]));
+        if (!specs || !words)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_all; i++) {
+                specs[i] = c->all[i].spec;
+                words[i] = c->all[i].word;
+        }
+        return filter_lint_shared(c->p, c->prof, c->pmu, f, words, specs, c->n_all, c->d);
 }
 
 static int compiled_filter_new(const char *profile_name, struct compiled_filter **ret) {
@@ -464,7 +494,7 @@ int filter_compile(const struct policy *p, const char *name,
                    const struct host_pmu *pmu, const struct kvm_support *k,
                    struct compiled_filter **ret, struct diags *d) {
         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
-        _cleanup_free_ struct pending *v = NULL;
+        _cleanup_free_ struct pending *v = NULL, *all = NULL;
         struct compile_ctx c = { .p = p, .pmu = pmu, .k = k, .d = d };
         int r;
 
@@ -482,8 +512,15 @@ int filter_compile(const struct policy *p, const char *name,
                 return r;
         r = compile_profile(&c, f);
         v = c.v;
+        all = c.all;
         if (r < 0)
                 return r;
+
+        if (d && profile_effective_pmu(p, c.prof) != PMU_OFF) {
+                r = lint_shared(&c, f);
+                if (r < 0)
+                        return r;
+        }
 
         if (profile_effective_pmu(p, c.prof) == PMU_OFF) {
                 /* The events were still compiled above, so mistakes in a

@@ -40,7 +40,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct compiled_filter *, compiled_filter_unref)
  * Errors (into d, with the event's file:line:column): unknown symbolic name
  * that is not optional, AMD select bits on Intel, masked forms on a kernel
  * without masked events, more entries than k->max_events (naming the
- * profile).  Returns 0, -ENOENT (no such profile), -EINVAL, -ENOMEM.
+ * profile).  Warnings: among others the leak lint of a tenant profile
+ * (lint-shared.h), run only where d is not NULL.  Returns 0, -ENOENT (no
+ * such profile), -EINVAL, -ENOMEM.
  */
 int filter_compile(const struct policy *p, const char *name,
                    const struct host_pmu *pmu, const struct kvm_support *k,
@@ -67,6 +69,11 @@ struct filter_entry {
 
 /* Decode `word`, an entry of f (f's flags say which form it is). */
 void filter_entry_decode(const struct compiled_filter *f, uint64_t word, struct filter_entry *ret);
+
+/* Does f list the guest event `code` (select + unit mask, as event_code())?
+ * The kernel's own test: an include entry matches it and no exclude entry
+ * does.  Listed means allowed under an allowlist, denied under a denylist. */
+bool compiled_filter_lists(const struct compiled_filter *f, uint64_t code);
 
 /* Decode one kernel word for humans: "0x00c0 (select 0xc0 umask 0x00)" or the
  * masked form "select 0xb7 mask 0x00 match 0x00 include".  0, or -ENOBUFS

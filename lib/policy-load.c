@@ -208,8 +208,10 @@ static int load_event_scalar(struct loader *l, struct event_spec *e, const struc
         return e->name ? 0 : -ENOMEM;
 }
 
-static int load_events(struct loader *l, struct profile *prof, const struct ynode *n,
-                       const char *what, bool optional) {
+/* A list of events into *v: the profile's events (events:, optional:) or
+ * its acknowledgements (acknowledge_shared:), which take the same forms. */
+static int load_events(struct loader *l, struct event_spec **v, size_t *n_v, size_t *allocated,
+                       const struct ynode *n, const char *what, bool optional) {
         char buf[64];
         int r;
 
@@ -220,9 +222,9 @@ static int load_events(struct loader *l, struct profile *prof, const struct ynod
                 const struct ynode *item = n->items[i];
                 struct event_spec *e;
 
-                if (!GREEDY_REALLOC(prof->events, prof->allocated_events, prof->n_events + 1))
+                if (!greedy_realloc((void **) v, allocated, *n_v + 1, sizeof(**v)))
                         return -ENOMEM;
-                e = &prof->events[prof->n_events++];
+                e = &(*v)[(*n_v)++];
                 *e = (struct event_spec) { .optional = optional, .loc = item->loc };
 
                 if (item->type == YNODE_MAPPING)
@@ -268,10 +270,10 @@ static int load_fixed(struct loader *l, struct profile *prof, const struct ynode
 static int load_profile(struct loader *l, const struct ynode *key, const struct ynode *body) {
         static const char *const tier_words[] = { "tenant", "trusted" };
         static const char *const pmu_words[] = { "on", "off" };
-        enum { DESCRIPTION, TIER, EXTENDS, EVENTS, OPTIONAL, FIXED, PMU };
+        enum { DESCRIPTION, TIER, EXTENDS, EVENTS, OPTIONAL, FIXED, PMU, ACKNOWLEDGE };
         struct ynode_field f[] = {
                 { "description" }, { "tier" }, { "extends" }, { "events" },
-                { "optional" }, { "fixed_counters" }, { "pmu" },
+                { "optional" }, { "fixed_counters" }, { "pmu" }, { "acknowledge_shared" },
         };
         struct policy *p = l->p;
         const struct profile *old;
@@ -328,14 +330,23 @@ static int load_profile(struct loader *l, const struct ynode *key, const struct 
         }
         /* events: first, then optional:, whatever their order in the file. */
         if (f[EVENTS].value) {
-                r = load_events(l, prof, f[EVENTS].value, "events", false);
+                r = load_events(l, &prof->events, &prof->n_events, &prof->allocated_events,
+                                f[EVENTS].value, "events", false);
                 if (r < 0)
                         return r;
         }
         if (f[OPTIONAL].value) {
-                r = load_events(l, prof, f[OPTIONAL].value, "optional", true);
+                r = load_events(l, &prof->events, &prof->n_events, &prof->allocated_events,
+                                f[OPTIONAL].value, "optional", true);
                 if (r < 0)
                         return r;
+        }
+        if (f[ACKNOWLEDGE].value) {
+                r = load_events(l, &prof->acks, &prof->n_acks, &prof->allocated_acks,
+                                f[ACKNOWLEDGE].value, "acknowledge_shared", false);
+                if (r < 0)
+                        return r;
+                prof->acks_loc = f[ACKNOWLEDGE].key_node->loc;
         }
         if (f[FIXED].value) {
                 r = load_fixed(l, prof, f[FIXED].value);

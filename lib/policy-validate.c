@@ -119,6 +119,14 @@ static int check_profile(const struct policy *p, const struct profile *prof, str
                 note(&ret, diags_warning(d, &prof->loc,
                                          "profile '%s' is trusted (a denylist) with no events: it denies nothing",
                                          prof->name));
+
+        /* The leak lint reads tenant allowlists only: in a denylist an
+         * acknowledgement would read as a permission it is not. */
+        if (prof->acks_loc.line > 0 && profile_effective_tier(p, prof) == TIER_TRUSTED)
+                note(&ret, diags_warning(d, &prof->acks_loc,
+                                         "profile '%s' is trusted (a denylist): acknowledge_shared has no "
+                                         "effect there, since only tenant allowlists are checked for "
+                                         "shared-resource events", prof->name));
         return ret;
 }
 

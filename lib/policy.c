@@ -31,6 +31,9 @@ static void profile_done(struct profile *prof) {
         for (size_t i = 0; i < prof->n_events; i++)
                 free(prof->events[i].name);
         free(prof->events);
+        for (size_t i = 0; i < prof->n_acks; i++)
+                free(prof->acks[i].name);
+        free(prof->acks);
         free(prof->name);
         free(prof->description);
         free(prof->extends);

@@ -60,6 +60,11 @@ struct profile {
         struct srcloc extends_loc;
         struct event_spec *events;      /* own events (events: then optional:) */
         size_t n_events, allocated_events;
+        /* acknowledge_shared: events of the shared-resource lint (lint-shared.c)
+         * this profile allows on purpose, in the forms of events: */
+        struct event_spec *acks;
+        size_t n_acks, allocated_acks;
+        struct srcloc acks_loc;         /* of the key */
         enum fixed_mode fixed_mode;
         uint32_t fixed_bitmap;          /* FIXED_LIST */
         struct srcloc fixed_loc;
@@ -157,7 +162,10 @@ int policy_load_paths(char **paths, struct policy **ret, struct diags *d);
  * Check references: extends targets exist and have no cycle, every profile
  * resolves to a tier, rule profiles and settings.default_profile exist, match
  * keys are known.  Warnings for lint (a trusted-tier profile reachable by a
- * rule matching only VMM-claimed keys: name, uuid, label.*, client).
+ * rule matching only VMM-claimed keys: name, uuid, label.*, client;
+ * acknowledge_shared in a trusted profile, where it means nothing).  The
+ * lint that needs the PMU, shared-resource events in a tenant allowlist,
+ * runs in filter_compile().
  */
 int policy_validate(const struct policy *p, struct diags *d);
 

@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -81,34 +82,86 @@ bool ratelimit_below(struct ratelimit *rl, unsigned *ret_suppressed) {
         return false;
 }
 
+/* The extra fields as NAME=value, into f (one each, at most 6). */
+static size_t extra_fields(const struct audit_extra *x, char f[6][256]) {
+        size_t n = 0;
+
+        if (!x)
+                return 0;
+        if (x->have_caller)
+                snprintf(f[n++], sizeof(f[0]), "CALLER_UID=%u", (unsigned) x->caller_uid);
+        if (x->caller_pid > 0)
+                snprintf(f[n++], sizeof(f[0]), "CALLER_PID=%d", (int) x->caller_pid);
+        if (x->caller_unit)
+                snprintf(f[n++], sizeof(f[0]), "CALLER_UNIT=%s", x->caller_unit);
+        if (x->caller_sender)
+                snprintf(f[n++], sizeof(f[0]), "CALLER_BUS_NAME=%s", x->caller_sender);
+        if (x->vm_name)
+                snprintf(f[n++], sizeof(f[0]), "VM_NAME=%s", x->vm_name);
+        if (x->decided_by)
+                snprintf(f[n++], sizeof(f[0]), "DECIDED_BY=%s", x->decided_by);
+        return n;
+}
+
 static void emit(int level, const char *message_id, const char *vm_id, const char *profile,
-                 pid_t pid, const char *msg) {
+                 pid_t pid, const struct audit_extra *x, const char *msg) {
         _cleanup_free_ char *m = NULL, *p = NULL;
+        char f[6][256];
+        size_t n = extra_fields(x, f);
 
         if (use_journal) {
-                char pidbuf[32];
+                struct iovec iov[14];
+                char pri[32], pidbuf[32], mid[64], vmid[96], prof[256];
+                _cleanup_free_ char *message = NULL;
+                size_t k = 0;
 
-                snprintf(pidbuf, sizeof(pidbuf), "PID=%d", (int) pid);
-                if (message_id)
-                        sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
-                                        "MESSAGE_ID=%s", message_id,
-                                        "VM_ID=%s", strempty(vm_id),
-                                        "PROFILE=%s", strempty(profile),
-                                        pid > 0 ? pidbuf : "PID=",
-                                        NULL);
-                else
+                if (!message_id) {
                         sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level, NULL);
+                        return;
+                }
+                if (asprintf(&message, "MESSAGE=%s", msg) < 0)
+                        return;
+                snprintf(pri, sizeof(pri), "PRIORITY=%d", level);
+                snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
+                snprintf(vmid, sizeof(vmid), "VM_ID=%s", strempty(vm_id));
+                snprintf(prof, sizeof(prof), "PROFILE=%s", strempty(profile));
+                if (pid > 0)
+                        snprintf(pidbuf, sizeof(pidbuf), "PID=%d", (int) pid);
+                else
+                        snprintf(pidbuf, sizeof(pidbuf), "PID=");
+                iov[k++] = (struct iovec) { message, strlen(message) };
+                iov[k++] = (struct iovec) { pri, strlen(pri) };
+                iov[k++] = (struct iovec) { mid, strlen(mid) };
+                iov[k++] = (struct iovec) { vmid, strlen(vmid) };
+                iov[k++] = (struct iovec) { prof, strlen(prof) };
+                iov[k++] = (struct iovec) { pidbuf, strlen(pidbuf) };
+                for (size_t i = 0; i < n; i++)
+                        iov[k++] = (struct iovec) { f[i], strlen(f[i]) };
+                (void) sd_journal_sendv(iov, (int) k);
                 return;
         }
         /* One line per message, whatever it carries: the journal keeps
          * fields whole, a text log only has lines. */
         m = log_escape(msg);
         p = log_escape(profile);
-        if (message_id)
-                fprintf(stderr, "pmufilterd: %s: %s [MESSAGE_ID=%s VM_ID=%s PROFILE=%s PID=%d]\n",
+        if (message_id) {
+                fprintf(stderr, "pmufilterd: %s: %s [MESSAGE_ID=%s VM_ID=%s PROFILE=%s PID=%d",
                         prefix[level & 7], m ? m : "(out of memory)", message_id, strna(vm_id),
                         strna(profile ? p : NULL), (int) pid);
-        else
+                /* A value from outside (a VM's name) may hold spaces: as
+                 * escapes, so that fields stay apart. */
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *e = log_escape(f[i]);
+
+                        fputc(' ', stderr);
+                        for (const char *c = e ? e : "?"; *c; c++)
+                                if (*c == ' ')
+                                        fputs("\\x20", stderr);
+                                else
+                                        fputc(*c, stderr);
+                }
+                fputs("]\n", stderr);
+        } else
                 fprintf(stderr, "pmufilterd: %s: %s\n", prefix[level & 7], m ? m : "(out of memory)");
 }
 
@@ -124,7 +177,7 @@ int log_full_errno(int level, int error, const char *fmt, ...) {
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        emit(level, NULL, NULL, NULL, 0, msg ? msg : fmt);
+        emit(level, NULL, NULL, NULL, 0, NULL, msg ? msg : fmt);
         return -error;
 }
 
@@ -137,5 +190,17 @@ void audit_record(int level, const char *message_id, const char *vm_id, const ch
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        emit(level, message_id, vm_id, profile, pid, msg ? msg : fmt);
+        emit(level, message_id, vm_id, profile, pid, NULL, msg ? msg : fmt);
+}
+
+void audit_record_extra(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
+                        const struct audit_extra *x, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        emit(level, message_id, vm_id, profile, pid, x, msg ? msg : fmt);
 }

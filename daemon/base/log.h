@@ -55,6 +55,23 @@ struct ratelimit {
  * that just ended, to be said with this one (0 most of the time). */
 bool ratelimit_below(struct ratelimit *rl, unsigned *ret_suppressed);
 
+/* More of an audit record (pmufilterd(8), AUDIT TRAIL): who asked for a
+ * change and what decided a VM's profile.  Journal fields CALLER_UID=,
+ * CALLER_PID=, CALLER_UNIT=, CALLER_BUS_NAME=, VM_NAME=, DECIDED_BY=;
+ * unset ones are left out. */
+struct audit_extra {
+        bool have_caller;
+        uid_t caller_uid;
+        pid_t caller_pid;               /* 0: unknown */
+        const char *caller_unit;
+        const char *caller_sender;      /* the D-Bus unique name */
+        const char *vm_name;
+        const char *decided_by;         /* "rule:3 (/etc/pmufilterd/pmufilterd.yaml:40)", "default", ... */
+};
+
+void audit_record_extra(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
+                        const struct audit_extra *x, const char *fmt, ...) _printf_(7, 8);
+
 /* An audit record.  vm_id, profile may be NULL; pid 0 = none. */
 void audit_record(int level, const char *message_id, const char *vm_id, const char *profile,
                   pid_t pid, const char *fmt, ...) _printf_(6, 7);

@@ -120,10 +120,15 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         char bound[512] = "this VM only, until it goes (runtime)";
         const char *caution = "";
         struct vm_identity id;
+        struct bus_caller caller;
+        struct audit_extra x = { .vm_name = vm->name };
+        char decided_by[sizeof(vm->profile_source)];
         int r;
 
         assert(vm);
-        r = bus_check_manage(b, msg, error);
+        /* What decided the VM's profile until this change. */
+        snprintf(decided_by, sizeof(decided_by), "%s", vm->profile_source);
+        r = bus_check_manage(b, msg, &caller, error);
         if (r < 0)
                 return r;
         if (!reset) {
@@ -175,10 +180,14 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
                 return r;
         /* The APPLY first, the record of the change while the VMM applies it. */
         r = push_and_wait(b, msg, &vm, 1, true);
-        audit_record(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
-                     "VM %s: profile %s%s%s over D-Bus (%s), bound to %s%s", vm->id,
-                     reset ? "reset to the policy" : "set to '", reset ? "" : profile, reset ? "" : "'",
-                     runtime ? "runtime" : "persistent", bound, caution);
+        bus_caller_audit(&caller, &x);
+        x.decided_by = decided_by[0] ? decided_by : NULL;
+        audit_record_extra(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
+                           &x, "VM %s%s%s%s: profile %s%s%s over D-Bus (%s), bound to %s, by uid %u%s%s%s",
+                           vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
+                           reset ? "reset to the policy" : "set to '", reset ? "" : profile, reset ? "" : "'",
+                           runtime ? "runtime" : "persistent", bound, (unsigned) caller.uid,
+                           caller.unit[0] ? " of " : "", caller.unit, caution);
         return r;
 }
 
@@ -187,10 +196,12 @@ int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profi
         struct registry *reg = b->deliver->registry;
         _cleanup_(undo_done) struct undo u = {};
         _cleanup_free_ struct vm **vms = NULL;
+        struct bus_caller caller;
+        struct audit_extra x = {};
         size_t n = 0;
         int r;
 
-        r = bus_check_manage(b, msg, error);
+        r = bus_check_manage(b, msg, &caller, error);
         if (r < 0)
                 return r;
         r = check_profile(b, profile, error);
@@ -207,8 +218,11 @@ int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profi
         r = save_changed(b, !runtime, &u, error);
         if (r < 0)
                 return r;
-        audit_record(LOG_NOTICE, MID_RUNTIME, NULL, profile, 0, "Default profile set to '%s' over D-Bus (%s)",
-                     profile, runtime ? "runtime" : "persistent");
+        bus_caller_audit(&caller, &x);
+        audit_record_extra(LOG_NOTICE, MID_RUNTIME, NULL, profile, 0, &x,
+                           "Default profile set to '%s' over D-Bus (%s), by uid %u%s%s", profile,
+                           runtime ? "runtime" : "persistent", (unsigned) caller.uid, caller.unit[0] ? " of " : "",
+                           caller.unit);
         registry_notify(reg, REGISTRY_SETTINGS_CHANGED, NULL, NULL);
 
         vms = calloc(reg->n_vms + 1, sizeof(*vms));
@@ -222,7 +236,7 @@ int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profi
 int change_reapply(struct bus *b, sd_bus_message *msg, struct vm **vms, size_t n, sd_bus_error *error) {
         int r;
 
-        r = bus_check_manage(b, msg, error);
+        r = bus_check_manage(b, msg, NULL, error);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
@@ -232,12 +246,17 @@ int change_reapply(struct bus *b, sd_bus_message *msg, struct vm **vms, size_t n
 }
 
 int change_reload(struct bus *b, sd_bus_message *msg, sd_bus_error *error) {
+        struct bus_caller caller;
+        struct audit_extra x = {};
         struct vm_waiter *w;
         int r;
 
-        r = bus_check_manage(b, msg, error);
+        r = bus_check_manage(b, msg, &caller, error);
         if (r < 0)
                 return r;
+        bus_caller_audit(&caller, &x);
+        audit_record_extra(LOG_INFO, MID_RELOAD, NULL, NULL, 0, &x, "Reload asked for over D-Bus by uid %u%s%s",
+                           (unsigned) caller.uid, caller.unit[0] ? " of " : "", caller.unit);
         w = bus_pending_reply(msg);
         if (!w)
                 return -ENOMEM;

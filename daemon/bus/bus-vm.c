@@ -236,5 +236,9 @@ const sd_bus_vtable bus_vm_vtable[] = {
                                 method_set_profile, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reapply", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
                                 method_reapply, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Explain", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(usbs)", rules, "s", override, "s", override_scope, "s", bound_to,
+                                              "s", default_profile, "s", profile, "s", source),
+                                bus_method_explain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

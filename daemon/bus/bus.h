@@ -10,6 +10,7 @@
 #include <systemd/sd-bus.h>
 
 #include "deliver.h"
+#include "log.h"
 #include "vmqueue.h"
 
 #define BUS_NAME "org.pmufilterd1"
@@ -17,12 +18,16 @@
 #define BUS_VM_PREFIX "/org/pmufilterd1/vm"
 #define BUS_PROFILE_PREFIX "/org/pmufilterd1/profile"
 
-/* The last callers' uids, by unique bus name (bus-auth.c). */
-#define SENDER_CACHE_SIZE 16
-struct sender_cache {
-        char name[64];
+/* Who called a method, from the bus's credentials of the sender. */
+struct bus_caller {
         uid_t uid;
+        pid_t pid;                      /* 0: unknown */
+        char unit[128];                 /* "": unknown */
+        char sender[64];                /* the unique name */
 };
+
+/* The last callers, by unique bus name (bus-auth.c). */
+#define SENDER_CACHE_SIZE 16
 
 struct bus {
         sd_bus *bus;
@@ -33,7 +38,7 @@ struct bus {
         struct vm_queue announcements;  /* new VMs to say on the bus */
         char **dirty_profiles;          /* Profile.VMs to say changed */
         sd_event_source *profiles_event;
-        struct sender_cache senders[SENDER_CACHE_SIZE];
+        struct bus_caller senders[SENDER_CACHE_SIZE];
         unsigned senders_next;
 };
 
@@ -67,10 +72,18 @@ char *bus_profile_path(const char *name);
  * userdata is the object (a VM). */
 struct bus *bus_current(sd_bus_message *msg);
 
+/* bus-explain.c: Manager.Rules, VM.Explain, Manager.PreviewReload. */
+int bus_prop_rules(sd_bus *bus, const char *path, const char *interface, const char *property,
+                   sd_bus_message *reply, void *userdata, sd_bus_error *error);
+int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_preview_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
 /* bus-auth.c: changing anything needs uid 0 (from the bus's credentials of
  * the sender, not from anything the caller says).  1 if allowed, else
  * error is set (AccessDenied) and a negative errno returned. */
-int bus_check_manage(struct bus *b, sd_bus_message *msg, sd_bus_error *error);
+int bus_check_manage(struct bus *b, sd_bus_message *msg, struct bus_caller *ret_caller, sd_bus_error *error);
+/* caller as the extra fields of an audit record (log.h). */
+void bus_caller_audit(const struct bus_caller *caller, struct audit_extra *x);
 
 /* bus-auth.c: a waiter that answers msg when the VMs it waits for have
  * answered: success, or org.pmufilterd1.ApplyFailed with the first error. */

@@ -73,23 +73,56 @@ const char *match_key_value(const char *key, const struct match_input *in, char 
         return NULL;
 }
 
-static bool rule_holds(const struct rule *r, const struct match_input *in) {
+/* Does rule r hold for in?  If not, *ret_failed is the first key that
+ * failed, and *ret_value what the VM has for it (NULL: unknown). */
+static bool rule_holds_why(const struct rule *r, const struct match_input *in, char *buf, size_t size,
+                           const struct rule_match **ret_failed, const char **ret_value) {
         /* Every key must hold, so the order is free: what costs nothing to
          * know first, the facts that cost reads last. */
         for (int facts = 0; facts <= 1; facts++)
                 for (size_t i = 0; i < r->n_matches; i++) {
-                        char buf[32];
                         const char *v;
 
                         if ((proc_fact_of_key(r->matches[i].key) != 0) != facts)
                                 continue;
-                        v = match_key_value(r->matches[i].key, in, buf, sizeof(buf));
+                        v = match_key_value(r->matches[i].key, in, buf, size);
                         /* UUIDs are one value in either case (kept in lower case). */
                         if (!v || fnmatch(r->matches[i].value, v,
-                                          streq(r->matches[i].key, "uuid") ? FNM_CASEFOLD : 0) != 0)
+                                          streq(r->matches[i].key, "uuid") ? FNM_CASEFOLD : 0) != 0) {
+                                *ret_failed = &r->matches[i];
+                                *ret_value = v;
                                 return false;
+                        }
                 }
         return true;
+}
+
+static bool rule_holds(const struct rule *r, const struct match_input *in) {
+        const struct rule_match *failed;
+        const char *value;
+        char buf[32];
+
+        return rule_holds_why(r, in, buf, sizeof(buf), &failed, &value);
+}
+
+bool match_explain(const struct rule *r, const struct match_input *in, char *reason, size_t size) {
+        const struct rule_match *failed = NULL;
+        const char *value = NULL;
+        char buf[32];
+
+        assert(r);
+        assert(in);
+        assert(reason);
+        if (rule_holds_why(r, in, buf, sizeof(buf), &failed, &value)) {
+                snprintf(reason, size, "matched");
+                return true;
+        }
+        if (!value)
+                snprintf(reason, size, "%s is unknown for this VM (a rule on it matches only VMs that have one)",
+                         failed->key);
+        else
+                snprintf(reason, size, "%s '%s' does not match '%s'", failed->key, value, failed->value);
+        return false;
 }
 
 int match_rules(const struct policy *p, const struct match_input *in) {

@@ -28,5 +28,10 @@ struct match_input {
 /* Index of the first rule whose every key holds, or -ENOENT. */
 int match_rules(const struct policy *p, const struct match_input *in);
 
+/* Whether rule r holds for in, and why, in words ("matched", or the first
+ * key that failed: "unit 'x.service' does not match 'machine-*.scope'",
+ * "unit is unknown for this VM ..."), into reason. */
+bool match_explain(const struct rule *r, const struct match_input *in, char *reason, size_t size);
+
 /* The value a match key has for this VM, into buf; NULL if unknown. */
 const char *match_key_value(const char *key, const struct match_input *in, char *buf, size_t size);

@@ -119,6 +119,18 @@ void deliver_free_batches(struct deliver *d);
 /* reload.c ----------------------------------------------------------------- */
 /* Load the policy at start-up; a broken one means lockdown, not failure. */
 int deliver_load_policy(struct deliver *d);
+/* What a reload would do, without doing it: each VM's profile now and
+ * under the policy on disk, and whether its filter bytes would change.
+ * -EINVAL: the policy does not load (*ret_error says why). */
+struct reload_preview {
+        struct vm *vm;
+        const char *old_profile;        /* vm's */
+        char *new_profile;
+        bool filter_changes;            /* and it has a session or is adopted */
+};
+int deliver_preview_reload(struct deliver *d, struct reload_preview **ret, size_t *ret_n, char **ret_error);
+void reload_preview_free(struct reload_preview *p, size_t n);
+
 /* Parse and compile everything; swap and push only on full success.
  * waiter (may be NULL) hears when the VMs whose filter changed applied it.
  * -EINVAL: the policy did not load (decider.last_error says why). */

@@ -64,6 +64,69 @@ int deliver_load_policy(struct deliver *d) {
         return 0;
 }
 
+void reload_preview_free(struct reload_preview *p, size_t n) {
+        for (size_t i = 0; p && i < n; i++)
+                free(p[i].new_profile);
+        free(p);
+}
+
+int deliver_preview_reload(struct deliver *d, struct reload_preview **ret, size_t *ret_n, char **ret_error) {
+        _cleanup_(policy_set_freep) struct policy_set *s = NULL;
+        struct reload_preview *p = NULL;
+        struct decider next;
+        size_t n = 0;
+        int r;
+
+        assert(ret);
+        r = policy_set_load(d, &s, ret_error);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
+        /* The decider as it would be: the new policy, the same changes. */
+        next = *d->decider;
+        next.set = s;
+        next.lockdown = false;
+        p = calloc(d->registry->n_vms + 1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        REGISTRY_FOREACH(vm, d->registry) {
+                struct decide_input in = {
+                        .match = {
+                                .name = vm->name,
+                                .uuid = vm->uuid,
+                                .client = vm->client,
+                                .labels = vm->labels,
+                                .facts = vm->have_facts ? &vm->facts : NULL,
+                                .load_facts = proc_facts_load,
+                        },
+                        .override = vm->override,
+                        .override_runtime = vm->override_runtime,
+                };
+                struct decision dec;
+
+                r = decide(&next, &in, &dec);
+                if (r < 0) {
+                        reload_preview_free(p, n);
+                        return r;
+                }
+                p[n] = (struct reload_preview) {
+                        .vm = vm,
+                        .old_profile = vm->profile,
+                        .new_profile = strdup(dec.profile),
+                        /* Only a VM something applies filters to can get another. */
+                        .filter_changes = deliver_vm_managed(vm) &&
+                                          (!vm->filter || !compiled_filter_equal(vm->filter, dec.filter)),
+                };
+                compiled_filter_unref(dec.filter);
+                if (!p[n++].new_profile) {
+                        reload_preview_free(p, n);
+                        return -ENOMEM;
+                }
+        }
+        *ret = p;
+        *ret_n = n;
+        return 0;
+}
+
 int deliver_reload(struct deliver *d, struct vm_waiter *waiter) {
         _cleanup_(policy_set_freep) struct policy_set *old = NULL;
         _cleanup_strv_free_ char **old_names = NULL;

@@ -62,6 +62,13 @@ static void refs_done(struct refs *refs) {
         free(refs->v);
 }
 
+/* The signs that a process or its fd went away while we looked (its
+ * /proc directory vanishing under openat(), fdopendir() or readdir()):
+ * not a failure of the scan. */
+static bool gone(int error) {
+        return error == ENOENT || error == ESRCH || error == ENOTDIR;
+}
+
 /* Append the VM fds of pid.  proc_fd: an fd of /proc. */
 static int scan_one(int proc_fd, pid_t pid, struct refs *refs) {
         char path[32];
@@ -73,10 +80,10 @@ static int scan_one(int proc_fd, pid_t pid, struct refs *refs) {
         snprintf(path, sizeof(path), "%d/fd", (int) pid);
         fd = openat(proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
+                return gone(errno) ? -ESRCH : -errno;
         d = fdopendir(fd);
         if (!d)
-                return -errno;
+                return gone(errno) ? -ESRCH : -errno;
         (void) TAKE_FD(fd);     /* closedir() closes it */
 
         while ((errno = 0, de = readdir(d))) {
@@ -92,7 +99,7 @@ static int scan_one(int proc_fd, pid_t pid, struct refs *refs) {
         }
         /* A process that exits mid-read ends its listing with ENOENT: what
          * was read so far is what it had. */
-        if (r == 0 && errno != 0 && errno != ENOENT)
+        if (r == 0 && errno != 0 && !gone(errno))
                 r = -errno;
         closedir(d);
         return r;
@@ -133,21 +140,27 @@ int procscan_pid(pid_t pid, struct vm_fd_ref **ret, size_t *ret_n) {
 }
 
 int procscan_all(struct vm_fd_ref **ret, size_t *ret_n) {
+        return procscan_all_at("/proc", ret, ret_n);
+}
+
+int procscan_all_at(const char *proc, struct vm_fd_ref **ret, size_t *ret_n) {
         _cleanup_(refs_done) struct refs refs = {};
         DIR *d;
         struct dirent *de;
         int r = 0, unreadable = 0;
 
+        assert(proc);
         assert(ret);
         assert(ret_n);
-        d = opendir("/proc");
+        d = opendir(proc);
         if (!d)
                 return -errno;
 
         while ((errno = 0, de = readdir(d))) {
                 int pid;
 
-                if (de->d_type != DT_DIR || parse_nonneg_int(de->d_name, &pid) < 0 || pid == 0)
+                if ((de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) || parse_nonneg_int(de->d_name, &pid) < 0 ||
+                    pid == 0)
                         continue;
                 /* openat() on the directory being read leaves its position alone. */
                 r = scan_one(dirfd(d), pid, &refs);

@@ -30,6 +30,11 @@ int procscan_pid(pid_t pid, struct vm_fd_ref **ret, size_t *ret_n);
  * processes whose fd table could not be read (no permission: not root, or
  * /proc mounted with hidepid=); 0 means the scan saw everything. */
 int procscan_all(struct vm_fd_ref **ret, size_t *ret_n);
+/* The same over another tree laid out as /proc (the unit tests' fakes).
+ * A process that goes away during the scan (ENOENT, ESRCH, ENOTDIR on its
+ * directory or fd directory) is skipped; only a failure of the tree
+ * itself fails the scan. */
+int procscan_all_at(const char *proc, struct vm_fd_ref **ret, size_t *ret_n);
 
 /* Are fd_a of pid_a and fd_b of pid_b the same open file? (kcmp KCMP_FILE)
  * 1 yes, 0 no, -errno when the kernel cannot tell. */

@@ -176,6 +176,7 @@ static int parse_events(const char *s, struct compiled_filter *f) {
 int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_state) {
         _cleanup_free_ char *copy = NULL;
         enum vm_state state = VM_DETECTED;
+        bool have_starttime = false, have_state = false;
         char *line, *next;
         int r = 0;
 
@@ -202,10 +203,13 @@ int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_
                         return -EINVAL;
                 *eq = 0;
                 v = eq + 1;
-                if (streq(line, "STATE"))
+                if (streq(line, "STATE")) {
                         r = vm_state_from_string(v, &state);
-                else if (streq(line, "STARTTIME"))
+                        have_state = true;
+                } else if (streq(line, "STARTTIME")) {
                         r = PARSE_INTO(v, UINT64_MAX, vm->starttime);
+                        have_starttime = true;
+                }
                 else if (streq(line, "VCPUS"))
                         r = PARSE_INTO(v, UINT32_MAX, vm->vcpus);
                 else if (streq(line, "SERIAL"))
@@ -244,6 +248,9 @@ int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_
                         r = parse_events(v, vm->filter);
                 /* other keys: a later version's, ignored */
         }
+        /* Every record starts with these: one without them was cut short. */
+        if (r >= 0 && (!have_starttime || !have_state))
+                r = -EINVAL;
         if (r >= 0 && vm->profile && !vm->filter->profile)
                 r = free_and_strdup(&vm->filter->profile, vm->profile);
         if (r < 0)

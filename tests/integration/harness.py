@@ -47,7 +47,7 @@ MID = {
 KVM_CREATE_VM = 0xAE01
 # What ASan, LSan and UBSan print when they find something (sanitizer builds).
 SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |SUMMARY: \w+Sanitizer")
-RECORD = re.compile(r"^pmufilterd: (\w+): (.*) \[MESSAGE_ID=(\w+) VM_ID=(\S+) PROFILE=(\S+) PID=(-?\d+)\]$")
+RECORD = re.compile(r"^pmufilterd: (\w+): (.*) \[MESSAGE_ID=(\w+) VM_ID=(\S+) PROFILE=(\S+) PID=(-?\d+)(?: [A-Z_]+=\S*)*\]$")
 
 
 # The policy most daemon tests run: a default profile, a profile chosen by a

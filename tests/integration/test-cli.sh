@@ -221,6 +221,46 @@ else
         skip "check of the shipped conf/pmufilterd.yaml" "conf/pmufilterd.yaml not found (source root '${srcdir}')"
 fi
 
+# The leak lint: a tenant tier that allows an event observing what other
+# tenants share is warned about where the entry is written, and check still
+# passes (exit 0: warnings never fail a configuration); an acknowledged one
+# is a note.  --pmu makes the vendor's table the same on every host.
+cat >"$tmp/leaky.yaml" <<'EOF'
+version: 1
+profiles:
+  tenant-a:
+    tier: tenant
+    events:
+      - instructions
+      - { select: 0x43, umask: 0x08 }
+    optional:
+      - cache-misses
+  tenant-hpc:
+    tier: tenant
+    events: [ instructions ]
+    optional: [ cache-misses ]
+    acknowledge_shared: [ cache-misses ]
+  trusted:
+    tier: trusted
+    optional: [ cache-misses, cache-references ]
+EOF
+
+run --pmu intel check "$tmp/leaky.yaml"
+check "leak lint: check warns, exit 0, summary counts it" \
+        '[ $rc -eq 0 ] && [ "$out" = "$tmp/leaky.yaml: 3 profiles, 0 rules: OK, 1 warning" ]' \
+        "expected exit 0 and '$tmp/leaky.yaml: 3 profiles, 0 rules: OK, 1 warning'"
+check "leak lint: the warning names the profile, the event and its place" \
+        'grep -Fxq "$tmp/leaky.yaml:9:9: warning: profile '"'"'tenant-a'"'"' (tier tenant) allows LONGEST_LAT_CACHE.MISS (0x412e): it observes the last-level cache, shared with other tenants; add the entry to the profile'"'"'s acknowledge_shared if that is intended" <<<"$err"' \
+        "expected the warning at $tmp/leaky.yaml:9:9 for cache-misses (LONGEST_LAT_CACHE.MISS)"
+check "leak lint: an acknowledged event is a note, a denylist nothing" \
+        'grep -q "^$tmp/leaky.yaml:13:17: note: profile .tenant-hpc. (tier tenant) allows LONGEST_LAT_CACHE.MISS (0x412e): .*; acknowledged$" <<<"$err" && [ "$(grep -c ": warning: " <<<"$err")" -eq 1 ]' \
+        "expected one note for tenant-hpc and no warning but tenant-a's"
+
+run --pmu amd check "$tmp/leaky.yaml"
+check "leak lint: the AMD table on --pmu amd" \
+        '[ $rc -eq 0 ] && grep -Fq "$tmp/leaky.yaml:7:9: warning: profile '"'"'tenant-a'"'"' (tier tenant) allows LsDmndFillsFromSys (0x0843): it observes the caches and memory that served its loads" <<<"$err" && [ "$(grep -c ": warning: " <<<"$err")" -eq 1 ]' \
+        "expected exit 0 and one warning at 7:9 for LsDmndFillsFromSys (0x0843)"
+
 # Kernel support: probed through /dev/kvm where it can be opened, assumed
 # (and said so) where not.  Both sides are tested where the machine allows.
 run check "$tmp/good.yaml"

@@ -685,7 +685,7 @@ def test_override_follows_verified_identity_not_claims():
         check('"uid:%d/uuid:%s": "trusted"' % (os.getuid(), OPS_UUID) in state_file(d),
               "state.yaml shows what the change is bound to: " + state_file(d))
         d.wait_line(r"profile set to 'trusted' over D-Bus \(persistent\), bound to uid %d with the claimed uuid "
-                    r"'%s'; CAUTION: a trusted-tier profile bound to a claimed identity" % (os.getuid(), OPS_UUID))
+                    r"'%s', by uid \d+.*; CAUTION: a trusted-tier profile bound to a claimed identity" % (os.getuid(), OPS_UUID))
         w.peers.remove(p)
         p.close()
         for claims in ({"name": "tenant-evil", "uuid": OPS_UUID.upper()}, {"name": "ops-db"},
@@ -765,6 +765,22 @@ def test_old_state_file_is_migrated_to_verified_bindings():
               "state.yaml migrated: " + text)
         b.wait_property(p.path, VM, "Profile", lambda v: v == "trusted", "trusted")
         check(b.get(p.path, VM, "ProfileSource") == "persistent", "from the migrated change")
+
+
+def test_change_records_say_who_asked():
+    """Every change's audit record carries the caller's uid, pid and bus
+    name, the VM's name and what decided its profile before."""
+    with world() as w:
+        b, d = w.bus, w.d
+        p = w.attach("vm1", label_tier="gold")
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
+        line = d.wait_line(r"VM %s \(vm1\): profile set to 'minimal' over D-Bus" % p.id)
+        check(re.search(r"\[MESSAGE_ID=5c1e0b0e2f6d4c4f9a3e7d2b8f1a6c30 VM_ID=%s PROFILE=minimal PID=\d+ "
+                        r"CALLER_UID=0 CALLER_PID=\d+ (CALLER_UNIT=\S+ )?CALLER_BUS_NAME=:\S+ VM_NAME=vm1 "
+                        r"DECIDED_BY=rule:1\]$" % p.id, line), "the record: " + line)
+        b.call(MGR_PATH, MGR, "SetDefaultProfile", "sb", "gold", "true")
+        line = d.wait_line(r"Default profile set to 'gold' over D-Bus \(runtime\), by uid 0")
+        check(re.search(r"CALLER_UID=0 CALLER_PID=\d+ .*CALLER_BUS_NAME=:", line), "the record: " + line)
 
 
 def test_corrupt_state_file_is_set_aside():

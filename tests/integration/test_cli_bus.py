@@ -287,6 +287,51 @@ def test_show_tells_verified_facts_from_claims():
         check(rc == 0 and err == "", "no warning for a tenant tier: %r" % err)
 
 
+def test_explain_says_why_a_vm_has_its_profile():
+    """explain: the VM's facts, verified and claimed; every rule in order
+    with its file:line and, where it failed, the key that failed and why;
+    the override and what it is bound to; the default; the result."""
+    with Running() as r:
+        r.vm("vm-1", tier="silver")             # no rule matches: the default
+        g = r.vm("vm-2", tier="gold")
+        out = ok(r.bus, "explain", "vm-1")
+        check(re.search(r"uid=%d" % os.getuid(), out) and re.search(r"label.tier=silver", out),
+              "facts, verified and claimed:\n" + out)
+        check(re.search(r"^ +1\. +%s:\d+ +no: label.tier 'silver' does not match 'gold'$" % re.escape(r.d.config),
+                        out, re.M), "the rule, where it is, and why it failed:\n" + out)
+        check(field(out, "Override") == "none" and field(out, "Default") == "minimal"
+              and field(out, "Result") == "minimal (from default)", "override, default, result:\n" + out)
+        out = ok(r.bus, "explain", g.id)
+        check(re.search(r"^ +1\. +\S+:\d+ +matched$", out, re.M) and field(out, "Result") == "gold (from rule:1)",
+              "the rule that decides:\n" + out)
+        ok(r.bus, "profile", "set", "minimal", "vm-2", "--runtime")
+        j = json.loads(ok(r.bus, "explain", "vm-2", "--json"))
+        check(j["override"] == "minimal" and j["override_scope"] == "runtime"
+              and j["bound_to"] == "uid %d with the claimed name 'vm-2'" % os.getuid()
+              and j["profile_source"] == "runtime" and j["rules"][0]["matched"] is True
+              and j["rules"][0]["location"].startswith(r.d.config + ":"), "JSON: %r" % j)
+
+
+def test_reload_dry_run_shows_what_would_change():
+    """reload --dry-run: the edited policy loaded, not applied; per VM the
+    profile now and after, whether the filter bytes change; exit 3 when
+    something would change, 0 when nothing would, 1 when it does not load."""
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        rc, out, err = ctl(r.bus, "reload", "--dry-run")
+        check(rc == 0 and re.search(r"^%s +vm-1 +gold +gold +same$" % a.id, out, re.M),
+              "nothing would change (exit 0):\n%s%s" % (out, err))
+        r.d.write_config(CONFIG.replace("events: [ branches ]", "events: [ branches, instructions, 0xc5 ]")
+                         .replace("profile: gold", "profile: deny-shared"))
+        rc, out, err = ctl(r.bus, "reload", "--dry-run")
+        check(rc == 3 and re.search(r"^%s +vm-1 +gold +deny-shared +changes$" % a.id, out, re.M),
+              "what would change (exit 3):\n%s%s" % (out, err))
+        check(json.loads(ok(r.bus, "show", "vm-1", "--json"))["profile"] == "gold", "nothing was applied")
+        r.d.write_config("")
+        rc, out, err = ctl(r.bus, "reload", "--dry-run")
+        check(rc == 1 and "the policy file is empty" in err, "a policy that does not load: %r" % err)
+
+
 def test_profile_list_and_show():
     with Running() as r:
         a = r.vm("vm-1", tier="gold")

@@ -1059,6 +1059,41 @@ static void test_trusted_on_claimed_label(void **state) {
         decider_done(&d);
 }
 
+/* The daemon's load and reload compile the set with policy_set_compile()
+ * and log every diagnostic that is not a note (deliver/reload.c): the leak
+ * lint is among them, as in `pmufilterctl check`, and the set still loads. */
+static void test_leak_lint_reaches_the_daemon(void **state) {
+        static const char yaml[] =
+                "profiles:\n"
+                "  tenant-a:\n"
+                "    tier: tenant\n"
+                "    events: [ 0x00c0, 0x412e ]\n"
+                "  tenant-b:\n"
+                "    tier: tenant\n"
+                "    events: [ 0x4f2e ]\n"
+                "    acknowledge_shared: [ 0x4f2e ]\n"
+                "  trusted: { tier: trusted, events: [ 0x412e ] }\n";
+        struct policy *p = load_policy(yaml, NULL, NULL);
+        struct policy_set *s = NULL;
+        struct diags d = {};
+
+        assert_int_equal(policy_set_compile(p, &intel, &kvm_plain, &d, &s), 0);
+        assert_non_null(s);
+        assert_int_equal(d.n_errors, 0);
+        assert_int_equal(d.n_warnings, 1);
+        assert_int_equal(d.n, 2);
+        assert_int_equal(d.v[0].level, DIAG_WARNING);
+        assert_string_equal(d.v[0].file, "pmufilterd.yaml");
+        assert_int_equal(d.v[0].line, 4);
+        assert_int_equal(d.v[0].column, 23);
+        assert_non_null(strstr(d.v[0].message, "profile 'tenant-a' (tier tenant) allows LONGEST_LAT_CACHE.MISS"));
+        /* acknowledged: a note, which the daemon does not log */
+        assert_int_equal(d.v[1].level, DIAG_NOTE);
+        assert_non_null(strstr(d.v[1].message, "profile 'tenant-b' (tier tenant) allows LONGEST_LAT_CACHE.REFERENCE"));
+        diags_clear(&d);
+        policy_set_free(s);
+}
+
 /* Masked events compile for a kernel that has them (the decision carries
  * the flag); a kernel without them fails the whole set, and the policy
  * stays the caller's. */
@@ -1166,6 +1201,7 @@ int main(void) {
                 cmocka_unit_test(test_tiers),
                 cmocka_unit_test(test_trusted_on_claimed_label),
                 cmocka_unit_test(test_masked_events),
+                cmocka_unit_test(test_leak_lint_reaches_the_daemon),
                 cmocka_unit_test(test_filter_outlives_swap),
                 cmocka_unit_test(test_policy_set_find),
         };

@@ -360,6 +360,27 @@ static void test_broken_policy_load(void **state) {
         print_message("broken policy: %lu allocations, each failed in turn: -ENOMEM or -EINVAL, nothing leaked\n", n);
 }
 
+/* A tenant tier that allows shared-resource events, some acknowledged:
+ * the leak lint's warnings and notes allocate too.  Raw selects of both
+ * vendors, so that the host's PMU, Intel or AMD, finds both kinds. */
+static void test_leaky_policy_load_and_compile(void **state) {
+        static const char leaky[] =
+                "version: 1\n"
+                "profiles:\n"
+                "  base:\n"
+                "    tier: tenant\n"
+                "    events: [ instructions, { select: 0x2e, umask: 0x41 }, { select: 0x43, umask: 0x08 } ]\n"
+                "    acknowledge_shared: [ { select: 0x43, umask: 0x08 }, cache-references ]\n"
+                "  child:\n"
+                "    extends: base\n"
+                "    events: [ { select: 0x2e, umask: 0x4f }, { select: 0x59, umask: 0x08 } ]\n"
+                "    acknowledge_shared: [ 0x4f2e ]\n";
+        unsigned long n = sweep_load(leaky, sizeof(leaky) - 1, 0);
+
+        assert_true(n >= 20);
+        print_message("leaky policy: %lu allocations, each failed in turn: -ENOMEM, nothing leaked\n", n);
+}
+
 /* The daemon's registry: add many VMs with their process facts, as
  * manager_vm_detected() does, across several rehashes.  As there, facts
  * that cannot be read for want of memory leave the VM registered without
@@ -446,6 +467,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_shipped_policy_load_and_compile),
                 cmocka_unit_test(test_broken_policy_load),
+                cmocka_unit_test(test_leaky_policy_load_and_compile),
                 cmocka_unit_test(test_registry_add),
         };
 

@@ -291,6 +291,57 @@ static void test_profile_errors(void **state) {
         expect_error("profiles: [a]\n", "t.yaml:1:11: error: profiles: expected a mapping, got a sequence");
 }
 
+/* acknowledge_shared: a list in the forms of events:, kept apart from the
+ * profile's events, with each item's location; bad values are errors where
+ * they are written. */
+static void test_acknowledge_shared(void **state) {
+        _cleanup_(policy_freep) struct policy *p = load_ok(
+                "profiles:\n"
+                "  hpc:\n"
+                "    tier: tenant\n"
+                "    events: [ cache-misses ]\n"
+                "    acknowledge_shared:\n"
+                "      - cache-misses\n"
+                "      - 0x4f2e\n"
+                "      - { select: 0x2e, umask: any }\n"
+                "      - { select: 0x43, mask: 0xfe, match: 0x08 }\n"
+                "  none:\n"
+                "    tier: tenant\n"
+                "    acknowledge_shared: []\n");
+        const struct profile *hpc = policy_find_profile(p, "hpc"), *none = policy_find_profile(p, "none");
+
+        assert_int_equal(hpc->n_events, 1);
+        assert_int_equal(hpc->n_acks, 4);
+        assert_loc(&hpc->acks_loc, 5, 5);
+        assert_int_equal(hpc->acks[0].kind, EVENT_NAME);
+        assert_string_equal(hpc->acks[0].name, "cache-misses");
+        assert_loc(&hpc->acks[0].loc, 6, 9);
+        assert_int_equal(hpc->acks[1].kind, EVENT_RAW);
+        assert_int_equal(hpc->acks[1].raw, 0x4f2e);
+        assert_int_equal(hpc->acks[2].kind, EVENT_SELECT_ANY);
+        assert_int_equal(hpc->acks[2].select, 0x2e);
+        assert_int_equal(hpc->acks[3].kind, EVENT_MASKED);
+        assert_int_equal(hpc->acks[3].mask, 0xfe);
+        assert_int_equal(hpc->acks[3].match, 0x08);
+        assert_false(hpc->acks[3].optional);
+        /* present but empty: acknowledges nothing, and is known to be there */
+        assert_int_equal(none->n_acks, 0);
+        assert_loc(&none->acks_loc, 12, 5);
+
+        expect_error("profiles:\n  t:\n    acknowledge_shared: cache-misses\n",
+                     "t.yaml:3:25: error: acknowledge_shared: expected a sequence, got 'cache-misses'");
+        expect_error("profiles:\n  t:\n    acknowledge_shared: yes\n",
+                     "t.yaml:3:25: error: acknowledge_shared: expected a sequence, got 'yes'");
+        expect_error("profiles:\n  t:\n    acknowledge_shared:\n      - { select: 0x2e, umask: 0x141 }\n",
+                     "t.yaml:4:32: error: umask: expected an integer 0-255 or 'any', got '0x141'");
+        expect_error("profiles:\n  t:\n    acknowledge_shared: [ \"cache misses\" ]\n",
+                     "t.yaml:3:27: error: event: expected an event name (letters, digits, '_', ':', '.', '-'; "
+                     "at most 256), got 'cache misses'");
+        expect_error("profiles:\n  t:\n    acknowledge_shared: [ 0x1000000 ]\n",
+                     "t.yaml:3:27: error: raw event 0x1000000 has bits outside event select and unit mask "
+                     "(expected bits 0-15 and 32-35)");
+}
+
 static void test_rules(void **state) {
         static const char *const keys[] = {
                 "name", "uuid", "label.tier", "exe", "comm", "uid", "gid", "user", "group",
@@ -377,7 +428,7 @@ static void test_unknown_keys(void **state) {
                      "unmanaged, default_profile or unattached_sessions_per_uid)");
         expect_error("profiles:\n  t:\n    tier: tenant\n    event: [cycles]\n",
                      "t.yaml:4:5: error: profile: unknown key 'event' (expected description, tier, extends, events, "
-                     "optional, fixed_counters or pmu)");
+                     "optional, fixed_counters, pmu or acknowledge_shared)");
         expect_error("rules:\n  - match: {}\n    profile: a\n    continue: true\n",
                      "t.yaml:4:5: error: rule: unknown key 'continue' (expected match or profile)");
 }
@@ -703,6 +754,7 @@ int main(void) {
                 cmocka_unit_test(test_event_errors),
                 cmocka_unit_test(test_profile_fields),
                 cmocka_unit_test(test_profile_errors),
+                cmocka_unit_test(test_acknowledge_shared),
                 cmocka_unit_test(test_rules),
                 cmocka_unit_test(test_rule_errors),
                 cmocka_unit_test(test_unknown_keys),

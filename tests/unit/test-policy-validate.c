@@ -281,6 +281,26 @@ static void test_lint_profiles(void **state) {
                        "v.yaml:4:14: warning: profile 'n' has pmu: off: its events are never used");
         /* pmu: off needs neither events nor a tier */
         expect_clean("profiles:\n  n: { pmu: off }\n  t: { tier: trusted, pmu: off }\n");
+        /* acknowledge_shared means something in a tenant allowlist only */
+        expect_warning("profiles:\n"
+                       "  t:\n"
+                       "    tier: trusted\n"
+                       "    events: [ cache-misses ]\n"
+                       "    acknowledge_shared: [ cache-misses ]\n",
+                       "v.yaml:5:5: warning: profile 't' is trusted (a denylist): acknowledge_shared has no effect "
+                       "there, since only tenant allowlists are checked for shared-resource events");
+        expect_warning("profiles:\n"
+                       "  t: { tier: trusted, events: [ 0x412e ] }\n"
+                       "  c:\n"
+                       "    extends: t\n"
+                       "    acknowledge_shared: []\n",
+                       "v.yaml:5:5: warning: profile 'c' is trusted (a denylist): acknowledge_shared has no effect "
+                       "there, since only tenant allowlists are checked for shared-resource events");
+        expect_clean("profiles:\n"
+                     "  t:\n"
+                     "    tier: tenant\n"
+                     "    events: [ cache-misses ]\n"
+                     "    acknowledge_shared: [ cache-misses ]\n");
 }
 
 int main(void) {

@@ -11,12 +11,28 @@
 #include <stddef.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <linux/kvm.h>
 #include <cmocka.h>
 
 #include "kvm.h"
 #include "procscan.h"
+
+/* mkdir -p path. */
+static int mkdir_parents_for_test(const char *path) {
+        char p[256];
+
+        snprintf(p, sizeof(p), "%s", path);
+        for (char *c = p + 1; *c; c++)
+                if (*c == '/') {
+                        *c = 0;
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *c = '/';
+                }
+        return mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
 
 static bool have_kvm(void) {
         if (access("/dev/kvm", R_OK | W_OK) == 0)
@@ -35,6 +51,47 @@ static bool contains(const struct vm_fd_ref *v, size_t n, pid_t pid, int fd) {
 static void assert_sorted(const struct vm_fd_ref *v, size_t n) {
         for (size_t i = 1; i < n; i++)
                 assert_true(v[i - 1].pid < v[i].pid || (v[i - 1].pid == v[i].pid && v[i - 1].fd < v[i].fd));
+}
+
+/* A fake /proc where processes went away mid-scan in every way the
+ * kernel shows it: a pid directory without its fd directory (ENOENT), an
+ * fd "directory" that is not one (ENOTDIR), an empty one.  The scan skips
+ * them and finds the one VM that is there; start-up once died of it. */
+static void test_processes_vanishing_mid_scan(void **state) {
+        char root[] = "/tmp/test-procscan.XXXXXX", path[256];
+        _cleanup_free_ struct vm_fd_ref *refs = NULL;
+        size_t n = 0;
+        int r;
+
+        assert_non_null(mkdtemp(root));
+        snprintf(path, sizeof(path), "%s/100/fd", root);
+        assert_int_equal(mkdir_parents_for_test(path), 0);
+        snprintf(path, sizeof(path), "%s/100/fd/3", root);
+        assert_int_equal(symlink("anon_inode:kvm-vm", path), 0);
+        snprintf(path, sizeof(path), "%s/100/fd/4", root);
+        assert_int_equal(symlink("/dev/null", path), 0);
+        snprintf(path, sizeof(path), "%s/200", root);                /* its fd/ is gone */
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/300", root);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/300/fd", root);             /* not a directory */
+        assert_int_equal(close(open(path, O_CREAT | O_WRONLY, 0644)), 0);
+        snprintf(path, sizeof(path), "%s/400/fd", root);             /* no fds at all */
+        assert_int_equal(mkdir_parents_for_test(path), 0);
+        snprintf(path, sizeof(path), "%s/self", root);               /* not a pid */
+        assert_int_equal(mkdir(path, 0755), 0);
+
+        r = procscan_all_at(root, &refs, &n);
+        assert_int_equal(r, 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(refs[0].pid, 100);
+        assert_int_equal(refs[0].fd, 3);
+
+        /* The tree itself missing is a failure, not "no VMs". */
+        free(TAKE_PTR(refs));
+        assert_int_equal(procscan_all_at("/tmp/test-procscan-no-such-dir", &refs, &n), -ENOENT);
+        snprintf(path, sizeof(path), "rm -rf %s", root);
+        assert_int_equal(system(path), 0);
 }
 
 static void test_own_process(void **state) {
@@ -142,6 +199,7 @@ static void test_child_process(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_processes_vanishing_mid_scan),
                 cmocka_unit_test(test_own_process),
                 cmocka_unit_test(test_no_vms),
                 cmocka_unit_test(test_vanished),

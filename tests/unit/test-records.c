@@ -28,6 +28,9 @@ static void vm_fields_free(struct vm *vm) {
         *vm = (struct vm) {};
 }
 
+/* The lines every record starts with (write_record()). */
+#define HEAD "PID=4242\nFD=17\nSTARTTIME=1\nSTATE=detected\n"
+
 static int parse(const char *text, struct vm *vm, enum vm_state *state) {
         return record_parse(text, strlen(text), vm, state);
 }
@@ -151,7 +154,7 @@ static void test_minimal(void **state) {
         for (enum vm_state s = 0; s < _VM_STATE_MAX; s++) {
                 char buf[64];
 
-                snprintf(buf, sizeof(buf), "STATE=%s\n", vm_state_to_string(s));
+                snprintf(buf, sizeof(buf), "STARTTIME=1\nSTATE=%s\n", vm_state_to_string(s));
                 st = _VM_STATE_MAX;
                 assert_int_equal(parse(buf, &vm, &st), 0);
                 assert_int_equal(st, s);
@@ -159,7 +162,7 @@ static void test_minimal(void **state) {
         }
 
         /* The largest values each field takes. */
-        expect_valid("VCPUS=4294967295\nLAST_ERRNO=4095\nSTARTTIME=18446744073709551615\n"
+        expect_valid("STATE=detected\nVCPUS=4294967295\nLAST_ERRNO=4095\nSTARTTIME=18446744073709551615\n"
                      "SERIAL=0xffffffffffffffff\nFIXED=4294967295\nFLAGS=0xffffffff\nACTION=1\n"
                      "PMU_OFF=1\nOVERRIDE_RUNTIME=0\nEVENTS=0xffffffffffffffff,18446744073709551615\n");
 }
@@ -170,31 +173,31 @@ static void test_events_twice(void **state) {
         enum vm_state st;
         struct vm vm = {};
 
-        assert_int_equal(parse("EVENTS=0x1\nEVENTS=0x2,0x3,0x4,0x5,0x6,0x7,0x8,0x9\n", &vm, &st), 0);
+        assert_int_equal(parse(HEAD "EVENTS=0x1\nEVENTS=0x2,0x3,0x4,0x5,0x6,0x7,0x8,0x9\n", &vm, &st), 0);
         assert_int_equal(vm.filter->nevents, 8);
         for (uint32_t i = 0; i < 8; i++)
                 assert_true(vm.filter->events[i] == i + 2);
         vm_fields_free(&vm);
 
-        assert_int_equal(parse("EVENTS=0x2,0x3,0x4,0x5,0x6,0x7,0x8,0x9\nEVENTS=0xa\n", &vm, &st), 0);
+        assert_int_equal(parse(HEAD "EVENTS=0x2,0x3,0x4,0x5,0x6,0x7,0x8,0x9\nEVENTS=0xa\n", &vm, &st), 0);
         assert_int_equal(vm.filter->nevents, 1);
         assert_true(vm.filter->events[0] == 0xa);
         vm_fields_free(&vm);
 
         /* An empty one after a full one: no events. */
-        assert_int_equal(parse("EVENTS=0x2,0x3\nEVENTS=\n", &vm, &st), 0);
+        assert_int_equal(parse(HEAD "EVENTS=0x2,0x3\nEVENTS=\n", &vm, &st), 0);
         assert_int_equal(vm.filter->nevents, 0);
         vm_fields_free(&vm);
 
         /* A bad second line fails the record, and the first is not leaked. */
-        expect_invalid("EVENTS=0x1,0x2\nEVENTS=0x3,,0x4\n");
+        expect_invalid(HEAD "EVENTS=0x1,0x2\nEVENTS=0x3,,0x4\n");
 }
 
 static void test_empty_events(void **state) {
         enum vm_state st;
         struct vm vm = {};
 
-        assert_int_equal(parse("PROFILE=none\nACTION=0\nEVENTS=\n", &vm, &st), 0);
+        assert_int_equal(parse(HEAD "PROFILE=none\nACTION=0\nEVENTS=\n", &vm, &st), 0);
         assert_non_null(vm.filter);
         assert_int_equal(vm.filter->nevents, 0);
         assert_int_equal(vm.filter->action, KVM_PMU_EVENT_ALLOW);
@@ -208,7 +211,7 @@ static void test_unknown_key(void **state) {
         enum vm_state st;
         struct vm vm = {};
 
-        assert_int_equal(parse("STATE=attached\nFUTURE_KEY=whatever=it=is\nNAME=vm-1\nX=\n", &vm, &st), 0);
+        assert_int_equal(parse("STARTTIME=1\nSTATE=attached\nFUTURE_KEY=whatever=it=is\nNAME=vm-1\nX=\n", &vm, &st), 0);
         assert_int_equal(st, VM_ATTACHED);
         assert_string_equal(vm.name, "vm-1");
         vm_fields_free(&vm);
@@ -271,7 +274,7 @@ static void test_bad_events(void **state) {
 
 /* A NUL inside the record, where a line would end early. */
 static void test_nul_byte(void **state) {
-        static const char text[] = "STATE=filtered\nNAME=vm\0-1\nUUID=u\n";
+        static const char text[] = "STARTTIME=1\nSTATE=filtered\nNAME=vm\0-1\nUUID=u\n";
         enum vm_state st = _VM_STATE_MAX;
         struct vm vm = {};
 
@@ -281,10 +284,20 @@ static void test_nul_byte(void **state) {
         vm_fields_free(&vm);
 
         /* len bounds the record: what follows is not read */
-        assert_int_equal(record_parse(text, strlen("STATE=filtered\nNAME=vm"), &vm, &st), 0);
+        assert_int_equal(record_parse(text, strlen("STARTTIME=1\nSTATE=filtered\nNAME=vm"), &vm, &st), 0);
         assert_string_equal(vm.name, "vm");
         assert_null(vm.uuid);
         vm_fields_free(&vm);
+}
+
+/* A record cut before its STARTTIME= or STATE= line (truncated to zero
+ * bytes, or by a crash of the disk under it) is not one: it is set aside,
+ * not taken for a VM whose pid was reused. */
+static void test_cut_short(void **state) {
+        expect_invalid("");
+        expect_invalid("PID=4242\nFD=17\n");
+        expect_invalid("PID=4242\nFD=17\nSTARTTIME=1\n");
+        expect_invalid("STATE=filtered\nNAME=vm-1\n");
 }
 
 static void test_unknown_state(void **state) {
@@ -306,6 +319,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_numbers),
                 cmocka_unit_test(test_bad_events),
                 cmocka_unit_test(test_nul_byte),
+                cmocka_unit_test(test_cut_short),
                 cmocka_unit_test(test_unknown_state),
         };
 

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * verbs-explain.c — the questions an operator asks before changing
+ * anything: why a VM got its profile (explain), and what a reload of the
+ * edited policy would do to the running VMs (reload --dry-run).
+ */
+#include <assert.h>
+
+#include "bus-util.h"
+#include "output.h"
+#include "verbs.h"
+
+static void json_print_string_or_null(FILE *f, const char *s) {
+        if (isempty(s))
+                fputs("null", f);
+        else
+                json_print_string(f, s);
+}
+
+/* A map property as "k=v, k=v", or "-". */
+static void print_facts(const char *label, const struct props *p, const char *name) {
+        const struct prop *m = props_get(p, name);
+
+        printf(LABEL, label);
+        if (m && strv_length(m->strv) > 0)
+                prop_print_value(m, stdout, false);
+        else
+                printf("-");
+        printf("\n");
+}
+
+int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(props_clear) struct props facts = {};
+        const char *path, *override, *scope, *bound, *def, *profile, *source;
+        bool first = true, decided = false;
+        int r;
+
+        r = bus_connect_or_log(o, &bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE, "GetVM",
+                               &e, &reply, "s", argv[1]);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return bus_log_error(r, &e, "Failed to look up VM %s", argv[1]);
+        path = strdupa(path);
+        reply = sd_bus_message_unref(reply);
+        for (const char *const *n = (const char *const[]) { "VerifiedFacts", "ClaimedFacts", NULL }; *n; n++) {
+                r = bus_get_one(bus, path, PMUFILTERD_VM_IFACE, *n, &e, &facts);
+                if (r < 0)
+                        return bus_log_error(r, &e, "Failed to read the facts of VM %s", argv[1]);
+        }
+        r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, path, PMUFILTERD_VM_IFACE, "Explain", &e, &reply, NULL);
+        if (r < 0)
+                return bus_log_error(r, &e, "Failed to explain VM %s", argv[1]);
+
+        if (o->json) {
+                printf("{");
+                props_print_json_members(&facts, stdout, &first);
+                json_member(stdout, &first, "rules");
+                printf("[");
+        } else {
+                printf("Facts the daemon read from the kernel and systemd (verified):\n  ");
+                print_facts("", &facts, "VerifiedFacts");
+                printf("Facts the VMM claimed in ATTACH:\n  ");
+                print_facts("", &facts, "ClaimedFacts");
+                printf("\nRules, in order (the first that matches decides):\n");
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(usbs)");
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the explanation: %m");
+        for (unsigned i = 0;; i++) {
+                const char *loc, *reason;
+                uint32_t n;
+                int matched;
+
+                r = sd_bus_message_read(reply, "(usbs)", &n, &loc, &matched, &reason);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read the explanation: %m");
+                if (r == 0)
+                        break;
+                if (o->json) {
+                        printf("%s{\"rule\":%" PRIu32 ",\"location\":", i ? "," : "", n);
+                        json_print_string(stdout, loc);
+                        printf(",\"matched\":%s,\"reason\":", matched ? "true" : "false");
+                        json_print_string(stdout, reason);
+                        printf("}");
+                } else {
+                        printf("  %2" PRIu32 ". %-32s %s%s\n", n, loc, matched ? "matched" : "no: ",
+                               matched ? (decided ? " (an earlier rule decides)" : "") : reason);
+                }
+                decided = decided || matched;
+        }
+        r = sd_bus_message_exit_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "ssssss", &override, &scope, &bound, &def, &profile, &source);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the explanation: %m");
+        if (o->json) {
+                printf("],\"override\":");
+                json_print_string_or_null(stdout, override);
+                printf(",\"override_scope\":");
+                json_print_string_or_null(stdout, scope);
+                printf(",\"bound_to\":");
+                json_print_string_or_null(stdout, bound);
+                printf(",\"default_profile\":");
+                json_print_string_or_null(stdout, def);
+                printf(",\"profile\":");
+                json_print_string_or_null(stdout, profile);
+                printf(",\"profile_source\":");
+                json_print_string_or_null(stdout, source);
+                printf("}\n");
+                return 0;
+        }
+        printf("\n" LABEL "%s\n", "Override:", isempty(override) ? "none" : override);
+        if (!isempty(override))
+                printf(LABEL "%s, bound to %s\n", "", scope, isempty(bound) ? "nothing verified" : bound);
+        printf(LABEL "%s\n", "Default:", strna(empty_to_null(def)));
+        printf(LABEL "%s (from %s)\n", "Result:", strna(empty_to_null(profile)), strna(empty_to_null(source)));
+        return 0;
+}
+
+/* reload --dry-run: each VM's profile now and under the policy on disk.
+ * Exit status 0: nothing would change; 3: something would. */
+int verb_reload_dry_run(const struct ctl_options *o) {
+        static const struct column columns[] = {
+                { "ID" }, { "NAME" }, { "NOW" }, { "AFTER RELOAD" }, { "FILTER" },
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_table_ struct libscols_table *t = NULL;
+        size_t n = 0, changing = 0;
+        int r;
+
+        r = bus_connect_or_log(o, &bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
+                               "PreviewReload", &e, &reply, NULL);
+        if (r < 0)
+                return bus_log_error(r, &e, "The edited policy would not load");
+        r = table_new("reload", columns, ELEMENTSOF(columns), &t);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the table: %m");
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssb)");
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the preview: %m");
+        for (;;) {
+                const char *id, *name, *now, *after;
+                int changes;
+
+                r = sd_bus_message_read(reply, "(ssssb)", &id, &name, &now, &after, &changes);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read the preview: %m");
+                if (r == 0)
+                        break;
+                /* A VM without a decision yet (detected, unmanaged) gets
+                 * none from a reload either. */
+                if (changes || (!isempty(now) && !streq(now, after)))
+                        changing++;
+                r = table_add_row(t, id, name, isempty(now) ? "-" : now, after,
+                                  changes ? "changes" : isempty(now) ? "-" : "same");
+                if (r < 0)
+                        return log_error_errno(r, "Failed to fill the table: %m");
+                n++;
+        }
+        r = table_print(t, o);
+        if (r < 0)
+                return r;
+        if (o->legend && !o->json)
+                printf("\n%zu VM%s, %zu would change.\n", n, n == 1 ? "" : "s", changing);
+        return changing > 0 ? EXIT_WOULD_CHANGE : 0;
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bus-explain.c — why a VM has its profile (VM.Explain, Manager.Rules) and
+ * what a reload would do (Manager.PreviewReload): read-only questions an
+ * operator asks before changing anything (pmufilterctl explain, reload
+ * --dry-run).
+ */
+#include <assert.h>
+#include <limits.h>
+
+#include "bus-errors.h"
+#include "bus.h"
+
+static int format_loc(const struct srcloc *loc, char *buf, size_t size) {
+        return snprintf(buf, size, "%s:%u", strna(loc->file), loc->line);
+}
+
+int bus_prop_rules(sd_bus *bus, const char *path, const char *interface, const char *property,
+                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct bus *b = userdata;
+        const struct policy_set *set = b->deliver->decider->set;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(uss)");
+        for (size_t i = 0; r >= 0 && set && i < set->policy->n_rules; i++) {
+                const struct rule *rule = &set->policy->rules[i];
+                char loc[PATH_MAX + 16];
+
+                format_loc(&rule->loc, loc, sizeof(loc));
+                r = sd_bus_message_append(reply, "(uss)", (uint32_t) (i + 1), loc, rule->profile);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* Every rule in order, whether it holds for vm and if not why; then the
+ * override and what it is bound to, the default, and the result. */
+int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct vm *vm = userdata;
+        struct bus *b = bus_current(msg);
+        const struct decider *d = b->deliver->decider;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *key = NULL;
+        struct match_input in = {
+                .name = vm->name,
+                .uuid = vm->uuid,
+                .client = vm->client,
+                .labels = vm->labels,
+                .facts = vm->have_facts ? &vm->facts : NULL,
+                .load_facts = proc_facts_load,
+        };
+        struct vm_identity id;
+        char bound[512] = "";
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(usbs)");
+        for (size_t i = 0; r >= 0 && d->set && i < d->set->policy->n_rules; i++) {
+                const struct rule *rule = &d->set->policy->rules[i];
+                char loc[PATH_MAX + 16], reason[512];
+                int matched;
+
+                format_loc(&rule->loc, loc, sizeof(loc));
+                matched = match_explain(rule, &in, reason, sizeof(reason));
+                r = sd_bus_message_append(reply, "(usbs)", (uint32_t) (i + 1), loc, matched, reason);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        deliver_vm_identity(vm, &id);
+        if (overrides_key(&id, &key) >= 0)
+                (void) overrides_describe(key, bound, sizeof(bound));
+        r = sd_bus_message_append(reply, "ssssss", strempty(vm->override),
+                                  vm->override ? (vm->override_runtime ? "runtime" : "persistent") : "", bound,
+                                  strempty(decider_default_profile(d, NULL)), strempty(vm->profile),
+                                  vm->profile_source);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+int bus_method_preview_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct bus *b = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *why = NULL;
+        struct reload_preview *p = NULL;
+        size_t n = 0;
+        int r;
+
+        r = deliver_preview_reload(b->deliver, &p, &n, &why);
+        if (r == -EINVAL)
+                return bus_error_reload_failed(error, why);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssssb)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(ssssb)", p[i].vm->id, strempty(p[i].vm->name),
+                                          strempty(p[i].old_profile), p[i].new_profile, p[i].filter_changes);
+        reload_preview_free(p, n);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
