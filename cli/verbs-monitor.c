@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * verbs-monitor.c — `pmufilterctl monitor`: one line for each signal of
- * the daemon as it comes (VMNew, VMRemoved, VMUnmanaged, FilterApplied,
- * Reloaded, PropertiesChanged of any of its objects), and for the daemon
- * starting or stopping; with --json one object per line.  Runs until
- * SIGINT or SIGTERM (exit 0) or until the bus goes away (exit 1).
+ * verbs-monitor.c — `pmufilterctl monitor`: one line for each thing that
+ * happens, as it comes.  For people, one sentence per event: a VM added,
+ * removed or unmanaged, a filter applied or failed, a reload, the default
+ * profile or lockdown changing, the daemon starting or stopping
+ * ("12:01:02 VM 4711-12 (web-1) filter applied: profile tenant-a"); VMs
+ * are named by the NAME their VMM claimed, kept from ListVMs and each VM's
+ * PropertiesChanged.  With --json the raw signals, one object per line
+ * (VMNew, VMRemoved, VMUnmanaged, FilterApplied, Reloaded, every
+ * PropertiesChanged, DaemonStarted, DaemonStopped).  Runs until SIGINT or
+ * SIGTERM (exit 0) or until the bus goes away (exit 1).
  */
 #include <inttypes.h>
+#include <search.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 
@@ -15,64 +22,48 @@
 #include "output.h"
 #include "verbs.h"
 
-static void line_begin(const struct ctl_options *o, const char *signal, bool *first) {
+/* --- --json: the raw signals ---------------------------------------------- */
+
+static void line_begin(const char *signal, bool *first) {
         struct timespec ts;
-        struct tm tm;
-        char buf[32];
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        if (o->json) {
-                printf("{");
-                json_member(stdout, first, "time_usec");
-                printf("%" PRIu64, (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
-                json_member(stdout, first, "signal");
-                json_print_string(stdout, signal);
-                return;
-        }
-        if (!localtime_r(&ts.tv_sec, &tm) || strftime(buf, sizeof buf, "%H:%M:%S", &tm) == 0)
-                snprintf(buf, sizeof buf, "?");
-        printf("%s.%03ld %-17s", buf, ts.tv_nsec / 1000000, signal);
+        printf("{");
+        json_member(stdout, first, "time_usec");
+        printf("%" PRIu64, (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
+        json_member(stdout, first, "signal");
+        json_print_string(stdout, signal);
 }
 
-static void line_end(const struct ctl_options *o) {
-        printf(o->json ? "}\n" : "\n");
+static void line_end(void) {
+        printf("}\n");
         fflush(stdout);
 }
 
-/* A string field: key=value for people, "key":"value" in JSON. */
-static void field(const struct ctl_options *o, bool *first, const char *key, const char *value) {
-        if (o->json) {
-                json_member(stdout, first, key);
-                json_print_string(stdout, value);
-        } else
-                printf(" %s=%s", key, value);
+static void field(bool *first, const char *key, const char *value) {
+        json_member(stdout, first, key);
+        json_print_string(stdout, value);
 }
 
-static void field_ok(const struct ctl_options *o, bool *first, bool ok, const char *error) {
-        if (o->json) {
-                json_member(stdout, first, "ok");
-                printf("%s", ok ? "true" : "false");
-                field(o, first, "error", error);
-        } else if (ok)
-                printf(" ok");
-        else
-                printf(" FAILED: %s", error);
+static void field_ok(bool *first, bool ok, const char *error) {
+        json_member(stdout, first, "ok");
+        printf("%s", ok ? "true" : "false");
+        field(first, "error", error);
 }
 
-/* What an object path names, as `field` prints it: the VM's id, the
- * profile's name, or the manager. */
-static void field_object(const struct ctl_options *o, bool *first, const char *path) {
+/* What an object path names: the VM's id, the profile's name, or the path. */
+static void field_object(bool *first, const char *path) {
         _cleanup_free_ char *id = bus_vm_id_of_path(path), *name = NULL;
 
         if (id)
-                field(o, first, "vm", id);
+                field(first, "vm", id);
         else if (sd_bus_path_decode(path, PMUFILTERD_BUS_PATH "/profile", &name) > 0)
-                field(o, first, "profile", name);
-        else if (!streq(path, PMUFILTERD_BUS_PATH) || o->json)
-                field(o, first, "path", path);
+                field(first, "profile", name);
+        else
+                field(first, "path", path);
 }
 
-static int on_properties_changed(sd_bus_message *m, const struct ctl_options *o) {
+static int json_properties_changed(sd_bus_message *m) {
         _cleanup_(props_clear) struct props p = {};
         _cleanup_strv_free_ char **invalidated = NULL;
         const char *interface;
@@ -87,73 +78,317 @@ static int on_properties_changed(sd_bus_message *m, const struct ctl_options *o)
         if (r < 0)
                 return r;
 
-        line_begin(o, "PropertiesChanged", &first);
-        field_object(o, &first, sd_bus_message_get_path(m));
-        if (o->json) {
-                field(o, &first, "interface", interface);
-                json_member(stdout, &first, "changed");
-                printf("{");
-                props_print_json_members(&p, stdout, &inner);
-                printf("}");
-                json_member(stdout, &first, "invalidated");
-                printf("[");
-                for (size_t i = 0; invalidated && invalidated[i]; i++) {
-                        printf("%s", i > 0 ? "," : "");
-                        json_print_string(stdout, invalidated[i]);
-                }
-                printf("]");
-        } else {
-                for (size_t i = 0; i < p.n; i++) {
-                        printf(" %s=", p.v[i].name);
-                        prop_print_value(&p.v[i], stdout, false);
-                }
-                for (size_t i = 0; invalidated && invalidated[i]; i++)
-                        printf(" %s (changed)", invalidated[i]);
+        line_begin("PropertiesChanged", &first);
+        field_object(&first, sd_bus_message_get_path(m));
+        field(&first, "interface", interface);
+        json_member(stdout, &first, "changed");
+        printf("{");
+        props_print_json_members(&p, stdout, &inner);
+        printf("}");
+        json_member(stdout, &first, "invalidated");
+        printf("[");
+        for (size_t i = 0; invalidated && invalidated[i]; i++) {
+                printf("%s", i > 0 ? "," : "");
+                json_print_string(stdout, invalidated[i]);
         }
-        line_end(o);
+        printf("]");
+        line_end();
         return 0;
 }
 
-static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const struct ctl_options *o = userdata;
+static int on_json_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *member = sd_bus_message_get_member(m);
         const char *a, *b, *c;
         bool first = true;
         int ok, r = 0;
 
         if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
-                r = on_properties_changed(m, o);
+                r = json_properties_changed(m);
         else if (sd_bus_message_is_signal(m, "org.freedesktop.DBus", "NameOwnerChanged")) {
                 r = sd_bus_message_read(m, "sss", &a, &b, &c);
                 if (r >= 0) {
-                        line_begin(o, isempty(c) ? "DaemonStopped" : "DaemonStarted", &first);
-                        line_end(o);
+                        line_begin(isempty(c) ? "DaemonStopped" : "DaemonStarted", &first);
+                        line_end();
                 }
         } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "FilterApplied")) {
                 r = sd_bus_message_read(m, "ssbs", &a, &b, &ok, &c);
                 if (r >= 0) {
-                        line_begin(o, member, &first);
-                        field(o, &first, "vm", a);
-                        field(o, &first, "profile", b);
-                        field_ok(o, &first, ok, c);
-                        line_end(o);
+                        line_begin(member, &first);
+                        field(&first, "vm", a);
+                        field(&first, "profile", b);
+                        field_ok(&first, ok, c);
+                        line_end();
                 }
         } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "Reloaded")) {
                 r = sd_bus_message_read(m, "bs", &ok, &c);
                 if (r >= 0) {
-                        line_begin(o, member, &first);
-                        field_ok(o, &first, ok, c);
-                        line_end(o);
+                        line_begin(member, &first);
+                        field_ok(&first, ok, c);
+                        line_end();
                 }
         } else if (streq_ptr(sd_bus_message_get_signature(m, true), "so")) {
                 /* VMNew, VMRemoved, VMUnmanaged, and any later signal of this shape. */
                 r = sd_bus_message_read(m, "so", &a, &b);
                 if (r >= 0) {
-                        line_begin(o, member, &first);
-                        field(o, &first, "vm", a);
-                        if (o->json)
-                                field(o, &first, "path", b);
-                        line_end(o);
+                        line_begin(member, &first);
+                        field(&first, "vm", a);
+                        field(&first, "path", b);
+                        line_end();
+                }
+        }
+        if (r < 0)
+                log_error_errno(r, "Failed to read signal %s from %s: %m", strna(member),
+                                strna(sd_bus_message_get_path(m)));
+        return 0;
+}
+
+/* --- for people: one sentence per event ------------------------------------- */
+
+struct vm_name {
+        char *id, *name;        /* name "": the VMM claimed none */
+};
+
+struct monitor {
+        sd_bus *bus;
+        void *names;            /* tsearch() tree of struct vm_name, by id */
+        char *default_profile;  /* NULL: not known yet */
+        int lockdown;           /* -1: not known yet */
+};
+
+static int vm_name_compare(const void *a, const void *b) {
+        return strcmp(((const struct vm_name *) a)->id, ((const struct vm_name *) b)->id);
+}
+
+static void vm_name_free(void *p) {
+        struct vm_name *n = p;
+
+        free(n->id);
+        free(n->name);
+        free(n);
+}
+
+static struct vm_name *name_find(struct monitor *mon, const char *id) {
+        struct vm_name key = { .id = (char *) id };
+        void *found = tfind(&key, &mon->names, vm_name_compare);
+
+        return found ? *(struct vm_name **) found : NULL;
+}
+
+static void name_set(struct monitor *mon, const char *id, const char *name) {
+        struct vm_name *n = name_find(mon, id);
+
+        if (n) {
+                (void) free_and_strdup(&n->name, name);
+                return;
+        }
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return;         /* out of memory: the VM goes unnamed */
+        n->id = strdup(id);
+        n->name = strdup(name);
+        if (!n->id || !n->name || !tsearch(n, &mon->names, vm_name_compare))
+                vm_name_free(n);
+}
+
+static void name_forget(struct monitor *mon, const char *id) {
+        struct vm_name *n = name_find(mon, id);
+
+        if (n) {
+                (void) tdelete(n, &mon->names, vm_name_compare);
+                vm_name_free(n);
+        }
+}
+
+/* The NAME the VM's VMM claimed: known, else asked for (a VM whose first
+ * filter this is has not been described yet).  "" for none. */
+static const char *vm_name(struct monitor *mon, const char *id) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(props_clear) struct props p = {};
+        _cleanup_free_ char *path = NULL;
+        struct vm_name *n = name_find(mon, id);
+
+        if (n)
+                return n->name;
+        if (sd_bus_path_encode(PMUFILTERD_VM_PREFIX, id, &path) < 0 ||
+            bus_get_one(mon->bus, path, PMUFILTERD_VM_IFACE, "Name", &e, &p) < 0)
+                return "";      /* gone already: not cached, the next event asks again */
+        name_set(mon, id, props_string(&p, "Name"));
+        n = name_find(mon, id);
+        return n ? n->name : "";
+}
+
+/* A claimed name is the VMM's text: no control character reaches the terminal. */
+static void print_clean(const char *s) {
+        for (; *s; s++)
+                putchar((unsigned char) *s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+static void say_begin(void) {
+        struct tm tm;
+        time_t t = time(NULL);
+        char buf[32];
+
+        if (!localtime_r(&t, &tm) || strftime(buf, sizeof buf, "%H:%M:%S", &tm) == 0)
+                snprintf(buf, sizeof buf, "?");
+        printf("%s ", buf);
+}
+
+static void say_vm(struct monitor *mon, const char *id, bool look_up) {
+        const char *name;
+
+        if (look_up)
+                name = vm_name(mon, id);
+        else {
+                struct vm_name *n = name_find(mon, id);
+
+                name = n ? n->name : "";
+        }
+        printf("VM ");
+        print_clean(id);
+        if (!isempty(name)) {
+                printf(" (");
+                print_clean(name);
+                printf(")");
+        }
+}
+
+static void say_end(const char *fmt, ...) _printf_(1, 2);
+static void say_end(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        printf("\n");
+        fflush(stdout);
+}
+
+/* What the daemon holds now that a change is told against: the VMs' names,
+ * the default profile, lockdown.  Without the daemon: nothing yet. */
+static void load_state(struct monitor *mon) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(props_clear) struct props p = {};
+        struct vm_row *rows = NULL;
+        size_t n = 0;
+
+        tdestroy(mon->names, vm_name_free);
+        mon->names = NULL;
+        if (bus_list_vms(mon->bus, &e, &rows, &n) >= 0) {
+                for (size_t i = 0; i < n; i++)
+                        name_set(mon, rows[i].id, strempty(rows[i].name));
+                vm_rows_free(rows, n);
+        }
+        sd_bus_error_free(&e);
+        free(mon->default_profile);
+        mon->default_profile = NULL;
+        mon->lockdown = -1;
+        if (bus_get_all(mon->bus, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE, &e, &p) >= 0) {
+                mon->default_profile = strdup(props_string(&p, "DefaultProfile"));
+                mon->lockdown = props_bool(&p, "Lockdown");
+        }
+}
+
+static void manager_changed(struct monitor *mon, const struct props *p) {
+        const struct prop *v;
+
+        v = props_get(p, "DefaultProfile");
+        if (v && v->str && !streq_ptr(v->str, mon->default_profile)) {
+                if (mon->default_profile) {
+                        say_begin();
+                        printf("default profile changed: ");
+                        print_clean(isempty(v->str) ? "(none)" : v->str);
+                        printf(" (was ");
+                        print_clean(isempty(mon->default_profile) ? "(none)" : mon->default_profile);
+                        say_end(")");
+                }
+                (void) free_and_strdup(&mon->default_profile, v->str);
+        }
+        v = props_get(p, "Lockdown");
+        if (v && (int) !!v->num != mon->lockdown) {
+                if (mon->lockdown >= 0) {
+                        say_begin();
+                        say_end(v->num ? "LOCKDOWN: no good policy; every VM gets an empty allowlist"
+                                       : "lockdown left: a good policy is in force");
+                }
+                mon->lockdown = !!v->num;
+        }
+}
+
+static int properties_changed(struct monitor *mon, sd_bus_message *m) {
+        _cleanup_(props_clear) struct props p = {};
+        _cleanup_free_ char *id = NULL;
+        const char *interface, *path = sd_bus_message_get_path(m);
+        const struct prop *v;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &interface);
+        if (r >= 0)
+                r = props_read(m, &p);
+        if (r < 0)
+                return r;
+        if (streq_ptr(path, PMUFILTERD_BUS_PATH) && streq(interface, PMUFILTERD_MANAGER_IFACE))
+                manager_changed(mon, &p);
+        else if ((id = bus_vm_id_of_path(path)) && (v = props_get(&p, "Name")) && v->str)
+                name_set(mon, id, v->str);
+        return 0;
+}
+
+static int on_human_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct monitor *mon = userdata;
+        const char *member = sd_bus_message_get_member(m);
+        const char *a, *b, *c;
+        int ok, r = 0;
+
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
+                r = properties_changed(mon, m);
+        else if (sd_bus_message_is_signal(m, "org.freedesktop.DBus", "NameOwnerChanged")) {
+                r = sd_bus_message_read(m, "sss", &a, &b, &c);
+                if (r >= 0) {
+                        say_begin();
+                        say_end("pmufilterd %s", isempty(c) ? "stopped" : "started");
+                        if (!isempty(c))
+                                load_state(mon);
+                }
+        } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "FilterApplied")) {
+                r = sd_bus_message_read(m, "ssbs", &a, &b, &ok, &c);
+                if (r >= 0) {
+                        say_begin();
+                        say_vm(mon, a, true);
+                        printf(" filter %s: profile ", ok ? "applied" : "FAILED");
+                        print_clean(b);
+                        if (!isempty(c)) {
+                                printf(ok ? " (" : ": ");
+                                print_clean(c);
+                        }
+                        say_end("%s", ok && !isempty(c) ? ")" : "");
+                }
+        } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "Reloaded")) {
+                r = sd_bus_message_read(m, "bs", &ok, &c);
+                if (r >= 0) {
+                        say_begin();
+                        if (ok)
+                                say_end("policy reloaded");
+                        else {
+                                printf("policy reload FAILED, the policy in force stays: ");
+                                print_clean(c);
+                                say_end("%s", "");
+                        }
+                }
+        } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "VMNew") ||
+                   sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "VMRemoved") ||
+                   sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "VMUnmanaged")) {
+                r = sd_bus_message_read(m, "so", &a, &b);
+                if (r >= 0) {
+                        bool added = streq(member, "VMNew"), removed = streq(member, "VMRemoved");
+
+                        say_begin();
+                        /* A new VM has claimed nothing yet; a removed one
+                         * cannot be asked any more. */
+                        say_vm(mon, a, !added && !removed);
+                        say_end("%s", added ? " added" : removed ? " removed" :
+                                " unmanaged: its VMM did not attach, its guest PMU is not filtered");
+                        if (removed)
+                                name_forget(mon, a);
                 }
         }
         if (r < 0)
@@ -173,6 +408,7 @@ int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        struct monitor mon = { .lockdown = -1 };
         sigset_t mask;
         char where[256];
         int r;
@@ -184,10 +420,14 @@ int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
         /* Matches are in place when sd_bus_add_match returns: nothing the
          * daemon sends after the line below is missed. */
         for (size_t i = 0; i < ELEMENTSOF(matches); i++) {
-                r = sd_bus_add_match(bus, NULL, matches[i], on_signal, (void *) o);
+                r = sd_bus_add_match(bus, NULL, matches[i], o->json ? on_json_signal : on_human_signal, &mon);
                 if (r < 0)
                         return log_error_errno(r, "Failed to subscribe to the daemon's signals: %m");
         }
+        /* After the matches: a change from now on is told against this. */
+        mon.bus = bus;
+        if (!o->json)
+                load_state(&mon);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
@@ -218,6 +458,8 @@ int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
         }
 
         r = sd_event_loop(event);
+        tdestroy(mon.names, vm_name_free);
+        free(mon.default_profile);
         if (r < 0)
                 return log_error_errno(r, "Failed to run the event loop: %m");
         if (r > 0)

@@ -28,13 +28,17 @@ static void help(void) {
                "     --no-bus          Do not serve D-Bus at all\n"
                "     --state-dir=DIR   Persistent changes (default: /var/lib/pmufilterd)\n"
                "     --runtime-dir=DIR Runtime changes (default: /run/pmufilterd)\n"
+               "     --metrics-file=PATH\n"
+               "                       Write Prometheus metrics to PATH, for the textfile\n"
+               "                       collector of prometheus-node-exporter (default: none)\n"
                "  -v --verbose         Log debug messages\n\n"
                "Signals: SIGHUP reloads the policy; SIGTERM and SIGINT stop the daemon.\n"
                "See pmufilterd(8).\n");
 }
 
 static int parse_argv(int argc, char *argv[], struct manager_options *o) {
-        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_BUS_ADDRESS, ARG_NO_BUS, ARG_STATE_DIR, ARG_RUNTIME_DIR };
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_BUS_ADDRESS, ARG_NO_BUS, ARG_STATE_DIR, ARG_RUNTIME_DIR,
+               ARG_METRICS_FILE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -44,6 +48,7 @@ static int parse_argv(int argc, char *argv[], struct manager_options *o) {
                 { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+                { "metrics-file", required_argument, NULL, ARG_METRICS_FILE },
                 { "verbose", no_argument, NULL, 'v' },
                 {}
         };
@@ -74,6 +79,15 @@ static int parse_argv(int argc, char *argv[], struct manager_options *o) {
                         break;
                 case ARG_RUNTIME_DIR:
                         o->runtime_dir = optarg;
+                        break;
+                case ARG_METRICS_FILE:
+                        /* "" turns off one given before (a drop-in's ExecStart=). */
+                        if (!isempty(optarg) && optarg[0] != '/') {
+                                fprintf(stderr, "pmufilterd: --metrics-file needs an absolute path, not '%s'.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        o->metrics_file = isempty(optarg) ? NULL : optarg;
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);

@@ -72,7 +72,8 @@ static int strdup_options(struct manager_options *dst, const struct manager_opti
             free_and_strdup((char **) &dst->socket_path, src->socket_path) < 0 ||
             free_and_strdup((char **) &dst->bus_address, src->bus_address) < 0 ||
             free_and_strdup((char **) &dst->state_dir, src->state_dir) < 0 ||
-            free_and_strdup((char **) &dst->runtime_dir, src->runtime_dir) < 0)
+            free_and_strdup((char **) &dst->runtime_dir, src->runtime_dir) < 0 ||
+            free_and_strdup((char **) &dst->metrics_file, src->metrics_file) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -83,6 +84,7 @@ static void free_options(struct manager_options *o) {
         free((char *) o->bus_address);
         free((char *) o->state_dir);
         free((char *) o->runtime_dir);
+        free((char *) o->metrics_file);
 }
 
 int manager_new(sd_event *e, const struct manager_options *o, struct fdstore *fdstore, struct manager **ret) {
@@ -118,6 +120,9 @@ int manager_new(sd_event *e, const struct manager_options *o, struct fdstore *fd
         r = registry_subscribe(&m->registry, on_registry, m);
         if (r < 0)
                 return r;
+        r = metrics_init(&m->metrics, e, &m->registry, &m->decider, m->options.metrics_file);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -134,6 +139,7 @@ struct manager *manager_free(struct manager *m) {
                 bus_stop(&m->bus);
         records_done(&m->records);
         registry_done(&m->registry);
+        metrics_done(&m->metrics);
         decider_done(&m->decider);
         sd_event_source_disable_unref(m->status_event);
         free_options(&m->options);
@@ -362,5 +368,6 @@ int manager_startup(struct manager *m) {
         if (r < 0)
                 return r;
         notify_status(m);
+        metrics_changed(&m->metrics);
         return 0;
 }

@@ -10,6 +10,8 @@
  *   decide/    pure: policy set, overrides, rules, the decision
  *   deliver/   VMM sessions, adoption, batches, reload, fd store
  *   bus/       the D-Bus edge, a subscriber of the registry
+ * and on top, beside this file, metrics.c (the metrics file, a subscriber
+ * too).
  */
 #pragma once
 
@@ -19,6 +21,7 @@
 #include "decide.h"
 #include "deliver.h"
 #include "kvm.h"
+#include "metrics.h"
 #include "pmu.h"
 #include "records.h"
 #include "registry.h"
@@ -30,6 +33,7 @@ struct manager_options {
         bool no_bus;
         const char *state_dir;          /* persistent changes: /var/lib/pmufilterd */
         const char *runtime_dir;        /* runtime changes, VM records: /run/pmufilterd */
+        const char *metrics_file;       /* --metrics-file, NULL: none */
 };
 
 struct manager {
@@ -45,6 +49,8 @@ struct manager {
         struct deliver deliver;
         struct bus bus;
         bool have_bus;
+
+        struct metrics metrics;
 
         sd_event_source *status_event;  /* coalesces STATUS= updates */
 };

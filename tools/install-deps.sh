@@ -12,6 +12,8 @@ packages=(
         # tests: man page lint, a real bus and its clients (busctl comes
         # with systemd, gdbus with libglib2.0-bin), a real unmodified VMM
         mandoc dbus libglib2.0-bin qemu-system-x86 util-linux procps strace
+        # a second reader of the metrics file (tests/integration/test_metrics.py)
+        python3-prometheus-client
         # fuzzing (-Dfuzz=true, tests/fuzz): clang, and libFuzzer
         # (-fsanitize=fuzzer), which clang only recommends
         clang libclang-rt-14-dev

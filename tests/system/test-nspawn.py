@@ -9,7 +9,8 @@ everything is checked inside, on the container's own system manager and
 system bus: enable --now, verify, the exposure figure, socket activation,
 the test VMM and QEMU with the preload shim, VMMs of another user (the
 capabilities), pmufilterctl and busctl, the audit records in the journal,
-a broken reload, restart and kill -9.
+a broken reload, the metrics file read by a real prometheus-node-exporter,
+restart and kill -9.
 
 Usage: test-nspawn.py SOURCE_ROOT BUILD_ROOT
 Exit: 0 all checks passed, 1 a check failed, 77 skipped (the reason is
@@ -32,8 +33,10 @@ import glob
 import json
 import os
 import re
+import socket
 import sys
 import time
+import urllib.request
 
 from nspawn import (SHIM, cached_tree, check, cursor, journal, list_vms, manager_prop, message_ids,
                     note, run, vm_in_state, wait_for)
@@ -42,6 +45,10 @@ EXPOSURE_MAX = 2.0
 # The daemon's capabilities (docs/decisions.md): CAP_DAC_READ_SEARCH (2),
 # CAP_KILL (5), CAP_SYS_PTRACE (19).
 CAPS = (1 << 2) | (1 << 5) | (1 << 19)
+# Debian's textfile directory (prometheus-node-exporter's default), and the
+# file the shipped unit has the daemon write there.
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+METRICS = f"{TEXTFILE_DIR}/pmufilterd.prom"
 
 
 # --- the checks -------------------------------------------------------------
@@ -61,6 +68,61 @@ def held_vmm(c, unit, name, *extra, unit_props=()):
     props = [a for p in unit_props for a in ("-p", p)]
     return c.run("systemd-run", f"--unit={unit}", "--quiet", *props,
                  "/usr/local/bin/test-vmm", "--name", name, "--hold", "-1", *extra)
+
+
+def free_port():
+    """A free TCP port on loopback: the container shares the host's network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(url):
+    """{(name, labels text): value} of an exposition."""
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(\{.*\})? (\S+)$", line)
+        if m:
+            out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def metrics_checks(c):
+    """The metrics file as the fleet sees it: the packaged node-exporter's
+    textfile collector reads it, here run on loopback as its own unit does
+    (User=prometheus, Debian's default directory)."""
+    p = c.run("stat", "-c", "%A %U", METRICS)
+    check(p.stdout.strip() == "-rw-r--r-- root", f"the daemon wrote {METRICS}, mode 0644 (under UMask=0077)",
+          p.stdout + p.stderr + c.run("journalctl", "-u", "pmufilterd", "--no-pager", "-n", "20").stdout)
+    port = free_port()
+    p = c.run("systemd-run", "--unit=node-exporter-test", "-p", "User=prometheus", "--quiet",
+              "/usr/bin/prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{port}",
+              "--collector.disable-defaults", "--collector.textfile")
+    url = f"http://127.0.0.1:{port}/metrics"
+    # The last reload (good) and the one before it (broken) are in the
+    # file within the daemon's interval (5 s).
+    want = {("node_textfile_scrape_error", ""): lambda v: v == 0,
+            ("pmufilterd_vms", '{state="filtered"}'): lambda v: v >= 1,
+            ("pmufilterd_profile_vms", '{profile="tenant-standard"}'): lambda v: v >= 1,
+            ("pmufilterd_profile_vms", '{profile="trusted"}'): lambda v: v >= 0,
+            ("pmufilterd_reloads_total", '{result="failed"}'): lambda v: v >= 1,
+            ("pmufilterd_reloads_total", '{result="ok"}'): lambda v: v >= 1,
+            ("pmufilterd_last_reload_success", ""): lambda v: v == 1,
+            ("pmufilterd_lockdown", ""): lambda v: v == 0,
+            ("pmufilterd_filter_applies_total", ""): lambda v: v >= 1}
+
+    def good():
+        got = scrape(url)
+        return got if got and all(k in got and f(got[k]) for k, f in want.items()) else None
+    got = wait_for(good, 20, 0.5)
+    check(p.returncode == 0 and got, "prometheus-node-exporter scrapes the daemon's figures without error",
+          f"{p.stderr}\n{scrape(url)}\n" + c.run("cat", METRICS).stdout
+          + journal(c, "node-exporter-test"))
+    c.run("systemctl", "stop", "node-exporter-test.service")
 
 
 def checks(c, src):
@@ -210,6 +272,8 @@ def checks(c, src):
     check(p.returncode == 0 and not manager_prop(c, "LastError"), "a good reload succeeds and clears LastError",
           p.stderr)
 
+    metrics_checks(c)
+
     # The audit trail.
     recs = journal(c, "pmufilterd.service", fields=True)
     by_id = {}
@@ -247,6 +311,11 @@ def checks(c, src):
             note(f"TODO {how}: session survival (no new ATTACH) is checked once the daemon uses the fd store")
     check(c.run("systemctl", "is-active", "vmm-held.service").stdout.strip() == "active",
           "the held VMM ran on through all of it")
+
+    # Stopped, the daemon takes its figures away.
+    check(c.run("test", "-f", METRICS).returncode == 0, "the restarted daemon wrote the metrics file again")
+    c.out("systemctl", "stop", "pmufilterd.service")
+    check(c.run("test", "-e", METRICS).returncode != 0, "systemctl stop removes the metrics file")
 
 
 def main():
