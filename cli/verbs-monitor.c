@@ -3,7 +3,8 @@
  * verbs-monitor.c — `pmufilterctl monitor`: one line for each signal of
  * the daemon as it comes (VMNew, VMRemoved, VMUnmanaged, FilterApplied,
  * Reloaded, PropertiesChanged of any of its objects), and for the daemon
- * starting or stopping; with --json one object per line.  Runs until
+ * starting or stopping; with --json one JSON document each (one line with
+ * --json=short; indented with --json=pretty).  Runs until
  * SIGINT or SIGTERM (exit 0) or until the bus goes away (exit 1).
  */
 #include <inttypes.h>
@@ -15,18 +16,25 @@
 #include "output.h"
 #include "verbs.h"
 
-static void line_begin(const struct ctl_options *o, const char *signal, bool *first) {
+/* One line (with --json, one document) for each signal.  The JSON members
+ * of a signal are always the same, those it cannot fill null. */
+struct line {
+        const struct ctl_options *o;
+        struct json_writer w;
+};
+
+static void line_begin(struct line *l, const struct ctl_options *o, const char *signal) {
         struct timespec ts;
         struct tm tm;
         char buf[32];
 
+        l->o = o;
         clock_gettime(CLOCK_REALTIME, &ts);
-        if (o->json) {
-                printf("{");
-                json_member(stdout, first, "time_usec");
-                printf("%" PRIu64, (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
-                json_member(stdout, first, "signal");
-                json_print_string(stdout, signal);
+        if (o->json != JSON_OFF) {
+                json_init(&l->w, stdout, o->json);
+                json_object_begin(&l->w);
+                json_kv_number(&l->w, "time_usec", (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
+                json_kv_string(&l->w, "signal", signal);
                 return;
         }
         if (!localtime_r(&ts.tv_sec, &tm) || strftime(buf, sizeof buf, "%H:%M:%S", &tm) == 0)
@@ -34,49 +42,59 @@ static void line_begin(const struct ctl_options *o, const char *signal, bool *fi
         printf("%s.%03ld %-17s", buf, ts.tv_nsec / 1000000, signal);
 }
 
-static void line_end(const struct ctl_options *o) {
-        printf(o->json ? "}\n" : "\n");
+static void line_end(struct line *l) {
+        if (l->o->json != JSON_OFF) {
+                json_object_end(&l->w);
+                (void) json_done(&l->w);
+                return;
+        }
+        printf("\n");
         fflush(stdout);
 }
 
-/* A string field: key=value for people, "key":"value" in JSON. */
-static void field(const struct ctl_options *o, bool *first, const char *key, const char *value) {
-        if (o->json) {
-                json_member(stdout, first, key);
-                json_print_string(stdout, value);
-        } else
+/* A string field: key=value for people, "key":"value" in JSON ("" and
+ * NULL: null, and left out for people). */
+static void field(struct line *l, const char *key, const char *value) {
+        if (l->o->json != JSON_OFF)
+                json_kv_string_or_null(&l->w, key, value);
+        else if (!isempty(value))
                 printf(" %s=%s", key, value);
 }
 
-static void field_ok(const struct ctl_options *o, bool *first, bool ok, const char *error) {
-        if (o->json) {
-                json_member(stdout, first, "ok");
-                printf("%s", ok ? "true" : "false");
-                field(o, first, "error", error);
+static void field_ok(struct line *l, bool ok, const char *error) {
+        if (l->o->json != JSON_OFF) {
+                json_kv_bool(&l->w, "ok", ok);
+                json_kv_string_or_null(&l->w, "error", error);
         } else if (ok)
                 printf(" ok");
         else
-                printf(" FAILED: %s", error);
+                printf(" %sFAILED%s: %s", ansi_red(), ansi_normal(), error);
 }
 
-/* What an object path names, as `field` prints it: the VM's id, the
- * profile's name, or the manager. */
-static void field_object(const struct ctl_options *o, bool *first, const char *path) {
+/* What an object path names: the VM's id, the profile's name, or (the
+ * manager) neither; in JSON vm, profile and path, always. */
+static void field_object(struct line *l, const char *path) {
         _cleanup_free_ char *id = bus_vm_id_of_path(path), *name = NULL;
 
-        if (id)
-                field(o, first, "vm", id);
-        else if (sd_bus_path_decode(path, PMUFILTERD_BUS_PATH "/profile", &name) > 0)
-                field(o, first, "profile", name);
-        else if (!streq(path, PMUFILTERD_BUS_PATH) || o->json)
-                field(o, first, "path", path);
+        if (sd_bus_path_decode(path, PMUFILTERD_BUS_PATH "/profile", &name) <= 0)
+                name = NULL;
+        if (l->o->json != JSON_OFF) {
+                field(l, "vm", id);
+                field(l, "profile", name);
+                field(l, "path", path);
+        } else if (id)
+                field(l, "vm", id);
+        else if (name)
+                field(l, "profile", name);
+        else if (!streq(path, PMUFILTERD_BUS_PATH))
+                field(l, "path", path);
 }
 
 static int on_properties_changed(sd_bus_message *m, const struct ctl_options *o) {
         _cleanup_(props_clear) struct props p = {};
         _cleanup_strv_free_ char **invalidated = NULL;
         const char *interface;
-        bool first = true, inner = true;
+        struct line l;
         int r;
 
         r = sd_bus_message_read(m, "s", &interface);
@@ -87,30 +105,37 @@ static int on_properties_changed(sd_bus_message *m, const struct ctl_options *o)
         if (r < 0)
                 return r;
 
-        line_begin(o, "PropertiesChanged", &first);
-        field_object(o, &first, sd_bus_message_get_path(m));
-        if (o->json) {
-                field(o, &first, "interface", interface);
-                json_member(stdout, &first, "changed");
-                printf("{");
-                props_print_json_members(&p, stdout, &inner);
-                printf("}");
-                json_member(stdout, &first, "invalidated");
-                printf("[");
+        line_begin(&l, o, "PropertiesChanged");
+        field_object(&l, sd_bus_message_get_path(m));
+        if (o->json != JSON_OFF) {
+                field(&l, "interface", interface);
+                json_key(&l.w, "changed");
+                json_object_begin(&l.w);
+                props_json_members(&p, &l.w);
+                json_object_end(&l.w);
+                /* Named as the properties are in `changed`. */
+                json_key(&l.w, "invalidated");
+                json_array_begin(&l.w);
                 for (size_t i = 0; invalidated && invalidated[i]; i++) {
-                        printf("%s", i > 0 ? "," : "");
-                        json_print_string(stdout, invalidated[i]);
+                        char key[128];
+
+                        prop_json_key(invalidated[i], key, sizeof key);
+                        json_string(&l.w, key);
                 }
-                printf("]");
+                json_array_end(&l.w);
         } else {
                 for (size_t i = 0; i < p.n; i++) {
-                        printf(" %s=", p.v[i].name);
-                        prop_print_value(&p.v[i], stdout, false);
+                        bool bad = streq(p.v[i].name, "State") && p.v[i].kind == PROP_STRING &&
+                                   state_is_bad(p.v[i].str);
+
+                        printf(" %s=%s", p.v[i].name, bad ? ansi_red() : "");
+                        prop_print_value(&p.v[i], stdout);
+                        printf("%s", bad ? ansi_normal() : "");
                 }
                 for (size_t i = 0; invalidated && invalidated[i]; i++)
                         printf(" %s (changed)", invalidated[i]);
         }
-        line_end(o);
+        line_end(&l);
         return 0;
 }
 
@@ -118,7 +143,7 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const struct ctl_options *o = userdata;
         const char *member = sd_bus_message_get_member(m);
         const char *a, *b, *c;
-        bool first = true;
+        struct line l;
         int ok, r = 0;
 
         if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
@@ -126,34 +151,38 @@ static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         else if (sd_bus_message_is_signal(m, "org.freedesktop.DBus", "NameOwnerChanged")) {
                 r = sd_bus_message_read(m, "sss", &a, &b, &c);
                 if (r >= 0) {
-                        line_begin(o, isempty(c) ? "DaemonStopped" : "DaemonStarted", &first);
-                        line_end(o);
+                        line_begin(&l, o, isempty(c) ? "DaemonStopped" : "DaemonStarted");
+                        line_end(&l);
                 }
         } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "FilterApplied")) {
                 r = sd_bus_message_read(m, "ssbs", &a, &b, &ok, &c);
                 if (r >= 0) {
-                        line_begin(o, member, &first);
-                        field(o, &first, "vm", a);
-                        field(o, &first, "profile", b);
-                        field_ok(o, &first, ok, c);
-                        line_end(o);
+                        line_begin(&l, o, member);
+                        field(&l, "vm", a);
+                        field(&l, "profile", b);
+                        field_ok(&l, ok, c);
+                        line_end(&l);
                 }
         } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "Reloaded")) {
                 r = sd_bus_message_read(m, "bs", &ok, &c);
                 if (r >= 0) {
-                        line_begin(o, member, &first);
-                        field_ok(o, &first, ok, c);
-                        line_end(o);
+                        line_begin(&l, o, member);
+                        field_ok(&l, ok, c);
+                        line_end(&l);
                 }
         } else if (streq_ptr(sd_bus_message_get_signature(m, true), "so")) {
                 /* VMNew, VMRemoved, VMUnmanaged, and any later signal of this shape. */
                 r = sd_bus_message_read(m, "so", &a, &b);
                 if (r >= 0) {
-                        line_begin(o, member, &first);
-                        field(o, &first, "vm", a);
-                        if (o->json)
-                                field(o, &first, "path", b);
-                        line_end(o);
+                        bool bad = streq_ptr(member, "VMUnmanaged") && o->json == JSON_OFF;
+
+                        line_begin(&l, o, member);
+                        printf("%s", bad ? ansi_red() : "");
+                        field(&l, "vm", a);
+                        printf("%s", bad ? ansi_normal() : "");
+                        if (o->json != JSON_OFF)
+                                field(&l, "path", b);
+                        line_end(&l);
                 }
         }
         if (r < 0)
@@ -211,11 +240,9 @@ int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return log_error_errno(r, "Failed to make a disconnect end the event loop: %m");
 
-        if (o->legend && !o->json) {
-                printf("Monitoring %s on %s; press Ctrl-C to stop.\n", PMUFILTERD_BUS_NAME,
-                       bus_where(o, where, sizeof where));
-                fflush(stdout);
-        }
+        if (o->legend && o->json == JSON_OFF)
+                info(o, "Monitoring %s on %s; press Ctrl-C to stop.", PMUFILTERD_BUS_NAME,
+                     bus_where(o, where, sizeof where));
 
         r = sd_event_loop(event);
         if (r < 0)
