@@ -6,7 +6,7 @@ list/show/set/reset, reload, reapply, monitor, their --json forms checked
 against one table of fields (JSON_FIELDS, the same as pmufilterctl(1)'s
 JSON OUTPUT), systemctl's manners (help VERB, -q, -l, -v, --no-pager,
 --state, colour on a terminal, status's exit status), the one-line errors
-and exit statuses, and the bash completion.  The bus is
+and exit statuses, and the bash and zsh completions.  The bus is
 busharness.SystemBus (system bus defaults and the shipped policy; the tests
 run as root).  The VMs are real (/dev/kvm); their VMM is busharness.AutoPeer,
 which applies every APPLY with KVM_SET_PMU_EVENT_FILTER on its own VM fd and
@@ -22,6 +22,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import termios
 import time
 
@@ -53,6 +54,7 @@ rules:
 """
 
 SRC_COMPLETION = os.path.join(harness.SRC, "shell-completion/bash/pmufilterctl")
+SRC_ZSH_COMPLETION = os.path.join(harness.SRC, "shell-completion/zsh")
 MAN = os.path.join(harness.SRC, "man/pmufilterctl.1")
 
 # Every JSON object pmufilterctl prints, by kind: its members and their
@@ -1163,6 +1165,86 @@ def test_bash_completion():
         check(complete(r.bus, "profile", "set", "") == {"minimal", "gold", "deny-shared"}, "profile names")
         check(complete(r.bus, "profile", "set", "gold", "v") == {"vm-1"}, "VMs after the profile")
         check(complete(r.bus, "profile", "show", "de") == {"deny-shared"}, "a profile by prefix")
+        check({"vm-1", a.id} <= complete(r.bus, "show", "vm-1", ""), "show takes several VMs")
+        check({"vm-1", a.id} <= complete(r.bus, "list", ""), "list's patterns: VM names and ids")
+        check({"--json=", "--state=", "--full", "--quiet", "--verbose", "--no-pager"} <= complete(r.bus, "--"),
+              "the new options")
+        # Readline replaces what follows the '=': the values alone.
+        check(complete(r.bus, "--json=") == {"pretty", "short", "off"}, "--json= modes")
+        check(complete(r.bus, "list", "--state=filtered,un") == {"filtered,unmanaged"}, "--state= states")
+        check({"status", "show", "profile", "help"} <= complete(r.bus, "help", ""), "help VERB")
+        check(complete(r.bus, "help", "profile", "") == {"list", "show", "set", "reset"}, "help profile VERB")
+
+
+# Print what zsh's completion system offers for a command line: an
+# interactive zsh in a zpty, with compadd caught.
+ZSH_CAPTURE = r"""
+zmodload zsh/zpty || exit 77
+fdir=$1 line=$2 init=$3
+cat >$init <<INIT
+PS1= PROMPT= RPROMPT=
+unsetopt zle_bracketed_paste 2>/dev/null
+fpath=($fdir \$fpath)
+autoload -Uz compinit && compinit -u -D
+zstyle ':completion:*' insert-tab false
+compadd() {
+        local -a m
+        if (( \${@[(I)-[OAD]]} )); then
+                builtin compadd "\$@"
+                return
+        fi
+        builtin compadd -O m "\$@"
+        print -rl -- '' \${m/#/MATCH:}
+}
+_capture_done() { print -r -- CAPTURE-DONE; exit }
+comppostfuncs=( _capture_done )
+print -r -- CAPTURE-READY
+INIT
+zpty z zsh -f -i
+zpty -w z "source $init"
+zpty -r z out '*CAPTURE-READY*'
+zpty -w -n z "$line"$'\t'
+zpty -r z out '*CAPTURE-DONE*'
+print -r -- ${out//$'\r'/}
+zpty -d z
+"""
+
+
+def zsh_complete(bus, *words):
+    """What the zsh completion offers for the last (partial) word."""
+    line = " ".join(["pmufilterctl", "--bus-address=" + bus.address] + list(words))
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "capture.zsh")
+        with open(script, "w") as f:
+            f.write(ZSH_CAPTURE)
+        env = dict(os.environ, PATH=os.path.dirname(CTL) + ":" + os.environ["PATH"])
+        p = subprocess.run(["zsh", "-f", script, SRC_ZSH_COMPLETION, line, os.path.join(tmp, "init.zsh")],
+                           capture_output=True, text=True, timeout=60, env=env)
+    if p.returncode == 77:
+        raise harness.Skip("zsh has no zsh/zpty module")
+    check(p.returncode == 0 and "CAPTURE-DONE" in p.stdout, "zsh completion of %r failed: %r %r" % (line, p.stdout, p.stderr))
+    return set(re.findall(r"^MATCH:(\S+)$", p.stdout, re.M))
+
+
+def test_zsh_completion():
+    """zsh loads _pmufilterctl and completes as bash does, from the daemon."""
+    if not shutil.which("zsh"):
+        raise harness.Skip("zsh is not installed (tools/install-deps.sh installs it)")
+    harness.need(os.path.join(SRC_ZSH_COMPLETION, "_pmufilterctl"), "the zsh completion")
+    p = subprocess.run(["zsh", "-n", os.path.join(SRC_ZSH_COMPLETION, "_pmufilterctl")], capture_output=True, text=True)
+    check(p.returncode == 0, "zsh -n: %s" % p.stderr)
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        check({"status", "list", "show", "profile", "reload", "reapply", "monitor", "check", "compile", "events",
+               "help"} == zsh_complete(r.bus, ""), "verbs offered")
+        check(zsh_complete(r.bus, "profile", "") == {"list", "show", "set", "reset"}, "profile commands")
+        check({"vm-1", a.id} <= zsh_complete(r.bus, "show", ""), "VM names and ids from the daemon")
+        check({"vm-1", a.id} <= zsh_complete(r.bus, "show", "vm-1", ""), "show takes several VMs")
+        check(zsh_complete(r.bus, "profile", "set", "") == {"minimal", "gold", "deny-shared"}, "profile names")
+        check(zsh_complete(r.bus, "profile", "set", "gold", "v") == {"vm-1"}, "VMs after the profile")
+        check({"--json", "--state", "--full", "--quiet", "--verbose", "--no-pager", "--runtime"}
+              <= zsh_complete(r.bus, "--"), "options")
+        check(zsh_complete(r.bus, "--json=") == {"pretty", "short", "off"}, "--json= modes")
 
 
 if __name__ == "__main__":
