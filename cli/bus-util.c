@@ -68,28 +68,129 @@ bool bus_error_daemon_absent(const sd_bus_error *e) {
         return sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER);
 }
 
-int bus_log_error(int r, const sd_bus_error *e, const char *fmt, ...) {
-        const char *why;
-        va_list ap;
+/* Replace every `from` in *s by `to`. */
+static int replace_all(char **s, const char *from, const char *to) {
+        const char *p;
 
-        assert(fmt);
+        while ((p = strstr(*s, from))) {
+                char *n = NULL;
+
+                if (asprintf(&n, "%.*s%s%s", (int) (p - *s), *s, to, p + strlen(from)) < 0)
+                        return -ENOMEM;
+                free(*s);
+                *s = n;
+        }
+        return 0;
+}
+
+char *bus_humanize(const char *message, const char *vm_id) {
+        /* The D-Bus API's words in the daemon's messages, as pmufilterctl
+         * spells them. */
+        static const char *const api[][2] = {
+                { "see ListVMs", "see pmufilterctl list" },
+                { "see ListProfiles", "see pmufilterctl profile list" },
+                { "use ResetVMProfile", "use pmufilterctl profile reset" },
+                { "use runtime=true", "use --runtime" },
+        };
+        _cleanup_free_ char *id = NULL;
+        const char *rest = strempty(message), *tail;
+        char *s = NULL;
+        int n;
+
+        /* "VM <id>: <reason>": the daemon's ApplyFailed names the VM. */
+        if (startswith(rest, "VM ") && (tail = strstr(rest, ": ")) && !memchr(rest + 3, ' ', tail - rest - 3)) {
+                id = strndup(rest + 3, tail - rest - 3);
+                if (!id)
+                        return NULL;
+                rest = tail + 2;
+                vm_id = id;
+        }
+
+        if ((tail = startswith(rest, "no APPLIED for SERIAL=")) && (tail = strstr(tail, " in time")))
+                n = asprintf(&s, "the VMM of %s%s did not answer in time%s", vm_id ? "VM " : "this VM",
+                             strempty(vm_id), tail + strlen(" in time"));
+        else if ((tail = startswith(rest, "cannot send APPLY for SERIAL=")) && (tail = strstr(tail, ": ")))
+                n = asprintf(&s, "the filter could not be sent to the VMM of %s%s: %s", vm_id ? "VM " : "this VM",
+                             strempty(vm_id), tail + 2);
+        else if ((tail = startswith(rest, "KVM_SET_PMU_EVENT_FILTER failed: ")))
+                n = asprintf(&s, "%s%s%sthe kernel refused the filter: %s", id ? "VM " : "", strempty(id),
+                             id ? ": " : "", tail);
+        else if ((tail = startswith(rest, "KVM_SET_PMU_EVENT_FILTER (injected) failed: ")))
+                n = asprintf(&s, "%s%s%sthe kernel refused the injected filter: %s", id ? "VM " : "",
+                             strempty(id), id ? ": " : "", tail);
+        else if ((tail = startswith(rest, "no ATTACH within ")))
+                n = asprintf(&s, "%s%s%sits VMM did not attach within %s", id ? "VM " : "", strempty(id),
+                             id ? ": " : "", tail);
+        else
+                n = asprintf(&s, "%s", strempty(message));
+        if (n < 0)
+                return NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(api); i++)
+                if (replace_all(&s, api[i][0], api[i][1]) < 0) {
+                        free(s);
+                        return NULL;
+                }
+        return s;
+}
+
+char *bus_error_why(int r, const sd_bus_error *e, const char *change) {
+        char *s = NULL;
+        int n;
 
         if (r >= 0)
                 r = -EIO;
         /* The bus's own wording for an absent name talks about .service
          * files; say what it means here. */
         if (bus_error_daemon_absent(e))
-                why = "pmufilterd is not running (nobody owns " PMUFILTERD_BUS_NAME " on the bus)";
-        else if (sd_bus_error_is_set(e) && !isempty(e->message))
-                why = e->message;
-        else
-                why = strerror(-r);
+                return strdup("pmufilterd is not running (nobody owns " PMUFILTERD_BUS_NAME " on the bus)");
+        /* The bus's policy answers with its match rules, the daemon with
+         * the caller's uid: both mean the same. */
+        if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED) || (!sd_bus_error_is_set(e) && r == -EACCES)) {
+                n = change ? asprintf(&s, "Permission denied: %s needs root", change)
+                           : asprintf(&s, "Permission denied");
+                return n < 0 ? NULL : s;
+        }
+        /* sd-bus's own timeout: the daemon took longer than the change may. */
+        if (sd_bus_error_has_names(e, SD_BUS_ERROR_TIMEOUT, SD_BUS_ERROR_NO_REPLY) ||
+            (!sd_bus_error_is_set(e) && r == -ETIMEDOUT))
+                return strdup("pmufilterd did not answer in time");
+        if (sd_bus_error_is_set(e) && !isempty(e->message))
+                return bus_humanize(e->message, NULL);
+        return strdup(strerror(-r));
+}
 
+static int bus_log_errorv(int r, const sd_bus_error *e, const char *change, const char *fmt, va_list ap) {
+        _cleanup_free_ char *why = bus_error_why(r, e, change);
+
+        if (r >= 0)
+                r = -EIO;
+        fflush(stdout);
         fprintf(stderr, "%s: ", program_invocation_short_name);
-        va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
+        fprintf(stderr, ": %s\n", why ? why : strerror(-r));
+        if (sd_bus_error_is_set(e))
+                log_detail("(D-Bus error %s: %s)", e->name, strna(e->message));
+        return r;
+}
+
+int bus_log_error(int r, const sd_bus_error *e, const char *fmt, ...) {
+        va_list ap;
+
+        assert(fmt);
+        va_start(ap, fmt);
+        r = bus_log_errorv(r, e, NULL, fmt, ap);
         va_end(ap);
-        fprintf(stderr, ": %s\n", why);
+        return r;
+}
+
+int bus_log_change_error(int r, const sd_bus_error *e, const char *change, const char *fmt, ...) {
+        va_list ap;
+
+        assert(fmt);
+        va_start(ap, fmt);
+        r = bus_log_errorv(r, e, change, fmt, ap);
+        va_end(ap);
         return r;
 }
 
@@ -183,7 +284,7 @@ static int prop_read_value(sd_bus_message *m, const char *sig, struct prop *p) {
                 return 1;
         }
         if (streq(sig, "as") || streq(sig, "ao")) {
-                p->kind = PROP_STRV;
+                p->kind = sig[1] == 'o' ? PROP_PATHS : PROP_STRV;
                 r = sd_bus_message_read_strv(m, &p->strv);
                 return r < 0 ? r : 1;
         }
@@ -352,65 +453,60 @@ bool props_bool(const struct props *p, const char *name) {
 char **props_strv(const struct props *p, const char *name) {
         const struct prop *v = props_get(p, name);
 
-        return v && v->kind == PROP_STRV ? v->strv : NULL;
+        return v && (v->kind == PROP_STRV || v->kind == PROP_PATHS) ? v->strv : NULL;
 }
 
-void prop_print_value(const struct prop *p, FILE *f, bool json) {
+void prop_print_value(const struct prop *p, FILE *f) {
         assert(p);
         assert(f);
 
         switch (p->kind) {
         case PROP_STRING:
-                if (json)
-                        json_print_string(f, p->str);
-                else
-                        fputs(p->str, f);
+                fputs(p->str, f);
                 break;
         case PROP_BOOLEAN:
-                fputs(json ? (p->num ? "true" : "false") : yes_no(p->num), f);
+                fputs(yes_no(p->num), f);
                 break;
         case PROP_NUMBER:
                 fprintf(f, "%" PRIu64, p->num);
                 break;
         case PROP_WORDS:
-                /* Kernel words as hex strings, as `compile --json` has them. */
-                fputs(json ? "[" : "", f);
                 for (size_t i = 0; i < p->n_words; i++)
-                        fprintf(f, json ? "%s\"0x%" PRIx64 "\"" : "%s0x%" PRIx64, i > 0 ? "," : "", p->words[i]);
-                fputs(json ? "]" : "", f);
+                        fprintf(f, "%s0x%" PRIx64, i > 0 ? ", " : "", p->words[i]);
                 break;
         case PROP_STRV:
-                fputs(json ? "[" : "", f);
-                for (size_t i = 0; p->strv && p->strv[i]; i++) {
-                        fputs(i > 0 ? (json ? "," : ", ") : "", f);
-                        if (json)
-                                json_print_string(f, p->strv[i]);
-                        else
-                                fputs(p->strv[i], f);
-                }
-                fputs(json ? "]" : "", f);
+        case PROP_PATHS:
+                for (size_t i = 0; p->strv && p->strv[i]; i++)
+                        fprintf(f, "%s%s", i > 0 ? ", " : "", p->strv[i]);
                 break;
         case PROP_MAP:
-                fputs(json ? "{" : "", f);
-                for (size_t i = 0; p->strv && p->strv[i] && p->strv[i + 1]; i += 2) {
-                        fputs(i > 0 ? (json ? "," : ", ") : "", f);
-                        if (json) {
-                                json_print_string(f, p->strv[i]);
-                                fputc(':', f);
-                                json_print_string(f, p->strv[i + 1]);
-                        } else
-                                fprintf(f, "%s=%s", p->strv[i], p->strv[i + 1]);
-                }
-                fputs(json ? "}" : "", f);
+                for (size_t i = 0; p->strv && p->strv[i] && p->strv[i + 1]; i += 2)
+                        fprintf(f, "%s%s=%s", i > 0 ? ", " : "", p->strv[i], p->strv[i + 1]);
                 break;
         }
 }
 
 /* ProfileSource -> profile_source, HostPMUEnabled -> host_pmu_enabled,
- * NVMs -> nvms (a plural s stays with its acronym), AppliedUSec ->
- * applied_usec (systemd's unit suffix is one word). */
-static void json_key_of(const char *name, char *buf, size_t size) {
+ * AppliedUSec -> applied_usec (systemd's unit suffix is one word); the
+ * exceptions first: a filter's words are `events` wherever they are (the
+ * kernel's struct kvm_pmu_event_filter, the VM's Events, compile --json). */
+void prop_json_key(const char *name, char *buf, size_t size) {
+        static const char *const renamed[][2] = {
+                { "NVMs", "n_vms" },            /* a count: n_ as every count */
+                { "Entries", "events" },        /* a filter's words, as the VM's Events */
+                { "EntryNames", "event_names" },
+        };
         size_t o = 0;
+
+        assert(name);
+        assert(buf);
+        assert(size > 0);
+
+        for (size_t i = 0; i < ELEMENTSOF(renamed); i++)
+                if (streq(name, renamed[i][0])) {
+                        snprintf(buf, size, "%s", renamed[i][1]);
+                        return;
+                }
 
         for (size_t i = 0; name[i] && o + 2 < size; i++) {
                 const char *c = name + i;
@@ -435,30 +531,78 @@ static void json_key_of(const char *name, char *buf, size_t size) {
         buf[o] = '\0';
 }
 
-void json_member(FILE *f, bool *first, const char *key) {
-        assert(f);
-        assert(first);
-        assert(key);
+static bool endswith_usec(const char *name) {
+        size_t n = strlen(name);
 
-        if (!*first)
-                fputc(',', f);
-        *first = false;
-        json_print_string(f, key);
-        fputc(':', f);
+        return n >= 4 && streq(name + n - 4, "USec");
 }
 
-void props_print_json_members(const struct props *p, FILE *f, bool *first) {
+void prop_json_member(const struct prop *p, struct json_writer *w) {
+        char key[128], count[136];
+
         assert(p);
-        assert(f);
-        assert(first);
+        assert(w);
 
-        for (size_t i = 0; i < p->n; i++) {
-                char key[128];
+        prop_json_key(p->name, key, sizeof key);
+        json_key(w, key);
+        switch (p->kind) {
+        case PROP_STRING:
+                json_string(w, empty_to_null(p->str));
+                break;
+        case PROP_BOOLEAN:
+                json_bool(w, p->num);
+                break;
+        case PROP_NUMBER:
+                /* A time of 0 is "never". */
+                if (p->num == 0 && endswith_usec(p->name))
+                        json_null(w);
+                else
+                        json_number(w, p->num);
+                break;
+        case PROP_WORDS:
+                /* Kernel words as hex strings, and how many there are. */
+                json_array_begin(w);
+                for (size_t i = 0; i < p->n_words; i++) {
+                        char word[24];
 
-                json_key_of(p->v[i].name, key, sizeof key);
-                json_member(f, first, key);
-                prop_print_value(&p->v[i], f, true);
+                        snprintf(word, sizeof word, "0x%" PRIx64, p->words[i]);
+                        json_string(w, word);
+                }
+                json_array_end(w);
+                snprintf(count, sizeof count, "n_%s", key);
+                json_kv_number(w, count, p->n_words);
+                break;
+        case PROP_STRV:
+                json_array_begin(w);
+                for (size_t i = 0; p->strv && p->strv[i]; i++)
+                        json_string(w, p->strv[i]);
+                json_array_end(w);
+                break;
+        case PROP_PATHS:
+                /* VMs by their ids, as every other verb names them. */
+                json_array_begin(w);
+                for (size_t i = 0; p->strv && p->strv[i]; i++) {
+                        _cleanup_free_ char *id = bus_vm_id_of_path(p->strv[i]);
+
+                        json_string(w, id ? id : p->strv[i]);
+                }
+                json_array_end(w);
+                break;
+        case PROP_MAP:
+                json_object_begin(w);
+                for (size_t i = 0; p->strv && p->strv[i] && p->strv[i + 1]; i += 2)
+                        json_kv_string(w, p->strv[i], p->strv[i + 1]);
+                json_object_end(w);
+                break;
         }
+}
+
+void props_json_members(const struct props *p, struct json_writer *w) {
+        assert(p);
+        assert(w);
+
+        for (size_t i = 0; i < p->n; i++)
+                prop_json_member(&p->v[i], w);
 }
 
 char *bus_vm_id_of_path(const char *path) {

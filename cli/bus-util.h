@@ -10,6 +10,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "json-out.h"
 #include "util.h"
 
 struct ctl_options;
@@ -45,9 +46,25 @@ int bus_connect_or_log(const struct ctl_options *o, sd_bus **ret);
 /* True when the call failed because nobody owns org.pmufilterd1. */
 bool bus_error_daemon_absent(const sd_bus_error *e);
 
-/* "pmufilterctl: <what>: <the daemon's message, or strerror(r)>" on stderr.
+/* A message of the daemon or of a VM's LastError in words a person can act
+ * on: the D-Bus API's names become pmufilterctl's commands ("see ListVMs"
+ * -> "see pmufilterctl list"), the VMM protocol's words what they mean ("no
+ * APPLIED for SERIAL=7 in time" -> "the VMM of VM x did not answer in
+ * time").  vm_id: the VM a LastError belongs to, or NULL.  Never NULL;
+ * free() it. */
+char *bus_humanize(const char *message, const char *vm_id);
+
+/* Why the call failed, in those words: for AccessDenied "Permission denied:
+ * <change> needs root" (change: "changing profiles", ...; NULL for a
+ * read).  free() it. */
+char *bus_error_why(int r, const sd_bus_error *e, const char *change);
+
+/* "pmufilterctl: <what>: <why>" on stderr, why as bus_error_why() says;
+ * with --verbose a second line with the D-Bus error's name and raw message.
  * Returns a negative errno. */
 int bus_log_error(int r, const sd_bus_error *e, const char *fmt, ...) _printf_(3, 4);
+/* The same for a call that changes something (it needs root). */
+int bus_log_change_error(int r, const sd_bus_error *e, const char *change, const char *fmt, ...) _printf_(4, 5);
 
 /* Call a Manager method that changes something, with the long timeout. */
 int bus_manager_change(sd_bus *bus, sd_bus_error *e, const char *member, const char *types, ...);
@@ -56,7 +73,8 @@ enum prop_kind {
         PROP_STRING,            /* s, o, g */
         PROP_BOOLEAN,           /* b */
         PROP_NUMBER,            /* y, q, u, t */
-        PROP_STRV,              /* as, ao */
+        PROP_STRV,              /* as */
+        PROP_PATHS,             /* ao: in JSON, VM paths as VM ids */
         PROP_WORDS,             /* at: kernel filter words */
         PROP_MAP,               /* a{ss}: strv of key, value, key, value ... */
 };
@@ -96,14 +114,20 @@ uint64_t props_number(const struct props *p, const char *name);
 bool props_bool(const struct props *p, const char *name);
 char **props_strv(const struct props *p, const char *name);
 
-/* A value for people ("a, b", "yes", "0xc0, 0x76", "k=v, ...") or as JSON. */
-void prop_print_value(const struct prop *p, FILE *f, bool json);
-/* JSON members "key":value for every property, each preceded by a comma
- * unless *first; keys are the property names in snake_case
- * (ProfileSource -> profile_source, AppliedUSec -> applied_usec). */
-void props_print_json_members(const struct props *p, FILE *f, bool *first);
-/* Start one member: separator, key, colon. */
-void json_member(FILE *f, bool *first, const char *key);
+/* A value for people ("a, b", "yes", "0xc0, 0x76", "k=v, ..."). */
+void prop_print_value(const struct prop *p, FILE *f);
+
+/* The JSON key of a property: its name in snake_case (ProfileSource ->
+ * profile_source, AppliedUSec -> applied_usec), but NVMs -> n_vms (a count)
+ * and a filter's words, the Profile's Entries as the VM's Events, -> events
+ * (EntryNames -> event_names). */
+void prop_json_key(const char *name, char *buf, size_t size);
+/* One JSON member for the property, by the convention of pmufilterctl(1),
+ * "JSON OUTPUT": "" and a *USec of 0 are null; words are hex strings, and
+ * n_<key> follows with their count; a VM's object path is its id. */
+void prop_json_member(const struct prop *p, struct json_writer *w);
+/* prop_json_member() of every property. */
+void props_json_members(const struct props *p, struct json_writer *w);
 
 /* One row of ListVMs. */
 struct vm_row {

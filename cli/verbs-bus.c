@@ -7,6 +7,7 @@
  * object; changes use the Manager's methods with a long timeout, because
  * the daemon replies only once the VMMs have applied.
  */
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <time.h>
 
@@ -19,12 +20,23 @@
 
 /* ---- list ----------------------------------------------------------------- */
 
+/* list's filters: --state, and PATTERNs (shell globs) on the id or name. */
+static bool vm_row_wanted(const struct vm_row *v, char **patterns, const struct ctl_options *o) {
+        bool match = !patterns || !*patterns;
+
+        if (o->states && !strv_contains(o->states, v->state))
+                return false;
+        for (char **p = patterns; p && *p && !match; p++)
+                match = fnmatch(*p, v->id, 0) == 0 || (!isempty(v->name) && fnmatch(*p, v->name, 0) == 0);
+        return match;
+}
+
 int verb_list(int argc, char *argv[], const struct ctl_options *o) {
         static const struct column columns[] = {
                 { "ID" },
-                { "NAME" },
+                { "NAME", .flags = SCOLS_FL_TRUNC },
                 { "PROFILE" },
-                { "SOURCE" },
+                { "SOURCE", .json = "profile_source" },
                 { "STATE" },
                 { "PID", COLUMN_NUMBER },
         };
@@ -32,7 +44,7 @@ int verb_list(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_table_ struct libscols_table *t = NULL;
         struct vm_row *v = NULL;
-        size_t n = 0;
+        size_t n = 0, listed = 0;
         int r;
 
         r = bus_connect_or_log(o, &bus);
@@ -47,19 +59,25 @@ int verb_list(int argc, char *argv[], const struct ctl_options *o) {
                 _cleanup_free_ char *source = NULL;
                 char pid[16];
 
+                if (!vm_row_wanted(&v[i], argv + 1, o))
+                        continue;
                 /* A VM may go between ListVMs and this: its source is then unknown. */
                 (void) sd_bus_get_property_string(bus, PMUFILTERD_BUS_NAME, v[i].path, PMUFILTERD_VM_IFACE,
                                                   "ProfileSource", NULL, &source);
                 snprintf(pid, sizeof pid, "%" PRIu32, v[i].pid);
-                r = table_add_row(t, v[i].id, empty_to_null(v[i].name), empty_to_null(v[i].profile),
-                                  empty_to_null(source), v[i].state, pid);
+                r = table_add_row(t, v[i].id, v[i].name, v[i].profile, source, v[i].state, pid);
+                if (r >= 0 && state_is_bad(source))
+                        table_highlight_last(t, 3);
+                if (r >= 0 && state_is_bad(v[i].state))
+                        table_highlight_last(t, 4);
+                listed++;
         }
         vm_rows_free(v, n);
         if (r < 0)
                 return log_error_errno(r, "Failed to fill the table: %m");
         r = table_print(t, o);
-        if (r >= 0 && o->legend && !o->json)
-                printf("\n%zu VM%s listed.\n", n, n == 1 ? "" : "s");
+        if (r >= 0 && o->legend && o->json == JSON_OFF)
+                printf("\n%zu VM%s listed.\n", listed, listed == 1 ? "" : "s");
         return r;
 }
 
@@ -163,7 +181,7 @@ static void print_map(const char *label, const struct props *p, const char *name
 
         printf(LABEL, label);
         if (m && strv_length(m->strv) > 0)
-                prop_print_value(m, stdout, false);
+                prop_print_value(m, stdout);
         else
                 printf("-");
         printf("\n");
@@ -183,15 +201,6 @@ static int get_object_or_log(const struct ctl_options *o, const char *method, co
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to look up %s %s", what, name);
         *ret_bus = TAKE_PTR(bus);
-        return 0;
-}
-
-static int print_json_object(const struct props *p) {
-        bool first = true;
-
-        printf("{");
-        props_print_json_members(p, stdout, &first);
-        printf("}\n");
         return 0;
 }
 
@@ -224,20 +233,53 @@ static void print_time(const char *label, uint64_t usec) {
                 printf(LABEL "%s\n", label, buf);
 }
 
-int verb_show(int argc, char *argv[], const struct ctl_options *o) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+static int print_json_done(struct json_writer *w) {
+        int r = json_done(w);
+
+        return r < 0 ? log_error_errno(r, "Failed to write to stdout: %m") : 0;
+}
+
+/* separator: print a blank line first (not the first VM shown). */
+static int show_one_vm(sd_bus *bus, const char *name, bool separator, const struct ctl_options *o) {
+        static const char *const facts[] = { "VerifiedFacts", "ClaimedFacts", "BoundTo" };
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_(props_clear) struct props p = {}, profile = {};
+        _cleanup_free_ char *last_error = NULL;
         const struct prop *labels;
         struct host_pmu pmu;
-        const char *s;
+        char **entry_names;
+        const char *s, *state;
         int r;
 
-        r = get_object_or_log(o, "GetVM", PMUFILTERD_VM_IFACE, "VM", argv[1], &bus, &p);
+        r = get_object(bus, "GetVM", PMUFILTERD_VM_IFACE, name, &e, &p);
         if (r < 0)
-                return r;
-        if (o->json)
-                return print_json_object(&p);
+                return bus_log_error(r, &e, "Failed to look up VM %s", name);
+        entry_names = vm_entry_names(bus, &p, &profile);
 
+        if (o->json != JSON_OFF) {
+                struct json_writer w;
+
+                /* One JSON document per VM: no separator but their newlines. */
+                json_init(&w, stdout, o->json);
+                json_object_begin(&w);
+                props_json_members(&p, &w);
+                /* A daemon from before these properties: not known. */
+                for (size_t i = 0; i < ELEMENTSOF(facts); i++)
+                        if (!props_get(&p, facts[i])) {
+                                char key[64];
+
+                                prop_json_key(facts[i], key, sizeof key);
+                                json_kv_null(&w, key);
+                        }
+                json_key(&w, "event_names");
+                json_strv(&w, entry_names);
+                json_object_end(&w);
+                return print_json_done(&w);
+        }
+
+        state = props_string(&p, "State");
+        if (separator)
+                printf("\n");
         printf(LABEL "%s\n", "VM:", props_string(&p, "Id"));
         printf(LABEL "%s\n", "Name:", strna(empty_to_null(props_string(&p, "Name"))));
         printf(LABEL "%s\n", "UUID:", strna(empty_to_null(props_string(&p, "UUID"))));
@@ -245,18 +287,27 @@ int verb_show(int argc, char *argv[], const struct ctl_options *o) {
         labels = props_get(&p, "Labels");
         printf(LABEL, "Labels:");
         if (labels && strv_length(labels->strv) > 0)
-                prop_print_value(labels, stdout, false);
+                prop_print_value(labels, stdout);
         else
                 printf("-");
         printf("\n" LABEL "%s\n", "Client:", strna(empty_to_null(props_string(&p, "Client"))));
-        printf(LABEL "%s\n", "State:", props_string(&p, "State"));
+        printf(LABEL "%s%s%s\n", "State:", state_is_bad(state) ? ansi_red() : "", state,
+               state_is_bad(state) ? ansi_normal() : "");
         s = props_string(&p, "Profile");
         if (isempty(s))
                 printf(LABEL "- (not decided yet)\n", "Profile:");
-        else
-                printf(LABEL "%s (from %s)\n", "Profile:", s, strna(empty_to_null(props_string(&p, "ProfileSource"))));
+        else {
+                const char *source = props_string(&p, "ProfileSource");
+
+                printf(LABEL "%s (from %s%s%s)\n", "Profile:", s, state_is_bad(source) ? ansi_red() : "",
+                       strna(empty_to_null(source)), state_is_bad(source) ? ansi_normal() : "");
+        }
         print_time("Applied:", props_number(&p, "AppliedUSec"));
-        printf(LABEL "%s\n", "Last error:", strna(empty_to_null(props_string(&p, "LastError"))));
+        /* In words a person can act on; the daemon's own with -v. */
+        last_error = bus_humanize(empty_to_null(props_string(&p, "LastError")), props_string(&p, "Id"));
+        printf(LABEL "%s\n", "Last error:", strna(empty_to_null(last_error)));
+        if (!isempty(props_string(&p, "LastError")) && log_is_verbose() && !streq_ptr(last_error, props_string(&p, "LastError")))
+                printf(LABEL "%s\n", "", props_string(&p, "LastError"));
         /* Which facts a rule or a change can rest on, and which the VMM said. */
         print_map("Verified:", &p, "VerifiedFacts");
         print_map("Claimed:", &p, "ClaimedFacts");
@@ -265,7 +316,27 @@ int verb_show(int argc, char *argv[], const struct ctl_options *o) {
                                                      : props_string(&p, "BoundTo"));
 
         daemon_pmu(bus, &pmu);
-        return filter_print(&p, "Events", vm_entry_names(bus, &p, &profile), &pmu, o);
+        return filter_print(&p, "Events", entry_names, &pmu, o);
+}
+
+/* Each VM on its own, as systemctl shows units: one that cannot be shown
+ * is reported, the others still are.  The first failure is the result. */
+int verb_show(int argc, char *argv[], const struct ctl_options *o) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r, ret = 0;
+        bool shown = false;
+
+        r = bus_connect_or_log(o, &bus);
+        if (r < 0)
+                return r;
+        for (int i = 1; i < argc; i++) {
+                r = show_one_vm(bus, argv[i], shown, o);
+                shown = shown || r >= 0;
+                if (r < 0 && ret == 0)
+                        ret = r;
+                fflush(stdout);
+        }
+        return ret;
 }
 
 /* ---- profile list | show --------------------------------------------------- */
@@ -275,7 +346,7 @@ int verb_profile_list(int argc, char *argv[], const struct ctl_options *o) {
                 { "NAME" },
                 { "TIER" },
                 { "ACTION" },
-                { "ENTRIES", COLUMN_NUMBER },
+                { "ENTRIES", COLUMN_NUMBER, .json = "n_events" },
                 { "DEFAULT", COLUMN_BOOLEAN },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -322,7 +393,7 @@ int verb_profile_list(int argc, char *argv[], const struct ctl_options *o) {
                 n++;
         }
         r = table_print(t, o);
-        if (r >= 0 && o->legend && !o->json)
+        if (r >= 0 && o->legend && o->json == JSON_OFF)
                 printf("\n%zu profile%s listed.\n", n, n == 1 ? "" : "s");
         return r;
 }
@@ -337,8 +408,19 @@ int verb_profile_show(int argc, char *argv[], const struct ctl_options *o) {
         r = get_object_or_log(o, "GetProfile", PMUFILTERD_PROFILE_IFACE, "profile", argv[1], &bus, &p);
         if (r < 0)
                 return r;
-        if (o->json)
-                return print_json_object(&p);
+        if (o->json != JSON_OFF) {
+                _cleanup_free_ char *def = NULL;
+                struct json_writer w;
+
+                (void) sd_bus_get_property_string(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH,
+                                                  PMUFILTERD_MANAGER_IFACE, "DefaultProfile", NULL, &def);
+                json_init(&w, stdout, o->json);
+                json_object_begin(&w);
+                props_json_members(&p, &w);
+                json_kv_bool(&w, "default", streq_ptr(def, props_string(&p, "Name")));
+                json_object_end(&w);
+                return print_json_done(&w);
+        }
 
         printf(LABEL "%s (tier %s)\n", "Profile:", props_string(&p, "Name"), props_string(&p, "Tier"));
         printf(LABEL "%s\n", "Source:", strna(empty_to_null(props_string(&p, "Source"))));
@@ -376,30 +458,169 @@ static void warn_claimed_trusted(sd_bus *bus, const char *vm, const char *profil
                         isempty(bound) ? "it lasts as long as this VM" : "any VMM of that uid claiming it gets it too");
 }
 
+/* What the kernel answered for one VM a change reached, said in one line:
+ * "VM x: profile p applied" on stdout (not with -q), or why not.  label:
+ * the VM as the user named it; path: its object; applied_before: its
+ * AppliedUSec before the change; reset: a return to the rules (the line
+ * says which rule); e: the change's error, if it failed.  Returns < 0 if
+ * the VM's filter is not in force. */
+static int report_vm(sd_bus *bus, const char *label, const char *path, uint64_t applied_before, bool reset,
+                     const sd_bus_error *e, const struct ctl_options *o) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e2 = SD_BUS_ERROR_NULL;
+        _cleanup_(props_clear) struct props p = {};
+        _cleanup_free_ char *why = NULL;
+        const char *state, *profile, *source;
+        char from[80] = "";
+        int r;
+
+        r = bus_get_all(bus, path, PMUFILTERD_VM_IFACE, &e2, &p);
+        if (r < 0)
+                /* Gone since: the change's own answer is all there is. */
+                return e && sd_bus_error_is_set(e) ? bus_log_change_error(-EIO, e, "changing profiles",
+                                                                          "Failed to change VM %s", label) : 0;
+        state = props_string(&p, "State");
+        profile = props_string(&p, "Profile");
+        source = props_string(&p, "ProfileSource");
+        if (reset && !isempty(source))
+                snprintf(from, sizeof from, " (from %s)", source);
+
+        if (streq(state, "failed")) {
+                why = bus_humanize(empty_to_null(props_string(&p, "LastError")) ?:
+                                   (e && e->message ? e->message : "filter not applied"),
+                                   props_string(&p, "Id"));
+                log_error("VM %s: profile %s%s failed: %s", label, profile, from, why ? why : "out of memory");
+                log_detail("(LastError: %s)", strna(empty_to_null(props_string(&p, "LastError"))));
+                if (e && sd_bus_error_is_set(e))
+                        log_detail("(D-Bus error %s: %s)", e->name, strna(e->message));
+                return -EIO;
+        }
+        if (e && sd_bus_error_is_set(e))
+                return bus_log_change_error(-EIO, e, "changing profiles", "Failed to change VM %s", label);
+        if ((streq(state, "filtered") || streq(state, "adopted")) && props_number(&p, "AppliedUSec") != applied_before)
+                info(o, "VM %s: profile %s%s applied", label, profile, from);
+        else if (streq(state, "filtered") || streq(state, "adopted"))
+                info(o, "VM %s: profile %s%s in force, its filter unchanged", label, profile, from);
+        else
+                /* Decided, but nothing can apply it (no session): not this change's failure. */
+                info(o, "VM %s: profile %s%s not applied: the VM is %s%s%s", label, profile, from,
+                     state_is_bad(state) ? ansi_red() : "", state, state_is_bad(state) ? ansi_normal() : "");
+        return 0;
+}
+
+/* The object path and AppliedUSec of a VM named as a user names it, or
+ * NULL (it is not there: the change itself will say so). */
+static char *vm_path_and_applied(sd_bus *bus, const char *name, uint64_t *ret_applied) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        char *copy;
+
+        *ret_applied = 0;
+        if (sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
+                               "GetVM", NULL, &reply, "s", name) < 0 ||
+            sd_bus_message_read(reply, "o", &path) < 0)
+                return NULL;
+        copy = strdup(path);
+        if (copy)
+                (void) sd_bus_get_property_trivial(bus, PMUFILTERD_BUS_NAME, path, PMUFILTERD_VM_IFACE,
+                                                   "AppliedUSec", NULL, 't', ret_applied);
+        return copy;
+}
+
 /* Set (profile) or reset (NULL) each VM on its own, as systemctl does with
  * units: one that fails does not keep the others from their change.  The
  * first failure is the result. */
-static int change_each_vm(sd_bus *bus, char **vms, int n, const char *profile, bool runtime) {
+static int change_each_vm(sd_bus *bus, char **vms, int n, const char *profile, const struct ctl_options *o) {
         int r, ret = 0;
 
         for (int i = 0; i < n; i++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                _cleanup_free_ char *path = NULL;
+                uint64_t before;
 
-                if (profile) {
-                        r = bus_manager_change(bus, &e, "SetVMProfile", "ssb", vms[i], profile, runtime);
-                        if (r < 0)
-                                r = bus_log_error(r, &e, "Failed to set profile of VM %s", vms[i]);
+                path = vm_path_and_applied(bus, vms[i], &before);
+                if (profile)
+                        r = bus_manager_change(bus, &e, "SetVMProfile", "ssb", vms[i], profile, o->runtime);
+                else
+                        r = bus_manager_change(bus, &e, "ResetVMProfile", "sb", vms[i], o->runtime);
+                if (r < 0 && (!path || !sd_bus_error_has_name(&e, "org.pmufilterd1.ApplyFailed"))) {
+                        if (profile)
+                                r = bus_log_change_error(r, &e, "changing profiles", "Failed to set profile of VM %s",
+                                                         vms[i]);
                         else
-                                warn_claimed_trusted(bus, vms[i], profile);
+                                r = bus_log_change_error(r, &e, "changing profiles",
+                                                         "Failed to reset the profile of VM %s", vms[i]);
                 } else {
-                        r = bus_manager_change(bus, &e, "ResetVMProfile", "sb", vms[i], runtime);
-                        if (r < 0)
-                                r = bus_log_error(r, &e, "Failed to reset the profile of VM %s", vms[i]);
+                        /* The change was made: say what the kernel answered. */
+                        r = report_vm(bus, vms[i], path, before, !profile, r < 0 ? &e : NULL, o);
+                        if (profile)
+                                warn_claimed_trusted(bus, vms[i], profile);
                 }
                 if (r < 0 && ret == 0)
                         ret = r;
         }
         return ret;
+}
+
+/* The default profile reaches every VM that follows it: say, for each
+ * one whose filter the change touched, what the kernel answered. */
+static int set_default_profile(sd_bus *bus, const char *profile, const struct ctl_options *o) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ uint64_t *applied = NULL;
+        struct vm_row *v = NULL;
+        size_t n = 0;
+        int r, ret = 0;
+        bool reported_failure = false;
+
+        /* Before: each VM's AppliedUSec and profile, to tell what changed. */
+        r = bus_list_vms(bus, &e, &v, &n);
+        if (r < 0)
+                return bus_log_error(r, &e, "Failed to list the VMs");
+        applied = calloc(n ?: 1, sizeof(*applied));
+        if (!applied) {
+                vm_rows_free(v, n);
+                return log_error_errno(-ENOMEM, "Failed to set the default profile: %m");
+        }
+        for (size_t i = 0; i < n; i++)
+                (void) sd_bus_get_property_trivial(bus, PMUFILTERD_BUS_NAME, v[i].path, PMUFILTERD_VM_IFACE,
+                                                   "AppliedUSec", NULL, 't', &applied[i]);
+
+        r = bus_manager_change(bus, &e, "SetDefaultProfile", "sb", profile, o->runtime);
+        if (r < 0 && !sd_bus_error_has_name(&e, "org.pmufilterd1.ApplyFailed")) {
+                vm_rows_free(v, n);
+                return bus_log_change_error(r, &e, "changing profiles", "Failed to set the default profile to '%s'",
+                                            profile);
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e2 = SD_BUS_ERROR_NULL;
+                _cleanup_(props_clear) struct props p = {};
+                char label[256];
+                uint64_t now;
+                int k;
+
+                if (bus_get_all(bus, v[i].path, PMUFILTERD_VM_IFACE, &e2, &p) < 0 ||
+                    !streq(props_string(&p, "ProfileSource"), "default"))
+                        continue;
+                now = props_number(&p, "AppliedUSec");
+                /* Untouched: it had this profile, and nothing was pushed. */
+                if (now == applied[i] && streq(v[i].profile, props_string(&p, "Profile")) &&
+                    !streq(props_string(&p, "State"), "failed"))
+                        continue;
+                snprintf(label, sizeof label, "%s%s%s%s", v[i].id, isempty(v[i].name) ? "" : " (",
+                         strempty(v[i].name), isempty(v[i].name) ? "" : ")");
+                k = report_vm(bus, label, v[i].path, applied[i], false, NULL, o);
+                if (k < 0) {
+                        reported_failure = true;
+                        if (ret == 0)
+                                ret = k;
+                }
+        }
+        vm_rows_free(v, n);
+        /* Failed, but not on a VM listed before the change: say so as the daemon did. */
+        if (r < 0 && !reported_failure)
+                return bus_log_change_error(r, &e, "changing profiles", "Failed to set the default profile to '%s'",
+                                            profile);
+        return r < 0 && ret == 0 ? -EIO : ret;
 }
 
 int verb_profile_set(int argc, char *argv[], const struct ctl_options *o) {
@@ -410,17 +631,9 @@ int verb_profile_set(int argc, char *argv[], const struct ctl_options *o) {
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
                 return r;
-
-        if (argc == 2) {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-                r = bus_manager_change(bus, &e, "SetDefaultProfile", "sb", profile, o->runtime);
-                if (r < 0)
-                        return bus_log_error(r, &e, "Failed to set the default profile to '%s'", profile);
-                return 0;
-        }
-
-        return change_each_vm(bus, argv + 2, argc - 2, profile, o->runtime);
+        if (argc == 2)
+                return set_default_profile(bus, profile, o);
+        return change_each_vm(bus, argv + 2, argc - 2, profile, o);
 }
 
 int verb_profile_reset(int argc, char *argv[], const struct ctl_options *o) {
@@ -430,7 +643,7 @@ int verb_profile_reset(int argc, char *argv[], const struct ctl_options *o) {
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
                 return r;
-        return change_each_vm(bus, argv + 1, argc - 1, NULL, o->runtime);
+        return change_each_vm(bus, argv + 1, argc - 1, NULL, o);
 }
 
 int verb_reload(int argc, char *argv[], const struct ctl_options *o) {
@@ -446,7 +659,7 @@ int verb_reload(int argc, char *argv[], const struct ctl_options *o) {
                 return r;
         r = bus_manager_change(bus, &e, "Reload", "");
         if (r < 0)
-                return bus_log_error(r, &e, "Failed to reload the policy");
+                return bus_log_change_error(r, &e, "reloading the policy", "Failed to reload the policy");
         /* Applied, but it loosened the policy: say how, as the journal does. */
         r = sd_bus_get_property_strv(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
                                      "ReloadWarnings", &e, &warnings);
@@ -473,9 +686,9 @@ int verb_reapply(int argc, char *argv[], const struct ctl_options *o) {
                 return log_error_errno(r, "Failed to add the VMs to the Reapply call: %m");
         r = sd_bus_call(bus, m, BUS_CHANGE_TIMEOUT_USEC, &e, NULL);
         if (r < 0 && argc == 1)
-                return bus_log_error(r, &e, "Failed to reapply the filters of every VM");
+                return bus_log_change_error(r, &e, "reapplying filters", "Failed to reapply the filters of every VM");
         if (r < 0)
-                return bus_log_error(r, &e, "Failed to reapply the filter of VM%s %s%s", argc > 2 ? "s" : "",
-                                     argv[1], argc > 2 ? " ..." : "");
+                return bus_log_change_error(r, &e, "reapplying filters", "Failed to reapply the filter of VM%s %s%s",
+                                            argc > 2 ? "s" : "", argv[1], argc > 2 ? " ..." : "");
         return 0;
 }

@@ -10,20 +10,13 @@
 #include "output.h"
 #include "verbs.h"
 
-static void json_print_string_or_null(FILE *f, const char *s) {
-        if (isempty(s))
-                fputs("null", f);
-        else
-                json_print_string(f, s);
-}
-
 /* A map property as "k=v, k=v", or "-". */
 static void print_facts(const char *label, const struct props *p, const char *name) {
         const struct prop *m = props_get(p, name);
 
         printf(LABEL, label);
         if (m && strv_length(m->strv) > 0)
-                prop_print_value(m, stdout, false);
+                prop_print_value(m, stdout);
         else
                 printf("-");
         printf("\n");
@@ -35,7 +28,8 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(props_clear) struct props facts = {};
         const char *path, *override, *scope, *bound, *def, *profile, *source;
-        bool first = true, decided = false;
+        struct json_writer w;
+        bool decided = false;
         int r;
 
         r = bus_connect_or_log(o, &bus);
@@ -58,11 +52,12 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to explain VM %s", argv[1]);
 
-        if (o->json) {
-                printf("{");
-                props_print_json_members(&facts, stdout, &first);
-                json_member(stdout, &first, "rules");
-                printf("[");
+        if (o->json != JSON_OFF) {
+                json_init(&w, stdout, o->json);
+                json_object_begin(&w);
+                props_json_members(&facts, &w);
+                json_key(&w, "rules");
+                json_array_begin(&w);
         } else {
                 printf("Facts the daemon read from the kernel and systemd (verified):\n  ");
                 print_facts("", &facts, "VerifiedFacts");
@@ -73,7 +68,7 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
         r = sd_bus_message_enter_container(reply, 'a', "(usbs)");
         if (r < 0)
                 return log_error_errno(r, "Failed to read the explanation: %m");
-        for (unsigned i = 0;; i++) {
+        for (;;) {
                 const char *loc, *reason;
                 uint32_t n;
                 int matched;
@@ -83,12 +78,13 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
                         return log_error_errno(r, "Failed to read the explanation: %m");
                 if (r == 0)
                         break;
-                if (o->json) {
-                        printf("%s{\"rule\":%" PRIu32 ",\"location\":", i ? "," : "", n);
-                        json_print_string(stdout, loc);
-                        printf(",\"matched\":%s,\"reason\":", matched ? "true" : "false");
-                        json_print_string(stdout, reason);
-                        printf("}");
+                if (o->json != JSON_OFF) {
+                        json_object_begin(&w);
+                        json_kv_number(&w, "rule", n);
+                        json_kv_string(&w, "location", loc);
+                        json_kv_bool(&w, "matched", matched);
+                        json_kv_string_or_null(&w, "reason", reason);
+                        json_object_end(&w);
                 } else {
                         printf("  %2" PRIu32 ". %-32s %s%s\n", n, loc, matched ? "matched" : "no: ",
                                matched ? (decided ? " (an earlier rule decides)" : "") : reason);
@@ -100,21 +96,16 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
                 r = sd_bus_message_read(reply, "ssssss", &override, &scope, &bound, &def, &profile, &source);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the explanation: %m");
-        if (o->json) {
-                printf("],\"override\":");
-                json_print_string_or_null(stdout, override);
-                printf(",\"override_scope\":");
-                json_print_string_or_null(stdout, scope);
-                printf(",\"bound_to\":");
-                json_print_string_or_null(stdout, bound);
-                printf(",\"default_profile\":");
-                json_print_string_or_null(stdout, def);
-                printf(",\"profile\":");
-                json_print_string_or_null(stdout, profile);
-                printf(",\"profile_source\":");
-                json_print_string_or_null(stdout, source);
-                printf("}\n");
-                return 0;
+        if (o->json != JSON_OFF) {
+                json_array_end(&w);
+                json_kv_string_or_null(&w, "override", override);
+                json_kv_string_or_null(&w, "override_scope", scope);
+                json_kv_string_or_null(&w, "bound_to", bound);
+                json_kv_string_or_null(&w, "default_profile", def);
+                json_kv_string_or_null(&w, "profile", profile);
+                json_kv_string_or_null(&w, "profile_source", source);
+                json_object_end(&w);
+                return json_done(&w);
         }
         printf("\n" LABEL "%s\n", "Override:", isempty(override) ? "none" : override);
         if (!isempty(override))
@@ -172,7 +163,7 @@ int verb_reload_dry_run(const struct ctl_options *o) {
         r = table_print(t, o);
         if (r < 0)
                 return r;
-        if (o->legend && !o->json)
+        if (o->legend && o->json == JSON_OFF)
                 printf("\n%zu VM%s, %zu would change.\n", n, n == 1 ? "" : "s", changing);
         return changing > 0 ? EXIT_WOULD_CHANGE : 0;
 }

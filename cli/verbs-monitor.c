@@ -6,9 +6,10 @@
  * profile or lockdown changing, the daemon starting or stopping
  * ("12:01:02 VM 4711-12 (web-1) filter applied: profile tenant-a"); VMs
  * are named by the NAME their VMM claimed, kept from ListVMs and each VM's
- * PropertiesChanged.  With --json the raw signals, one object per line
- * (VMNew, VMRemoved, VMUnmanaged, FilterApplied, Reloaded, every
- * PropertiesChanged, DaemonStarted, DaemonStopped).  Runs until SIGINT or
+ * PropertiesChanged.  With --json the raw signals, one JSON document each
+ * (one line with --json=short, indented with --json=pretty): VMNew,
+ * VMRemoved, VMUnmanaged, FilterApplied, Reloaded, every
+ * PropertiesChanged, DaemonStarted, DaemonStopped.  Runs until SIGINT or
  * SIGTERM (exit 0) or until the bus goes away (exit 1).
  */
 #include <inttypes.h>
@@ -24,50 +25,53 @@
 
 /* --- --json: the raw signals ---------------------------------------------- */
 
-static void line_begin(const char *signal, bool *first) {
+/* One JSON document for each signal.  The members of a signal are always
+ * the same, those it cannot fill null. */
+struct line {
+        struct json_writer w;
+};
+
+static void line_begin(struct line *l, const struct ctl_options *o, const char *signal) {
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        printf("{");
-        json_member(stdout, first, "time_usec");
-        printf("%" PRIu64, (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
-        json_member(stdout, first, "signal");
-        json_print_string(stdout, signal);
+        json_init(&l->w, stdout, o->json);
+        json_object_begin(&l->w);
+        json_kv_number(&l->w, "time_usec", (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u);
+        json_kv_string(&l->w, "signal", signal);
 }
 
-static void line_end(void) {
-        printf("}\n");
-        fflush(stdout);
+static void line_end(struct line *l) {
+        json_object_end(&l->w);
+        (void) json_done(&l->w);
 }
 
-static void field(bool *first, const char *key, const char *value) {
-        json_member(stdout, first, key);
-        json_print_string(stdout, value);
+static void field(struct line *l, const char *key, const char *value) {
+        json_kv_string_or_null(&l->w, key, value);
 }
 
-static void field_ok(bool *first, bool ok, const char *error) {
-        json_member(stdout, first, "ok");
-        printf("%s", ok ? "true" : "false");
-        field(first, "error", error);
+static void field_ok(struct line *l, bool ok, const char *error) {
+        json_kv_bool(&l->w, "ok", ok);
+        json_kv_string_or_null(&l->w, "error", error);
 }
 
-/* What an object path names: the VM's id, the profile's name, or the path. */
-static void field_object(bool *first, const char *path) {
+/* What an object path names: vm, profile and path, always (null where
+ * the path is not of that kind). */
+static void field_object(struct line *l, const char *path) {
         _cleanup_free_ char *id = bus_vm_id_of_path(path), *name = NULL;
 
-        if (id)
-                field(first, "vm", id);
-        else if (sd_bus_path_decode(path, PMUFILTERD_BUS_PATH "/profile", &name) > 0)
-                field(first, "profile", name);
-        else
-                field(first, "path", path);
+        if (sd_bus_path_decode(path, PMUFILTERD_BUS_PATH "/profile", &name) <= 0)
+                name = NULL;
+        field(l, "vm", id);
+        field(l, "profile", name);
+        field(l, "path", path);
 }
 
-static int json_properties_changed(sd_bus_message *m) {
+static int json_properties_changed(sd_bus_message *m, const struct ctl_options *o) {
         _cleanup_(props_clear) struct props p = {};
         _cleanup_strv_free_ char **invalidated = NULL;
         const char *interface;
-        bool first = true, inner = true;
+        struct line l;
         int r;
 
         r = sd_bus_message_read(m, "s", &interface);
@@ -78,62 +82,66 @@ static int json_properties_changed(sd_bus_message *m) {
         if (r < 0)
                 return r;
 
-        line_begin("PropertiesChanged", &first);
-        field_object(&first, sd_bus_message_get_path(m));
-        field(&first, "interface", interface);
-        json_member(stdout, &first, "changed");
-        printf("{");
-        props_print_json_members(&p, stdout, &inner);
-        printf("}");
-        json_member(stdout, &first, "invalidated");
-        printf("[");
+        line_begin(&l, o, "PropertiesChanged");
+        field_object(&l, sd_bus_message_get_path(m));
+        field(&l, "interface", interface);
+        json_key(&l.w, "changed");
+        json_object_begin(&l.w);
+        props_json_members(&p, &l.w);
+        json_object_end(&l.w);
+        /* Named as the properties are in `changed`. */
+        json_key(&l.w, "invalidated");
+        json_array_begin(&l.w);
         for (size_t i = 0; invalidated && invalidated[i]; i++) {
-                printf("%s", i > 0 ? "," : "");
-                json_print_string(stdout, invalidated[i]);
+                char key[128];
+
+                prop_json_key(invalidated[i], key, sizeof key);
+                json_string(&l.w, key);
         }
-        printf("]");
-        line_end();
+        json_array_end(&l.w);
+        line_end(&l);
         return 0;
 }
 
 static int on_json_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const struct ctl_options *o = userdata;
         const char *member = sd_bus_message_get_member(m);
         const char *a, *b, *c;
-        bool first = true;
+        struct line l;
         int ok, r = 0;
 
         if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
-                r = json_properties_changed(m);
+                r = json_properties_changed(m, o);
         else if (sd_bus_message_is_signal(m, "org.freedesktop.DBus", "NameOwnerChanged")) {
                 r = sd_bus_message_read(m, "sss", &a, &b, &c);
                 if (r >= 0) {
-                        line_begin(isempty(c) ? "DaemonStopped" : "DaemonStarted", &first);
-                        line_end();
+                        line_begin(&l, o, isempty(c) ? "DaemonStopped" : "DaemonStarted");
+                        line_end(&l);
                 }
         } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "FilterApplied")) {
                 r = sd_bus_message_read(m, "ssbs", &a, &b, &ok, &c);
                 if (r >= 0) {
-                        line_begin(member, &first);
-                        field(&first, "vm", a);
-                        field(&first, "profile", b);
-                        field_ok(&first, ok, c);
-                        line_end();
+                        line_begin(&l, o, member);
+                        field(&l, "vm", a);
+                        field(&l, "profile", b);
+                        field_ok(&l, ok, c);
+                        line_end(&l);
                 }
         } else if (sd_bus_message_is_signal(m, PMUFILTERD_MANAGER_IFACE, "Reloaded")) {
                 r = sd_bus_message_read(m, "bs", &ok, &c);
                 if (r >= 0) {
-                        line_begin(member, &first);
-                        field_ok(&first, ok, c);
-                        line_end();
+                        line_begin(&l, o, member);
+                        field_ok(&l, ok, c);
+                        line_end(&l);
                 }
         } else if (streq_ptr(sd_bus_message_get_signature(m, true), "so")) {
                 /* VMNew, VMRemoved, VMUnmanaged, and any later signal of this shape. */
                 r = sd_bus_message_read(m, "so", &a, &b);
                 if (r >= 0) {
-                        line_begin(member, &first);
-                        field(&first, "vm", a);
-                        field(&first, "path", b);
-                        line_end();
+                        line_begin(&l, o, member);
+                        field(&l, "vm", a);
+                        field(&l, "path", b);
+                        line_end(&l);
                 }
         }
         if (r < 0)
@@ -420,13 +428,14 @@ int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
         /* Matches are in place when sd_bus_add_match returns: nothing the
          * daemon sends after the line below is missed. */
         for (size_t i = 0; i < ELEMENTSOF(matches); i++) {
-                r = sd_bus_add_match(bus, NULL, matches[i], o->json ? on_json_signal : on_human_signal, &mon);
+                r = o->json != JSON_OFF ? sd_bus_add_match(bus, NULL, matches[i], on_json_signal, (void *) o)
+                                      : sd_bus_add_match(bus, NULL, matches[i], on_human_signal, &mon);
                 if (r < 0)
                         return log_error_errno(r, "Failed to subscribe to the daemon's signals: %m");
         }
         /* After the matches: a change from now on is told against this. */
         mon.bus = bus;
-        if (!o->json)
+        if (o->json == JSON_OFF)
                 load_state(&mon);
 
         sigemptyset(&mask);
@@ -451,11 +460,9 @@ int verb_monitor(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return log_error_errno(r, "Failed to make a disconnect end the event loop: %m");
 
-        if (o->legend && !o->json) {
-                printf("Monitoring %s on %s; press Ctrl-C to stop.\n", PMUFILTERD_BUS_NAME,
-                       bus_where(o, where, sizeof where));
-                fflush(stdout);
-        }
+        if (o->legend && o->json == JSON_OFF)
+                info(o, "Monitoring %s on %s; press Ctrl-C to stop.", PMUFILTERD_BUS_NAME,
+                     bus_where(o, where, sizeof where));
 
         r = sd_event_loop(event);
         tdestroy(mon.names, vm_name_free);

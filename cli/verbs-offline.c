@@ -38,45 +38,88 @@ static int host_pmu_get(const struct ctl_options *o, struct host_pmu *ret) {
  * a container, no permission) check and compile stay useful by assuming a
  * current kernel — filters, masked events, the default entry limit — and
  * saying so: a policy that passes here may still need those on the target. */
-static void kvm_support_get(struct kvm_support *ret) {
+static void kvm_support_get(const struct ctl_options *o, struct kvm_support *ret) {
         struct kvm_support k;
 
         (void) kvm_support_probe(&k);
         if (k.open_error < 0) {
-                fprintf(stderr, "note: /dev/kvm not available (%s): checked against assumed kernel support: event filter, masked events, at most %u entries\n",
-                        strerror(-k.open_error), KVM_PMU_FILTER_MAX_EVENTS_DEFAULT);
+                if (!o->quiet)
+                        fprintf(stderr, "note: /dev/kvm not available (%s): checked against assumed kernel support: event filter, masked events, at most %u entries\n",
+                                strerror(-k.open_error), KVM_PMU_FILTER_MAX_EVENTS_DEFAULT);
                 k.filter = true;
                 k.masked = true;
                 k.max_events = KVM_PMU_FILTER_MAX_EVENTS_DEFAULT;
-        } else if (!k.filter)
+        } else if (!k.filter && !o->quiet)
                 fprintf(stderr, "note: this kernel has no KVM PMU event filter (KVM_CAP_PMU_EVENT_FILTER): no profile can be applied on this host\n");
         *ret = k;
 }
 
-/* Print diagnostics once each: profiles sharing a parent report the parent's
- * problems once per child otherwise.  Counts what was printed. */
-static void diags_print_unique(const struct diags *d, size_t *ret_errors, size_t *ret_warnings) {
+static const char *const diag_levels[] = {
+        [DIAG_ERROR] = "error",
+        [DIAG_WARNING] = "warning",
+        [DIAG_NOTE] = "note",
+};
+
+/* Profiles sharing a parent report the parent's problems once per child:
+ * true for the second and later copies. */
+static bool diag_is_repeat(const struct diags *d, size_t i) {
+        const struct diag *e = &d->v[i];
+
+        for (size_t j = 0; j < i; j++)
+                if (d->v[j].level == e->level && streq_ptr(d->v[j].file, e->file) &&
+                    d->v[j].line == e->line && d->v[j].column == e->column &&
+                    streq(d->v[j].message, e->message))
+                        return true;
+        return false;
+}
+
+/* Print diagnostics once each (notes not with -q); count what was printed. */
+static void diags_print_unique(const struct diags *d, const struct ctl_options *o,
+                               size_t *ret_errors, size_t *ret_warnings) {
         size_t n_errors = 0, n_warnings = 0;
 
         for (size_t i = 0; i < d->n; i++) {
                 const struct diag *e = &d->v[i];
-                bool seen = false;
 
-                for (size_t j = 0; j < i && !seen; j++)
-                        seen = d->v[j].level == e->level && streq_ptr(d->v[j].file, e->file) &&
-                               d->v[j].line == e->line && d->v[j].column == e->column &&
-                               streq(d->v[j].message, e->message);
-                if (seen)
+                if (diag_is_repeat(d, i))
                         continue;
-
-                diags_print(&(const struct diags) { .v = (struct diag *) e, .n = 1 }, stderr);
                 n_errors += e->level == DIAG_ERROR;
                 n_warnings += e->level == DIAG_WARNING;
+                if (e->level == DIAG_NOTE && o->quiet)
+                        continue;
+                diags_print(&(const struct diags) { .v = (struct diag *) e, .n = 1 }, stderr);
         }
         if (ret_errors)
                 *ret_errors = n_errors;
         if (ret_warnings)
                 *ret_warnings = n_warnings;
+}
+
+/* The diagnostics as a JSON array, once each. */
+static void diags_json(const struct diags *d, struct json_writer *w, size_t *ret_errors, size_t *ret_warnings) {
+        *ret_errors = *ret_warnings = 0;
+        json_array_begin(w);
+        for (size_t i = 0; i < d->n; i++) {
+                const struct diag *e = &d->v[i];
+
+                if (diag_is_repeat(d, i))
+                        continue;
+                *ret_errors += e->level == DIAG_ERROR;
+                *ret_warnings += e->level == DIAG_WARNING;
+                json_object_begin(w);
+                json_kv_string(w, "level", e->level < ELEMENTSOF(diag_levels) ? diag_levels[e->level] : "note");
+                json_kv_string(w, "file", e->file);
+                if (e->line > 0) {
+                        json_kv_number(w, "line", e->line);
+                        json_kv_number(w, "column", e->column);
+                } else {
+                        json_kv_null(w, "line");
+                        json_kv_null(w, "column");
+                }
+                json_kv_string(w, "message", e->message);
+                json_object_end(w);
+        }
+        json_array_end(w);
 }
 
 /* files: explicit FILEs (main file first), or NULL for the daemon's own
@@ -97,12 +140,44 @@ static const char *plural(char *buf, size_t size, size_t n, const char *word) {
         return buf;
 }
 
+/* check --json: the summary and every diagnostic in one document. */
+static int check_print_json(const char *what, const struct policy *p, const struct diags *d,
+                            const struct ctl_options *o, size_t *ret_errors) {
+        size_t n_errors, n_warnings;
+        struct json_writer w;
+        int r;
+
+        json_init(&w, stdout, o->json);
+        json_object_begin(&w);
+        json_kv_string(&w, "config", what);
+        json_key(&w, "files");
+        json_strv(&w, p ? p->files : NULL);
+        if (p) {
+                json_kv_number(&w, "n_profiles", p->n_profiles);
+                json_kv_number(&w, "n_rules", p->n_rules);
+        } else {
+                json_kv_null(&w, "n_profiles");
+                json_kv_null(&w, "n_rules");
+        }
+        json_key(&w, "diagnostics");
+        diags_json(d, &w, &n_errors, &n_warnings);
+        json_kv_number(&w, "n_errors", n_errors);
+        json_kv_number(&w, "n_warnings", n_warnings);
+        json_kv_bool(&w, "ok", p && n_errors == 0);
+        json_object_end(&w);
+        r = json_done(&w);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write to stdout: %m");
+        *ret_errors = n_errors;
+        return 0;
+}
+
 int verb_check(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(diags_clear) struct diags d = {};
         _cleanup_(policy_freep) struct policy *p = NULL;
         const char *what = argc > 1 ? argv[1] : o->config ? o->config : POLICY_DEFAULT_CONFIG;
         char b1[32], b2[32], b3[32];
-        size_t n_errors, n_warnings;
+        size_t n_errors = 0, n_warnings = 0;
         struct host_pmu pmu;
         struct kvm_support k;
         int r;
@@ -120,7 +195,7 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
         if (r >= 0) {
                 /* Loading knows names only; compiling for the PMU finds the
                  * unknown ones, with their file:line:column. */
-                kvm_support_get(&k);
+                kvm_support_get(o, &k);
                 for (size_t i = 0; i < p->n_profiles; i++) {
                         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
                         const char *name = p->profiles[i].name;
@@ -136,10 +211,19 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
                 }
         }
 
-        diags_print_unique(&d, &n_errors, &n_warnings);
+        if (o->json != JSON_OFF) {
+                r = check_print_json(what, p, &d, o, &n_errors);
+                if (r < 0)
+                        return r;
+                return n_errors > 0 || !p ? -EINVAL : 0;
+        }
 
-        /* One summary line on stdout, also on failure; the reasons are above,
-         * on stderr. */
+        diags_print_unique(&d, o, &n_errors, &n_warnings);
+
+        /* One summary line on stdout, also on failure (not with -q: the
+         * exit status says it); the reasons are above, on stderr. */
+        if (o->quiet)
+                return n_errors > 0 || !p ? -EINVAL : 0;
         if (p)
                 printf("%s: %s, %s", what, plural(b1, sizeof b1, p->n_profiles, "profile"),
                        plural(b2, sizeof b2, p->n_rules, "rule"));
@@ -176,19 +260,40 @@ static void unknown_profile(const struct policy *p, const char *name) {
         log_error("Unknown profile '%s'; known: %s", name, p->n_profiles > 0 ? known : "(none)");
 }
 
-static void compile_print_json(const struct compiled_filter *f) {
-        /* The shape is fixed (one line, these keys, in this order): written
-         * directly rather than through a table. */
-        printf("{\"profile\":");
-        json_print_string(stdout, f->profile);
-        printf(",\"pmu\":\"%s\",\"action\":\"%s\",\"flags\":%" PRIu32
-               ",\"fixed_counter_bitmap\":%" PRIu32 ",\"events\":[",
-               f->pmu_off ? "off" : "on",
-               f->action == KVM_PMU_EVENT_DENY ? "deny" : "allow",
-               f->flags, f->fixed_counter_bitmap);
-        for (uint32_t i = 0; i < f->nevents; i++)
-                printf("%s\"0x%" PRIx64 "\"", i > 0 ? "," : "", f->events[i]);
-        printf("]}\n");
+/* The filter by the names `profile show --json` and `show --json` give the
+ * same things: see pmufilterctl(1), "JSON OUTPUT". */
+static int compile_print_json(const struct policy *p, const struct compiled_filter *f,
+                              const struct ctl_options *o) {
+        const struct profile *prof = policy_find_profile(p, f->profile);
+        enum tier tier = prof ? profile_effective_tier(p, prof) : TIER_UNSET;
+        struct json_writer w;
+        int r;
+
+        json_init(&w, stdout, o->json);
+        json_object_begin(&w);
+        json_kv_string(&w, "profile", f->profile);
+        json_kv_string(&w, "tier", tier == TIER_UNSET ? NULL : tier_to_string(tier));
+        json_kv_string(&w, "pmu", f->pmu_off ? "off" : "on");
+        json_kv_string(&w, "action", f->action == KVM_PMU_EVENT_DENY ? "deny" : "allow");
+        json_kv_number(&w, "flags", f->flags);
+        json_kv_number(&w, "fixed_counter_bitmap", f->fixed_counter_bitmap);
+        json_key(&w, "events");
+        json_array_begin(&w);
+        for (uint32_t i = 0; i < f->nevents; i++) {
+                char word[24];
+
+                snprintf(word, sizeof word, "0x%" PRIx64, f->events[i]);
+                json_string(&w, word);
+        }
+        json_array_end(&w);
+        json_kv_number(&w, "n_events", f->nevents);
+        json_key(&w, "event_names");
+        json_strv(&w, f->entry_names);
+        json_object_end(&w);
+        r = json_done(&w);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write to stdout: %m");
+        return 0;
 }
 
 void fixed_counters_print(const struct host_pmu *pmu, uint32_t bitmap) {
@@ -320,25 +425,23 @@ int verb_compile(int argc, char *argv[], const struct ctl_options *o) {
 
         r = policy_get(o, NULL, &p, &d);
         if (r >= 0 && !policy_find_profile(p, name)) {
-                diags_print_unique(&d, NULL, NULL);
+                diags_print_unique(&d, o, NULL, NULL);
                 unknown_profile(p, name);
                 return -ENOENT;
         }
         if (r >= 0) {
-                kvm_support_get(&k);
+                kvm_support_get(o, &k);
                 r = filter_compile(p, name, &pmu, &k, &f, &d);
                 if (r < 0 && d.n_errors == 0)
                         log_error_errno(r, "Failed to compile profile '%s' for PMU %s: %m",
                                         name, pmu.name);
         }
-        diags_print_unique(&d, NULL, NULL);
+        diags_print_unique(&d, o, NULL, NULL);
         if (r < 0)
                 return r;
 
-        if (o->json) {
-                compile_print_json(f);
-                return 0;
-        }
+        if (o->json != JSON_OFF)
+                return compile_print_json(p, f, o);
         if (o->legend)
                 compile_print_header(p, f, &pmu);
         if (f->nevents == 0) {

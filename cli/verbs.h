@@ -12,6 +12,7 @@
 
 #include <limits.h>
 
+#include "json-out.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -21,8 +22,12 @@
 struct ctl_options {
         const char *config;             /* --config FILE */
         const char *pmu;                /* --pmu MODEL */
-        bool json;                      /* --json */
+        enum json_mode json;            /* --json[=MODE] */
         bool legend;                    /* cleared by --no-legend */
+        bool quiet;                     /* -q: no informational lines */
+        bool full;                      /* -l: no truncated columns */
+        bool verbose;                   /* -v: the raw words of errors too */
+        char **states;                  /* --state STATE,... */
         const char *host;               /* -H [user@]host */
         const char *bus_address;        /* --bus-address ADDRESS */
         bool runtime;                   /* --runtime */
@@ -36,15 +41,18 @@ enum verb_flags {
         VERB_PMU = 1 << 3,              /* honours --pmu */
         VERB_CONFIG = 1 << 4,           /* honours --config */
         VERB_RUNTIME = 1 << 5,          /* honours --runtime */
-        VERB_DRY_RUN = 1 << 6,          /* honours --dry-run */
+        VERB_TABLE = 1 << 6,            /* prints tables: -l applies */
+        VERB_STATE = 1 << 7,            /* honours --state */
+        VERB_DRY_RUN = 1 << 8,          /* honours --dry-run */
 };
 
 typedef int (*verb_fn)(int argc, char *argv[], const struct ctl_options *o);
 
 /* One verb.  Tables end with an entry whose name is NULL.  min_args and
  * max_args count the verb itself, as in systemd.  A verb with sub-verbs
- * (`profile list|show|set|reset`) has `sub` instead of `fn`.  `args` and
- * `help` are what --help prints, so help and table cannot drift apart. */
+ * (`profile list|show|set|reset`) has `sub` instead of `fn`.  `args`,
+ * `help` and `more` are what --help and `help VERB` print, and the options
+ * they list come from `flags`, so help and table cannot drift apart. */
 struct verb {
         const char *name;
         unsigned min_args, max_args;
@@ -53,6 +61,7 @@ struct verb {
         const char *args;
         const char *help;
         const struct verb *sub;
+        const char *more;               /* `help VERB`: a few more lines, or NULL */
 };
 
 /* verbs-offline.c */
@@ -68,7 +77,9 @@ void fixed_counters_print(const struct host_pmu *pmu, uint32_t bitmap);
 int compile_print_table(const struct compiled_filter *f, const struct host_pmu *pmu,
                         const struct ctl_options *o);
 
-/* verbs-status.c */
+/* verbs-status.c: the states a VM can be in (org.pmufilterd1.VM.State). */
+#define N_VM_STATES 7
+extern const char *const vm_states[N_VM_STATES];
 int verb_status(int argc, char *argv[], const struct ctl_options *o);
 
 /* verbs-bus.c */

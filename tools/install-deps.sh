@@ -10,8 +10,9 @@ packages=(
         libyaml-dev libsystemd-dev libudev-dev libcmocka-dev
         libpfm4-dev libsmartcols-dev
         # tests: man page lint, a real bus and its clients (busctl comes
-        # with systemd, gdbus with libglib2.0-bin), a real unmodified VMM
-        mandoc dbus libglib2.0-bin qemu-system-x86 util-linux procps strace
+        # with systemd, gdbus with libglib2.0-bin), a real unmodified VMM,
+        # zsh for pmufilterctl's zsh completion
+        mandoc dbus libglib2.0-bin qemu-system-x86 util-linux procps strace zsh
         # a second reader of the metrics file (tests/integration/test_metrics.py)
         python3-prometheus-client
         # fuzzing (-Dfuzz=true, tests/fuzz): clang, and libFuzzer

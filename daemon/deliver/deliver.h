@@ -52,6 +52,10 @@ struct deliver {
          * all of them (lifecycle.c). */
         struct vm *attach_head, *attach_tail;
         sd_event_source *attach_timer;
+        /* A rescan for uevents whose creator is gone, at most one a second
+         * (watch.c): a host whose VMMs come and go fast sends many. */
+        sd_event_source *rescan_timer;
+        uint64_t last_rescan;           /* CLOCK_MONOTONIC µs; 0: never */
         uint64_t next_serial;
         bool warned_unreadable;         /* the /proc scan missed processes once */
 };

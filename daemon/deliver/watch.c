@@ -15,6 +15,7 @@ int deliver_rescan(struct deliver *d) {
         size_t n = 0, found;
         int r;
 
+        d->last_rescan = now_usec(CLOCK_MONOTONIC);
         r = procscan_all(&refs, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to scan /proc for VMs: %m");
@@ -125,18 +126,46 @@ static bool in_child_pid_namespace(void) {
         return !streq(link, "pid:[4026531836]");
 }
 
+#define RESCAN_INTERVAL_USEC (1000 * 1000ULL)
+
+static int on_rescan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) deliver_rescan(userdata);
+        return 0;
+}
+
+/* One rescan for however many uevents ask for it, a second after the last
+ * at the earliest: each costs a walk of every process's fds. */
+static void rescan_soon(struct deliver *d, const char *why) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC), at = d->last_rescan + RESCAN_INTERVAL_USEC;
+        int enabled = SD_EVENT_OFF;
+
+        if (at < now)
+                at = now;
+        if (d->rescan_timer)
+                (void) sd_event_source_get_enabled(d->rescan_timer, &enabled);
+        if (enabled != SD_EVENT_OFF)
+                return;         /* one is coming: it sees this VM too */
+        log_info("%s: rescanning /proc", why);
+        if (d->rescan_timer) {
+                (void) sd_event_source_set_time(d->rescan_timer, at);
+                (void) sd_event_source_set_enabled(d->rescan_timer, SD_EVENT_ONESHOT);
+        } else if (sd_event_add_time(d->event, &d->rescan_timer, CLOCK_MONOTONIC, at, 0, on_rescan_timer, d) >= 0)
+                (void) sd_event_source_set_description(d->rescan_timer, "proc-rescan");
+        else
+                (void) deliver_rescan(d);       /* out of memory: now, then */
+}
+
 static void on_overflow(bool enobufs, void *userdata) {
         struct deliver *d = userdata;
 
         if (enobufs) {
-                log_warning("Kernel uevents were lost (receive buffer overflow): rescanning /proc");
-                (void) deliver_rescan(d);
+                log_warning("Kernel uevents were lost (receive buffer overflow)");
+                rescan_soon(d, "Uevents were lost");
                 return;
         }
         if (!in_child_pid_namespace()) {
                 /* Its creator is gone already: where did the VM go? */
-                log_info("A uevent named a VM whose creating thread is gone: rescanning /proc");
-                (void) deliver_rescan(d);
+                rescan_soon(d, "A uevent named a VM whose creating thread is gone");
                 return;
         }
         /* A VM of the host or of another container: the kernel tells every

@@ -69,8 +69,16 @@ static void record_run(struct vm *vm, void *userdata) {
                 return (void) log_warning_errno(ENOMEM, "Failed to write the record of VM %s: %m", vm->id);
         /* Not synced: the records describe processes, which a power cut ends too. */
         r = write_file_atomic(path, 0600, WRITE_FILE_MKDIR, write_record, vm);
-        if (r < 0)
-                return (void) log_warning_errno(r, "Failed to write %s: %m", path);
+        if (r < 0) {
+                unsigned suppressed;
+
+                if (!ratelimit_below(&rec->failed_said, &suppressed))
+                        return;
+                if (suppressed > 0)
+                        log_warning("%u more records could not be written in the last minute", suppressed);
+                log_warning_errno(r, "Failed to write %s: %m", path);
+                return;
+        }
         registry_notify(rec->registry, REGISTRY_VM_RECORDED, vm, NULL);
 }
 
@@ -80,6 +88,7 @@ int records_init(struct records *rec, struct registry *r, sd_event *e, const cha
         assert(runtime_dir);
         *rec = (struct records) {
                 .registry = r,
+                .failed_said = RATELIMIT_INIT(60 * 1000 * 1000ULL, 5),
                 .queue = {
                         .description = "vm-records",
                         .run = record_run,

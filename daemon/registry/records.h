@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include "log.h"
 #include "registry.h"
 #include "vmqueue.h"
 
@@ -17,6 +18,9 @@ struct records {
         struct registry *registry;
         char *dir;                      /* <runtime dir>/vms */
         struct vm_queue queue;
+        /* Write failures come in floods (out of fds or space, every VM
+         * at once): a few a minute are said, the rest counted. */
+        struct ratelimit failed_said;
 };
 
 int records_init(struct records *rec, struct registry *r, sd_event *e, const char *runtime_dir);

@@ -1,9 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # test-cli.sh — pmufilterctl as a person or a script runs it: exit statuses
-# 0/1/2, one-line errors, file:line:column diagnostics from `check`, the
-# fixed JSON shape of `compile --json`, `events`, `--pmu`, and --help naming
-# every verb.  Runs the built binary; needs no daemon.  Output is TAP.
+# 0/1/2, one-line errors, file:line:column diagnostics from `check` (also
+# as JSON), the JSON shape of `compile --json` in its modes, `events`,
+# `--pmu`, -q, and --help and `help VERB` naming every verb and the options
+# each takes.  Runs the built binary; needs no daemon.  Output is TAP.
+# (The JSON of every verb against pmufilterctl(1)'s tables, with the daemon:
+# tests/integration/test_cli_bus.py.)
 #
 # usage: test-cli.sh PMUFILTERCTL [SOURCE_ROOT]
 set -euo pipefail
@@ -59,9 +62,29 @@ for verb in status list show "profile list" "profile show" "profile set" \
         check "--help names '$verb'" 'grep -q "^  $verb\b" <<<"$out"' \
                 "verb '$verb' missing from --help"
 done
-for opt in --config --pmu --json --no-legend --host --bus-address --runtime --version; do
+for opt in --config --pmu --json=MODE --no-legend --full --quiet --verbose --no-pager --state \
+           --host --bus-address --runtime --version; do
         check "--help names $opt" 'grep -q -- "$opt" <<<"$out"' "option $opt missing from --help"
 done
+check "--help names the help verb" 'grep -q "^  help \[COMMAND...\]" <<<"$out"' "no 'help [COMMAND...]' in --help"
+
+full_help=$out
+run help
+check "'help' is --help" '[ $rc -eq 0 ] && [ "$out" = "$full_help" ]' "expected the same text as --help"
+
+run compile --help
+compile_help=$out
+check "compile --help: the verb's synopsis and options" \
+        '[ $rc -eq 0 ] && head -n1 <<<"$out" | grep -qx "pmufilterctl \[OPTIONS...\] compile PROFILE" && grep -q -- "--config=FILE" <<<"$out" && grep -q -- "--json=MODE" <<<"$out" && ! grep -q -- "--runtime" <<<"$out" && ! grep -q -- "--bus-address" <<<"$out"' \
+        "expected 'pmufilterctl [OPTIONS...] compile PROFILE', --config and --json, not --runtime or --bus-address"
+run help compile
+check "help compile = compile --help" '[ $rc -eq 0 ] && [ "$out" = "$compile_help" ]' "expected the same text"
+run help profile reset
+check "help profile reset: its synopsis, --runtime" \
+        '[ $rc -eq 0 ] && head -n1 <<<"$out" | grep -qx "pmufilterctl \[OPTIONS...\] profile reset VM..." && grep -q -- "--runtime" <<<"$out"' \
+        "expected the synopsis of profile reset and --runtime"
+run help nonsense
+check "help of an unknown verb: exit 2, one line" '[ $rc -eq 2 ] && [ "$(stderr_lines)" -eq 1 ]' "expected exit 2, one line"
 
 run --version
 check "--version prints the version" '[ $rc -eq 0 ] && grep -Eq "^pmufilterctl [0-9]+\.[0-9]+" <<<"$out"' \
@@ -93,6 +116,11 @@ check "unknown profile sub-verb: exit 2" '[ $rc -eq 2 ] && grep -q "unknown verb
 
 run --pmu= events
 check "empty --pmu: exit 2" '[ $rc -eq 2 ]' "expected exit 2"
+
+run --json=xml events
+check "unknown --json mode: exit 2, one line" \
+        '[ $rc -eq 2 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q "expected pretty, short or off" <<<"$err"' \
+        "expected exit 2: unknown JSON mode 'xml': expected pretty, short or off"
 
 # ---- online verbs without a bus: exit 1, one line ----------------------------
 # (With the daemon: tests/integration/test_cli_bus.py.)
@@ -208,6 +236,24 @@ check "rule naming an unknown profile: exit 1, file:line:column" \
         '[ $rc -eq 1 ] && grep -Eq "^$tmp/bad-rule.yaml:8:[0-9]+: error: .*nope" <<<"$err"' \
         "expected exit 1 and '$tmp/bad-rule.yaml:8:N: error: ...nope...'"
 
+run -q check "$tmp/good.yaml"
+check "check -q of a good file: nothing printed, exit 0" '[ $rc -eq 0 ] && [ -z "$out" ] && [ -z "$err" ]' \
+        "expected exit 0 and no output"
+run -q check "$tmp/bad-event.yaml"
+check "check -q of a bad file: the diagnostic, no summary, exit 1" \
+        '[ $rc -eq 1 ] && [ -z "$out" ] && grep -q "NO_SUCH_EVENT_XYZZY" <<<"$err"' \
+        "expected exit 1, the error on stderr, nothing on stdout"
+
+run check "$tmp/bad-event.yaml" --json
+check "check --json: exit 1, the diagnostic in the JSON, nothing on stderr" \
+        '[ $rc -eq 1 ] && [ -z "$err" ] && python3 -c "
+import json, sys
+d = json.loads(sys.argv[1])
+assert d[\"ok\"] is False and d[\"n_errors\"] == 1 and d[\"n_profiles\"] == 1, d
+e = d[\"diagnostics\"][0]
+assert e[\"level\"] == \"error\" and (e[\"line\"], e[\"column\"]) == (7, 9) and \"NO_SUCH_EVENT_XYZZY\" in e[\"message\"], e
+" "$out"' "expected ok false, the error at 7:9 in diagnostics"
+
 run check "$tmp/does-not-exist.yaml"
 check "missing file: exit 1, names it" '[ $rc -eq 1 ] && grep -q "does-not-exist.yaml" <<<"$err"' \
         "expected exit 1 and the file named on stderr"
@@ -303,11 +349,23 @@ check "compile --json has exactly the agreed keys and types" \
         'python3 -c "
 import json, re, sys
 d = json.loads(sys.argv[1])
-assert list(d) == [\"profile\", \"pmu\", \"action\", \"flags\", \"fixed_counter_bitmap\", \"events\"], list(d)
-assert d[\"profile\"] == \"small\" and d[\"pmu\"] == \"on\" and d[\"action\"] == \"allow\"
-assert type(d[\"flags\"]) is int and type(d[\"fixed_counter_bitmap\"]) is int
+assert list(d) == [\"profile\", \"tier\", \"pmu\", \"action\", \"flags\", \"fixed_counter_bitmap\", \"events\",
+                   \"n_events\", \"event_names\"], list(d)
+assert d[\"profile\"] == \"small\" and d[\"tier\"] == \"tenant\" and d[\"pmu\"] == \"on\" and d[\"action\"] == \"allow\"
+assert type(d[\"flags\"]) is int and type(d[\"fixed_counter_bitmap\"]) is int and d[\"n_events\"] == 2
 assert len(d[\"events\"]) == 2 and all(re.fullmatch(\"0x[0-9a-f]+\", e) for e in d[\"events\"]), d[\"events\"]
-" "$out"' "keys, order or types differ from {profile, pmu, action, flags, fixed_counter_bitmap, events}"
+assert sorted(d[\"event_names\"]) == [\"cycles\", \"instructions\"], d[\"event_names\"]
+" "$out"' "keys, order or types differ from {profile, tier, pmu, action, flags, fixed_counter_bitmap, events, n_events, event_names}"
+
+short=$out
+run --config "$tmp/good.yaml" compile small --json=short
+check "--json=short is plain --json" '[ $rc -eq 0 ] && [ "$out" = "$short" ]' "expected the same line"
+run --config "$tmp/good.yaml" compile small --json=pretty
+check "--json=pretty: the same object, indented" \
+        '[ $rc -eq 0 ] && [ "$(printf "%s\n" "$out" | wc -l)" -gt 1 ] && grep -q "^  \"profile\": \"small\",$" <<<"$out" && python3 -c "
+import json, sys
+assert json.loads(sys.argv[1]) == json.loads(sys.argv[2])
+" "$out" "$short"' "expected several lines, two-space indent, equal to --json=short"
 
 run --config "$tmp/good.yaml" compile wide --json
 check "compile --json of a masked denylist" \

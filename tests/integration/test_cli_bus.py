@@ -2,23 +2,32 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """pmufilterctl's online verbs against the built daemon on a private
 dbus-daemon: status (with and without the daemon), list, show, profile
-list/show/set/reset, reload, reapply, monitor, their --json forms, the
-one-line errors and exit statuses, and the bash completion.  The bus is
+list/show/set/reset, reload, reapply, monitor, their --json forms checked
+against one table of fields (JSON_FIELDS, the same as pmufilterctl(1)'s
+JSON OUTPUT), systemctl's manners (help VERB, -q, -l, -v, --no-pager,
+--state, colour on a terminal, status's exit status), the one-line errors
+and exit statuses, and the bash and zsh completions.  The bus is
 busharness.SystemBus (system bus defaults and the shipped policy; the tests
 run as root).  The VMs are real (/dev/kvm); their VMM is busharness.AutoPeer,
 which applies every APPLY with KVM_SET_PMU_EVENT_FILTER on its own VM fd and
 answers what the kernel said."""
 
 import errno
+import fcntl
 import json
 import os
+import pty
 import re
+import shutil
 import signal
+import struct
 import subprocess
+import tempfile
+import termios
 import time
 
 import harness
-from busharness import AutoPeer, Lines, SystemBus
+from busharness import NOBODY, AutoPeer, Lines, SystemBus
 from harness import CTL, Daemon, check
 
 CONFIG = """\
@@ -45,6 +54,173 @@ rules:
 """
 
 SRC_COMPLETION = os.path.join(harness.SRC, "shell-completion/bash/pmufilterctl")
+SRC_ZSH_COMPLETION = os.path.join(harness.SRC, "shell-completion/zsh")
+MAN = os.path.join(harness.SRC, "man/pmufilterctl.1")
+
+# Every JSON object pmufilterctl prints, by kind: its members and their
+# types.  One table: pmufilterctl(1), JSON OUTPUT, must say the same
+# (test_json_fields_are_documented), and every verb's --json must match it,
+# no member missing, none more, each of its type (test_json_of_every_verb).
+# Types: string, number, boolean, object, [string], [object] (of the next
+# kind), {string} and {number} (objects of such values); |null adds null.
+JSON_FIELDS = {
+    "status": {
+        "running": "boolean", "reason": "string|null", "version": "string|null", "host_pmu": "string|null",
+        "host_pmu_description": "string|null", "filter_supported": "boolean|null",
+        "masked_events_supported": "boolean|null", "host_pmu_enabled": "boolean|null",
+        "max_events": "number|null", "kernel": "string|null", "default_profile": "string|null",
+        "n_vms": "number|null", "vms_by_state": "{number}|null", "lockdown": "boolean|null",
+        "last_error": "string|null", "reload_warnings": "[string]|null", "config_files": "[string]|null",
+        "foreign_vms": "number|null", "warnings": "[string]|null",
+    },
+    "list": {
+        "id": "string", "name": "string|null", "profile": "string|null", "profile_source": "string|null",
+        "state": "string", "pid": "number",
+    },
+    "show": {
+        "id": "string", "name": "string|null", "uuid": "string|null", "pid": "number", "labels": "{string}",
+        "client": "string|null", "state": "string", "profile": "string|null", "profile_source": "string|null",
+        "action": "string|null", "events": "[string]", "n_events": "number", "fixed_counter_bitmap": "number",
+        "flags": "number", "pmu": "string|null", "applied_usec": "number|null", "last_error": "string|null",
+        "verified_facts": "{string}|null", "claimed_facts": "{string}|null", "bound_to": "string|null",
+        "event_names": "[string]|null",
+    },
+    "explain": {
+        "verified_facts": "{string}", "claimed_facts": "{string}", "rules": "[object]",
+        "override": "string|null", "override_scope": "string|null", "bound_to": "string|null",
+        "default_profile": "string|null", "profile": "string|null", "profile_source": "string|null",
+    },
+    "explain: rules": {"rule": "number", "location": "string", "matched": "boolean", "reason": "string|null"},
+    "profile list": {
+        "name": "string", "tier": "string", "action": "string", "n_events": "number", "default": "boolean",
+    },
+    "profile show": {
+        "name": "string", "tier": "string", "action": "string", "events": "[string]", "n_events": "number",
+        "event_names": "[string]", "fixed_counter_bitmap": "number", "flags": "number", "pmu": "string",
+        "source": "string|null", "vms": "[string]", "default": "boolean",
+    },
+    "compile": {
+        "profile": "string", "tier": "string|null", "pmu": "string", "action": "string", "flags": "number",
+        "fixed_counter_bitmap": "number", "events": "[string]", "n_events": "number",
+        "event_names": "[string]|null",
+    },
+    "events": {
+        "name": "string", "select": "string", "umask": "string", "code": "string", "generic": "boolean",
+        "description": "string|null",
+    },
+    "check": {
+        "config": "string", "files": "[string]|null", "n_profiles": "number|null", "n_rules": "number|null",
+        "diagnostics": "[object]", "n_errors": "number", "n_warnings": "number", "ok": "boolean",
+    },
+    "check: diagnostics": {
+        "level": "string", "file": "string|null", "line": "number|null", "column": "number|null",
+        "message": "string",
+    },
+    "monitor": {"time_usec": "number", "signal": "string"},
+    "monitor: VMNew, VMRemoved, VMUnmanaged": {"vm": "string", "path": "string"},
+    "monitor: FilterApplied": {"vm": "string", "profile": "string|null", "ok": "boolean", "error": "string|null"},
+    "monitor: Reloaded": {"ok": "boolean", "error": "string|null"},
+    "monitor: PropertiesChanged": {
+        "vm": "string|null", "profile": "string|null", "path": "string", "interface": "string",
+        "changed": "object", "invalidated": "[string]",
+    },
+}
+# The verbs that print tables: {"<key>": [object, ...]}.
+JSON_TABLES = {"list": "vms", "profile list": "profiles", "events": "events"}
+# What a monitor line has besides time_usec and signal.
+MONITOR_KIND = {
+    "VMNew": "monitor: VMNew, VMRemoved, VMUnmanaged", "VMRemoved": "monitor: VMNew, VMRemoved, VMUnmanaged",
+    "VMUnmanaged": "monitor: VMNew, VMRemoved, VMUnmanaged", "FilterApplied": "monitor: FilterApplied",
+    "Reloaded": "monitor: Reloaded", "PropertiesChanged": "monitor: PropertiesChanged",
+    "DaemonStarted": None, "DaemonStopped": None,
+}
+# PropertiesChanged's `changed`: named and typed as the verb that shows that object.
+INTERFACE_KIND = {"org.pmufilterd1.VM": "show", "org.pmufilterd1.Profile": "profile show",
+                  "org.pmufilterd1.Manager": "status"}
+
+
+def json_type_ok(v, t):
+    for alt in t.split("|"):
+        if (alt == "null" and v is None
+                or alt == "string" and isinstance(v, str)
+                or alt == "number" and isinstance(v, int) and not isinstance(v, bool)
+                or alt == "boolean" and isinstance(v, bool)
+                or alt == "object" and isinstance(v, dict)
+                or alt == "[object]" and isinstance(v, list) and all(isinstance(x, dict) for x in v)
+                or alt == "[string]" and isinstance(v, list) and all(isinstance(x, str) for x in v)
+                or alt == "{string}" and isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+                or alt == "{number}" and isinstance(v, dict)
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in v.values())):
+            return True
+    return False
+
+
+def check_json_object(kind, obj, where, fields=None):
+    """obj has exactly the members of JSON_FIELDS[kind] (or fields), each
+    of its type; [object] members hold objects of kind "<kind>: <member>"."""
+    fields = fields or JSON_FIELDS[kind]
+    check(isinstance(obj, dict), "%s: not an object: %r" % (where, obj))
+    missing, extra = set(fields) - set(obj), set(obj) - set(fields)
+    check(not missing and not extra, "%s (%s): missing %s, not documented %s in %r"
+          % (where, kind, sorted(missing), sorted(extra), obj))
+    for k, t in fields.items():
+        check(json_type_ok(obj[k], t), "%s (%s): %s is %r, not %s" % (where, kind, k, obj[k], t))
+        if t.startswith("[object]"):
+            for x in obj[k] or []:
+                check_json_object("%s: %s" % (kind, k), x, where)
+
+
+def check_json_document(kind, doc, where):
+    """A whole document of a verb: a table's wrapper, or one object."""
+    if kind in JSON_TABLES:
+        check(isinstance(doc, dict) and list(doc) == [JSON_TABLES[kind]] and isinstance(doc[JSON_TABLES[kind]], list),
+              "%s: expected {%r: [...]}, got %r" % (where, JSON_TABLES[kind], doc))
+        for row in doc[JSON_TABLES[kind]]:
+            check_json_object(kind, row, where)
+    elif kind == "monitor":
+        check(isinstance(doc, dict) and doc.get("signal") in MONITOR_KIND, "%s: which signal? %r" % (where, doc))
+        fields = dict(JSON_FIELDS["monitor"], **JSON_FIELDS.get(MONITOR_KIND[doc["signal"]] or "", {}))
+        check_json_object("monitor", doc, where, fields)
+        if doc["signal"] == "PropertiesChanged":
+            of = JSON_FIELDS[INTERFACE_KIND[doc["interface"]]]
+            for k, v in doc["changed"].items():
+                check(k in of and json_type_ok(v, of[k]), "%s: changed %s=%r is not as %s has it (%s)"
+                      % (where, k, v, INTERFACE_KIND[doc["interface"]], of.get(k)))
+            check(set(doc["invalidated"]) <= set(of), "%s: invalidated %r not named as %s has them"
+                  % (where, doc["invalidated"], INTERFACE_KIND[doc["interface"]]))
+    else:
+        check_json_object(kind, doc, where)
+
+
+def json_documents(text, where):
+    """The JSON documents of an output, one after the other (JSON Lines, or
+    indented documents in a row)."""
+    docs, i, dec = [], 0, json.JSONDecoder()
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i == len(text):
+            return docs
+        try:
+            doc, i = dec.raw_decode(text, i)
+        except ValueError as e:
+            raise harness.Failure("%s: not JSON at %d (%s): %r" % (where, i, e, text))
+        docs.append(doc)
+
+
+def man_json_tables():
+    """pmufilterctl(1)'s JSON OUTPUT tables: {section: {field: type}}."""
+    text = open(MAN).read()
+    check(".SH JSON OUTPUT\n" in text, "pmufilterctl(1) has no JSON OUTPUT section")
+    section = text.split(".SH JSON OUTPUT\n", 1)[1].split("\n.SH ", 1)[0]
+    tables = {}
+    for part in section.split("\n.SS ")[1:]:
+        name = part.split("\n", 1)[0].strip().strip('"')
+        body = part.split(".TS\n", 1)[1].split("\n.TE", 1)[0].split("\n")
+        first = next(i for i, l in enumerate(body) if l.endswith(".")) + 1      # after tbl's format lines
+        rows = [l.split("\t") for l in body[first:]]
+        tables[name] = {row[0]: row[1] for row in rows if row[0] != "FIELD"}
+    return tables
 
 
 def applies(v):
@@ -82,6 +258,33 @@ def field(out, label):
     return m.group(1)
 
 
+def status_json(bus, *args, env=None):
+    """status --json: (exit status, the object)."""
+    rc, out, err = ctl(bus, "status", "--json", *args, env=env)
+    try:
+        return rc, json.loads(out)
+    except ValueError:
+        raise harness.Failure("status --json printed no JSON (exit %d): %r %r" % (rc, out, err))
+
+
+def degraded(j):
+    """What status's exit status must say of a status --json object: true
+    when something is not protected (lockdown, unmanaged or failed VMs)."""
+    by_state = j.get("vms_by_state") or {}
+    return bool(j.get("lockdown")) or by_state.get("unmanaged", 0) > 0 or by_state.get("failed", 0) > 0
+
+
+def status(bus, *args):
+    """status, whose exit status says whether anything is unprotected: the
+    host's other VMs may be unmanaged, so the exit status is checked
+    against the same run's --json twin.  Returns stdout."""
+    rc, out, err = ctl(bus, "status", *args)
+    jrc, j = status_json(bus)
+    check(rc in (0, 1) and jrc in (0, 1), "status: exit %d / %d: %s" % (rc, jrc, err))
+    check(jrc == (1 if degraded(j) else 0), "status --json exit %d for %r" % (jrc, j))
+    return out
+
+
 def setup(config=CONFIG):
     harness.need_kvm()
     harness.need_root()
@@ -91,8 +294,10 @@ def setup(config=CONFIG):
     try:
         d = Daemon(config_text=config, bus=bus.address)
         # The socket exists before the name is taken: wait for the name.
+        # (status exits 1 for a daemon in lockdown or with unmanaged VMs,
+        # which the host's other VMs may be: ask whether it runs.)
         deadline = time.time() + 10
-        while ctl(bus, "status")[0] != 0:
+        while not status_json(bus)[1].get("running"):
             check(time.time() < deadline, "pmufilterd did not take its bus name:\n" + d.log())
             time.sleep(0.05)
     except BaseException:
@@ -145,7 +350,7 @@ class Running:
 def test_status_with_daemon():
     with Running() as r:
         r.vm("vm-1", tier="gold")
-        out = ok(r.bus, "status")
+        out = status(r.bus)
         check(re.match(r"pmufilterd: +running, version \d+\.\d+\.\d+, on bus unix:path=", out), "first line: %r" % out)
         check(field(out, "Default") == "minimal", "default profile minimal:\n" + out)
         # The daemon watches the whole host: other VMs may be counted too.
@@ -157,28 +362,35 @@ def test_status_with_daemon():
         check(field(out, "Event filter").startswith("supported"), "KVM has the filter here:\n" + out)
         host_pmu = field(out, "Host PMU").split(" ")[0]
 
-        j = json.loads(ok(r.bus, "status", "--json"))
+        rc, j = status_json(r.bus)
+        check(rc == (1 if degraded(j) else 0), "exit status %d for %r" % (rc, j))
         check(j["running"] is True and j["version"] == field(out, "pmufilterd").split("version ")[1].split(",")[0],
               "JSON: running, same version: %r" % j)
-        check(j["host_pmu"] == host_pmu and j["default_profile"] == "minimal" and j["nvms"] >= 1,
+        check(j["host_pmu"] == host_pmu and j["default_profile"] == "minimal" and j["n_vms"] >= 1,
               "JSON: same PMU, default, count: %r" % j)
         # NVMs and ListVMs are two calls: another VM of the host may come between.
         check(sum(j["vms_by_state"].values()) >= 1 and j["vms_by_state"]["filtered"] >= 1,
               "JSON: counts by state: %r" % j)
-        check(j["lockdown"] is False and j["config_files"] == [r.d.config] and j["last_error"] == "",
-              "JSON: lockdown, files, error: %r" % j)
+        check(j["lockdown"] is False and j["config_files"] == [r.d.config] and j["last_error"] is None,
+              "JSON: lockdown, files, no error (null): %r" % j)
+        check(j["reason"] is None and j["kernel"] is None, "JSON: what only a daemon-less status has is null: %r" % j)
         check(j["filter_supported"] is True and isinstance(j["masked_events_supported"], bool)
               and isinstance(j["host_pmu_enabled"], bool), "JSON: kernel support as booleans: %r" % j)
 
 
 def test_status_in_lockdown():
     with Running(config="version: 1\nprofiles: [ broken\n") as r:
-        out = ok(r.bus, "status")
+        # In lockdown nothing is protected: status says so, and exits 1.
+        rc, out, err = ctl(r.bus, "status")
+        check(rc == 1 and err == "", "lockdown: exit 1, no error line: %d %r" % (rc, err))
         check(re.match(r"pmufilterd: +running IN LOCKDOWN, ", out), "first line says lockdown: %r" % out)
         check(field(out, "Lockdown").startswith("YES: the policy failed to load"), "lockdown explained:\n" + out)
         check("pmufilterd.yaml" in field(out, "Last error"), "the error names the file:\n" + out)
-        j = json.loads(ok(r.bus, "status", "--json"))
-        check(j["lockdown"] is True and j["last_error"] == field(out, "Last error"), "JSON: lockdown, same error: %r" % j)
+        rc, j = status_json(r.bus)
+        check(rc == 1 and j["lockdown"] is True and j["last_error"] == field(out, "Last error"),
+              "JSON: exit 1, lockdown, same error: %d %r" % (rc, j))
+        rc, out, err = ctl(r.bus, "-q", "status")
+        check(rc == 1, "-q status: the exit status still says it: %d" % rc)
         check(ok(r.bus, "profile", "list", "--no-legend") == "", "no profiles in lockdown")
         fails(r.bus, ["profile", "set", "minimal"], r"^pmufilterctl: Failed to set the default profile to 'minimal': .*lockdown")
 
@@ -231,7 +443,7 @@ def test_list_and_json_agree():
         check(sorted(v["id"] for v in mine) == sorted([a.id, b.id]), "JSON: the same VMs: %r" % vms)
         for v in mine:
             row = rows[v["id"]]
-            check([v["id"], v["name"], v["profile"], v["source"], v["state"], str(v["pid"])] == row
+            check([v["id"], v["name"], v["profile"], v["profile_source"], v["state"], str(v["pid"])] == row
                   and isinstance(v["pid"], int), "JSON row %r = table row %r" % (v, row))
 
         out = ok(r.bus, "list", "--no-legend")
@@ -257,8 +469,10 @@ def test_show_vm():
         check(j["id"] == a.id and j["name"] == "vm-1" and j["state"] == "filtered" and j["profile"] == "gold"
               and j["profile_source"] == "rule:1" and j["labels"] == {"tier": "gold"} and j["pid"] == os.getpid(),
               "JSON properties: %r" % j)
-        check(j["events"] == apply["EVENTS"].split(",") and j["action"] == "allow" and j["applied_usec"] > 0,
-              "JSON: the words the VMM applied: %r vs %r" % (j, apply))
+        check(j["events"] == apply["EVENTS"].split(",") and j["n_events"] == 3 and j["action"] == "allow"
+              and j["applied_usec"] > 0, "JSON: the words the VMM applied: %r vs %r" % (j, apply))
+        check(j["event_names"] == ["cycles", "instructions", "branches"] and j["uuid"] is None,
+              "JSON: the policy's spellings; no UUID claimed is null: %r" % j)
 
 
 def test_show_tells_verified_facts_from_claims():
@@ -306,6 +520,7 @@ def test_explain_says_why_a_vm_has_its_profile():
               "the rule that decides:\n" + out)
         ok(r.bus, "profile", "set", "minimal", "vm-2", "--runtime")
         j = json.loads(ok(r.bus, "explain", "vm-2", "--json"))
+        check_json_document("explain", j, "explain --json")
         check(j["override"] == "minimal" and j["override_scope"] == "runtime"
               and j["bound_to"] == "uid %d with the claimed name 'vm-2'" % os.getuid()
               and j["profile_source"] == "runtime" and j["rules"][0]["matched"] is True
@@ -341,7 +556,7 @@ def test_profile_list_and_show():
                        "gold": ["gold", "tenant", "allow", "3", "no"],
                        "deny-shared": ["deny-shared", "trusted", "deny", "2", "no"]}, "profile rows: %r" % rows)
         j = json.loads(ok(r.bus, "profile", "list", "--json"))["profiles"]
-        check({p["name"]: [p["name"], p["tier"], p["action"], str(p["entries"]), "yes" if p["default"] else "no"]
+        check({p["name"]: [p["name"], p["tier"], p["action"], str(p["n_events"]), "yes" if p["default"] else "no"]
                for p in j} == rows, "JSON profiles = table: %r" % j)
 
         out = ok(r.bus, "profile", "show", "gold")
@@ -352,8 +567,11 @@ def test_profile_list_and_show():
               "masked denylist:\n" + out)
         check(re.search(r"^ *\d+ +0x[0-9a-f]+ +0x43 +0xff +0x01 +yes", out, re.M), "the exclude entry decoded:\n" + out)
         j = json.loads(ok(r.bus, "profile", "show", "deny-shared", "--json"))
-        check(j["name"] == "deny-shared" and j["tier"] == "trusted" and j["action"] == "deny" and len(j["entries"]) == 2
-              and len(j["entry_names"]) == 2 and j["vms"] == [], "JSON profile: %r" % j)
+        check(j["name"] == "deny-shared" and j["tier"] == "trusted" and j["action"] == "deny" and len(j["events"]) == 2
+              and j["n_events"] == 2 and len(j["event_names"]) == 2 and j["vms"] == [] and j["default"] is False,
+              "JSON profile: %r" % j)
+        j = json.loads(ok(r.bus, "profile", "show", "gold", "--json"))
+        check(j["vms"] == [a.id], "JSON: the profile's VMs by id, as list names them: %r" % j)
 
 
 def test_profile_set_vm_runtime_then_reset():
@@ -389,7 +607,7 @@ def test_profile_set_default():
         b = r.vm("vm-2")
         na, nb = len(applies(a)), len(applies(b))
         ok(r.bus, "profile", "set", "gold")
-        check(field(ok(r.bus, "status"), "Default") == "gold", "DefaultProfile changed")
+        check(field(status(r.bus), "Default") == "gold", "DefaultProfile changed")
         # vm-2 follows the default, and has it when the call returns; vm-1's rule wins.
         check(len(applies(b)) == nb + 1 and applies(b)[-1][0]["PROFILE"] == "gold", "vm-2 got gold: %r" % applies(b)[-1][0])
         check(len(applies(a)) == na, "vm-1 kept its rule's profile, no push")
@@ -407,7 +625,7 @@ def test_reload():
         r.d.write_config("version: 1\nprofiles: [ broken\n")
         fails(r.bus, ["reload"], r"^pmufilterctl: Failed to reload the policy: The policy was not reloaded, the old one stays: ")
         check("extra" in ok(r.bus, "profile", "list"), "the old policy stays")
-        check(field(ok(r.bus, "status"), "Last error") != "n/a", "status shows the error")
+        check(field(status(r.bus), "Last error") != "n/a", "status shows the error")
 
 
 def test_reapply():
@@ -489,7 +707,7 @@ def test_monitor():
                         except harness.Failure:
                             check(time.time() < deadline, "monitor --json printed no FilterApplied")
                     check(applied["vm"] == a.id and applied["profile"] == "gold" and applied["ok"] is True
-                          and applied["error"] == "" and applied["time_usec"] > 0, "JSON FilterApplied: %r" % applied)
+                          and applied["error"] is None and applied["time_usec"] > 0, "JSON FilterApplied: %r" % applied)
                     # The VM's properties change with every APPLIED.
                     changed = json.loads(out.wait(lambda l: '"PropertiesChanged"' in l and '"vm":"%s"' % a.id in l,
                                                   "PropertiesChanged of the VM"))
@@ -514,7 +732,8 @@ def test_errors_are_one_line():
         fails(r.bus, ["show", "no-such-vm"], r"^pmufilterctl: Failed to look up VM no-such-vm: No VM 'no-such-vm'")
         fails(r.bus, ["profile", "show", "nope"], r"^pmufilterctl: Failed to look up profile nope: No profile 'nope'")
         fails(r.bus, ["profile", "set", "nope", "vm-1"],
-              r"^pmufilterctl: Failed to set profile of VM vm-1: No profile 'nope' in the policy \(see ListProfiles\)$")
+              r"^pmufilterctl: Failed to set profile of VM vm-1: No profile 'nope' in the policy "
+              r"\(see pmufilterctl profile list\)$")
         fails(r.bus, ["profile", "set", "nope"], r"^pmufilterctl: Failed to set the default profile to 'nope': No profile 'nope'")
         fails(r.bus, ["profile", "set", "gold", "no-such-vm"], r"^pmufilterctl: Failed to set profile of VM no-such-vm: No VM")
         # Each VM on its own: the one that fails does not keep the other from its profile.
@@ -539,12 +758,484 @@ def test_errors_are_one_line():
             os.close(kvm)
         # Usage errors: exit 2.
         fails(r.bus, ["show"], r"too few arguments for 'show'", status=2)
-        fails(r.bus, ["show", "a", "b"], r"too many arguments for 'show'", status=2)
+        fails(r.bus, ["profile", "show", "a", "b"], r"too many arguments for 'profile show'", status=2)
         fails(r.bus, ["profile", "reset"], r"too few arguments for 'profile reset'", status=2)
         fails(r.bus, ["list", "--runtime"], r"--runtime does not apply to 'list'", status=2)
         fails(r.bus, ["monitor", "extra"], r"too many arguments for 'monitor'", status=2)
         fails(r.bus, ["-H", "somewhere", "status"], r"--host and --bus-address exclude each other", status=2)
         fails(r.bus, ["reload", "--json"], r"--json does not apply to 'reload'", status=2)
+
+
+def wait_state(r, vm_id, state, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        rc, out, _ = ctl(r.bus, "show", vm_id, "--json")
+        if rc == 0 and json.loads(out)["state"] == state:
+            return
+        check(time.time() < deadline, "VM %s not %s:\n%s" % (vm_id, state, r.d.log()))
+        time.sleep(0.05)
+
+
+class Unattached:
+    """A real VM no VMM attaches: the daemon finds it (detected) and, after
+    attach_timeout_ms, calls it unmanaged."""
+
+    def __init__(self, r, unmanaged=True):
+        self.kvm, self.vm = harness.kvm_create_vm()
+        self.id = "%d-%d" % (os.getpid(), self.vm)
+        if unmanaged:
+            wait_state(r, self.id, "unmanaged")
+
+    def close(self):
+        os.close(self.vm)
+        os.close(self.kvm)
+
+
+def failed_vm(r, name):
+    """A VM whose kernel refused its last filter (state failed)."""
+    v = r.vm(name)
+    v.force_errno = errno.EINVAL
+    rc, out, err = ctl(r.bus, "reapply", name)
+    check(rc == 1, "reapply with a refusing kernel: exit %d %r" % (rc, err))
+    wait_state(r, v.id, "failed")
+    return v
+
+
+def on_terminal(args, env=None, cols=200):
+    """Run args with stdout on a pseudo-terminal cols wide: (exit status,
+    what the terminal got, stderr)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
+    env = dict(os.environ if env is None else env)
+    env.setdefault("TERM", "xterm")
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:         # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    err = p.stderr.read().decode()
+    p.wait(30)
+    return p.returncode, out.decode().replace("\r\n", "\n"), err
+
+
+def test_json_fields_are_documented():
+    """pmufilterctl(1)'s JSON OUTPUT lists the members and types of
+    JSON_FIELDS, no more, no fewer; and one name has one type everywhere."""
+    man = man_json_tables()
+    check(set(man) == set(JSON_FIELDS), "man page tables %s, test tables %s" % (sorted(man), sorted(JSON_FIELDS)))
+    for kind, fields in JSON_FIELDS.items():
+        check(man[kind] == fields, "pmufilterctl(1), JSON OUTPUT, %s: %r; the test has %r" % (kind, man[kind], fields))
+    types = {}
+    for kind, fields in JSON_FIELDS.items():
+        for name, t in fields.items():
+            base = t.replace("|null", "")
+            check(types.setdefault(name, (base, kind))[0] == base,
+                  "%s is %s in %s but %s in %s" % (name, base, kind, types[name][0], types[name][1]))
+
+
+def test_json_of_every_verb():
+    """Every verb that prints JSON, against JSON_FIELDS, in every mode:
+    --json and --json=short print each document on one line, --json=pretty
+    indents the same documents."""
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        b = AutoPeer(r.d.socket)             # claims no name: null
+        r.vms.append(b)
+        b.id = "%d-%d" % (os.getpid(), b.vm)
+        b.wait_applies(1)
+        wait_state(r, b.id, "filtered")
+        f = failed_vm(r, "vm-f")
+        u = Unattached(r)
+        config = os.path.join(r.d.dir, "check.yaml")
+        with open(config, "w") as out:
+            out.write(CONFIG)
+        bad = os.path.join(r.d.dir, "bad.yaml")
+        with open(bad, "w") as out:
+            out.write("version: 1\nprofiles:\n  p:\n    tier: tenant\n    events: [ NO_SUCH_EVENT ]\n")
+        try:
+            # (kind, arguments, exit statuses allowed)
+            runs = [("status", ["status"], (0, 1)),
+                    ("list", ["list"], (0,)),
+                    ("list", ["list", "--state=unmanaged"], (0,)),
+                    ("show", ["show", a.id, b.id, f.id, u.id], (0,)),
+                    ("profile list", ["profile", "list"], (0,)),
+                    ("compile", ["--config=" + config, "compile", "deny-shared"], (0,)),
+                    ("events", ["events", "br*"], (0,)),
+                    ("check", ["check", config], (0,)),
+                    ("check", ["check", bad], (1,))]
+            runs += [("profile show", ["profile", "show", p], (0,)) for p in ("minimal", "gold", "deny-shared")]
+            runs += [("compile", ["--config=" + config, "compile", p], (0,)) for p in ("minimal", "gold")]
+            for kind, args, statuses in runs:
+                short = None
+                for mode in ("--json", "--json=short", "--json=pretty"):
+                    # The offline verbs take no bus.
+                    online = kind not in ("compile", "events", "check")
+                    rc, out, err = ctl(r.bus if online else None, *(args + [mode]))
+                    where = "pmufilterctl %s %s" % (" ".join(args), mode)
+                    check(rc in statuses, "%s: exit %d: %s" % (where, rc, err))
+                    docs = json_documents(out, where)
+                    check(len(docs) == (4 if kind == "show" else 1), "%s: %d documents" % (where, len(docs)))
+                    for doc in docs:
+                        check_json_document(kind, doc, where)
+                    if mode == "--json=pretty":
+                        check(len(out.splitlines()) > len(docs), "%s: not indented: %r" % (where, out))
+                        # The daemon's VMs come and go (the host's other VMs): compare what is ours.
+                        if kind not in ("status", "list"):
+                            check(docs == short, "%s: not the documents of --json=short" % where)
+                    else:
+                        check(len(out.splitlines()) == len(docs), "%s: not one line per document: %r" % (where, out))
+                        short = docs
+            # Nulls where the convention puts them.
+            shown = {d["id"]: d for d in json_documents(ok(r.bus, "show", a.id, b.id, u.id, "--json"), "show")}
+            check(shown[b.id]["name"] is None and shown[a.id]["uuid"] is None, "no claim: null: %r" % shown)
+            check(shown[u.id]["applied_usec"] is None and shown[u.id]["event_names"] is None
+                  and shown[u.id]["client"] is None, "never applied, no client: null: %r" % shown[u.id])
+            diag = json.loads(ctl(None, "check", bad, "--json")[1])
+            check(diag["ok"] is False and diag["n_errors"] == 1 and diag["diagnostics"][0]["line"] == 5
+                  and diag["diagnostics"][0]["file"] == bad, "check --json: the error, where: %r" % diag)
+        finally:
+            u.close()
+
+        # status without the daemon: the same members, the daemon's null.
+        with SystemBus() as empty:
+            rc, out, err = ctl(empty, "status", "--json=pretty")
+            check(rc == 1, "status without the daemon: exit 1, got %d" % rc)
+            check_json_document("status", json.loads(out), "status --json=pretty without the daemon")
+
+        # monitor: one document per signal; every kind of line.
+        proc = subprocess.Popen([CTL, "--bus-address=" + r.bus.address, "monitor", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = Lines(proc.stdout)
+        try:
+            deadline = time.time() + 20
+            while not any('"FilterApplied"' in l for l in lines.lines):
+                check(time.time() < deadline, "monitor --json printed no FilterApplied")
+                ok(r.bus, "reapply", "vm-1")
+                time.sleep(0.2)
+            ok(r.bus, "reload")
+            v = Unattached(r)                         # VMNew, then VMUnmanaged
+            v.close()                                  # VMRemoved
+            for signal_name in ("PropertiesChanged", "Reloaded", "VMNew", "VMUnmanaged", "VMRemoved"):
+                lines.wait(lambda l: '"signal":"%s"' % signal_name in l, signal_name)
+            proc.send_signal(signal.SIGTERM)
+            check(proc.wait(10) == 0, "monitor exits 0 on SIGTERM")
+            for l in lines.lines:
+                check_json_document("monitor", json.loads(l), "monitor --json line")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+        # monitor --json=pretty: indented documents in a row.
+        proc = subprocess.Popen([CTL, "--bus-address=" + r.bus.address, "monitor", "--json=pretty"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lines = Lines(proc.stdout)
+            deadline = time.time() + 20
+            while not any('"FilterApplied"' in l for l in lines.lines):
+                check(time.time() < deadline, "monitor --json=pretty printed no FilterApplied")
+                ok(r.bus, "reapply", "vm-1")
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            check(proc.wait(10) == 0, "monitor exits 0 on SIGTERM")
+            docs = json_documents(lines.text() + "\n", "monitor --json=pretty")
+            check(len(lines.lines) > len(docs) and any(d["signal"] == "FilterApplied" for d in docs),
+                  "monitor --json=pretty: indented documents: %r" % lines.text())
+            for d in docs:
+                check_json_document("monitor", d, "monitor --json=pretty document")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+        fails(r.bus, ["status", "--json=yaml"], r"unknown JSON mode 'yaml': expected pretty, short or off", status=2)
+        check(ok(r.bus, "--json=help").split() == ["short", "pretty", "off"], "--json=help lists the modes")
+        check(ok(r.bus, "profile", "list", "--json=off") == ok(r.bus, "profile", "list"), "--json=off: the table")
+
+
+def test_help_for_a_verb():
+    """help VERB and VERB --help, from the verb table: the verb's synopsis
+    and the options it takes."""
+    with Running() as r:
+        r.vm("vm-1")
+        show = ok(r.bus, "help", "show")
+        check(show == ok(r.bus, "show", "--help") == ok(r.bus, "show", "vm-1", "--help"),
+              "help show = show --help = show vm-1 --help (which shows no VM)")
+        check(show.startswith("pmufilterctl [OPTIONS...] show VM...\n") and "--json=MODE" in show
+              and "--bus-address" in show and "--runtime" not in show and "--state" not in show,
+              "show's help: its synopsis and options only:\n" + show)
+        sets = ok(r.bus, "profile", "set", "--help")
+        check(sets == ok(r.bus, "help", "profile", "set") and sets.startswith(
+              "pmufilterctl [OPTIONS...] profile set NAME [VM...]\n") and "--runtime" in sets
+              and "--json" not in sets, "profile set's help:\n" + sets)
+        prof = ok(r.bus, "help", "profile")
+        check(all(re.search(r"^  profile %s\b" % v, prof, re.M) for v in ("list", "show", "set", "reset")),
+              "help profile lists its commands:\n" + prof)
+        check("--state=STATE" in ok(r.bus, "list", "--help"), "list takes --state")
+        full = ok(r.bus, "help")
+        check(full == ok(r.bus, "--help") and re.search(r"^  help \[COMMAND\.\.\.\]", full, re.M),
+              "help = --help, and lists help")
+        fails(r.bus, ["help", "frobnicate"], r"unknown verb 'frobnicate'", status=2)
+        fails(r.bus, ["frobnicate", "--help"], r"unknown verb 'frobnicate'", status=2)
+        # --no-pager: accepted, nothing pages.
+        check(ok(r.bus, "--no-pager", "list", "--no-legend") == ok(r.bus, "list", "--no-legend"),
+              "--no-pager changes nothing")
+
+
+def test_list_by_state_and_pattern():
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        b = r.vm("vm-2")
+        u = Unattached(r)
+        try:
+            def ids(*args):
+                return [l.split()[0] for l in ok(r.bus, "list", "--no-legend", *args).splitlines()]
+            unmanaged = ids("--state=unmanaged")
+            check(u.id in unmanaged and a.id not in unmanaged and b.id not in unmanaged,
+                  "--state=unmanaged: %r" % unmanaged)
+            check(ids("--state=filtered", "vm-*") == [a.id, b.id], "--state=filtered 'vm-*'")
+            check(ids("vm-1") == [a.id] and ids(b.id) == [b.id], "a name, an id")
+            check(ids("vm-[12]", u.id) == sorted([a.id, b.id, u.id], key=lambda i: int(i.split("-")[1])),
+                  "several patterns: %r" % ids("vm-[12]", u.id))
+            check(ids("--state=unmanaged,failed", "vm-*") == [], "no VM of ours is unmanaged or failed by name")
+            check(ids("nothing-is-called-this") == [], "no match: no rows")
+            out = ok(r.bus, "list", "--state=filtered", "vm-2")
+            check(out.splitlines()[-1] == "1 VM listed.", "the count is of the rows shown:\n" + out)
+            j = json.loads(ok(r.bus, "list", "--state=unmanaged", "--json"))["vms"]
+            check(u.id in [v["id"] for v in j] and all(v["state"] == "unmanaged" for v in j), "JSON: %r" % j)
+            fails(r.bus, ["list", "--state=sleepy"], r"unknown VM state 'sleepy'", status=2)
+            fails(r.bus, ["status", "--state=filtered"], r"--state does not apply to 'status'", status=2)
+            check(ok(r.bus, "--state=help").split() == ["detected", "attached", "filtered", "adopted", "failed",
+                                                         "unmanaged", "detached"], "--state=help")
+        finally:
+            u.close()
+
+
+def test_show_several_vms():
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        b = r.vm("vm-2")
+        out = ok(r.bus, "show", "vm-1", "vm-2")
+        blocks = out.split("\n\nVM:")
+        check(len(blocks) == 2 and field(out, "VM") == a.id and field("VM:" + blocks[1], "VM") == b.id,
+              "two VMs, separated by one blank line:\n" + out)
+        docs = ok(r.bus, "show", "vm-1", "vm-2", "--json").splitlines()
+        check([json.loads(d)["id"] for d in docs] == [a.id, b.id], "JSON: one line per VM: %r" % docs)
+        # One that cannot be shown is reported; the others are shown all the same.
+        rc, out, err = ctl(r.bus, "show", "vm-1", "no-such-vm", "vm-2")
+        check(rc == 1 and err.count("\n") == 1 and "Failed to look up VM no-such-vm" in err,
+              "exit 1, one line for the missing VM: %d %r" % (rc, err))
+        check(len(out.split("\n\nVM:")) == 2, "both others shown, one blank line between:\n" + out)
+
+
+def test_status_exit_status_says_what_is_unprotected():
+    """status exits 1 in lockdown (test_status_in_lockdown) or with a VM
+    unmanaged or failed, after printing it all; the count is red on a
+    terminal."""
+    with Running() as r:
+        r.vm("vm-1")
+        status(r.bus)       # exit 0 unless the host's other VMs are unmanaged or failed
+        u = Unattached(r)
+        try:
+            rc, out, err = ctl(r.bus, "status")
+            check(rc == 1 and err == "" and re.search(r"\d+ unmanaged", field(out, "VMs")),
+                  "an unmanaged VM: exit 1, counted, no error line: %d %r\n%s" % (rc, err, out))
+            rc, j = status_json(r.bus)
+            check(rc == 1 and j["vms_by_state"]["unmanaged"] >= 1, "JSON too: %d %r" % (rc, j))
+            rc, out, err = ctl(r.bus, "-q", "status")
+            check(rc == 1 and out, "-q status still shows the status, and exits 1")
+        finally:
+            u.close()
+        f = failed_vm(r, "vm-f")
+        rc, out, err = ctl(r.bus, "status")
+        check(rc == 1 and re.search(r"\d+ failed", field(out, "VMs")), "a failed VM: exit 1:\n" + out)
+        f.force_errno = None
+        ok(r.bus, "reapply", "vm-f")
+        status(r.bus)
+
+
+def test_colour_on_a_terminal_only():
+    """Red for unmanaged, failed and lockdown on a terminal; none when
+    piped, with NO_COLOR set, or for TERM=dumb."""
+    red = "\x1b[0;1;31m"
+    with Running() as r:
+        r.vm("vm-1")
+        u = Unattached(r)
+        try:
+            base = [CTL, "--bus-address=" + r.bus.address]
+            env = dict(os.environ, TERM="xterm")
+            env.pop("NO_COLOR", None)
+            rc, out, err = on_terminal(base + ["list", "--state=unmanaged,filtered"], env)
+            row = next(l for l in out.splitlines() if l.startswith(u.id + " "))
+            check(rc == 0 and red + "unmanaged" in row, "list: the unmanaged state in red: %r" % row)
+            row = next(l for l in out.splitlines() if " vm-1 " in l)
+            check("\x1b[" not in row, "list: a filtered VM in no colour: %r" % row)
+            rc, out, err = on_terminal(base + ["status"], env)
+            check(rc == 1 and re.search(re.escape(red) + r"\d+ unmanaged", out), "status: the count in red: %r" % out)
+            rc, out, err = on_terminal(base + ["show", u.id], env)
+            check(red + "unmanaged" in field(out, "State"), "show: State in red: %r" % out)
+            for what, e in (("NO_COLOR", dict(env, NO_COLOR="1")), ("NO_COLOR empty", dict(env, NO_COLOR="")),
+                            ("TERM=dumb", dict(env, TERM="dumb"))):
+                for args in (["list"], ["status"], ["show", u.id]):
+                    rc, out, err = on_terminal(base + args, e)
+                    check("\x1b[" not in out and "unmanaged" in out, "%s %s: no colour: %r" % (what, args, out))
+            for args in (["list"], ["status"], ["show", u.id]):
+                check("\x1b[" not in ctl(r.bus, *args)[1], "%s piped: no colour" % args)
+        finally:
+            u.close()
+    with Running(config="version: 1\nprofiles: [ broken\n") as r:
+        rc, out, err = on_terminal([CTL, "--bus-address=" + r.bus.address, "status"], env)
+        check(rc == 1 and red + " IN LOCKDOWN" in out and red + "YES: the policy failed" in out,
+              "lockdown in red: %r" % out)
+
+
+def test_full_keeps_columns_whole():
+    """On a narrow terminal list shortens NAME; -l keeps it whole; piped
+    nothing is shortened."""
+    name = "vm-with-a-name-far-too-long-for-a-narrow-terminal"
+    with Running() as r:
+        r.vm(name)
+        base = [CTL, "--bus-address=" + r.bus.address, "list", name]
+        rc, out, err = on_terminal(base, cols=60)
+        check(rc == 0 and name not in out and name[:10] in out, "shortened on a 60-column terminal:\n" + out)
+        rc, out, err = on_terminal(base + ["-l"], cols=60)
+        check(rc == 0 and name in out, "-l: whole:\n" + out)
+        check(name in ok(r.bus, "list", name), "piped: whole")
+
+
+def test_quiet_and_verbose():
+    with Running() as r:
+        r.vm("vm-1", tier="gold")
+        r.vm("vm-2")
+        rc, out, err = ctl(r.bus, "-q", "profile", "set", "gold", "vm-2", "--runtime")
+        check(rc == 0 and out == "" and err == "", "-q profile set: silent: %r %r" % (out, err))
+        rc, out, err = ctl(r.bus, "--quiet", "profile", "reset", "vm-2", "--runtime")
+        check(rc == 0 and out == "" and err == "", "--quiet profile reset: silent: %r %r" % (out, err))
+        # Errors stay, in one line; -v adds what they were made from.
+        fails(r.bus, ["-q", "show", "no-such-vm"], r"^pmufilterctl: Failed to look up VM no-such-vm: No VM")
+        rc, out, err = ctl(r.bus, "-v", "show", "no-such-vm")
+        lines = err.splitlines()
+        check(rc == 1 and len(lines) == 2 and lines[0].endswith("see pmufilterctl list)"),
+              "-v: the message first: %r" % err)
+        check(len(lines) == 2 and lines[1].startswith("pmufilterctl: (D-Bus error org.pmufilterd1.NoSuchVM: ")
+              and "see ListVMs" in lines[1], "-v: the raw error on the second line: %r" % err)
+        rc, out, err = ctl(r.bus, "--verbose", "show", "vm-1")
+        check(rc == 0 and err == "", "-v with no error: nothing more")
+        # monitor -q: no first line.
+        proc = subprocess.Popen([CTL, "--bus-address=" + r.bus.address, "-q", "monitor"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lines = Lines(proc.stdout)
+            deadline = time.time() + 20
+            while not any("filter applied" in l for l in lines.lines):
+                check(time.time() < deadline, "monitor -q printed no 'filter applied'")
+                ok(r.bus, "reapply", "vm-1")
+                time.sleep(0.2)
+            check(not any(l.startswith("Monitoring") for l in lines.lines), "-q: no header: %r" % lines.lines)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+
+
+def test_profile_set_says_what_the_kernel_answered():
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        b = r.vm("vm-2")
+        c = r.vm("vm-3")
+        check(ok(r.bus, "profile", "set", "gold", "vm-2", "--runtime") == "VM vm-2: profile gold applied\n",
+              "one line per VM, on stdout")
+        out = ok(r.bus, "profile", "set", "gold", "vm-2", "vm-3", "--runtime")
+        check(re.fullmatch(r"VM vm-2: profile gold (applied|in force, its filter unchanged)\n"
+                           r"VM vm-3: profile gold applied\n", out), "each VM, in order: %r" % out)
+        check(ok(r.bus, "profile", "reset", "vm-2", "vm-3", "--runtime") ==
+              "VM vm-2: profile minimal (from default) applied\nVM vm-3: profile minimal (from default) applied\n",
+              "reset: what the VM got, from where")
+        # The kernel refuses: a line on stderr saying so, exit 1.
+        b.force_errno = errno.EINVAL
+        rc, out, err = ctl(r.bus, "profile", "set", "gold", "vm-2", "vm-3", "--runtime")
+        check(rc == 1 and out == "VM vm-3: profile gold applied\n"
+              and err == "pmufilterctl: VM vm-2: profile gold failed: the kernel refused the filter: Invalid argument\n",
+              "refused: %d %r %r" % (rc, out, err))
+        rc, out, err = ctl(r.bus, "-v", "profile", "set", "minimal", "vm-2", "--runtime")
+        check(rc == 1 and len(err.splitlines()) == 3 and "(LastError: KVM_SET_PMU_EVENT_FILTER failed: " in err
+              and "(D-Bus error org.pmufilterd1.ApplyFailed: " in err, "-v: the daemon's words below: %r" % err)
+        b.force_errno = None
+        ok(r.bus, "profile", "reset", "vm-2", "vm-3", "--runtime")
+        # The default profile: one line for each VM that follows it (and
+        # that it changed); vm-1's rule wins, so no line for it.
+        out = ok(r.bus, "profile", "set", "gold", "--runtime")
+        # (The host's other VMs follow the default too.)
+        ours = sorted(l for l in out.splitlines() if l.startswith(("VM %s " % b.id, "VM %s " % c.id)))
+        check(ours == ["VM %s (vm-2): profile gold applied" % b.id, "VM %s (vm-3): profile gold applied" % c.id],
+              "default: a line per VM following it: %r" % out)
+        check(ok(r.bus, "-q", "profile", "set", "minimal", "--runtime") == "", "-q: none")
+
+
+def test_errors_name_the_cause():
+    """Errors a person can act on: root for changes, the VMM that did not
+    answer, the command to list VMs; the raw words with -v only."""
+    need_nobody_ctl()
+    with Running() as r:
+        a = r.vm("vm-1")
+        # Refused by the bus's policy, whose message lists its match rules.
+        rc, out, err = ctl_as_nobody(r.bus, "profile", "set", "gold", "vm-1")
+        check(rc == 1 and err == "pmufilterctl: Failed to set profile of VM vm-1: Permission denied: "
+              "changing profiles needs root\n", "non-root: %d %r" % (rc, err))
+        rc, out, err = ctl_as_nobody(r.bus, "-v", "profile", "set", "gold")
+        lines = err.splitlines()
+        check(rc == 1 and len(lines) == 2 and lines[0].endswith("Permission denied: changing profiles needs root")
+              and "org.freedesktop.DBus.Error.AccessDenied: Rejected send message" in lines[1],
+              "-v: the bus's own words second: %r" % err)
+        for args, change in ((["reload"], "reloading the policy"), (["reapply"], "reapplying filters")):
+            rc, out, err = ctl_as_nobody(r.bus, *args)
+            check(rc == 1 and err.count("\n") == 1 and err.endswith("Permission denied: %s needs root\n" % change),
+                  "non-root %s: %r" % (args, err))
+        # A VMM that does not answer in time (attach_timeout_ms is 1.5 s).
+        a.delay = 2.5
+        rc, out, err = ctl(r.bus, "profile", "set", "gold", "vm-1", "--runtime")
+        check(rc == 1 and err == "pmufilterctl: VM vm-1: profile gold failed: the VMM of VM %s did not answer in "
+              "time\n" % a.id, "timeout: %d %r" % (rc, err))
+        check(field(ok(r.bus, "show", "vm-1"), "Last error") == "the VMM of VM %s did not answer in time" % a.id,
+              "show says it so too")
+        check(re.match(r"no APPLIED for SERIAL=\d+ in time$", json.loads(ok(r.bus, "show", "vm-1", "--json"))["last_error"]),
+              "JSON keeps the daemon's words")
+        out = ok(r.bus, "-v", "show", "vm-1")
+        check(re.search(r"^Last error: +the VMM .*\n +no APPLIED for SERIAL=\d+ in time$", out, re.M),
+              "-v: the daemon's words below:\n" + out)
+        fails(r.bus, ["reapply", "no-such-vm"], r"see pmufilterctl list\)$")
+
+    # Not root, no daemon: /dev/kvm is what stops the probe, not the kernel.
+    if subprocess.run(NOBODY + ["test", "-w", "/dev/kvm"]).returncode == 0:
+        print("user nobody may open /dev/kvm here: the refusal is not tested")
+        return
+    with SystemBus() as bus:
+        rc, out, err = ctl_as_nobody(bus, "status")
+        check(rc == 1 and field(out, "Event filter") == "unknown: /dev/kvm: Permission denied (root or group kvm "
+              "can probe it)" and "NOT SUPPORTED" not in out, "non-root status names the cause:\n" + out)
+        j = json.loads(ctl_as_nobody(bus, "status", "--json")[1])
+        check(j["filter_supported"] is None and j["max_events"] is None and j["kernel"] == "/dev/kvm: Permission denied",
+              "JSON: not known, null: %r" % j)
+
+
+def need_nobody_ctl():
+    harness.need(CTL, "pmufilterctl")
+    if shutil.which("setpriv") is None:
+        raise harness.Skip("setpriv is not installed")
+    if subprocess.run(NOBODY + [CTL, "--version"], capture_output=True).returncode != 0:
+        raise harness.Skip("user nobody cannot run %s (a directory above it is closed)" % CTL)
+
+
+def ctl_as_nobody(bus, *args):
+    p = subprocess.run(NOBODY + [CTL, "--bus-address=" + bus.address] + list(args), capture_output=True,
+                       text=True, timeout=90)
+    return p.returncode, p.stdout, p.stderr
 
 
 def complete(bus, *words):
@@ -570,6 +1261,86 @@ def test_bash_completion():
         check(complete(r.bus, "profile", "set", "") == {"minimal", "gold", "deny-shared"}, "profile names")
         check(complete(r.bus, "profile", "set", "gold", "v") == {"vm-1"}, "VMs after the profile")
         check(complete(r.bus, "profile", "show", "de") == {"deny-shared"}, "a profile by prefix")
+        check({"vm-1", a.id} <= complete(r.bus, "show", "vm-1", ""), "show takes several VMs")
+        check({"vm-1", a.id} <= complete(r.bus, "list", ""), "list's patterns: VM names and ids")
+        check({"--json=", "--state=", "--full", "--quiet", "--verbose", "--no-pager"} <= complete(r.bus, "--"),
+              "the new options")
+        # Readline replaces what follows the '=': the values alone.
+        check(complete(r.bus, "--json=") == {"pretty", "short", "off"}, "--json= modes")
+        check(complete(r.bus, "list", "--state=filtered,un") == {"filtered,unmanaged"}, "--state= states")
+        check({"status", "show", "profile", "help"} <= complete(r.bus, "help", ""), "help VERB")
+        check(complete(r.bus, "help", "profile", "") == {"list", "show", "set", "reset"}, "help profile VERB")
+
+
+# Print what zsh's completion system offers for a command line: an
+# interactive zsh in a zpty, with compadd caught.
+ZSH_CAPTURE = r"""
+zmodload zsh/zpty || exit 77
+fdir=$1 line=$2 init=$3
+cat >$init <<INIT
+PS1= PROMPT= RPROMPT=
+unsetopt zle_bracketed_paste 2>/dev/null
+fpath=($fdir \$fpath)
+autoload -Uz compinit && compinit -u -D
+zstyle ':completion:*' insert-tab false
+compadd() {
+        local -a m
+        if (( \${@[(I)-[OAD]]} )); then
+                builtin compadd "\$@"
+                return
+        fi
+        builtin compadd -O m "\$@"
+        print -rl -- '' \${m/#/MATCH:}
+}
+_capture_done() { print -r -- CAPTURE-DONE; exit }
+comppostfuncs=( _capture_done )
+print -r -- CAPTURE-READY
+INIT
+zpty z zsh -f -i
+zpty -w z "source $init"
+zpty -r z out '*CAPTURE-READY*'
+zpty -w -n z "$line"$'\t'
+zpty -r z out '*CAPTURE-DONE*'
+print -r -- ${out//$'\r'/}
+zpty -d z
+"""
+
+
+def zsh_complete(bus, *words):
+    """What the zsh completion offers for the last (partial) word."""
+    line = " ".join(["pmufilterctl", "--bus-address=" + bus.address] + list(words))
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "capture.zsh")
+        with open(script, "w") as f:
+            f.write(ZSH_CAPTURE)
+        env = dict(os.environ, PATH=os.path.dirname(CTL) + ":" + os.environ["PATH"])
+        p = subprocess.run(["zsh", "-f", script, SRC_ZSH_COMPLETION, line, os.path.join(tmp, "init.zsh")],
+                           capture_output=True, text=True, timeout=60, env=env)
+    if p.returncode == 77:
+        raise harness.Skip("zsh has no zsh/zpty module")
+    check(p.returncode == 0 and "CAPTURE-DONE" in p.stdout, "zsh completion of %r failed: %r %r" % (line, p.stdout, p.stderr))
+    return set(re.findall(r"^MATCH:(\S+)$", p.stdout, re.M))
+
+
+def test_zsh_completion():
+    """zsh loads _pmufilterctl and completes as bash does, from the daemon."""
+    if not shutil.which("zsh"):
+        raise harness.Skip("zsh is not installed (tools/install-deps.sh installs it)")
+    harness.need(os.path.join(SRC_ZSH_COMPLETION, "_pmufilterctl"), "the zsh completion")
+    p = subprocess.run(["zsh", "-n", os.path.join(SRC_ZSH_COMPLETION, "_pmufilterctl")], capture_output=True, text=True)
+    check(p.returncode == 0, "zsh -n: %s" % p.stderr)
+    with Running() as r:
+        a = r.vm("vm-1", tier="gold")
+        check({"status", "list", "show", "profile", "reload", "reapply", "monitor", "check", "compile", "events",
+               "help"} == zsh_complete(r.bus, ""), "verbs offered")
+        check(zsh_complete(r.bus, "profile", "") == {"list", "show", "set", "reset"}, "profile commands")
+        check({"vm-1", a.id} <= zsh_complete(r.bus, "show", ""), "VM names and ids from the daemon")
+        check({"vm-1", a.id} <= zsh_complete(r.bus, "show", "vm-1", ""), "show takes several VMs")
+        check(zsh_complete(r.bus, "profile", "set", "") == {"minimal", "gold", "deny-shared"}, "profile names")
+        check(zsh_complete(r.bus, "profile", "set", "gold", "v") == {"vm-1"}, "VMs after the profile")
+        check({"--json", "--state", "--full", "--quiet", "--verbose", "--no-pager", "--runtime"}
+              <= zsh_complete(r.bus, "--"), "options")
+        check(zsh_complete(r.bus, "--json=") == {"pretty", "short", "off"}, "--json= modes")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,10 @@ def test_fd_exhaustion_neither_spins_nor_floods_the_log():
             time.sleep(0.5)
             before, lines = cpu_seconds(d.proc.pid), len(d.lines)
             time.sleep(2)
-            spent, logged = cpu_seconds(d.proc.pid) - before, len(d.lines) - lines
+            spent = cpu_seconds(d.proc.pid) - before
+            # Lines of the episode: VMs of other tests on the host, which
+            # this daemon sees and calls unmanaged, add their own lines.
+            logged = sum("Too many open files" in l or "accept" in l for l in d.lines[lines:])
             print("RESULT: out of fds for 2 s: %.3f s of the daemon's CPU, %d log lines" % (spent, logged))
             check(spent < 0.2, "the daemon spins out of fds: %.2f s of CPU in 2 s" % spent)
             check(logged < 10, "the daemon floods the log out of fds: %d lines in 2 s" % logged)
