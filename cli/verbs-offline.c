@@ -80,13 +80,17 @@ static void diags_print_unique(const struct diags *d, size_t *ret_errors, size_t
 }
 
 /* files: explicit FILEs (main file first), or NULL for the daemon's own
- * lookup (--config, or the default file and conf.d). */
-static int policy_get(const struct ctl_options *o, char **files, struct policy **ret,
+ * lookup (--config, or the default file and conf.d).  partial: on errors
+ * *ret is still what loaded (check), never a policy to use. */
+static int policy_get(const struct ctl_options *o, char **files, bool partial, struct policy **ret,
                       struct diags *d) {
         const char *what = files ? files[0] : o->config ? o->config : POLICY_DEFAULT_CONFIG;
         int r;
 
-        r = files ? policy_load_paths(files, ret, d) : policy_load_files(o->config, ret, d);
+        if (partial)
+                r = files ? policy_check_paths(files, ret, d) : policy_check_files(o->config, ret, d);
+        else
+                r = files ? policy_load_paths(files, ret, d) : policy_load_files(o->config, ret, d);
         if (r < 0 && d->n_errors == 0)
                 return log_error_errno(r, "Failed to load %s: %m", what);
         return r;
@@ -105,6 +109,7 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
         size_t n_errors, n_warnings;
         struct host_pmu pmu;
         struct kvm_support k;
+        bool loaded;
         int r;
 
         if (argc > 1 && o->config) {
@@ -116,8 +121,13 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return r;
 
-        r = policy_get(o, argc > 1 ? argv + 1 : NULL, &p, &d);
-        if (r >= 0) {
+        /* Even after errors, what loaded is compiled: every mistake is
+         * reported in one run.  But only the sound profiles, since what the
+         * compiler would say of the others follows from an error already
+         * reported (a broken profile, a missing parent, no tier). */
+        r = policy_get(o, argc > 1 ? argv + 1 : NULL, true, &p, &d);
+        loaded = r >= 0;
+        if (p) {
                 /* Loading knows names only; compiling for the PMU finds the
                  * unknown ones, with their file:line:column. */
                 kvm_support_get(&k);
@@ -125,6 +135,9 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
                         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
                         const char *name = p->profiles[i].name;
                         size_t n_before = d.n_errors;
+
+                        if (!profile_is_sound(p, &p->profiles[i]))
+                                continue;
 
                         r = filter_compile(p, name, &pmu, &k, &f, &d);
                         if (r < 0 && d.n_errors == n_before)
@@ -139,7 +152,11 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
         diags_print_unique(&d, &n_errors, &n_warnings);
 
         /* One summary line on stdout, also on failure; the reasons are above,
-         * on stderr. */
+         * on stderr.  A policy that failed to load is not counted. */
+        if (!loaded) {
+                policy_free(p);
+                p = NULL;
+        }
         if (p)
                 printf("%s: %s, %s", what, plural(b1, sizeof b1, p->n_profiles, "profile"),
                        plural(b2, sizeof b2, p->n_rules, "rule"));
@@ -318,7 +335,7 @@ int verb_compile(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return r;
 
-        r = policy_get(o, NULL, &p, &d);
+        r = policy_get(o, NULL, false, &p, &d);
         if (r >= 0 && !policy_find_profile(p, name)) {
                 diags_print_unique(&d, NULL, NULL);
                 unknown_profile(p, name);

@@ -46,6 +46,10 @@ int diags_addv(struct diags *d, enum diag_level level, const struct srcloc *loc,
 #define diags_error(d, loc, ...) diags_add((d), DIAG_ERROR, (loc), __VA_ARGS__)
 #define diags_warning(d, loc, ...) diags_add((d), DIAG_WARNING, (loc), __VA_ARGS__)
 
+/* Put the entries from index `from` on in the order of their place in one
+ * file (line, then column; stable), as a reader goes through it. */
+void diags_sort_by_place(struct diags *d, size_t from);
+
 /* "file:line:column: error: message\n" for each entry. */
 void diags_print(const struct diags *d, FILE *f);
 /* The first error formatted as above (without newline), or NULL.  Caller frees. */

@@ -32,7 +32,9 @@ static bool yaml_empty(const char *buf, size_t len) {
 
 /* is_main: the policy file itself, not a conf.d fragment: it must say
  * something, since a zero-byte or comment-only file read as "no profiles,
- * default settings" would loosen everything without a word. */
+ * default settings" would loosen everything without a word.  A file that
+ * cannot be read or parsed leaves the policy incomplete: what it defined
+ * is unknown. */
 static int load_one(struct policy *p, const char *path, bool is_main, struct diags *d) {
         _cleanup_free_ char *buf = NULL;
         struct srcloc loc = { .file = path };
@@ -40,12 +42,16 @@ static int load_one(struct policy *p, const char *path, bool is_main, struct dia
         int r;
 
         r = read_file_bounded(path, POLICY_FILE_MAX, 0, &buf, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                p->incomplete = true;
         if (r == -EFBIG)
                 return diags_error(d, &loc, "cannot read policy file: larger than %u bytes", POLICY_FILE_MAX);
         if (r == -EBADFD)
                 return diags_error(d, &loc, "cannot read policy file: expected a regular file");
         if (r < 0) {
-                (void) diags_error(d, &loc, "cannot read policy file: %s", strerror(-r));
+                r = diags_error(d, &loc, "cannot read policy file: %s", strerror(-r)) == -ENOMEM ? -ENOMEM : r;
                 return r;
         }
         if (is_main && yaml_empty(buf, len)) {
@@ -56,12 +62,16 @@ static int load_one(struct policy *p, const char *path, bool is_main, struct dia
         return policy_load_buffer(p, path, buf, len, d);
 }
 
-int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
+/* Every file, each loaded as far as it goes (an error in one does not stop
+ * the next: all are reported at once), then the references between them.
+ * *ret is what loaded, also on -EINVAL; NULL on -ENOMEM. */
+static int load_paths(char **paths, struct policy **ret, struct diags *d) {
         _cleanup_(policy_freep) struct policy *p = NULL;
-        int r;
+        int r, failed = 0;
 
         assert(ret);
 
+        *ret = NULL;
         if (strv_length(paths) == 0)
                 return diags_error(d, NULL, "no policy file given");
         r = policy_new(&p);
@@ -69,14 +79,35 @@ int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
                 return r;
         for (char **i = paths; *i; i++) {
                 r = load_one(p, *i, i == paths, d);
-                if (r < 0)
+                if (r == -ENOMEM)
                         return r;
+                if (r < 0)
+                        failed = r;
         }
         r = policy_validate(p, d);
+        if (r == -ENOMEM)
+                return r;
+        *ret = TAKE_PTR(p);
+        return failed < 0 ? failed : r;
+}
+
+int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        int r;
+
+        assert(ret);
+
+        r = load_paths(paths, &p, d);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+int policy_check_paths(char **paths, struct policy **ret, struct diags *d) {
+        assert(ret);
+
+        return load_paths(paths, ret, d);
 }
 
 static int compare_strings(const void *a, const void *b) {
@@ -135,11 +166,11 @@ static int list_fragments(const char *dir, char ***paths) {
         return 0;
 }
 
-int policy_load_files(const char *config, struct policy **ret, struct diags *d) {
+/* The main file (config, or the default and the conf.d fragments) as a
+ * list of paths. */
+static int config_paths(const char *config, char ***ret, struct diags *d) {
         _cleanup_strv_free_ char **paths = NULL;
         int r;
-
-        assert(ret);
 
         r = strv_extend(&paths, config ?: POLICY_DEFAULT_CONFIG);
         if (r < 0)
@@ -153,5 +184,31 @@ int policy_load_files(const char *config, struct policy **ret, struct diags *d) 
                         return r;
                 }
         }
+        *ret = TAKE_PTR(paths);
+        return 0;
+}
+
+int policy_load_files(const char *config, struct policy **ret, struct diags *d) {
+        _cleanup_strv_free_ char **paths = NULL;
+        int r;
+
+        assert(ret);
+
+        r = config_paths(config, &paths, d);
+        if (r < 0)
+                return r;
         return policy_load_paths(paths, ret, d);
+}
+
+int policy_check_files(const char *config, struct policy **ret, struct diags *d) {
+        _cleanup_strv_free_ char **paths = NULL;
+        int r;
+
+        assert(ret);
+
+        *ret = NULL;
+        r = config_paths(config, &paths, d);
+        if (r < 0)
+                return r;
+        return policy_check_paths(paths, ret, d);
 }

@@ -71,6 +71,9 @@ struct profile {
         enum pmu_mode pmu;
         struct srcloc pmu_loc;
         const char *source_file;        /* file that defined it (owned by policy) */
+        bool broken;                    /* its definition had an error: kept so that
+                                         * references to it resolve, never compiled
+                                         * (only in a policy that failed to load) */
 };
 
 /* One `key: glob` pair of a rule's match.  key is one of the match keys of
@@ -88,6 +91,9 @@ struct rule {
         char *profile;
         struct srcloc loc;              /* of the rule's list item */
         struct srcloc profile_loc;
+        bool broken;                    /* an error in it: its match is not what was
+                                         * meant, profile may be NULL (only in a
+                                         * policy that failed to load) */
 };
 
 enum adopt_mode {
@@ -117,6 +123,9 @@ struct policy {
         struct rule *rules;             /* in order: first match wins */
         size_t n_rules, allocated_rules;
         char **files;                   /* files loaded, in order (strv) */
+        bool incomplete;                /* a file or section failed to load, so a
+                                         * profile definition may be missing: an
+                                         * undefined profile is not reported */
 };
 
 #define POLICY_DEFAULT_SOCKET "/run/pmufilterd/vmm.sock"
@@ -130,6 +139,8 @@ void policy_free(struct policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy *, policy_free)
 
 struct profile *policy_find_profile(const struct policy *p, const char *name);
+/* Free what prof owns, not prof: for one that never joined a policy. */
+void profile_done(struct profile *prof);
 const char *tier_to_string(enum tier t);
 
 /*
@@ -137,8 +148,12 @@ const char *tier_to_string(enum tier t);
  * diagnostics and recorded in p->files.  Later documents override settings
  * keys; profiles and rules accumulate (a profile defined twice is an error
  * naming both places).  Unknown keys are errors.  Returns 0, or -EINVAL with
- * at least one error in d, or -ENOMEM.  On error p may hold part of the
- * document: callers load into a fresh policy and discard it on failure.
+ * at least one error in d, or -ENOMEM.  After an error it goes on where the
+ * rest of the document can still be checked, so that every mistake is
+ * reported at once (the rules are in policy-load.c); p then holds what
+ * loaded, broken definitions marked (profile.broken, rule.broken,
+ * policy.incomplete).  Callers load into a fresh policy and discard it on
+ * failure: a policy that had an error is never used.
  */
 int policy_load_buffer(struct policy *p, const char *filename,
                        const char *buf, size_t len, struct diags *d);
@@ -159,6 +174,16 @@ int policy_load_files(const char *config, struct policy **ret, struct diags *d);
 int policy_load_paths(char **paths, struct policy **ret, struct diags *d);
 
 /*
+ * For `pmufilterctl check` only: as policy_load_files() and
+ * policy_load_paths(), but on -EINVAL *ret is set too, to what loaded, so
+ * that the profiles that are sound (profile_is_sound()) can still be
+ * compiled and their mistakes reported in the same run.  Such a policy is
+ * never to be applied.  -ENOMEM (and nothing loaded at all) leave *ret NULL.
+ */
+int policy_check_files(const char *config, struct policy **ret, struct diags *d);
+int policy_check_paths(char **paths, struct policy **ret, struct diags *d);
+
+/*
  * Check references: extends targets exist and have no cycle, every profile
  * resolves to a tier, rule profiles and settings.default_profile exist, match
  * keys are known.  Warnings for lint (a trusted-tier profile reachable by a
@@ -175,6 +200,13 @@ int policy_validate(const struct policy *p, struct diags *d);
  * systemd. */
 bool match_key_is_valid(const char *key);
 bool match_key_is_claimed(const char *key);
+
+/* Does prof stand on its own merits: it loaded without error, every profile
+ * it extends exists and loaded without error, the chain has no cycle, and it
+ * resolves to a tier?  Every profile of a policy that loaded and validated
+ * is.  Only a sound profile is compiled or linted after errors, since what
+ * is said of any other would be caused by an error already reported. */
+bool profile_is_sound(const struct policy *p, const struct profile *prof);
 
 /* Resolve inheritance: the effective tier, fixed mode, pmu mode of a profile
  * (walking extends).  Assumes policy_validate() passed.  A profile with

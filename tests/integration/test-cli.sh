@@ -208,6 +208,45 @@ check "rule naming an unknown profile: exit 1, file:line:column" \
         '[ $rc -eq 1 ] && grep -Eq "^$tmp/bad-rule.yaml:8:[0-9]+: error: .*nope" <<<"$err"' \
         "expected exit 1 and '$tmp/bad-rule.yaml:8:N: error: ...nope...'"
 
+# Three mistakes of three kinds, planted in one file: one run reports all
+# three, each at its place, in the order of the file, and nothing they
+# cause (the rule naming the broken profile, its child's tier).
+cat >"$tmp/three.yaml" <<'EOF'
+version: 1
+settings:
+  attach_timeout_ms: 0
+profiles:
+  a:
+    tier: tennant
+    events: [ instructions ]
+  b:
+    extends: a
+  c:
+    tier: tenant
+    event: [ cycles ]
+rules:
+  - match: { uid: "0" }
+    profile: a
+EOF
+run check "$tmp/three.yaml"
+check "three planted mistakes: three errors in one run, each at its place" \
+        '[ $rc -eq 1 ] && [ "$err" = "$tmp/three.yaml:3:22: error: attach_timeout_ms: expected an integer 1-3600000, got '"'"'0'"'"'
+$tmp/three.yaml:6:11: error: tier: expected tenant or trusted, got '"'"'tennant'"'"'
+$tmp/three.yaml:12:5: error: profile: unknown key '"'"'event'"'"' (expected description, tier, extends, events, optional, fixed_counters, pmu or acknowledge_shared); did you mean '"'"'events'"'"'?" ]' \
+        "expected exactly the three errors at 3:22, 6:11 and 12:5, and exit 1"
+check "three planted mistakes: the summary counts three" \
+        '[ "$out" = "$tmp/three.yaml: 3 errors, 0 warnings: FAILED" ]' "expected '$tmp/three.yaml: 3 errors, 0 warnings: FAILED'"
+
+# A mistake in each of two files: both reported; the fragment's rule names
+# a profile the broken main file may have defined, and is not called
+# undefined.
+printf 'profiles:\n  a: { tier: tenant\n' >"$tmp/broken-main.yaml"
+printf 'rules:\n  - { match: { uid: "0" }, profile: a }\n  - { match: {}, profle: a }\n' >"$tmp/broken-frag.yaml"
+run check "$tmp/broken-main.yaml" "$tmp/broken-frag.yaml"
+check "a mistake in each of two files: both, in one run" \
+        '[ $rc -eq 1 ] && [ "$(stderr_lines)" -eq 2 ] && grep -q "^$tmp/broken-main.yaml:3:1: error: YAML: " <<<"$err" && grep -q "^$tmp/broken-frag.yaml:3:18: error: rule: unknown key .profle." <<<"$err"' \
+        "expected a YAML error in broken-main.yaml and the unknown key at broken-frag.yaml:3:18, nothing else"
+
 run check "$tmp/does-not-exist.yaml"
 check "missing file: exit 1, names it" '[ $rc -eq 1 ] && grep -q "does-not-exist.yaml" <<<"$err"' \
         "expected exit 1 and the file named on stderr"
