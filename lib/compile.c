@@ -170,10 +170,15 @@ static int resolve_spec(struct compile_ctx *c, const struct event_spec *e, uint6
         case EVENT_NAME:
                 r = event_resolve(c->pmu, e->name, &word);
                 if (r == -ENOENT) {
+                        _cleanup_free_ char *best = NULL;
+
                         if (e->optional)
                                 return 0;
-                        return diags_error(c->d, &e->loc, "unknown event '%s' for PMU %s",
-                                           e->name, c->pmu->name);
+                        if (c->d && event_suggest(c->pmu, e->name, &best) < 0)
+                                return -ENOMEM;
+                        return diags_error(c->d, &e->loc, "unknown event '%s' for PMU %s%s%s%s",
+                                           e->name, c->pmu->name, best ? "; did you mean '" : "",
+                                           strempty(best), best ? "'?" : "");
                 }
                 if (r == -EINVAL)
                         return diags_error(c->d, &e->loc,

@@ -247,6 +247,26 @@ check "a mistake in each of two files: both, in one run" \
         '[ $rc -eq 1 ] && [ "$(stderr_lines)" -eq 2 ] && grep -q "^$tmp/broken-main.yaml:3:1: error: YAML: " <<<"$err" && grep -q "^$tmp/broken-frag.yaml:3:18: error: rule: unknown key .profle." <<<"$err"' \
         "expected a YAML error in broken-main.yaml and the unknown key at broken-frag.yaml:3:18, nothing else"
 
+# An unknown event name, with the closest name of the PMU in force; and a
+# schema error elsewhere does not keep it from being found.
+cat >"$tmp/typo-event.yaml" <<'EOF'
+version: 1
+profiles:
+  a:
+    tier: tenant
+    events:
+      - instructions
+      - cylces
+  b:
+    tier: trusted
+    evnets: [ branches ]
+EOF
+run --pmu intel check "$tmp/typo-event.yaml"
+check "unknown event: did you mean the closest name, in the same run as a schema error" \
+        '[ $rc -eq 1 ] && [ "$err" = "$tmp/typo-event.yaml:10:5: error: profile: unknown key '"'"'evnets'"'"' (expected description, tier, extends, events, optional, fixed_counters, pmu or acknowledge_shared); did you mean '"'"'events'"'"'?
+$tmp/typo-event.yaml:7:9: error: unknown event '"'"'cylces'"'"' for PMU intel; did you mean '"'"'cycles'"'"'?" ]' \
+        "expected the unknown key at 10:5 and 'cylces' at 7:9 with their suggestions"
+
 run check "$tmp/does-not-exist.yaml"
 check "missing file: exit 1, names it" '[ $rc -eq 1 ] && grep -q "does-not-exist.yaml" <<<"$err"' \
         "expected exit 1 and the file named on stderr"

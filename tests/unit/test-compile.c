@@ -394,6 +394,11 @@ static void test_names(void **state) {
         pr.events = bad;
         pr.n_events = 1;
         expect_error(&pr, &intel, &kvm_new, "t.yaml:4:7: error: unknown event 'no-such-event-xyz' for PMU intel");
+
+        /* with the closest name of the PMU, where one is close */
+        bad[0].name = (char *) "brnch-misses";
+        expect_error(&pr, &intel, &kvm_new,
+                     "t.yaml:4:7: error: unknown event 'brnch-misses' for PMU intel; did you mean 'branch-misses'?");
 }
 
 static struct compiled_filter cf(uint32_t action, uint32_t flags, uint64_t *w, uint32_t n) {
