@@ -85,9 +85,12 @@ static char *spec_spelling(const struct event_spec *e) {
         char *s = NULL;
         int r = -1;
 
+        /* Names, and perf's spellings of the other forms, as written. */
+        if (e->name)
+                return strdup(e->name);
         switch (e->kind) {
         case EVENT_NAME:
-                return strdup(e->name);
+                return NULL;
         case EVENT_RAW:
                 r = asprintf(&s, "0x%04" PRIx64, e->raw);
                 break;

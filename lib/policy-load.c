@@ -249,8 +249,157 @@ static int load_event_mapping(struct loader *l, struct event_spec *e, const stru
                 collect(&ret, ynode_get_bool(l->d, f[EXCLUDE].value, "exclude", &e->exclude));
         return ret;
 }
+/* perf's raw event, "r" and the hex digits of the event-select register
+ * (perf-list(1), RAW HARDWARE EVENT DESCRIPTOR): no name has that shape. */
+static bool is_perf_raw(const char *s) {
+        return s[0] == 'r' && s[1] && strspn(s + 1, "0123456789abcdefABCDEF") == strlen(s + 1);
+}
+
+/* perf's PMU/term=value,.../ form: a lower-case PMU name, then a slash. */
+static bool is_perf_pmu_event(const char *s) {
+        size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+        return n > 0 && s[n] == '/';
+}
+
+/* What the bits outside select and unit mask are, in the terms of the
+ * event-select register (and of perf's format, where it names them). */
+static char *stray_bits_describe(uint64_t stray) {
+        static const struct {
+                uint64_t bits;
+                const char *name;
+        } fields[] = {
+                { UINT64_C(1) << 16, "usr (bit 16)" },
+                { UINT64_C(1) << 17, "os (bit 17)" },
+                { UINT64_C(1) << 18, "edge (bit 18)" },
+                { UINT64_C(1) << 19, "pc (bit 19)" },
+                { UINT64_C(1) << 20, "int (bit 20)" },
+                { UINT64_C(1) << 21, "any (bit 21)" },
+                { UINT64_C(1) << 22, "en (bit 22)" },
+                { UINT64_C(1) << 23, "inv (bit 23)" },
+                { UINT64_C(0xff) << 24, "cmask (bits 24-31)" },
+                { ~UINT64_C(0) << 36, "bits 36-63" },
+        };
+        char *s = NULL;
+        size_t size = 0, n = 0;
+        FILE *f = open_memstream(&s, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if (stray & fields[i].bits)
+                        fprintf(f, "%s%s", n++ > 0 ? ", " : "", fields[i].name);
+        if (fclose(f) != 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+static int load_perf_raw(struct loader *l, struct event_spec *e, const struct ynode *n) {
+        _cleanup_free_ char *fields = NULL;
+        char buf[64];
+        uint64_t v;
+
+        /* r412e is the 0x412e of the event-select register: the same word
+         * as the number form, AMD's select bits 35:32 included. */
+        if (strlen(n->value + 1) > 16)
+                return diags_error(l->d, &n->loc, "event: raw event %s does not fit in 64 bits",
+                                   ynode_describe(n, buf));
+        v = strtoull(n->value + 1, NULL, 16);
+        if (v & ~RAW_EVENT_BITS) {
+                fields = stray_bits_describe(v & ~RAW_EVENT_BITS);
+                if (!fields)
+                        return -ENOMEM;
+                return diags_error(l->d, &n->loc,
+                                   "event: raw event %s sets %s, which KVM's filter does not compare "
+                                   "(only the event select and unit mask: bits 0-15 and 32-35)",
+                                   ynode_describe(n, buf), fields);
+        }
+        e->kind = EVENT_RAW;
+        e->raw = v;
+        e->name = strdup(n->value);             /* the spelling, for messages */
+        return e->name ? 0 : -ENOMEM;
+}
+
+#define PERF_PMU_EXPECTED "cpu/event=N,umask=N/"
+
+/* cpu/event=0x2e,umask=0x41/ (perf-list(1), "PMU events"): the terms KVM's
+ * filter compares, event= (the select, 12 bits on AMD) and umask=; name=
+ * names it for perf, and means nothing here.  Every other term (edge, inv,
+ * cmask, any, ...) changes what is counted in ways the filter cannot see:
+ * an error, never silently dropped. */
+static int load_perf_pmu_event(struct loader *l, struct event_spec *e, const struct ynode *n) {
+        _cleanup_free_ char *body = NULL;
+        const char *s = n->value, *slash = strchr(s, '/');
+        bool have_event = false, have_umask = false;
+        char buf[64], *state = NULL;
+        size_t len = strlen(s);
+
+        if ((size_t) (slash - s) != 3 || strncmp(s, "cpu", 3) != 0)
+                return diags_error(l->d, &n->loc,
+                                   "event: expected the core PMU, " PERF_PMU_EXPECTED ", got %s: "
+                                   "KVM filters the events of the core PMU only", ynode_describe(n, buf));
+        if (len < 5 || s[len - 1] != '/' || strchr(slash + 1, '/') != s + len - 1)
+                return diags_error(l->d, &n->loc, "event: expected " PERF_PMU_EXPECTED " (ending in '/'), got %s",
+                                   ynode_describe(n, buf));
+        body = strndup(slash + 1, len - 5);
+        if (!body)
+                return -ENOMEM;
+        if (body[0] == ',' || (body[0] && body[strlen(body) - 1] == ',') || strstr(body, ",,"))
+                return diags_error(l->d, &n->loc, "event: expected " PERF_PMU_EXPECTED " (terms separated "
+                                   "by one ','), got %s", ynode_describe(n, buf));
+
+        for (char *term = strtok_r(body, ",", &state); term; term = strtok_r(NULL, ",", &state)) {
+                char *eq = strchr(term, '=');
+                const char *value = eq ? eq + 1 : NULL;
+                uint64_t v;
+
+                if (eq)
+                        *eq = '\0';
+                if (streq(term, "name")) {
+                        if (!value || !*value)
+                                return diags_error(l->d, &n->loc, "event: %s: expected name=NAME",
+                                                   ynode_describe(n, buf));
+                        continue;
+                }
+                if (!streq(term, "event") && !streq(term, "umask"))
+                        return diags_error(l->d, &n->loc,
+                                           "event: %s: term '%s' cannot be filtered: KVM's filter compares only "
+                                           "the event select (event=) and unit mask (umask=)",
+                                           ynode_describe(n, buf), term);
+                if (streq(term, "event") ? have_event : have_umask)
+                        return diags_error(l->d, &n->loc, "event: %s: term '%s' given twice",
+                                           ynode_describe(n, buf), term);
+                if (streq(term, "event")) {
+                        if (!value || ynode_parse_number(value, &v) < 0 || v > 0xfff)
+                                return diags_error(l->d, &n->loc,
+                                                   "event: %s: expected event=0-0xfff, got '%.20s'",
+                                                   ynode_describe(n, buf), strempty(value));
+                        e->select = (uint16_t) v;
+                        have_event = true;
+                } else {
+                        if (!value || ynode_parse_number(value, &v) < 0 || v > 0xff)
+                                return diags_error(l->d, &n->loc,
+                                                   "event: %s: expected umask=0-0xff, got '%.20s'",
+                                                   ynode_describe(n, buf), strempty(value));
+                        e->umask = (uint8_t) v;
+                        have_umask = true;
+                }
+        }
+        if (!have_event)
+                return diags_error(l->d, &n->loc, "event: expected " PERF_PMU_EXPECTED " with event=, got %s",
+                                   ynode_describe(n, buf));
+        /* Exactly { select, umask } (perf's umask defaults to 0 as well). */
+        e->kind = EVENT_SELECT_UMASK;
+        e->name = strdup(n->value);             /* the spelling, for messages */
+        return e->name ? 0 : -ENOMEM;
+}
+
 /* A plain scalar starting with a digit is a raw number (libpfm4 names and
- * perf aliases never start with one); any other scalar is a name. */
+ * perf aliases never start with one); r and hex digits is perf's raw
+ * spelling of the same number, and PMU/terms/ perf's term spelling; any
+ * other scalar is a name. */
 static int load_event_scalar(struct loader *l, struct event_spec *e, const struct ynode *n) {
         char buf[64];
         uint64_t v;
@@ -273,6 +422,10 @@ static int load_event_scalar(struct loader *l, struct event_spec *e, const struc
                 e->raw = v;
                 return 0;
         }
+        if (is_perf_raw(n->value))
+                return load_perf_raw(l, e, n);
+        if (is_perf_pmu_event(n->value))
+                return load_perf_pmu_event(l, e, n);
         if (!name_valid(n->value, "_:.-", EVENT_NAME_MAX))
                 return diags_error(l->d, &n->loc,
                                    "event: expected an event name (letters, digits, '_', ':', '.', '-'; "

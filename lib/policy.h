@@ -20,15 +20,19 @@ enum tier {
 
 enum event_kind {
         EVENT_NAME,             /* generic alias or libpfm4 name: resolved per PMU */
-        EVENT_RAW,              /* raw number: (umask << 8) | select, AMD select bits 35:32 */
-        EVENT_SELECT_UMASK,     /* { select: S, umask: U } */
+        EVENT_RAW,              /* raw number: (umask << 8) | select, AMD select bits 35:32;
+                                 * also perf's rNNN */
+        EVENT_SELECT_UMASK,     /* { select: S, umask: U }; also cpu/event=S,umask=U/ */
         EVENT_SELECT_ANY,       /* { select: S, umask: any }  -> masked entry, mask 0 */
         EVENT_MASKED,           /* { select: S, mask: M, match: V, exclude: B } */
 };
 
 struct event_spec {
         enum event_kind kind;
-        char *name;             /* EVENT_NAME: as written */
+        char *name;             /* EVENT_NAME: as written; EVENT_RAW and
+                                 * EVENT_SELECT_UMASK in perf's spellings (r412e,
+                                 * cpu/event=0x2e,umask=0x41/): those words, for
+                                 * messages; else NULL */
         uint64_t raw;           /* EVENT_RAW: as written */
         uint16_t select;        /* 12-bit event select (bits 11:8 are AMD's 35:32) */
         uint8_t umask;          /* EVENT_SELECT_UMASK */

@@ -267,6 +267,35 @@ check "unknown event: did you mean the closest name, in the same run as a schema
 $tmp/typo-event.yaml:7:9: error: unknown event '"'"'cylces'"'"' for PMU intel; did you mean '"'"'cycles'"'"'?" ]' \
         "expected the unknown key at 10:5 and 'cylces' at 7:9 with their suggestions"
 
+# perf's spellings: r412e and cpu/event=...,umask=.../ compile to the words
+# of 0x412e and { select, umask }; a term the filter cannot compare is an
+# error naming it.
+cat >"$tmp/perf.yaml" <<'EOF'
+version: 1
+profiles:
+  p:
+    tier: trusted
+    events:
+      - r412e
+      - cpu/event=0x2e,umask=0x4f,name=llc-refs/
+EOF
+cat >"$tmp/perf-bad.yaml" <<'EOF'
+version: 1
+profiles:
+  bad:
+    tier: trusted
+    events:
+      - cpu/event=0x2e,umask=0x41,cmask=1/
+EOF
+run --pmu intel check "$tmp/perf-bad.yaml"
+check "perf spellings: a term the filter cannot compare is an error at its place" \
+        '[ $rc -eq 1 ] && [ "$err" = "$tmp/perf-bad.yaml:6:9: error: event: '"'"'cpu/event=0x2e,umask=0x41,cmask=1/'"'"': term '"'"'cmask'"'"' cannot be filtered: KVM'"'"'s filter compares only the event select (event=) and unit mask (umask=)" ]' \
+        "expected exactly the cmask error at 6:9"
+run --pmu intel --config "$tmp/perf.yaml" compile p --json
+check "perf spellings: r412e and cpu/event=0x2e,umask=0x4f/ are the words 0x412e and 0x4f2e" \
+        '[ $rc -eq 0 ] && grep -q "\"events\":\[\"0x412e\",\"0x4f2e\"\]" <<<"$out"' \
+        "expected events [0x412e, 0x4f2e]"
+
 run check "$tmp/does-not-exist.yaml"
 check "missing file: exit 1, names it" '[ $rc -eq 1 ] && grep -q "does-not-exist.yaml" <<<"$err"' \
         "expected exit 1 and the file named on stderr"

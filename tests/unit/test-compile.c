@@ -613,8 +613,52 @@ static void test_yaml_to_bytes(void **state) {
         diags_clear(&d);
 }
 
+/* perf's spellings compile to the words of the number and {select, umask}
+ * forms, and keep their spelling for `compile`'s NAME column. */
+static void test_perf_spellings(void **state) {
+        static const char yaml[] =
+                "profiles:\n"
+                "  p:\n"
+                "    tier: trusted\n"
+                "    events:\n"
+                "      - r412e\n"
+                "      - cpu/event=0x2e,umask=0x4f,name=llc-refs/\n"
+                "      - cpu/event=0xc0/\n"
+                "      - r100000120\n"
+                "      - \"cpu/event=0x1c0,umask=0x01/\"\n"
+                "  same:\n"
+                "    tier: trusted\n"
+                "    events: [ 0x412e, { select: 0x2e, umask: 0x4f }, 0x00c0, 0x100000120, { select: 0x1c0, umask: 1 } ]\n";
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL, *g = NULL;
+        struct diags d = {};
+
+        assert_int_equal(compile_yaml(yaml, "p", &amd, &f, &d), 0);
+        assert_int_equal(compile_yaml(yaml, "same", &amd, &g, &d), 0);
+        assert_true(compiled_filter_equal(f, g));
+        assert_int_equal(f->nevents, 5);
+        assert_true(f->events[0] == 0xc0);
+        assert_string_equal(f->entry_names[0], "cpu/event=0xc0/");
+        assert_true(f->events[1] == 0x412e);
+        assert_string_equal(f->entry_names[1], "r412e");
+        assert_true(f->events[2] == 0x4f2e);
+        assert_string_equal(f->entry_names[2], "cpu/event=0x2e,umask=0x4f,name=llc-refs/");
+        assert_true(f->events[3] == UINT64_C(0x100000120));
+        assert_string_equal(f->entry_names[3], "r100000120");
+        assert_true(f->events[4] == UINT64_C(0x1000001c0));
+        assert_string_equal(f->entry_names[4], "cpu/event=0x1c0,umask=0x01/");
+        diags_clear(&d);
+
+        /* select bits 11:8 are AMD's alone, whichever spelling */
+        compiled_filter_unref(TAKE_PTR(f));
+        assert_int_equal(compile_yaml("profiles:\n  p:\n    tier: trusted\n    events: [ r100000120 ]\n",
+                                      "p", &intel, &f, &d), -EINVAL);
+        assert_non_null(strstr(d.v[0].message, "r100000120 uses event-select bits 11:8 (0x1), which only AMD PMUs have"));
+        diags_clear(&d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_perf_spellings),
                 cmocka_unit_test(test_plain_forms),
                 cmocka_unit_test(test_trusted_is_denylist),
                 cmocka_unit_test(test_dedupe_sort),

@@ -260,6 +260,94 @@ static void test_event_errors(void **state) {
                      "t.yaml:3:15: error: optional: expected a sequence, got a mapping");
 }
 
+/* perf's spellings: rNNN is the raw word of the number form, and
+ * cpu/event=S,umask=U/ the { select, umask } form; the spelling is kept. */
+static void test_perf_spellings(void **state) {
+        _cleanup_(policy_freep) struct policy *p = load_ok(
+                "profiles:\n"
+                "  t:\n"
+                "    tier: trusted\n"
+                "    events:\n"
+                "      - r412e\n"
+                "      - r100000120\n"
+                "      - \"r00c0\"\n"
+                "      - cpu/event=0x2e,umask=0x41/\n"
+                "      - cpu/event=0x2e,umask=0x41,name=llc-misses/\n"
+                "      - cpu/umask=65,event=46/\n"
+                "      - cpu/event=0x120/\n"
+                "    optional: [ \"cpu/name=x,event=0xc0,umask=0/\", ref-cycles ]\n");
+        const struct event_spec *e = policy_find_profile(p, "t")->events;
+
+        assert_int_equal(policy_find_profile(p, "t")->n_events, 9);
+        assert_int_equal(e[0].kind, EVENT_RAW);
+        assert_true(e[0].raw == 0x412e);
+        assert_string_equal(e[0].name, "r412e");
+        assert_int_equal(e[1].kind, EVENT_RAW);
+        assert_true(e[1].raw == UINT64_C(0x100000120));
+        assert_int_equal(e[2].kind, EVENT_RAW);
+        assert_true(e[2].raw == 0xc0);
+        for (size_t i = 3; i <= 5; i++) {
+                assert_int_equal(e[i].kind, EVENT_SELECT_UMASK);
+                assert_int_equal(e[i].select, 0x2e);
+                assert_int_equal(e[i].umask, 0x41);
+        }
+        assert_string_equal(e[4].name, "cpu/event=0x2e,umask=0x41,name=llc-misses/");
+        assert_loc(&e[4].loc, 9, 9);
+        assert_int_equal(e[6].kind, EVENT_SELECT_UMASK);
+        assert_int_equal(e[6].select, 0x120);
+        assert_int_equal(e[6].umask, 0);
+        assert_int_equal(e[7].kind, EVENT_SELECT_UMASK);
+        assert_true(e[7].optional);
+        assert_int_equal(e[7].select, 0xc0);
+        /* ref-cycles: a name starting with r, not hex */
+        assert_int_equal(e[8].kind, EVENT_NAME);
+        assert_string_equal(e[8].name, "ref-cycles");
+
+        expect_error(EVENT_YAML("r1d3c0412e"),
+                     "t.yaml:4:9: error: event: raw event 'r1d3c0412e' sets en (bit 22), inv (bit 23), cmask (bits 24-31), "
+                     "which KVM's filter does not compare (only the event select and unit mask: bits 0-15 and 32-35)");
+        expect_error(EVENT_YAML("r4412e"),
+                     "t.yaml:4:9: error: event: raw event 'r4412e' sets edge (bit 18), which KVM's filter does not compare "
+                     "(only the event select and unit mask: bits 0-15 and 32-35)");
+        expect_error(EVENT_YAML("r1000000000c0"),
+                     "t.yaml:4:9: error: event: raw event 'r1000000000c0' sets bits 36-63, which KVM's filter does not "
+                     "compare (only the event select and unit mask: bits 0-15 and 32-35)");
+        expect_error(EVENT_YAML("r10000000000000000"),
+                     "t.yaml:4:9: error: event: raw event 'r10000000000000000' does not fit in 64 bits");
+        expect_error(EVENT_YAML("cpu/event=0x2e,umask=0x41,cmask=1/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x2e,umask=0x41,cmask=1/': term 'cmask' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/event=0x3c,inv/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x3c,inv/': term 'inv' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/event=0x3c,edge/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x3c,edge/': term 'edge' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/event=0x3c,any=1/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x3c,any=1/': term 'any' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/umask=0x41/"),
+                     "t.yaml:4:9: error: event: expected cpu/event=N,umask=N/ with event=, got 'cpu/umask=0x41/'");
+        expect_error(EVENT_YAML("cpu/event=0x1000/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x1000/': expected event=0-0xfff, got '0x1000'");
+        expect_error(EVENT_YAML("cpu/event=1,umask=0x100/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,umask=0x100/': expected umask=0-0xff, got '0x100'");
+        expect_error(EVENT_YAML("cpu/event=1,umask=x/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,umask=x/': expected umask=0-0xff, got 'x'");
+        expect_error(EVENT_YAML("cpu/event=1,event=2/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,event=2/': term 'event' given twice");
+        expect_error(EVENT_YAML("cpu/event=1,name=/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,name=/': expected name=NAME");
+        expect_error(EVENT_YAML("cpu/event=1/u"),
+                     "t.yaml:4:9: error: event: expected cpu/event=N,umask=N/ (ending in '/'), got 'cpu/event=1/u'");
+        expect_error(EVENT_YAML("cpu/event=1,,umask=1/"),
+                     "t.yaml:4:9: error: event: expected cpu/event=N,umask=N/ (terms separated by one ','), "
+                     "got 'cpu/event=1,,umask=1/'");
+        expect_error(EVENT_YAML("uncore_imc/event=0x4/"),
+                     "t.yaml:4:9: error: event: expected the core PMU, cpu/event=N,umask=N/, got 'uncore_imc/event=0x4/': "
+                     "KVM filters the events of the core PMU only");
+}
+
 static void test_profile_fields(void **state) {
         _cleanup_(policy_freep) struct policy *p = load_ok(
                 "profiles:\n"
@@ -1007,6 +1095,7 @@ int main(void) {
                 cmocka_unit_test(test_settings_override),
                 cmocka_unit_test(test_event_forms),
                 cmocka_unit_test(test_event_errors),
+                cmocka_unit_test(test_perf_spellings),
                 cmocka_unit_test(test_profile_fields),
                 cmocka_unit_test(test_profile_errors),
                 cmocka_unit_test(test_acknowledge_shared),
