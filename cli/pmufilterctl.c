@@ -41,9 +41,9 @@ static const struct verb verbs[] = {
         { "monitor", 1, 1,        VERB_ONLINE | VERB_JSON, verb_monitor,
           NULL, "Follow VMs and filter changes as they happen" },
         /* Work on files and this host, without the daemon. */
-        { "check",   1, VERB_ANY, VERB_CONFIG | VERB_PMU, verb_check,
+        { "check",   1, VERB_ANY, VERB_CONFIG | VERB_PMU | VERB_VERBOSE, verb_check,
           "[FILE...]", "Validate a policy and compile its profiles" },
-        { "compile", 2, 2,        VERB_CONFIG | VERB_PMU | VERB_JSON, verb_compile,
+        { "compile", 2, 2,        VERB_CONFIG | VERB_PMU | VERB_JSON | VERB_VERBOSE, verb_compile,
           "PROFILE", "Show the exact filter the kernel would get" },
         { "events",  1, 2,        VERB_PMU | VERB_JSON, verb_events,
           "[GLOB]", "List known event names and codes" },
@@ -86,6 +86,8 @@ static void help(void) {
                "     --bus-address=ADDRESS    Talk to the daemon on this bus, not the system bus\n"
                "     --runtime                Profile changes last until reboot only\n"
                "     --dry-run                reload: show what the edited policy would change\n"
+               "  -v --verbose                check, compile: also note each optional event\n"
+               "                              skipped on this PMU or kernel\n"
                "\nExit status: 0 success, 1 failure, 2 usage error;\n"
                "reload --dry-run: 0 nothing would change, 3 something would.\n",
                POLICY_DEFAULT_CONFIG, POLICY_DEFAULT_CONFIG_DIR);
@@ -108,11 +110,12 @@ static int check_options(const struct verb *v, const char *verb, const struct ct
                 { VERB_CONFIG, "--config" },
                 { VERB_RUNTIME, "--runtime" },
                 { VERB_DRY_RUN, "--dry-run" },
+                { VERB_VERBOSE, "--verbose" },
                 { VERB_ONLINE, "--host" },
                 { VERB_ONLINE, "--bus-address" },
         };
         const bool given[ELEMENTSOF(map)] = {
-                o->json, o->pmu, o->config, o->runtime, o->dry_run, o->host, o->bus_address,
+                o->json, o->pmu, o->config, o->runtime, o->dry_run, o->verbose, o->host, o->bus_address,
         };
 
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
@@ -199,6 +202,7 @@ static int parse_argv(int argc, char *argv[], struct ctl_options *o) {
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "runtime",     no_argument,       NULL, ARG_RUNTIME     },
                 { "dry-run",     no_argument,       NULL, ARG_DRY_RUN     },
+                { "verbose",     no_argument,       NULL, 'v'             },
                 {}
         };
         int c, r = 0;
@@ -207,7 +211,7 @@ static int parse_argv(int argc, char *argv[], struct ctl_options *o) {
         opterr = 0;
         /* Permuting (no '+'): options may follow the verb, as with systemctl;
          * verbs are positional, so nothing is ambiguous.  `--` ends options. */
-        while (r >= 0 && (c = getopt_long(argc, argv, ":hH:", options, NULL)) >= 0)
+        while (r >= 0 && (c = getopt_long(argc, argv, ":hH:v", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -238,6 +242,9 @@ static int parse_argv(int argc, char *argv[], struct ctl_options *o) {
                         break;
                 case ARG_DRY_RUN:
                         o->dry_run = true;
+                        break;
+                case 'v':
+                        o->verbose = true;
                         break;
                 case ':':
                         log_error("option '%s' needs a value. See --help.", argv[optind - 1]);

@@ -54,13 +54,17 @@ static void kvm_support_get(struct kvm_support *ret) {
 }
 
 /* Print diagnostics once each: profiles sharing a parent report the parent's
- * problems once per child otherwise.  Counts what was printed. */
-static void diags_print_unique(const struct diags *d, size_t *ret_errors, size_t *ret_warnings) {
+ * problems once per child otherwise.  Verbose notes (optional events
+ * skipped) only with --verbose.  Counts what was printed. */
+static void diags_print_unique(const struct diags *d, bool verbose, size_t *ret_errors, size_t *ret_warnings) {
         size_t n_errors = 0, n_warnings = 0;
 
         for (size_t i = 0; i < d->n; i++) {
                 const struct diag *e = &d->v[i];
                 bool seen = false;
+
+                if (e->verbose && !verbose)
+                        continue;
 
                 for (size_t j = 0; j < i && !seen; j++)
                         seen = d->v[j].level == e->level && streq_ptr(d->v[j].file, e->file) &&
@@ -149,7 +153,7 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
                 }
         }
 
-        diags_print_unique(&d, &n_errors, &n_warnings);
+        diags_print_unique(&d, o->verbose, &n_errors, &n_warnings);
 
         /* One summary line on stdout, also on failure; the reasons are above,
          * on stderr.  A policy that failed to load is not counted. */
@@ -337,7 +341,7 @@ int verb_compile(int argc, char *argv[], const struct ctl_options *o) {
 
         r = policy_get(o, NULL, false, &p, &d);
         if (r >= 0 && !policy_find_profile(p, name)) {
-                diags_print_unique(&d, NULL, NULL);
+                diags_print_unique(&d, o->verbose, NULL, NULL);
                 unknown_profile(p, name);
                 return -ENOENT;
         }
@@ -348,7 +352,7 @@ int verb_compile(int argc, char *argv[], const struct ctl_options *o) {
                         log_error_errno(r, "Failed to compile profile '%s' for PMU %s: %m",
                                         name, pmu.name);
         }
-        diags_print_unique(&d, NULL, NULL);
+        diags_print_unique(&d, o->verbose, NULL, NULL);
         if (r < 0)
                 return r;
 

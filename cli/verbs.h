@@ -27,6 +27,7 @@ struct ctl_options {
         const char *bus_address;        /* --bus-address ADDRESS */
         bool runtime;                   /* --runtime */
         bool dry_run;                   /* --dry-run */
+        bool verbose;                   /* -v, --verbose */
 };
 
 enum verb_flags {
@@ -37,6 +38,7 @@ enum verb_flags {
         VERB_CONFIG = 1 << 4,           /* honours --config */
         VERB_RUNTIME = 1 << 5,          /* honours --runtime */
         VERB_DRY_RUN = 1 << 6,          /* honours --dry-run */
+        VERB_VERBOSE = 1 << 7,          /* honours --verbose */
 };
 
 typedef int (*verb_fn)(int argc, char *argv[], const struct ctl_options *o);

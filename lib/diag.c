@@ -93,6 +93,18 @@ void diags_sort_by_place(struct diags *d, size_t from) {
         free(v);
 }
 
+int diags_note_verbose(struct diags *d, const struct srcloc *loc, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = diags_addv(d, DIAG_NOTE, loc, fmt, ap);
+        va_end(ap);
+        if (r >= 0 && d)
+                d->v[d->n - 1].verbose = true;
+        return r;
+}
+
 static char *diag_format(const struct diag *e) {
         char *s = NULL;
         int r;

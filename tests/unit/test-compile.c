@@ -220,7 +220,8 @@ static void test_amd_bits_on_narrow_kvm(void **state) {
         assert_int_equal(compile1(&pr, &amd, &narrow, &f, NULL), 0);
         assert_int_equal(f->nevents, 2);
 
-        /* optional: skipped with a note, as an unknown optional name is skipped */
+        /* optional: skipped with a note shown only on request (check
+         * --verbose), as an unknown optional name is skipped */
         compiled_filter_unref(TAKE_PTR(f));
         ev[0].optional = true;
         pr.events = ev;
@@ -231,6 +232,7 @@ static void test_amd_bits_on_narrow_kvm(void **state) {
         assert_int_equal(d.n_warnings, 0);
         assert_int_equal(d.n, 1);
         assert_int_equal(d.v[0].level, DIAG_NOTE);
+        assert_true(d.v[0].verbose);
         assert_non_null(strstr(d.v[0].message, "{select: 0x1c0, umask: 0x02} is optional and skipped"));
         diags_clear(&d);
 }
@@ -382,14 +384,31 @@ static void test_names(void **state) {
         struct event_spec bad[] = { NAME("no-such-event-xyz", false, 4) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
+        struct diags d = {};
         uint64_t code;
 
         if (event_resolve(&intel, "instructions", &code) < 0)
                 skip();         /* the catalogue has not landed yet */
-        assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, NULL), 0);
+        assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, &d), 0);
         assert_int_equal(f->nevents, 1);                /* the optional unknown one is skipped */
         assert_true(f->events[0] == code);
         assert_string_equal(f->entry_names[0], "instructions");
+        /* ... saying so only on request */
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.v[0].level, DIAG_NOTE);
+        assert_true(d.v[0].verbose);
+        assert_string_equal(d.v[0].message, "event 'no-such-event-xyz' is optional and skipped: PMU intel does not name it");
+        diags_clear(&d);
+
+        /* a skipped optional name close to one of the PMU's: perhaps a typo */
+        compiled_filter_unref(TAKE_PTR(f));
+        ev[1].name = (char *) "ref-cycels";
+        assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, &d), 0);
+        assert_int_equal(f->nevents, 1);
+        assert_int_equal(d.n_errors + d.n_warnings, 0);
+        assert_string_equal(d.v[0].message, "event 'ref-cycels' is optional and skipped: PMU intel does not name it; "
+                            "did you mean 'ref-cycles'?");
+        diags_clear(&d);
 
         pr.events = bad;
         pr.n_events = 1;
