@@ -89,7 +89,8 @@ static const struct option_doc {
         { "   --no-legend",          0,            "Omit column headers and header lines" },
         { "-l --full",               0,            "Do not shorten table columns to fit the terminal" },
         { "-q --quiet",              0,            "No informational lines; errors and warnings stay" },
-        { "-v --verbose",            0,            "Add the raw D-Bus and protocol words to errors" },
+        { "-v --verbose",            0,            "Add the raw D-Bus and protocol words to errors;\n"
+                                                   "check, compile: note each optional event skipped" },
         { "   --no-pager",           0,            "Accepted for systemctl's sake: output is never paged" },
         { "   --state=STATE,...",    VERB_STATE,   "Only VMs in these states (--state=help lists them)" },
         { "-H --host=[USER@]HOST",   VERB_ONLINE,  "Talk to the daemon on HOST over ssh" },

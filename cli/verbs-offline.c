@@ -73,7 +73,8 @@ static bool diag_is_repeat(const struct diags *d, size_t i) {
         return false;
 }
 
-/* Print diagnostics once each (notes not with -q); count what was printed. */
+/* Print diagnostics once each (notes not with -q; notes on optional events
+ * skipped only with -v); count what was printed. */
 static void diags_print_unique(const struct diags *d, const struct ctl_options *o,
                                size_t *ret_errors, size_t *ret_warnings) {
         size_t n_errors = 0, n_warnings = 0;
@@ -81,6 +82,8 @@ static void diags_print_unique(const struct diags *d, const struct ctl_options *
         for (size_t i = 0; i < d->n; i++) {
                 const struct diag *e = &d->v[i];
 
+                if (e->verbose && !o->verbose)
+                        continue;
                 if (diag_is_repeat(d, i))
                         continue;
                 n_errors += e->level == DIAG_ERROR;
@@ -96,13 +99,14 @@ static void diags_print_unique(const struct diags *d, const struct ctl_options *
 }
 
 /* The diagnostics as a JSON array, once each. */
-static void diags_json(const struct diags *d, struct json_writer *w, size_t *ret_errors, size_t *ret_warnings) {
+static void diags_json(const struct diags *d, const struct ctl_options *o, struct json_writer *w,
+                       size_t *ret_errors, size_t *ret_warnings) {
         *ret_errors = *ret_warnings = 0;
         json_array_begin(w);
         for (size_t i = 0; i < d->n; i++) {
                 const struct diag *e = &d->v[i];
 
-                if (diag_is_repeat(d, i))
+                if ((e->verbose && !o->verbose) || diag_is_repeat(d, i))
                         continue;
                 *ret_errors += e->level == DIAG_ERROR;
                 *ret_warnings += e->level == DIAG_WARNING;
@@ -123,13 +127,17 @@ static void diags_json(const struct diags *d, struct json_writer *w, size_t *ret
 }
 
 /* files: explicit FILEs (main file first), or NULL for the daemon's own
- * lookup (--config, or the default file and conf.d). */
-static int policy_get(const struct ctl_options *o, char **files, struct policy **ret,
+ * lookup (--config, or the default file and conf.d).  partial: on errors
+ * *ret is still what loaded (check), never a policy to use. */
+static int policy_get(const struct ctl_options *o, char **files, bool partial, struct policy **ret,
                       struct diags *d) {
         const char *what = files ? files[0] : o->config ? o->config : POLICY_DEFAULT_CONFIG;
         int r;
 
-        r = files ? policy_load_paths(files, ret, d) : policy_load_files(o->config, ret, d);
+        if (partial)
+                r = files ? policy_check_paths(files, ret, d) : policy_check_files(o->config, ret, d);
+        else
+                r = files ? policy_load_paths(files, ret, d) : policy_load_files(o->config, ret, d);
         if (r < 0 && d->n_errors == 0)
                 return log_error_errno(r, "Failed to load %s: %m", what);
         return r;
@@ -160,7 +168,7 @@ static int check_print_json(const char *what, const struct policy *p, const stru
                 json_kv_null(&w, "n_rules");
         }
         json_key(&w, "diagnostics");
-        diags_json(d, &w, &n_errors, &n_warnings);
+        diags_json(d, o, &w, &n_errors, &n_warnings);
         json_kv_number(&w, "n_errors", n_errors);
         json_kv_number(&w, "n_warnings", n_warnings);
         json_kv_bool(&w, "ok", p && n_errors == 0);
@@ -180,6 +188,7 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
         size_t n_errors = 0, n_warnings = 0;
         struct host_pmu pmu;
         struct kvm_support k;
+        bool loaded;
         int r;
 
         if (argc > 1 && o->config) {
@@ -191,8 +200,13 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return r;
 
-        r = policy_get(o, argc > 1 ? argv + 1 : NULL, &p, &d);
-        if (r >= 0) {
+        /* Even after errors, what loaded is compiled: every mistake is
+         * reported in one run.  But only the sound profiles, since what the
+         * compiler would say of the others follows from an error already
+         * reported (a broken profile, a missing parent, no tier). */
+        r = policy_get(o, argc > 1 ? argv + 1 : NULL, true, &p, &d);
+        loaded = r >= 0;
+        if (p) {
                 /* Loading knows names only; compiling for the PMU finds the
                  * unknown ones, with their file:line:column. */
                 kvm_support_get(o, &k);
@@ -200,6 +214,9 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
                         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
                         const char *name = p->profiles[i].name;
                         size_t n_before = d.n_errors;
+
+                        if (!profile_is_sound(p, &p->profiles[i]))
+                                continue;
 
                         r = filter_compile(p, name, &pmu, &k, &f, &d);
                         if (r < 0 && d.n_errors == n_before)
@@ -209,6 +226,12 @@ int verb_check(int argc, char *argv[], const struct ctl_options *o) {
                                                    "Failed to compile profile '%s' for PMU %s: %s",
                                                    name, pmu.name, strerror(-r));
                 }
+        }
+
+        /* A policy that failed to load is not counted in the summary. */
+        if (!loaded) {
+                policy_free(p);
+                p = NULL;
         }
 
         if (o->json != JSON_OFF) {
@@ -423,7 +446,7 @@ int verb_compile(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return r;
 
-        r = policy_get(o, NULL, &p, &d);
+        r = policy_get(o, NULL, false, &p, &d);
         if (r >= 0 && !policy_find_profile(p, name)) {
                 diags_print_unique(&d, o, NULL, NULL);
                 unknown_profile(p, name);

@@ -26,7 +26,7 @@ struct ctl_options {
         bool legend;                    /* cleared by --no-legend */
         bool quiet;                     /* -q: no informational lines */
         bool full;                      /* -l: no truncated columns */
-        bool verbose;                   /* -v: the raw words of errors too */
+        bool verbose;                   /* -v: the raw words of errors too; check's notes */
         char **states;                  /* --state STATE,... */
         const char *host;               /* -H [user@]host */
         const char *bus_address;        /* --bus-address ADDRESS */

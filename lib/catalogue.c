@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "pmu-internal.h"
+#include "suggest.h"
 
 /*
  * Which perf event map an alias belongs to.  The tables are the kernel's
@@ -385,4 +386,120 @@ int event_foreach(const struct host_pmu *pmu, const char *glob,
                 return libpfm_foreach(pmu, glob, f, userdata);
 #endif
         return 0;
+}
+
+/* "Did you mean": the names close to a misspelt one, best first. */
+struct candidates {
+        const char *typed;              /* without a "PMU::" prefix */
+        struct candidate {
+                char *name;
+                unsigned distance;
+                size_t order;
+        } *v;
+        size_t n, allocated;
+};
+
+static int candidate_offer(struct candidates *c, const char *name, bool ignore_case) {
+        unsigned distance = suggest_distance(c->typed, name, ignore_case, SUGGEST_MAX_DISTANCE);
+        char *copy;
+
+        if (!suggest_close(c->typed, distance))
+                return 0;
+        copy = strdup(name);
+        if (!copy || !GREEDY_REALLOC(c->v, c->allocated, c->n + 1)) {
+                free(copy);
+                return -ENOMEM;
+        }
+        c->v[c->n] = (struct candidate) { .name = copy, .distance = distance, .order = c->n };
+        c->n++;
+        return 0;
+}
+
+static int candidate_compare(const void *a, const void *b) {
+        const struct candidate *x = a, *y = b;
+
+        if (x->distance != y->distance)
+                return x->distance < y->distance ? -1 : 1;
+        return (x->order > y->order) - (x->order < y->order);
+}
+
+#if HAVE_LIBPFM
+/* libpfm4's names for this PMU, as event_resolve() takes them: each event,
+ * and EVENT:UMASK for each of its unit masks; libpfm4 ignores case. */
+static int libpfm_candidates(const struct host_pmu *pmu, struct candidates *c) {
+        pfm_pmu_info_t pinfo;
+        char name[256];
+        int r;
+
+        if (pmu_libpfm_find(pmu->name, &pinfo) < 0)
+                return 0;
+        for (int i = pinfo.first_event; i >= 0; i = sym_pfm_get_event_next(i)) {
+                pfm_event_info_t info = { .size = sizeof(info) };
+
+                if (sym_pfm_get_event_info(i, PFM_OS_NONE, &info) != PFM_SUCCESS || info.equiv)
+                        continue;
+                r = candidate_offer(c, info.name, true);
+                if (r < 0)
+                        return r;
+                for (int a = 0; a < info.nattrs; a++) {
+                        pfm_event_attr_info_t attr = { .size = sizeof(attr) };
+
+                        if (sym_pfm_get_event_attr_info(i, a, PFM_OS_NONE, &attr) != PFM_SUCCESS ||
+                            attr.type != PFM_ATTR_UMASK)
+                                continue;
+                        snprintf(name, sizeof(name), "%s:%s", info.name, attr.name);
+                        r = candidate_offer(c, name, true);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+#endif
+
+int event_suggest(const struct host_pmu *pmu, const char *name, char **ret) {
+        struct candidates c = {};
+        unsigned maps;
+        const char *sep;
+        int r = 0;
+
+        assert(pmu);
+        assert(name);
+        assert(ret);
+
+        *ret = NULL;
+        /* "skx::INST_RETIRD": the event part is what may be misspelt */
+        sep = strstr(name, "::");
+        c.typed = sep ? sep + 2 : name;
+
+        maps = alias_maps(pmu);
+        for (size_t i = 0; i < ELEMENTSOF(aliases) && r >= 0; i++)
+                if (aliases[i].maps & maps)
+                        r = candidate_offer(&c, aliases[i].name, false);
+#if HAVE_LIBPFM
+        if (r >= 0 && pmu->vendor != PMU_VENDOR_UNKNOWN && !host_pmu_is_generic(pmu) && pmu_libpfm_init() >= 0)
+                r = libpfm_candidates(pmu, &c);
+#endif
+        if (r >= 0 && c.n > 0)
+                qsort(c.v, c.n, sizeof(c.v[0]), candidate_compare);
+
+        /* The closest that resolves: never offer a name that fails too. */
+        for (size_t i = 0; r >= 0 && i < c.n && !*ret; i++) {
+                _cleanup_free_ char *full = NULL;
+                uint64_t code;
+
+                if (sep && asprintf(&full, "%.*s%s", (int) (c.typed - name), name, c.v[i].name) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (event_resolve(pmu, full ?: c.v[i].name, &code) == 0) {
+                        *ret = full ? TAKE_PTR(full) : TAKE_PTR(c.v[i].name);
+                        if (!*ret)
+                                r = -ENOMEM;
+                }
+        }
+        for (size_t i = 0; i < c.n; i++)
+                free(c.v[i].name);
+        free(c.v);
+        return r < 0 ? r : 0;
 }

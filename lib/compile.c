@@ -85,9 +85,12 @@ static char *spec_spelling(const struct event_spec *e) {
         char *s = NULL;
         int r = -1;
 
+        /* Names, and perf's spellings of the other forms, as written. */
+        if (e->name)
+                return strdup(e->name);
         switch (e->kind) {
         case EVENT_NAME:
-                return strdup(e->name);
+                return NULL;
         case EVENT_RAW:
                 r = asprintf(&s, "0x%04" PRIx64, e->raw);
                 break;
@@ -120,10 +123,12 @@ static int check_high_select(struct compile_ctx *c, const struct event_spec *e,
         if (!c->k->narrow_select)
                 return 0;
         if (e->optional) {
-                /* a note, not a warning: like an optional name the PMU lacks */
-                int r = diags_add(c->d, DIAG_NOTE, &e->loc,
-                                  "%s is optional and skipped: it uses event-select bits 11:8 (0x%x), "
-                                  "which this host's KVM does not compare", what, high);
+                /* Skipping it is what `optional:` asks for: said only when
+                 * asked (check --verbose), like an optional name the PMU
+                 * lacks. */
+                int r = diags_note_verbose(c->d, &e->loc,
+                                           "%s is optional and skipped: it uses event-select bits 11:8 (0x%x), "
+                                           "which this host's KVM does not compare", what, high);
                 return r < 0 ? r : 1;
         }
         return diags_error(c->d, &e->loc,
@@ -170,10 +175,21 @@ static int resolve_spec(struct compile_ctx *c, const struct event_spec *e, uint6
         case EVENT_NAME:
                 r = event_resolve(c->pmu, e->name, &word);
                 if (r == -ENOENT) {
-                        if (e->optional)
-                                return 0;
-                        return diags_error(c->d, &e->loc, "unknown event '%s' for PMU %s",
-                                           e->name, c->pmu->name);
+                        _cleanup_free_ char *best = NULL;
+
+                        if (c->d && event_suggest(c->pmu, e->name, &best) < 0)
+                                return -ENOMEM;
+                        if (e->optional) {
+                                r = diags_note_verbose(c->d, &e->loc,
+                                                       "event '%s' is optional and skipped: PMU %s does not "
+                                                       "name it%s%s%s", e->name, c->pmu->name,
+                                                       best ? "; did you mean '" : "", strempty(best),
+                                                       best ? "'?" : "");
+                                return r < 0 ? r : 0;
+                        }
+                        return diags_error(c->d, &e->loc, "unknown event '%s' for PMU %s%s%s%s",
+                                           e->name, c->pmu->name, best ? "; did you mean '" : "",
+                                           strempty(best), best ? "'?" : "");
                 }
                 if (r == -EINVAL)
                         return diags_error(c->d, &e->loc,

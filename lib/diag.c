@@ -58,6 +58,53 @@ int diags_add(struct diags *d, enum diag_level level, const struct srcloc *loc,
         return r;
 }
 
+struct placed {
+        struct diag diag;
+        size_t index;
+};
+
+static int placed_compare(const void *a, const void *b) {
+        const struct placed *x = a, *y = b;
+
+        if (x->diag.line != y->diag.line)
+                return x->diag.line < y->diag.line ? -1 : 1;
+        if (x->diag.column != y->diag.column)
+                return x->diag.column < y->diag.column ? -1 : 1;
+        return (x->index > y->index) - (x->index < y->index);
+}
+
+void diags_sort_by_place(struct diags *d, size_t from) {
+        struct placed *v;
+        size_t n;
+
+        assert(d);
+
+        if (from >= d->n || d->n - from < 2)
+                return;
+        n = d->n - from;
+        v = calloc(n, sizeof(*v));
+        if (!v)
+                return;         /* the order found is a fine order too */
+        for (size_t i = 0; i < n; i++)
+                v[i] = (struct placed) { .diag = d->v[from + i], .index = i };
+        qsort(v, n, sizeof(*v), placed_compare);
+        for (size_t i = 0; i < n; i++)
+                d->v[from + i] = v[i].diag;
+        free(v);
+}
+
+int diags_note_verbose(struct diags *d, const struct srcloc *loc, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = diags_addv(d, DIAG_NOTE, loc, fmt, ap);
+        va_end(ap);
+        if (r >= 0 && d)
+                d->v[d->n - 1].verbose = true;
+        return r;
+}
+
 static char *diag_format(const struct diag *e) {
         char *s = NULL;
         int r;

@@ -28,6 +28,8 @@ struct diag {
         char *file;     /* owned copy, may be NULL */
         unsigned line, column;
         char *message;
+        bool verbose;   /* a note worth showing only when asked for
+                         * (pmufilterctl check --verbose) */
 };
 
 struct diags {
@@ -43,10 +45,18 @@ int diags_add(struct diags *d, enum diag_level level, const struct srcloc *loc,
               const char *fmt, ...) _printf_(4, 5);
 int diags_addv(struct diags *d, enum diag_level level, const struct srcloc *loc,
                const char *fmt, va_list ap) _printf_(4, 0);
+/* A note shown only on request: what the policy allowed to be skipped and
+ * was (an `optional:` event this PMU or kernel cannot offer).  It would
+ * otherwise be printed on every check of a policy that means it. */
+int diags_note_verbose(struct diags *d, const struct srcloc *loc, const char *fmt, ...) _printf_(3, 4);
 #define diags_error(d, loc, ...) diags_add((d), DIAG_ERROR, (loc), __VA_ARGS__)
 #define diags_warning(d, loc, ...) diags_add((d), DIAG_WARNING, (loc), __VA_ARGS__)
 
-/* "file:line:column: error: message\n" for each entry. */
+/* Put the entries from index `from` on in the order of their place in one
+ * file (line, then column; stable), as a reader goes through it. */
+void diags_sort_by_place(struct diags *d, size_t from);
+
+/* "file:line:column: error: message\n" for each entry, verbose notes too. */
 void diags_print(const struct diags *d, FILE *f);
 /* The first error formatted as above (without newline), or NULL.  Caller frees. */
 char *diags_first_error(const struct diags *d);

@@ -64,12 +64,16 @@ static int check_extension(int kvm_fd, long cap) {
         return r < 0 ? 0 : r;
 }
 
-static bool read_enable_pmu(void) {
+/* 1 or 0, or -errno where the parameter cannot be read (before Linux 5.17
+ * there is none, and the vPMU is on). */
+static int read_enable_pmu(void) {
         _cleanup_fclose_ FILE *f = fopen("/sys/module/kvm/parameters/enable_pmu", "re");
         char buf[8] = {};
 
-        if (!f || !fgets(buf, sizeof(buf), f))
-                return false;
+        if (!f)
+                return -errno;
+        if (!fgets(buf, sizeof(buf), f))
+                return -EIO;
         return buf[0] == 'Y' || buf[0] == 'y' || buf[0] == '1';
 }
 
@@ -143,6 +147,7 @@ int kvm_support_probe(struct kvm_support *ret) {
         };
         _cleanup_close_ int kvm_fd = -1, vm_fd = -1;
         unsigned max;
+        int r;
 
         assert(ret);
 
@@ -153,7 +158,9 @@ int kvm_support_probe(struct kvm_support *ret) {
                 return 0;
         }
 
-        k.enable_pmu = read_enable_pmu();
+        r = read_enable_pmu();
+        k.enable_pmu = r > 0;
+        k.enable_pmu_read = r >= 0;
         k.filter = check_extension(kvm_fd, KVM_CAP_PMU_EVENT_FILTER) > 0;
         k.masked = check_extension(kvm_fd, KVM_CAP_PMU_EVENT_MASKED_EVENTS) > 0;
         k.pmu_capability = check_extension(kvm_fd, KVM_CAP_PMU_CAPABILITY);

@@ -17,6 +17,8 @@ struct kvm_support {
         bool masked;                    /* KVM_CAP_PMU_EVENT_MASKED_EVENTS (226) */
         int pmu_capability;             /* KVM_CAP_PMU_CAPABILITY (212) value; 0: not offered */
         bool enable_pmu;                /* /sys/module/kvm/parameters/enable_pmu */
+        bool enable_pmu_read;           /* that parameter exists and was read (Linux
+                                         * 5.17+); false: enable_pmu means nothing */
         unsigned max_events;            /* largest nevents the kernel accepts (probed) */
         bool narrow_select;             /* KVM compares event-select bits 7:0 only, even
                                          * on an AMD CPU (kvm_intel; kvm_pvm on AMD):
@@ -24,6 +26,20 @@ struct kvm_support {
                                          * a plain one is dropped silently.  false:
                                          * not probed, the PMU vendor decides. */
 };
+
+/*
+ * Does this host give guests no vPMU at all (kvm.enable_pmu=N, as read by
+ * the probe)?  Then KVM has no vPMU to disable per VM: it reports
+ * KVM_CAP_PMU_CAPABILITY as 0 and refuses KVM_ENABLE_CAP of it (EINVAL),
+ * while a `pmu: off` VM has no PMU exactly as asked, so its VMM's failure
+ * to disable one is no error of that VM.  False where it is not known: no
+ * probe (k NULL, /dev/kvm not opened) or no such parameter (before Linux
+ * 5.17, where the vPMU is on and a refusal means the fallback filter is in
+ * force).
+ */
+static inline bool kvm_vpmu_off_hostwide(const struct kvm_support *k) {
+        return k && k->open_error == 0 && k->enable_pmu_read && !k->enable_pmu;
+}
 
 /* The kernel's limit today; used when /dev/kvm cannot be probed. */
 #define KVM_PMU_FILTER_MAX_EVENTS_DEFAULT 300u

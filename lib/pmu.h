@@ -59,6 +59,13 @@ static inline uint8_t event_code_umask(uint64_t code) {
  */
 int event_resolve(const struct host_pmu *pmu, const char *name, uint64_t *ret_code);
 
+/* "Did you mean": the name of this PMU's catalogue closest to `name`, an
+ * unknown one, where one is close enough (suggest.h: at most 2 edits and
+ * less than a third of its length; libpfm4's names compared ignoring
+ * case, as libpfm4 does), and that resolves.  0 with *ret a copy, or NULL
+ * when none is close; -ENOMEM. */
+int event_suggest(const struct host_pmu *pmu, const char *name, char **ret);
+
 /* The reverse, for display: the best name for a code on this PMU, or NULL. */
 const char *event_name_for_code(const struct host_pmu *pmu, uint64_t code);
 

@@ -45,7 +45,9 @@ static bool yaml_empty(const char *buf, size_t len) {
 
 /* is_main: the policy file itself, not a conf.d fragment: it must say
  * something, since a zero-byte or comment-only file read as "no profiles,
- * default settings" would loosen everything without a word. */
+ * default settings" would loosen everything without a word.  A file that
+ * cannot be read or parsed leaves the policy incomplete: what it defined
+ * is unknown. */
 static int load_one(struct policy *p, const char *path, bool is_main, struct diags *d) {
         _cleanup_free_ char *buf = NULL;
         struct srcloc loc = { .file = path };
@@ -53,12 +55,16 @@ static int load_one(struct policy *p, const char *path, bool is_main, struct dia
         int r;
 
         r = read_file_bounded(path, POLICY_FILE_MAX, 0, &buf, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                p->incomplete = true;
         if (r == -EFBIG)
                 return diags_error(d, &loc, "cannot read policy file: larger than %u bytes", POLICY_FILE_MAX);
         if (r == -EBADFD)
                 return diags_error(d, &loc, "cannot read policy file: expected a regular file");
         if (r < 0) {
-                (void) diags_error(d, &loc, "cannot read policy file: %s", strerror(-r));
+                r = diags_error(d, &loc, "cannot read policy file: %s", strerror(-r)) == -ENOMEM ? -ENOMEM : r;
                 return r;
         }
         if (is_main && yaml_empty(buf, len)) {
@@ -69,9 +75,13 @@ static int load_one(struct policy *p, const char *path, bool is_main, struct dia
         return policy_load_buffer(p, path, buf, len, d);
 }
 
+/* Every file, each loaded as far as it goes (an error in one does not stop
+ * the next: all are reported at once), then the references between them.
+ * *ret is what loaded, also on -EINVAL; NULL on -ENOMEM.  settings_only:
+ * the settings sections alone (policy_load_settings()). */
 static int load_paths(char **paths, bool settings_only, struct policy **ret, struct diags *d) {
         _cleanup_(policy_freep) struct policy *p = NULL;
-        int r;
+        int r, failed = 0;
 
         assert(ret);
 
@@ -90,19 +100,43 @@ static int load_paths(char **paths, bool settings_only, struct policy **ret, str
                 if (r < 0)
                         return r;
                 r = load_one(p, abs, i == paths, d);
-                if (r < 0)
+                if (r == -ENOMEM)
                         return r;
+                if (r < 0)
+                        failed = r;
         }
+        r = 0;
         if (!settings_only) {
                 r = policy_validate(p, d);
-                if (r < 0)
+                if (r == -ENOMEM)
                         return r;
         }
+        *ret = TAKE_PTR(p);
+        return failed < 0 ? failed : r;
+}
+
+/* load_paths(), but nothing on failure: a policy to use, or none. */
+static int load_paths_strict(char **paths, bool settings_only, struct policy **ret, struct diags *d) {
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        int r;
+
+        assert(ret);
+
+        r = load_paths(paths, settings_only, &p, d);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(p);
         return 0;
 }
 
 int policy_load_paths(char **paths, struct policy **ret, struct diags *d) {
+        return load_paths_strict(paths, false, ret, d);
+}
+
+int policy_check_paths(char **paths, struct policy **ret, struct diags *d) {
+        assert(ret);
+
+        *ret = NULL;
         return load_paths(paths, false, ret, d);
 }
 
@@ -162,11 +196,11 @@ static int list_fragments(const char *dir, char ***paths) {
         return 0;
 }
 
-static int load_files(const char *config, bool settings_only, struct policy **ret, struct diags *d) {
+/* The main file (config, or the default and the conf.d fragments) as a
+ * list of paths. */
+static int config_paths(const char *config, char ***ret, struct diags *d) {
         _cleanup_strv_free_ char **paths = NULL;
         int r;
-
-        assert(ret);
 
         r = strv_extend(&paths, config ?: POLICY_DEFAULT_CONFIG);
         if (r < 0)
@@ -180,7 +214,20 @@ static int load_files(const char *config, bool settings_only, struct policy **re
                         return r;
                 }
         }
-        return load_paths(paths, settings_only, ret, d);
+        *ret = TAKE_PTR(paths);
+        return 0;
+}
+
+static int load_files(const char *config, bool settings_only, struct policy **ret, struct diags *d) {
+        _cleanup_strv_free_ char **paths = NULL;
+        int r;
+
+        assert(ret);
+
+        r = config_paths(config, &paths, d);
+        if (r < 0)
+                return r;
+        return load_paths_strict(paths, settings_only, ret, d);
 }
 
 int policy_load_files(const char *config, struct policy **ret, struct diags *d) {
@@ -189,4 +236,17 @@ int policy_load_files(const char *config, struct policy **ret, struct diags *d) 
 
 int policy_load_settings(const char *config, struct policy **ret, struct diags *d) {
         return load_files(config, true, ret, d);
+}
+
+int policy_check_files(const char *config, struct policy **ret, struct diags *d) {
+        _cleanup_strv_free_ char **paths = NULL;
+        int r;
+
+        assert(ret);
+
+        *ret = NULL;
+        r = config_paths(config, &paths, d);
+        if (r < 0)
+                return r;
+        return policy_check_paths(paths, ret, d);
 }

@@ -4,6 +4,13 @@
  * references between profiles and rules once every file is merged, and the
  * lint that `pmufilterctl check` shows (trust decided on what a VMM can
  * claim about itself).  Every problem is reported, not only the first.
+ *
+ * It also runs on a policy that had load errors (policy-load.c says how
+ * far loading goes on), and then reports nothing those errors caused: no
+ * undefined profile where a definition may have been lost
+ * (policy.incomplete), nothing about the content of a broken profile or of
+ * one extending it (profile.broken: its tier may be the key that failed),
+ * no trust lint of a broken rule (rule.broken: its match is incomplete).
  */
 #include "policy.h"
 
@@ -85,6 +92,13 @@ static bool chain_has_events(const struct policy *p, const struct profile *prof)
         return false;
 }
 
+static bool chain_has_broken(const struct policy *p, const struct profile *prof) {
+        for (size_t steps = 0; prof && steps <= p->n_profiles; steps++, prof = parent_of(p, prof))
+                if (prof->broken)
+                        return true;
+        return false;
+}
+
 static int check_profile(const struct policy *p, const struct profile *prof, struct diags *d) {
         const struct profile *from = NULL;
         enum tier inherited;
@@ -92,10 +106,13 @@ static int check_profile(const struct policy *p, const struct profile *prof, str
         int ret = 0;
 
         if (prof->extends && !parent_of(p, prof))
-                return diags_error(d, &prof->extends_loc, "profile '%s' extends '%s', which is not defined",
-                                   prof->name, prof->extends);
+                return p->incomplete ? 0 :
+                        diags_error(d, &prof->extends_loc, "profile '%s' extends '%s', which is not defined",
+                                    prof->name, prof->extends);
         if (!chain_is_sound(p, prof))
                 return check_cycle(p, prof, d);
+        if (chain_has_broken(p, prof))
+                return 0;
 
         /* A child that changed its parent's tier would turn a denylist into
          * an allowlist (or back) without anyone noticing. */
@@ -131,7 +148,7 @@ static int check_profile(const struct policy *p, const struct profile *prof, str
 }
 
 static bool selects_trusted(const struct policy *p, const struct profile *prof) {
-        return prof && chain_is_sound(p, prof) &&
+        return prof && profile_is_sound(p, prof) &&
                 profile_effective_tier(p, prof) == TIER_TRUSTED &&
                 profile_effective_pmu(p, prof) != PMU_OFF;
 }
@@ -143,7 +160,7 @@ static int lint_rule(const struct policy *p, const struct rule *rule, size_t num
         size_t size = 0;
         FILE *f;
 
-        if (!selects_trusted(p, policy_find_profile(p, rule->profile)))
+        if (rule->broken || !selects_trusted(p, policy_find_profile(p, rule->profile)))
                 return 0;
         if (rule->n_matches == 0)
                 return diags_warning(d, &rule->loc,
@@ -173,9 +190,9 @@ static int check_rule(const struct policy *p, const struct rule *rule, size_t nu
                 if (!match_key_is_valid(rule->matches[i].key))
                         note(&ret, diags_error(d, &rule->matches[i].loc,
                                                "rule %zu: unknown match key '%s'", number, rule->matches[i].key));
-        if (!policy_find_profile(p, rule->profile))
+        if (rule->profile && !policy_find_profile(p, rule->profile) && !p->incomplete)
                 note(&ret, diags_error(d, &rule->profile_loc, "rule %zu: profile '%s' is not defined",
-                                       number, strna(rule->profile)));
+                                       number, rule->profile));
         note(&ret, lint_rule(p, rule, number, d));
         return ret;
 }
@@ -187,6 +204,8 @@ static int check_settings(const struct policy *p, struct diags *d) {
         if (!s->default_profile)
                 return 0;
         prof = policy_find_profile(p, s->default_profile);
+        if (!prof && p->incomplete)
+                return 0;
         if (!prof)
                 return diags_error(d, &s->default_profile_loc, "default_profile: profile '%s' is not defined",
                                    s->default_profile);

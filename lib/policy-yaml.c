@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "policy-yaml.h"
+#include "suggest.h"
 
 void ynode_free(struct ynode *n) {
         if (!n)
@@ -352,35 +353,50 @@ static int keyref_compare(const void *a, const void *b) {
         return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Sorting, not pairwise comparison: a mapping of profiles may be long. */
-int ynode_check_duplicates(struct diags *d, const struct ynode *map, const char *what) {
+/* Sorting, not pairwise comparison: a mapping of profiles may be long.
+ * Every repeat is an error, in document order, naming the first place. */
+int ynode_check_duplicates(struct diags *d, const struct ynode *map, const char *what, bool *ret_repeated) {
         _cleanup_free_ struct keyref *v = NULL;
-        const struct keyref *dup = NULL, *first = NULL;
+        _cleanup_free_ size_t *firsts = NULL;
         size_t n;
+        int ret = 0;
 
         assert(map);
         assert(what);
 
         n = map->n_items / 2;
+        if (ret_repeated)
+                for (size_t i = 0; i < n; i++)
+                        ret_repeated[i] = false;
         if (n < 2)
                 return 0;
         v = calloc(n, sizeof(*v));
-        if (!v)
+        firsts = calloc(n, sizeof(*firsts));    /* by key index: its first occurrence, or itself */
+        if (!v || !firsts)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 v[i] = (struct keyref) { .key = map->items[2 * i], .index = i };
         qsort(v, n, sizeof(*v), keyref_compare);
-        for (size_t i = 1; i < n; i++)
-                if (streq(v[i].key->value, v[i - 1].key->value) && (!dup || v[i].index < dup->index)) {
-                        dup = &v[i];
-                        first = &v[i - 1];
-                        while (first > v && streq(first[-1].key->value, dup->key->value))
-                                first--;
-                }
-        if (!dup)
-                return 0;
-        return diags_error(d, &dup->key->loc, "%s: duplicate key '%s' (first at %s:%u:%u)", what,
-                           dup->key->value, first->key->loc.file, first->key->loc.line, first->key->loc.column);
+        for (size_t i = 0, first = 0; i < n; i++) {
+                if (i > 0 && !streq(v[i].key->value, v[first].key->value))
+                        first = i;
+                firsts[v[i].index] = v[first].index;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct ynode *key = map->items[2 * i], *first = map->items[2 * firsts[i]];
+                int r;
+
+                if (firsts[i] == i)
+                        continue;
+                if (ret_repeated)
+                        ret_repeated[i] = true;
+                r = diags_error(d, &key->loc, "%s: duplicate key '%s' (first at %s:%u:%u)", what,
+                                key->value, first->loc.file, first->loc.line, first->loc.column);
+                if (r == -ENOMEM)
+                        return r;
+                ret = r;
+        }
+        return ret;
 }
 
 /* "a, b or c" */
@@ -400,9 +416,36 @@ static char *join_keys(const struct ynode_field *fields, size_t n) {
         return s;
 }
 
+/* The known key closest to key, if one is close enough to offer. */
+static const char *closest_key(const struct ynode *key, const char *const *known, size_t n_known) {
+        struct suggestion s = suggestion_start(key->value);
+
+        for (size_t i = 0; i < n_known; i++)
+                suggestion_offer(&s, known[i], false);
+        return s.best;
+}
+
+#define DID_YOU_MEAN_FMT "%s%s%s"
+#define DID_YOU_MEAN(s) (s) ? "; did you mean '" : "", strempty(s), (s) ? "'?" : ""
+
+int ynode_unknown_key(struct diags *d, const struct ynode *key, const char *what, const char *expected,
+                      const char *const *known, size_t n_known) {
+        const char *best;
+
+        assert(key);
+        assert(what);
+        assert(expected);
+
+        best = closest_key(key, known, n_known);
+        return diags_error(d, &key->loc, "%s: unknown key '%s' (expected %s)" DID_YOU_MEAN_FMT,
+                           what, key->value, expected, DID_YOU_MEAN(best));
+}
+
 int ynode_map_fields(struct diags *d, const struct ynode *map, const char *what,
                      struct ynode_field *fields, size_t n_fields, const char *expected) {
-        int r;
+        _cleanup_free_ const char **known = NULL;
+        _cleanup_free_ char *list = NULL;
+        int r, ret = 0;
 
         assert(map);
         assert(what);
@@ -411,29 +454,48 @@ int ynode_map_fields(struct diags *d, const struct ynode *map, const char *what,
         r = ynode_expect(d, map, YNODE_MAPPING, what);
         if (r < 0)
                 return r;
-        r = ynode_check_duplicates(d, map, what);
-        if (r < 0)
+        /* Repeats are reported here; the first of each is the one used. */
+        r = ynode_check_duplicates(d, map, what, NULL);
+        if (r == -ENOMEM)
                 return r;
+        if (r < 0)
+                ret = r;
+
+        known = calloc(n_fields + 1, sizeof(*known));
+        if (!known)
+                return -ENOMEM;
+        for (size_t j = 0; j < n_fields; j++)
+                known[j] = fields[j].key;
+
         for (size_t i = 0; i < map->n_items; i += 2) {
                 const struct ynode *key = map->items[i];
                 struct ynode_field *f = NULL;
-                _cleanup_free_ char *list = NULL;
 
                 for (size_t j = 0; j < n_fields && !f; j++)
                         if (streq(fields[j].key, key->value))
                                 f = &fields[j];
                 if (f) {
-                        f->key_node = key;
-                        f->value = map->items[i + 1];
+                        if (!f->key_node) {
+                                f->key_node = key;
+                                f->value = map->items[i + 1];
+                        }
                         continue;
                 }
                 if (expected)
-                        return diags_error(d, &key->loc, "%s: expected %s, got key '%s'", what, expected,
-                                           key->value);
-                list = join_keys(fields, n_fields);
-                if (!list)
-                        return -ENOMEM;
-                return diags_error(d, &key->loc, "%s: unknown key '%s' (expected %s)", what, key->value, list);
+                        r = diags_error(d, &key->loc, "%s: expected %s, got key '%s'" DID_YOU_MEAN_FMT,
+                                        what, expected, key->value,
+                                        DID_YOU_MEAN(closest_key(key, known, n_fields)));
+                else {
+                        if (!list) {
+                                list = join_keys(fields, n_fields);
+                                if (!list)
+                                        return -ENOMEM;
+                        }
+                        r = ynode_unknown_key(d, key, what, list, known, n_fields);
+                }
+                if (r == -ENOMEM)
+                        return r;
+                ret = r;
         }
-        return 0;
+        return ret;
 }

@@ -64,9 +64,15 @@ int ynode_get_word(struct diags *d, const struct ynode *n, const char *what,
                    const char *const *words, size_t n_words, const char *expected);
 int ynode_get_bool(struct diags *d, const struct ynode *n, const char *what, bool *ret);
 
-/* Duplicate keys in a mapping: an error at the first repeated key, naming
- * where that key was first written. */
-int ynode_check_duplicates(struct diags *d, const struct ynode *map, const char *what);
+/* Duplicate keys in a mapping: an error at every repeated key, naming where
+ * that key was first written.  ret_repeated, if not NULL, has one entry per
+ * key (n_items / 2), set for each repeat.  0, -EINVAL or -ENOMEM. */
+int ynode_check_duplicates(struct diags *d, const struct ynode *map, const char *what, bool *ret_repeated);
+
+/* "WHAT: unknown key 'KEY' (expected EXPECTED); did you mean 'K'?", the
+ * suggestion only where one of `known` is close (suggest.h). */
+int ynode_unknown_key(struct diags *d, const struct ynode *key, const char *what, const char *expected,
+                      const char *const *known, size_t n_known);
 
 /* One allowed key of a mapping, and where the document put it. */
 struct ynode_field {
@@ -75,8 +81,17 @@ struct ynode_field {
         const struct ynode *value;
 };
 
-/* Check that map is a mapping with only the given keys, each at most once,
+/*
+ * Check that map is a mapping with only the given keys, each at most once,
  * and put their nodes into fields.  `expected` replaces the generated list
- * of keys in the unknown-key error. */
+ * of keys in the unknown-key error.  Every unknown and every repeated key
+ * is an error, with a suggestion where a known key is close.
+ *
+ * Returns 0; -EINVAL after errors in d; -ENOMEM.  On -EINVAL for a node that
+ * is not a mapping, nothing is filled.  For a mapping, fields are filled
+ * all the same (the first of repeated keys): a caller may go on checking
+ * them, but must not report a key as missing, since an unknown key may be
+ * that key misspelt.
+ */
 int ynode_map_fields(struct diags *d, const struct ynode *map, const char *what,
                      struct ynode_field *fields, size_t n_fields, const char *expected);

@@ -28,7 +28,7 @@ int policy_new(struct policy **ret) {
         return 0;
 }
 
-static void profile_done(struct profile *prof) {
+void profile_done(struct profile *prof) {
         for (size_t i = 0; i < prof->n_events; i++)
                 free(prof->events[i].name);
         free(prof->events);
@@ -201,4 +201,22 @@ int profile_chain(const struct policy *p, const struct profile *prof,
         *ret = TAKE_PTR(v);
         *ret_n = n;
         return 0;
+}
+
+bool profile_is_sound(const struct policy *p, const struct profile *prof) {
+        const struct profile *i = prof;
+
+        assert(p);
+        assert(prof);
+
+        for (size_t steps = 0; steps <= p->n_profiles; steps++) {
+                if (i->broken)
+                        return false;
+                if (!i->extends)
+                        return profile_effective_tier(p, prof) != TIER_UNSET;
+                i = policy_find_profile(p, i->extends);
+                if (!i)
+                        return false;
+        }
+        return false;           /* a cycle */
 }

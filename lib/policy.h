@@ -20,15 +20,19 @@ enum tier {
 
 enum event_kind {
         EVENT_NAME,             /* generic alias or libpfm4 name: resolved per PMU */
-        EVENT_RAW,              /* raw number: (umask << 8) | select, AMD select bits 35:32 */
-        EVENT_SELECT_UMASK,     /* { select: S, umask: U } */
+        EVENT_RAW,              /* raw number: (umask << 8) | select, AMD select bits 35:32;
+                                 * also perf's rNNN */
+        EVENT_SELECT_UMASK,     /* { select: S, umask: U }; also cpu/event=S,umask=U/ */
         EVENT_SELECT_ANY,       /* { select: S, umask: any }  -> masked entry, mask 0 */
         EVENT_MASKED,           /* { select: S, mask: M, match: V, exclude: B } */
 };
 
 struct event_spec {
         enum event_kind kind;
-        char *name;             /* EVENT_NAME: as written */
+        char *name;             /* EVENT_NAME: as written; EVENT_RAW and
+                                 * EVENT_SELECT_UMASK in perf's spellings (r412e,
+                                 * cpu/event=0x2e,umask=0x41/): those words, for
+                                 * messages; else NULL */
         uint64_t raw;           /* EVENT_RAW: as written */
         uint16_t select;        /* 12-bit event select (bits 11:8 are AMD's 35:32) */
         uint8_t umask;          /* EVENT_SELECT_UMASK */
@@ -71,6 +75,9 @@ struct profile {
         enum pmu_mode pmu;
         struct srcloc pmu_loc;
         const char *source_file;        /* file that defined it (owned by policy) */
+        bool broken;                    /* its definition had an error: kept so that
+                                         * references to it resolve, never compiled
+                                         * (only in a policy that failed to load) */
 };
 
 /* One `key: glob` pair of a rule's match.  key is one of the match keys of
@@ -88,6 +95,9 @@ struct rule {
         char *profile;
         struct srcloc loc;              /* of the rule's list item */
         struct srcloc profile_loc;
+        bool broken;                    /* an error in it: its match is not what was
+                                         * meant, profile may be NULL (only in a
+                                         * policy that failed to load) */
 };
 
 enum adopt_mode {
@@ -119,6 +129,9 @@ struct policy {
         size_t n_rules, allocated_rules;
         char **files;                   /* files loaded, in order (strv) */
         bool settings_only;             /* loading: the settings sections alone (policy_load_settings()) */
+        bool incomplete;                /* a file or section failed to load, so a
+                                         * profile definition may be missing: an
+                                         * undefined profile is not reported */
 };
 
 #define POLICY_DEFAULT_SOCKET "/run/pmufilterd/vmm.sock"
@@ -133,6 +146,8 @@ void policy_free(struct policy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy *, policy_free)
 
 struct profile *policy_find_profile(const struct policy *p, const char *name);
+/* Free what prof owns, not prof: for one that never joined a policy. */
+void profile_done(struct profile *prof);
 const char *tier_to_string(enum tier t);
 
 /*
@@ -140,8 +155,12 @@ const char *tier_to_string(enum tier t);
  * diagnostics and recorded in p->files.  Later documents override settings
  * keys; profiles and rules accumulate (a profile defined twice is an error
  * naming both places).  Unknown keys are errors.  Returns 0, or -EINVAL with
- * at least one error in d, or -ENOMEM.  On error p may hold part of the
- * document: callers load into a fresh policy and discard it on failure.
+ * at least one error in d, or -ENOMEM.  After an error it goes on where the
+ * rest of the document can still be checked, so that every mistake is
+ * reported at once (the rules are in policy-load.c); p then holds what
+ * loaded, broken definitions marked (profile.broken, rule.broken,
+ * policy.incomplete).  Callers load into a fresh policy and discard it on
+ * failure: a policy that had an error is never used.
  */
 int policy_load_buffer(struct policy *p, const char *filename,
                        const char *buf, size_t len, struct diags *d);
@@ -166,6 +185,16 @@ int policy_load_settings(const char *config, struct policy **ret, struct diags *
 int policy_load_paths(char **paths, struct policy **ret, struct diags *d);
 
 /*
+ * For `pmufilterctl check` only: as policy_load_files() and
+ * policy_load_paths(), but on -EINVAL *ret is set too, to what loaded, so
+ * that the profiles that are sound (profile_is_sound()) can still be
+ * compiled and their mistakes reported in the same run.  Such a policy is
+ * never to be applied.  -ENOMEM (and nothing loaded at all) leave *ret NULL.
+ */
+int policy_check_files(const char *config, struct policy **ret, struct diags *d);
+int policy_check_paths(char **paths, struct policy **ret, struct diags *d);
+
+/*
  * Check references: extends targets exist and have no cycle, every profile
  * resolves to a tier, rule profiles and settings.default_profile exist, match
  * keys are known.  Warnings for lint (a trusted-tier profile reachable by a
@@ -182,6 +211,13 @@ int policy_validate(const struct policy *p, struct diags *d);
  * systemd. */
 bool match_key_is_valid(const char *key);
 bool match_key_is_claimed(const char *key);
+
+/* Does prof stand on its own merits: it loaded without error, every profile
+ * it extends exists and loaded without error, the chain has no cycle, and it
+ * resolves to a tier?  Every profile of a policy that loaded and validated
+ * is.  Only a sound profile is compiled or linted after errors, since what
+ * is said of any other would be caused by an error already reported. */
+bool profile_is_sound(const struct policy *p, const struct profile *prof);
 
 /* Resolve inheritance: the effective tier, fixed mode, pmu mode of a profile
  * (walking extends).  Assumes policy_validate() passed.  A profile with

@@ -485,7 +485,10 @@ static void on_session_applied(struct session *s, struct vm *vm, const struct pr
                 return;
         }
         vm->serial_pending = 0;
+        /* On a host without a vPMU (kvm.enable_pmu=N) there is none to
+         * disable: the VM has no PMU, as asked. */
         if (a->error == 0 && vm->filter && vm->filter->pmu_off && pmu_error != 0 &&
+            !kvm_vpmu_off_hostwide(d->kvm) &&
             asprintf(&msg, "vPMU could not be disabled (%s): the fallback empty allowlist is in force",
                      strerror(pmu_error)) < 0)
                 msg = NULL;

@@ -9,7 +9,9 @@
  * entry limit, to reach the refusals).
  *
  * Input: up to four YAML documents separated by NUL bytes, merged in order
- * as the main file and conf.d fragments.
+ * as the main file and conf.d fragments.  As `pmufilterctl check` does,
+ * every document is loaded whatever the one before did, the policy is
+ * validated after errors too, and then its sound profiles are compiled.
  *
  * Properties: no crash, leak or undefined behaviour; every failure is
  * -EINVAL with an error in the diagnostics (or -ENOMEM), and a success has
@@ -126,7 +128,9 @@ static void check_filter(const struct compiled_filter *f, const struct target *t
         fuzz_check(compiled_filter_equal(f, f), "%s: not equal to itself", name);
 }
 
-static void compile_all(const struct policy *p) {
+/* Every profile of a policy that loaded; only the sound ones of one that
+ * had errors, as check does. */
+static void compile_all(const struct policy *p, bool valid) {
         for (size_t i = 0; i < p->n_profiles; i++) {
                 const struct profile *prof = &p->profiles[i];
                 _cleanup_free_ const struct profile **chain = NULL;
@@ -134,6 +138,10 @@ static void compile_all(const struct policy *p) {
                 enum fixed_mode fixed;
                 uint32_t bitmap;
                 int r;
+
+                fuzz_check(!valid || profile_is_sound(p, prof), "%s: not sound in a valid policy", prof->name);
+                if (!profile_is_sound(p, prof))
+                        continue;
 
                 (void) profile_effective_tier(p, prof);
                 fixed = profile_effective_fixed(p, prof, &bitmap);
@@ -166,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *pieces[FRAGMENTS_MAX];
         size_t lens[FRAGMENTS_MAX], n;
         struct diags d = {};
-        int r = 0;
+        int r = 0, failed = 0;
 
         if (targets[0].pmu.vendor == PMU_VENDOR_UNKNOWN)
                 (void) LLVMFuzzerInitialize(NULL, NULL);
@@ -174,18 +182,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
 
         n = fuzz_split(data, size, FRAGMENTS_MAX, pieces, lens);
-        for (size_t i = 0; i < n && r == 0; i++) {
-                size_t from = d.n;
-
+        /* Each file's own diagnostics, as many errors as its result says. */
+        for (size_t i = 0; i < n && r != -ENOMEM; i++) {
                 r = policy_load_buffer(p, names[i], pieces[i], lens[i], &d);
-                check_diags(&d, from, r, "policy_load_buffer");
+                check_diags(&d, 0, r, "policy_load_buffer");
+                free(diags_first_error(&d));
+                diags_clear(&d);
+                if (r < 0)
+                        failed = r;
         }
-        if (r == 0) {
+        if (r != -ENOMEM) {
                 r = policy_validate(p, &d);
                 check_diags(&d, 0, r, "policy_validate");
         }
-        if (r == 0)
-                compile_all(p);
+        if (r != -ENOMEM)
+                compile_all(p, failed == 0 && r == 0);
 
         free(diags_first_error(&d));
         diags_clear(&d);

@@ -416,6 +416,49 @@ static void test_foreach_libpfm(void **state) {
         assert_null(event_name_for_code(&zen3, 0xffff));
 }
 
+static void assert_suggests(const struct host_pmu *p, const char *name, const char *expected) {
+        _cleanup_free_ char *best = NULL;
+
+        assert_int_equal(event_suggest(p, name, &best), 0);
+        if (!streq_ptr(best, expected))
+                fail_msg("%s on %s: suggested %s, expected %s", name, p->name, strna(best), strna(expected));
+}
+
+/* "Did you mean": the closest name of the PMU in force, when close (at
+ * most 2 edits, less than a third of the length; a swap is one edit). */
+static void test_suggest_generic(void **state) {
+        struct host_pmu intel = model("intel"), amd = model("amd");
+
+        assert_suggests(&intel, "cylces", "cycles");            /* a swap */
+        assert_suggests(&intel, "Cycles", "cycles");            /* aliases keep their case */
+        assert_suggests(&intel, "instrutions", "instructions");
+        assert_suggests(&intel, "brnch-misses", "branch-misses");
+        assert_suggests(&intel, "ref-cycels", "ref-cycles");
+        assert_suggests(&intel, "cache-mises", "cache-misses");
+        assert_suggests(&intel, "xyzzy", NULL);                 /* nothing close */
+        assert_suggests(&intel, "cyc", NULL);                   /* too short to guess */
+        assert_suggests(&intel, "cycle", "cycles");
+        assert_suggests(&intel, "cylcs", NULL);                 /* 2 edits of 5 letters: a guess */
+        assert_suggests(&intel, "cyclesss", "cycles");         /* 2 edits of 8 are fine */
+        /* the PMU in force decides: AMD's generic model does not name
+         * ref-cycles, and nothing else is close */
+        assert_suggests(&amd, "ref-cycels", NULL);
+        assert_suggests(&amd, "branchs", "branches");
+}
+
+static void test_suggest_libpfm(void **state) {
+        require_libpfm();
+        struct host_pmu skx = model("skx"), zen3 = model("amd64_fam19h_zen3");
+
+        assert_suggests(&skx, "INST_RETIRD:ANY_P", "INST_RETIRED:ANY_P");
+        assert_suggests(&skx, "inst_retired:any_pp", "INST_RETIRED:ANY_P");     /* case ignored */
+        assert_suggests(&skx, "skx::INST_RETIRED:ANYP", "skx::INST_RETIRED:ANY_P");
+        assert_suggests(&skx, "LONGEST_LAT_CACHE:MISSS", "LONGEST_LAT_CACHE:MISS");
+        assert_suggests(&skx, "cylces", "cycles");              /* aliases too */
+        assert_suggests(&zen3, "RETIRED_INSTRUCTION", "RETIRED_INSTRUCTIONS");
+        assert_suggests(&zen3, "INST_RETIRD:ANY_P", NULL);      /* Intel's name, not this PMU's */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_host_detect),
@@ -428,6 +471,8 @@ int main(void) {
                 cmocka_unit_test(test_libpfm_names),
                 cmocka_unit_test(test_amd_extended_select),
                 cmocka_unit_test(test_foreach_libpfm),
+                cmocka_unit_test(test_suggest_generic),
+                cmocka_unit_test(test_suggest_libpfm),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

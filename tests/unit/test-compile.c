@@ -220,7 +220,8 @@ static void test_amd_bits_on_narrow_kvm(void **state) {
         assert_int_equal(compile1(&pr, &amd, &narrow, &f, NULL), 0);
         assert_int_equal(f->nevents, 2);
 
-        /* optional: skipped with a note, as an unknown optional name is skipped */
+        /* optional: skipped with a note shown only on request (check
+         * --verbose), as an unknown optional name is skipped */
         compiled_filter_unref(TAKE_PTR(f));
         ev[0].optional = true;
         pr.events = ev;
@@ -231,6 +232,7 @@ static void test_amd_bits_on_narrow_kvm(void **state) {
         assert_int_equal(d.n_warnings, 0);
         assert_int_equal(d.n, 1);
         assert_int_equal(d.v[0].level, DIAG_NOTE);
+        assert_true(d.v[0].verbose);
         assert_non_null(strstr(d.v[0].message, "{select: 0x1c0, umask: 0x02} is optional and skipped"));
         diags_clear(&d);
 }
@@ -382,18 +384,40 @@ static void test_names(void **state) {
         struct event_spec bad[] = { NAME("no-such-event-xyz", false, 4) };
         struct profile pr = prof("t", TIER_TENANT, NULL, ev, ELEMENTSOF(ev));
         _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
+        struct diags d = {};
         uint64_t code;
 
         if (event_resolve(&intel, "instructions", &code) < 0)
                 skip();         /* the catalogue has not landed yet */
-        assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, NULL), 0);
+        assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, &d), 0);
         assert_int_equal(f->nevents, 1);                /* the optional unknown one is skipped */
         assert_true(f->events[0] == code);
         assert_string_equal(f->entry_names[0], "instructions");
+        /* ... saying so only on request */
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.v[0].level, DIAG_NOTE);
+        assert_true(d.v[0].verbose);
+        assert_string_equal(d.v[0].message, "event 'no-such-event-xyz' is optional and skipped: PMU intel does not name it");
+        diags_clear(&d);
+
+        /* a skipped optional name close to one of the PMU's: perhaps a typo */
+        compiled_filter_unref(TAKE_PTR(f));
+        ev[1].name = (char *) "ref-cycels";
+        assert_int_equal(compile1(&pr, &intel, &kvm_new, &f, &d), 0);
+        assert_int_equal(f->nevents, 1);
+        assert_int_equal(d.n_errors + d.n_warnings, 0);
+        assert_string_equal(d.v[0].message, "event 'ref-cycels' is optional and skipped: PMU intel does not name it; "
+                            "did you mean 'ref-cycles'?");
+        diags_clear(&d);
 
         pr.events = bad;
         pr.n_events = 1;
         expect_error(&pr, &intel, &kvm_new, "t.yaml:4:7: error: unknown event 'no-such-event-xyz' for PMU intel");
+
+        /* with the closest name of the PMU, where one is close */
+        bad[0].name = (char *) "brnch-misses";
+        expect_error(&pr, &intel, &kvm_new,
+                     "t.yaml:4:7: error: unknown event 'brnch-misses' for PMU intel; did you mean 'branch-misses'?");
 }
 
 static struct compiled_filter cf(uint32_t action, uint32_t flags, uint64_t *w, uint32_t n) {
@@ -608,8 +632,52 @@ static void test_yaml_to_bytes(void **state) {
         diags_clear(&d);
 }
 
+/* perf's spellings compile to the words of the number and {select, umask}
+ * forms, and keep their spelling for `compile`'s NAME column. */
+static void test_perf_spellings(void **state) {
+        static const char yaml[] =
+                "profiles:\n"
+                "  p:\n"
+                "    tier: trusted\n"
+                "    events:\n"
+                "      - r412e\n"
+                "      - cpu/event=0x2e,umask=0x4f,name=llc-refs/\n"
+                "      - cpu/event=0xc0/\n"
+                "      - r100000120\n"
+                "      - \"cpu/event=0x1c0,umask=0x01/\"\n"
+                "  same:\n"
+                "    tier: trusted\n"
+                "    events: [ 0x412e, { select: 0x2e, umask: 0x4f }, 0x00c0, 0x100000120, { select: 0x1c0, umask: 1 } ]\n";
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL, *g = NULL;
+        struct diags d = {};
+
+        assert_int_equal(compile_yaml(yaml, "p", &amd, &f, &d), 0);
+        assert_int_equal(compile_yaml(yaml, "same", &amd, &g, &d), 0);
+        assert_true(compiled_filter_equal(f, g));
+        assert_int_equal(f->nevents, 5);
+        assert_true(f->events[0] == 0xc0);
+        assert_string_equal(f->entry_names[0], "cpu/event=0xc0/");
+        assert_true(f->events[1] == 0x412e);
+        assert_string_equal(f->entry_names[1], "r412e");
+        assert_true(f->events[2] == 0x4f2e);
+        assert_string_equal(f->entry_names[2], "cpu/event=0x2e,umask=0x4f,name=llc-refs/");
+        assert_true(f->events[3] == UINT64_C(0x100000120));
+        assert_string_equal(f->entry_names[3], "r100000120");
+        assert_true(f->events[4] == UINT64_C(0x1000001c0));
+        assert_string_equal(f->entry_names[4], "cpu/event=0x1c0,umask=0x01/");
+        diags_clear(&d);
+
+        /* select bits 11:8 are AMD's alone, whichever spelling */
+        compiled_filter_unref(TAKE_PTR(f));
+        assert_int_equal(compile_yaml("profiles:\n  p:\n    tier: trusted\n    events: [ r100000120 ]\n",
+                                      "p", &intel, &f, &d), -EINVAL);
+        assert_non_null(strstr(d.v[0].message, "r100000120 uses event-select bits 11:8 (0x1), which only AMD PMUs have"));
+        diags_clear(&d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_perf_spellings),
                 cmocka_unit_test(test_plain_forms),
                 cmocka_unit_test(test_trusted_is_denylist),
                 cmocka_unit_test(test_dedupe_sort),

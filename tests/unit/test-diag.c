@@ -42,10 +42,32 @@ static void test_print(void **state) {
         diags_clear(&d);
 }
 
+/* From an index on, by line and column, equal places in the order added. */
+static void test_sort_by_place(void **state) {
+        struct diags d = {};
+        static const unsigned places[][2] = { { 9, 1 }, { 5, 3 }, { 2, 8 }, { 5, 1 }, { 5, 3 }, { 1, 1 } };
+
+        for (size_t i = 0; i < ELEMENTSOF(places); i++) {
+                struct srcloc loc = { "t.yaml", places[i][0], places[i][1] };
+
+                diags_error(&d, &loc, "%zu", i);
+        }
+        diags_sort_by_place(&d, 1);
+        assert_string_equal(d.v[0].message, "0");      /* before `from`: untouched */
+        assert_string_equal(d.v[1].message, "5");
+        assert_string_equal(d.v[2].message, "2");
+        assert_string_equal(d.v[3].message, "3");
+        assert_string_equal(d.v[4].message, "1");
+        assert_string_equal(d.v[5].message, "4");
+        assert_int_equal(d.n_errors, 6);
+        diags_clear(&d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_format_and_count),
                 cmocka_unit_test(test_print),
+                cmocka_unit_test(test_sort_by_place),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

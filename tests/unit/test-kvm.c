@@ -89,7 +89,24 @@ static void test_enable_pmu_param(void **state) {
         }
         assert_int_equal(fread(&c, 1, 1, f), 1);
         assert_int_equal(kvm_support_probe(&k), 0);
+        assert_true(k.enable_pmu_read);
         assert_int_equal(k.enable_pmu, c == 'Y');
+        assert_int_equal(kvm_vpmu_off_hostwide(&k), c != 'Y');
+}
+
+/* When a `pmu: off` VM's failure to disable its vPMU is no failure: only
+ * where the probe read kvm.enable_pmu=N. */
+static void test_vpmu_off_hostwide(void **state) {
+        struct kvm_support off = { .filter = true, .enable_pmu_read = true, .enable_pmu = false };
+        struct kvm_support on = { .filter = true, .enable_pmu_read = true, .enable_pmu = true, .pmu_capability = 1 };
+        struct kvm_support old = { .filter = true };    /* before 5.17: no parameter, the vPMU on */
+        struct kvm_support unprobed = { .open_error = -ENOENT, .enable_pmu_read = true };
+
+        assert_true(kvm_vpmu_off_hostwide(&off));
+        assert_false(kvm_vpmu_off_hostwide(&on));
+        assert_false(kvm_vpmu_off_hostwide(&old));
+        assert_false(kvm_vpmu_off_hostwide(&unprobed));
+        assert_false(kvm_vpmu_off_hostwide(NULL));
 }
 
 static void test_set_filter(void **state) {
@@ -178,6 +195,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_probe),
                 cmocka_unit_test(test_enable_pmu_param),
+                cmocka_unit_test(test_vpmu_off_hostwide),
                 cmocka_unit_test(test_set_filter),
                 cmocka_unit_test(test_create_vm),
                 cmocka_unit_test(test_disable_pmu),

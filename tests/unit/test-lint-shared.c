@@ -56,9 +56,19 @@ static void lint(const char *yaml, const struct host_pmu *pmu, struct diags *d) 
  * them.  expected ends with NULL. */
 static void expect_diags_v(const char *yaml, const struct host_pmu *pmu, const char *const *expected) {
         struct diags d = {};
-        size_t n = 0;
+        size_t n = 0, w = 0;
 
         lint(yaml, pmu, &d);
+        /* without --verbose: optional events skipped are not shown */
+        for (size_t i = 0; i < d.n; i++) {
+                if (!d.v[i].verbose) {
+                        d.v[w++] = d.v[i];
+                        continue;
+                }
+                free(d.v[i].file);
+                free(d.v[i].message);
+        }
+        d.n = w;
         for (; expected[n]; n++) {
                 _cleanup_free_ char *s = NULL;
                 static const char *const levels[] = { "error", "warning", "note" };

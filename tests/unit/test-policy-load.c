@@ -44,6 +44,38 @@ static void expect_error(const char *yaml, const char *message) {
         diags_clear(&d);
 }
 
+/* Load one buffer and validate what loaded: it must fail with exactly
+ * these errors, in this order (a NULL-terminated list), nothing more. */
+static void expect_errors(const char *yaml, ...) {
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        struct diags d = {};
+        size_t n = 0;
+        va_list ap;
+
+        assert_int_equal(policy_new(&p), 0);
+        assert_int_equal(policy_load_buffer(p, "t.yaml", yaml, strlen(yaml), &d), -EINVAL);
+        assert_true(policy_validate(p, &d) == 0 || d.n_errors > 0);
+        va_start(ap, yaml);
+        for (size_t i = 0; i < d.n; i++) {
+                _cleanup_free_ char *s = NULL;
+                const char *want;
+
+                if (d.v[i].level != DIAG_ERROR)
+                        continue;
+                assert_true(asprintf(&s, "%s:%u:%u: error: %s", d.v[i].file, d.v[i].line, d.v[i].column,
+                                     d.v[i].message) > 0);
+                want = va_arg(ap, const char *);
+                if (!want)
+                        fail_msg("unexpected error %zu: %s", n + 1, s);
+                assert_string_equal(s, want);
+                n++;
+        }
+        if (va_arg(ap, const char *))
+                fail_msg("only %zu errors", n);
+        va_end(ap);
+        diags_clear(&d);
+}
+
 static void assert_loc(const struct srcloc *loc, unsigned line, unsigned column) {
         assert_string_equal(loc->file, "t.yaml");
         assert_int_equal(loc->line, line);
@@ -180,7 +212,8 @@ static void test_event_forms(void **state) {
 
 static void test_event_errors(void **state) {
         expect_error(EVENT_YAML("{ select: 0xc4, umsk: 1 }"),
-                     "t.yaml:4:25: error: event: expected 'umask' (0-255 or 'any') or 'mask'+'match', got key 'umsk'");
+                     "t.yaml:4:25: error: event: expected 'umask' (0-255 or 'any') or 'mask'+'match', got key 'umsk'; "
+                     "did you mean 'umask'?");
         expect_error(EVENT_YAML("{ umask: 1 }"),
                      "t.yaml:4:9: error: event: expected 'select' (0-0xfff) with 'umask' (0-255 or 'any') or 'mask'+'match'");
         expect_error(EVENT_YAML("{ select: 0x1000, umask: 1 }"),
@@ -225,6 +258,94 @@ static void test_event_errors(void **state) {
                      "t.yaml:3:13: error: events: expected a sequence, got 'cycles'");
         expect_error("profiles:\n  t:\n    optional: { a: 1 }\n",
                      "t.yaml:3:15: error: optional: expected a sequence, got a mapping");
+}
+
+/* perf's spellings: rNNN is the raw word of the number form, and
+ * cpu/event=S,umask=U/ the { select, umask } form; the spelling is kept. */
+static void test_perf_spellings(void **state) {
+        _cleanup_(policy_freep) struct policy *p = load_ok(
+                "profiles:\n"
+                "  t:\n"
+                "    tier: trusted\n"
+                "    events:\n"
+                "      - r412e\n"
+                "      - r100000120\n"
+                "      - \"r00c0\"\n"
+                "      - cpu/event=0x2e,umask=0x41/\n"
+                "      - cpu/event=0x2e,umask=0x41,name=llc-misses/\n"
+                "      - cpu/umask=65,event=46/\n"
+                "      - cpu/event=0x120/\n"
+                "    optional: [ \"cpu/name=x,event=0xc0,umask=0/\", ref-cycles ]\n");
+        const struct event_spec *e = policy_find_profile(p, "t")->events;
+
+        assert_int_equal(policy_find_profile(p, "t")->n_events, 9);
+        assert_int_equal(e[0].kind, EVENT_RAW);
+        assert_true(e[0].raw == 0x412e);
+        assert_string_equal(e[0].name, "r412e");
+        assert_int_equal(e[1].kind, EVENT_RAW);
+        assert_true(e[1].raw == UINT64_C(0x100000120));
+        assert_int_equal(e[2].kind, EVENT_RAW);
+        assert_true(e[2].raw == 0xc0);
+        for (size_t i = 3; i <= 5; i++) {
+                assert_int_equal(e[i].kind, EVENT_SELECT_UMASK);
+                assert_int_equal(e[i].select, 0x2e);
+                assert_int_equal(e[i].umask, 0x41);
+        }
+        assert_string_equal(e[4].name, "cpu/event=0x2e,umask=0x41,name=llc-misses/");
+        assert_loc(&e[4].loc, 9, 9);
+        assert_int_equal(e[6].kind, EVENT_SELECT_UMASK);
+        assert_int_equal(e[6].select, 0x120);
+        assert_int_equal(e[6].umask, 0);
+        assert_int_equal(e[7].kind, EVENT_SELECT_UMASK);
+        assert_true(e[7].optional);
+        assert_int_equal(e[7].select, 0xc0);
+        /* ref-cycles: a name starting with r, not hex */
+        assert_int_equal(e[8].kind, EVENT_NAME);
+        assert_string_equal(e[8].name, "ref-cycles");
+
+        expect_error(EVENT_YAML("r1d3c0412e"),
+                     "t.yaml:4:9: error: event: raw event 'r1d3c0412e' sets en (bit 22), inv (bit 23), cmask (bits 24-31), "
+                     "which KVM's filter does not compare (only the event select and unit mask: bits 0-15 and 32-35)");
+        expect_error(EVENT_YAML("r4412e"),
+                     "t.yaml:4:9: error: event: raw event 'r4412e' sets edge (bit 18), which KVM's filter does not compare "
+                     "(only the event select and unit mask: bits 0-15 and 32-35)");
+        expect_error(EVENT_YAML("r1000000000c0"),
+                     "t.yaml:4:9: error: event: raw event 'r1000000000c0' sets bits 36-63, which KVM's filter does not "
+                     "compare (only the event select and unit mask: bits 0-15 and 32-35)");
+        expect_error(EVENT_YAML("r10000000000000000"),
+                     "t.yaml:4:9: error: event: raw event 'r10000000000000000' does not fit in 64 bits");
+        expect_error(EVENT_YAML("cpu/event=0x2e,umask=0x41,cmask=1/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x2e,umask=0x41,cmask=1/': term 'cmask' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/event=0x3c,inv/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x3c,inv/': term 'inv' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/event=0x3c,edge/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x3c,edge/': term 'edge' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/event=0x3c,any=1/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x3c,any=1/': term 'any' cannot be filtered: "
+                     "KVM's filter compares only the event select (event=) and unit mask (umask=)");
+        expect_error(EVENT_YAML("cpu/umask=0x41/"),
+                     "t.yaml:4:9: error: event: expected cpu/event=N,umask=N/ with event=, got 'cpu/umask=0x41/'");
+        expect_error(EVENT_YAML("cpu/event=0x1000/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=0x1000/': expected event=0-0xfff, got '0x1000'");
+        expect_error(EVENT_YAML("cpu/event=1,umask=0x100/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,umask=0x100/': expected umask=0-0xff, got '0x100'");
+        expect_error(EVENT_YAML("cpu/event=1,umask=x/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,umask=x/': expected umask=0-0xff, got 'x'");
+        expect_error(EVENT_YAML("cpu/event=1,event=2/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,event=2/': term 'event' given twice");
+        expect_error(EVENT_YAML("cpu/event=1,name=/"),
+                     "t.yaml:4:9: error: event: 'cpu/event=1,name=/': expected name=NAME");
+        expect_error(EVENT_YAML("cpu/event=1/u"),
+                     "t.yaml:4:9: error: event: expected cpu/event=N,umask=N/ (ending in '/'), got 'cpu/event=1/u'");
+        expect_error(EVENT_YAML("cpu/event=1,,umask=1/"),
+                     "t.yaml:4:9: error: event: expected cpu/event=N,umask=N/ (terms separated by one ','), "
+                     "got 'cpu/event=1,,umask=1/'");
+        expect_error(EVENT_YAML("uncore_imc/event=0x4/"),
+                     "t.yaml:4:9: error: event: expected the core PMU, cpu/event=N,umask=N/, got 'uncore_imc/event=0x4/': "
+                     "KVM filters the events of the core PMU only");
 }
 
 static void test_profile_fields(void **state) {
@@ -420,22 +541,211 @@ static void test_rule_errors(void **state) {
         expect_error("rules: {}\n", "t.yaml:1:8: error: rules: expected a sequence, got a mapping");
 }
 
+/* Unknown keys, each with the closest known key where one is close: at
+ * most 2 edits (a swap of neighbours is one) and fewer than a third of the
+ * key's length. */
 static void test_unknown_keys(void **state) {
         expect_error("version: 1\nsetings: {}\n",
-                     "t.yaml:2:1: error: top level: unknown key 'setings' (expected version, settings, profiles or rules)");
+                     "t.yaml:2:1: error: top level: unknown key 'setings' (expected version, settings, profiles or rules); "
+                     "did you mean 'settings'?");
         expect_error("settings:\n  socket: /a\n  timeout: 5\n",
                      "t.yaml:3:3: error: settings: unknown key 'timeout' (expected socket, attach_timeout_ms, adopt, "
                      "unmanaged, default_profile, unattached_sessions_per_uid or socket_group)");
+        expect_error("settings:\n  atach_timeout_ms: 5\n",
+                     "t.yaml:2:3: error: settings: unknown key 'atach_timeout_ms' (expected socket, attach_timeout_ms, "
+                     "adopt, unmanaged, default_profile, unattached_sessions_per_uid or socket_group); "
+                     "did you mean 'attach_timeout_ms'?");
         expect_error("profiles:\n  t:\n    tier: tenant\n    event: [cycles]\n",
                      "t.yaml:4:5: error: profile: unknown key 'event' (expected description, tier, extends, events, "
+                     "optional, fixed_counters, pmu or acknowledge_shared); did you mean 'events'?");
+        expect_error("profiles:\n  t:\n    tire: tenant\n",
+                     "t.yaml:3:5: error: profile: unknown key 'tire' (expected description, tier, extends, events, "
+                     "optional, fixed_counters, pmu or acknowledge_shared); did you mean 'tier'?");
+        /* two letters: one edit is half of it, a guess */
+        expect_error("profiles:\n  t:\n    pm: off\n",
+                     "t.yaml:3:5: error: profile: unknown key 'pm' (expected description, tier, extends, events, "
                      "optional, fixed_counters, pmu or acknowledge_shared)");
         expect_error("rules:\n  - match: {}\n    profile: a\n    continue: true\n",
                      "t.yaml:4:5: error: rule: unknown key 'continue' (expected match or profile)");
+        expect_error("rules:\n  - match: {}\n    profiel: a\n",
+                     "t.yaml:3:5: error: rule: unknown key 'profiel' (expected match or profile); did you mean 'profile'?");
+        expect_error("rules:\n  - match: { uidd: 0 }\n    profile: a\n",
+                     "t.yaml:2:14: error: match: unknown key 'uidd' (expected name, uuid, label.<key>, exe, comm, "
+                     "uid, gid, user, group, cgroup, unit, slice, machine or client); did you mean 'uid'?");
+        /* a misspelt label keeps its own key */
+        expect_error("rules:\n  - match: { lable.tier: trusted }\n    profile: a\n",
+                     "t.yaml:2:14: error: match: unknown key 'lable.tier' (expected name, uuid, label.<key>, exe, comm, "
+                     "uid, gid, user, group, cgroup, unit, slice, machine or client); did you mean 'label.tier'?");
+        expect_error("rules:\n  - match: { labels.tier: trusted }\n    profile: a\n",
+                     "t.yaml:2:14: error: match: unknown key 'labels.tier' (expected name, uuid, label.<key>, exe, comm, "
+                     "uid, gid, user, group, cgroup, unit, slice, machine or client); did you mean 'label.tier'?");
+}
+
+/* Three mistakes of different kinds in one file: three errors, each where
+ * it is written, in one load. */
+static void test_every_error_in_one_run(void **state) {
+        expect_errors("version: 1\n"
+                      "settings:\n"
+                      "  attach_timeout_ms: 0\n"
+                      "  default_profile: tenant\n"
+                      "profiles:\n"
+                      "  tenant:\n"
+                      "    tier: tenant\n"
+                      "    event: [ instructions ]\n"
+                      "  trusted:\n"
+                      "    tier: trusted\n"
+                      "    events:\n"
+                      "      - { select: 0xb7, umask: 256 }\n"
+                      "rules:\n"
+                      "  - match: { uid: \"0\" }\n"
+                      "    profile: trusted\n",
+                      "t.yaml:3:22: error: attach_timeout_ms: expected an integer 1-3600000, got '0'",
+                      "t.yaml:8:5: error: profile: unknown key 'event' (expected description, tier, extends, events, "
+                      "optional, fixed_counters, pmu or acknowledge_shared); did you mean 'events'?",
+                      "t.yaml:12:32: error: umask: expected an integer 0-255 or 'any', got '256'",
+                      NULL);
+        /* every key of one mapping, every item of one list */
+        expect_errors("settings:\n  socket: run\n  adopt: yes\n  unmanaged: kil\n",
+                      "t.yaml:2:11: error: socket: expected an absolute path of at most 107 bytes, got 'run'",
+                      "t.yaml:3:10: error: adopt: expected none or ptrace, got 'yes'",
+                      "t.yaml:4:14: error: unmanaged: expected warn or kill, got 'kil'",
+                      NULL);
+        expect_errors(EVENT_YAML("0x100000\n      - \"cycles please\"\n      - cycles\n      - { select: 1, umask: 256 }"),
+                      "t.yaml:4:9: error: raw event 0x100000 has bits outside event select and unit mask "
+                      "(expected bits 0-15 and 32-35)",
+                      "t.yaml:5:9: error: event: expected an event name (letters, digits, '_', ':', '.', '-'; "
+                      "at most 256), got 'cycles please'",
+                      "t.yaml:7:29: error: umask: expected an integer 0-255 or 'any', got '256'",
+                      NULL);
+        expect_errors("profiles:\n  t:\n    tier: tenant\n    fixed_counters: [32, 1, 40]\n",
+                      "t.yaml:4:22: error: fixed_counters: expected an index 0-31, got '32'",
+                      "t.yaml:4:29: error: fixed_counters: expected an index 0-31, got '40'",
+                      NULL);
+        /* every repeat, not only the first */
+        expect_errors("settings:\n  adopt: none\n  adopt: none\n  adopt: ptrace\n",
+                      "t.yaml:3:3: error: settings: duplicate key 'adopt' (first at t.yaml:2:3)",
+                      "t.yaml:4:3: error: settings: duplicate key 'adopt' (first at t.yaml:2:3)",
+                      NULL);
+        /* every rule */
+        expect_errors("rules:\n  - match: { owner: x }\n    profile: a\n  - a\n  - match: {}\n    profile: \"b c\"\n",
+                      "t.yaml:2:14: error: match: unknown key 'owner' (expected name, uuid, label.<key>, exe, comm, "
+                      "uid, gid, user, group, cgroup, unit, slice, machine or client)",
+                      "t.yaml:4:5: error: rule: expected a mapping, got 'a'",
+                      "t.yaml:6:14: error: profile: expected a profile name (letters, digits, '_', '.', '-'; "
+                      "at most 64), got 'b c'",
+                      /* and then the references, of what loaded */
+                      "t.yaml:3:14: error: rule 1: profile 'a' is not defined",
+                      NULL);
+}
+
+/* What follows from an error already reported is not reported again. */
+static void test_no_cascade(void **state) {
+        /* A broken profile still resolves for the rule and the child naming
+         * it, and says nothing of its tier, nor of its child's. */
+        expect_errors("settings:\n  default_profile: base\n"
+                      "profiles:\n  base:\n    tier: tennant\n  child:\n    extends: base\n"
+                      "rules:\n  - match: {}\n    profile: base\n",
+                      "t.yaml:5:11: error: tier: expected tenant or trusted, got 'tennant'",
+                      NULL);
+        /* A misspelt `profiles`: every profile may be in it, so no rule's
+         * profile is called undefined. */
+        expect_errors("profile:\n  a: { tier: tenant }\nrules:\n  - match: {}\n    profile: a\n",
+                      "t.yaml:1:1: error: top level: unknown key 'profile' (expected version, settings, profiles or "
+                      "rules); did you mean 'profiles'?",
+                      NULL);
+        expect_errors("profiles: [ a ]\nsettings:\n  default_profile: a\n",
+                      "t.yaml:1:11: error: profiles: expected a mapping, got a sequence",
+                      NULL);
+        /* A misspelt key may be the one that seems missing. */
+        expect_errors(EVENT_YAML("{ selct: 0x2e, umask: any }"),
+                      "t.yaml:4:11: error: event: expected 'umask' (0-255 or 'any') or 'mask'+'match', got key "
+                      "'selct'; did you mean 'select'?",
+                      NULL);
+        expect_errors(EVENT_YAML("{ select: 0x2e, mask: 1, mtch: 1 }"),
+                      "t.yaml:4:34: error: event: expected 'umask' (0-255 or 'any') or 'mask'+'match', got key "
+                      "'mtch'; did you mean 'match'?",
+                      NULL);
+        expect_errors("rules:\n  - match: {}\n    profle: a\n",
+                      "t.yaml:3:5: error: rule: unknown key 'profle' (expected match or profile); did you mean 'profile'?",
+                      NULL);
+        /* With nothing misspelt, missing is missing. */
+        expect_errors("rules:\n  - match: {}\n", "t.yaml:2:5: error: rule: missing 'profile' (expected 'match' and 'profile')",
+                      NULL);
+        /* A profile that cannot be kept still has its body checked. */
+        expect_errors("profiles:\n  a: { tier: tenant }\n  a: { tier: tennant }\n",
+                      "t.yaml:3:3: error: profiles: duplicate key 'a' (first at t.yaml:2:3)",
+                      "t.yaml:3:14: error: tier: expected tenant or trusted, got 'tennant'",
+                      NULL);
+        expect_errors("profiles:\n  \"a b\": {}\n  \"a b\": {}\n",
+                      "t.yaml:2:3: error: profile: expected a profile name (letters, digits, '_', '.', '-'; "
+                      "at most 64), got 'a b'",
+                      "t.yaml:3:3: error: profiles: duplicate key 'a b' (first at t.yaml:2:3)",
+                      NULL);
+        expect_errors("profiles:\n  \"a b\": { pmu: of }\n",
+                      "t.yaml:2:3: error: profile: expected a profile name (letters, digits, '_', '.', '-'; "
+                      "at most 64), got 'a b'",
+                      "t.yaml:2:17: error: pmu: expected on or off, got 'of'",
+                      NULL);
+        /* A rule with an unknown match key gets no trust lint (the key may
+         * have been the fact it needs), and its profile is still looked up. */
+        expect_errors("profiles:\n  t: { tier: trusted, events: [0xc0] }\n"
+                      "rules:\n  - match: { uidd: 0, label.tier: t }\n    profile: t\n"
+                      "  - match: { uidd: 0 }\n    profile: nope\n",
+                      "t.yaml:4:14: error: match: unknown key 'uidd' (expected name, uuid, label.<key>, exe, comm, "
+                      "uid, gid, user, group, cgroup, unit, slice, machine or client); did you mean 'uid'?",
+                      "t.yaml:6:14: error: match: unknown key 'uidd' (expected name, uuid, label.<key>, exe, comm, "
+                      "uid, gid, user, group, cgroup, unit, slice, machine or client); did you mean 'uid'?",
+                      "t.yaml:7:14: error: rule 2: profile 'nope' is not defined",
+                      NULL);
+}
+
+/* What loaded after errors: broken definitions marked, the rest sound. */
+static void test_partial_policy(void **state) {
+        static const char yaml[] =
+                "profiles:\n"
+                "  base: { tier: tenant, events: [cycles] }\n"
+                "  bad: { tier: tenant, colour: blue }\n"
+                "  child: { extends: bad }\n"
+                "  orphan: { extends: nowhere }\n"
+                "  ok: { extends: base }\n"
+                "rules:\n"
+                "  - { match: { owner: x }, profile: base }\n"
+                "  - { match: { uid: 0 }, profile: ok }\n";
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        struct diags d = {};
+
+        assert_int_equal(policy_new(&p), 0);
+        assert_int_equal(policy_load_buffer(p, "t.yaml", yaml, strlen(yaml), &d), -EINVAL);
+        assert_int_equal(d.n_errors, 2);       /* colour, owner */
+        assert_int_equal(policy_validate(p, &d), -EINVAL);
+        assert_int_equal(d.n_errors, 3);       /* nowhere */
+        assert_int_equal(p->n_profiles, 5);
+        assert_false(p->incomplete);
+        assert_true(profile_is_sound(p, policy_find_profile(p, "base")));
+        assert_true(profile_is_sound(p, policy_find_profile(p, "ok")));
+        assert_true(policy_find_profile(p, "bad")->broken);
+        assert_false(profile_is_sound(p, policy_find_profile(p, "bad")));
+        assert_false(profile_is_sound(p, policy_find_profile(p, "child")));
+        assert_false(profile_is_sound(p, policy_find_profile(p, "orphan")));
+        assert_int_equal(p->n_rules, 2);
+        assert_true(p->rules[0].broken);
+        assert_string_equal(p->rules[0].profile, "base");
+        assert_false(p->rules[1].broken);
+        diags_clear(&d);
 }
 
 static void test_duplicates(void **state) {
+        _cleanup_(policy_freep) struct policy *p = NULL;
+        struct diags d = {};
+        const char *yaml = "settings:\n  socket: /a\n  socket: /b\n";
+
         expect_error("settings:\n  socket: /a\n  adopt: none\n  socket: /b\n",
                      "t.yaml:4:3: error: settings: duplicate key 'socket' (first at t.yaml:2:3)");
+        /* the first of repeated keys is the one read */
+        assert_int_equal(policy_new(&p), 0);
+        assert_int_equal(policy_load_buffer(p, "t.yaml", yaml, strlen(yaml), &d), -EINVAL);
+        assert_string_equal(p->settings.socket, "/a");
+        diags_clear(&d);
         expect_error("profiles:\n  a: {}\n  b: {}\n  a: {}\n  b: {}\n",
                      "t.yaml:4:3: error: profiles: duplicate key 'a' (first at t.yaml:2:3)");
         expect_error("rules:\n  - match: { uid: 0, uid: 1 }\n    profile: a\n",
@@ -519,7 +829,8 @@ static char *write_temp(const char *dir, const char *name, const char *content) 
 
 static void test_files(void **state) {
         char dir[] = "/tmp/test-policy-load.XXXXXX";
-        _cleanup_free_ char *main_path = NULL, *frag1 = NULL, *frag2 = NULL, *big = NULL, *missing = NULL;
+        _cleanup_free_ char *main_path = NULL, *frag1 = NULL, *frag2 = NULL, *big = NULL, *missing = NULL,
+                *bad1 = NULL, *bad2 = NULL;
         _cleanup_(policy_freep) struct policy *p = NULL;
         _cleanup_free_ char *first = NULL;
         struct diags d = {};
@@ -592,6 +903,39 @@ static void test_files(void **state) {
                 assert_int_equal(policy_load_paths(none, &p, &d), -EINVAL);
                 diags_clear(&d);
         }
+
+        /* Every file is loaded, whatever the one before it did: errors of
+         * both are reported at once.  The rule's profile, which may have
+         * been in the file that did not parse, is not called undefined. */
+        bad1 = write_temp(dir, "bad1.yaml", "profiles:\n  a: { tier: tenant\n");
+        bad2 = write_temp(dir, "bad2.yaml", "rules:\n  - { match: { uid: 0 }, profile: a }\n  - { match: {}, profle: a }\n");
+        {
+                char *paths[] = { bad1, bad2, NULL };
+
+                assert_int_equal(policy_load_paths(paths, &p, &d), -EINVAL);
+                assert_null(p);
+                assert_int_equal(d.n_errors, 2);
+                assert_non_null(strstr(d.v[0].message, "YAML: "));
+                assert_string_equal(d.v[1].file, bad2);
+                assert_int_equal(d.v[1].line, 3);
+                assert_non_null(strstr(d.v[1].message, "unknown key 'profle'"));
+                diags_clear(&d);
+
+                /* check's variant hands back what loaded, never for use */
+                assert_int_equal(policy_check_paths(paths, &p, &d), -EINVAL);
+                assert_non_null(p);
+                assert_true(p->incomplete);
+                assert_int_equal(p->n_rules, 2);
+                assert_int_equal(d.n_errors, 2);
+                policy_free(TAKE_PTR(p));
+                diags_clear(&d);
+
+                assert_int_equal(policy_check_files(main_path, &p, &d), 0);
+                assert_non_null(p);
+                policy_free(TAKE_PTR(p));
+        }
+        assert_int_equal(unlink(bad1), 0);
+        assert_int_equal(unlink(bad2), 0);
         assert_int_equal(unlink(main_path), 0);
         assert_int_equal(unlink(frag1), 0);
         assert_int_equal(unlink(frag2), 0);
@@ -752,12 +1096,16 @@ int main(void) {
                 cmocka_unit_test(test_settings_override),
                 cmocka_unit_test(test_event_forms),
                 cmocka_unit_test(test_event_errors),
+                cmocka_unit_test(test_perf_spellings),
                 cmocka_unit_test(test_profile_fields),
                 cmocka_unit_test(test_profile_errors),
                 cmocka_unit_test(test_acknowledge_shared),
                 cmocka_unit_test(test_rules),
                 cmocka_unit_test(test_rule_errors),
                 cmocka_unit_test(test_unknown_keys),
+                cmocka_unit_test(test_every_error_in_one_run),
+                cmocka_unit_test(test_no_cascade),
+                cmocka_unit_test(test_partial_policy),
                 cmocka_unit_test(test_duplicates),
                 cmocka_unit_test(test_profile_across_files),
                 cmocka_unit_test(test_syntax),
