@@ -18,6 +18,9 @@ packages=(
         # the system test (tests/system): a Debian tree booted under
         # systemd-nspawn
         systemd-container debootstrap
+        # ... and the Debian packages it installs there (debian/: built with
+        # dpkg-buildpackage, checked with lintian)
+        dpkg-dev debhelper lintian
 )
 
 missing=()
