@@ -42,6 +42,9 @@ tests=(
         # the system test (tests/system): a Debian tree booted under
         # systemd-nspawn
         systemd-container debootstrap
+        # ... and the Debian packages it installs there (debian/: built with
+        # dpkg-buildpackage, checked with lintian)
+        dpkg-dev debhelper lintian
 )
 
 usage() {

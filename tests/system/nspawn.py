@@ -283,13 +283,15 @@ def message_ids(src):
 
 # --- the driver -------------------------------------------------------------
 
-def run(doc, make_tree, checks, prepare=None, kvm=None):
+def run(doc, make_tree, checks, prepare=None, kvm=None, install=build_and_install):
     """One system test: argv is SOURCE_ROOT BUILD_ROOT.  make_tree() returns
     (pristine tree, whether it was built now); it is copied, the project is
-    installed into the copy, prepare(root) (if any) adjusts the copy, and
-    the container boots with kvm(root) (if any; else the host's /dev/kvm)
-    bound as its /dev/kvm; then checks(c, src).  The exit status: 0 all
-    checks passed, 1 one failed, 77 skipped (the reason printed)."""
+    installed into the copy (install(src, build_root, root); test-debian.py
+    puts its packages there instead, to install them after boot),
+    prepare(root) (if any) adjusts the copy, and the container boots with
+    kvm(root) (if any; else the host's /dev/kvm) bound as its /dev/kvm; then
+    checks(c, src).  The exit status: 0 all checks passed, 1 one failed, 77
+    skipped (the reason printed)."""
     if len(sys.argv) != 3:
         print(doc.strip().split("\n\n")[2], file=sys.stderr)
         return 2
@@ -316,7 +318,7 @@ def run(doc, make_tree, checks, prepare=None, kvm=None):
             # simpler than an overlay upper dir for the install, and it
             # depends on no file system feature (reflinks used if there).
             subprocess.run(["cp", "-a", "--reflink=auto", pristine, root], check=True)
-            build_and_install(src, build_root, root)
+            install(src, build_root, root)
             if prepare:
                 prepare(root)
             note(f"copied the tree and installed the project in {time.monotonic() - t:.1f} s")
