@@ -202,6 +202,8 @@ static int status_print_daemon(const struct props *p, const struct vm_row *v, si
                 .masked = props_bool(p, "MaskedEventsSupported"),
                 .enable_pmu = props_bool(p, "HostPMUEnabled"),
         });
+        if (!isempty(props_string(p, "Kernel")))
+                printf(LABEL "%s\n", "Kernel:", props_string(p, "Kernel"));
         printf(LABEL "%s\n", "Default:", strna(empty_to_null(props_string(p, "DefaultProfile"))));
 
         printf(LABEL "%" PRIu64, "VMs:", props_number(p, "NVMs"));

@@ -66,10 +66,15 @@ static int check_extension(int kvm_fd, long cap) {
 
 /* 1 or 0, or -errno where the parameter cannot be read (before Linux 5.17
  * there is none, and the vPMU is on). */
-static int read_enable_pmu(void) {
-        _cleanup_fclose_ FILE *f = fopen("/sys/module/kvm/parameters/enable_pmu", "re");
+/* A boolean parameter of module kvm: 1 Y, 0 N, -errno (-ENOENT: this
+ * kernel has no such parameter). */
+static int read_kvm_param(const char *name) {
+        char path[128];
+        _cleanup_fclose_ FILE *f = NULL;
         char buf[8] = {};
 
+        snprintf(path, sizeof path, "/sys/module/kvm/parameters/%s", name);
+        f = fopen(path, "re");
         if (!f)
                 return -errno;
         if (!fgets(buf, sizeof(buf), f))
@@ -158,9 +163,11 @@ int kvm_support_probe(struct kvm_support *ret) {
                 return 0;
         }
 
-        r = read_enable_pmu();
+        r = read_kvm_param("enable_pmu");
         k.enable_pmu = r > 0;
         k.enable_pmu_read = r >= 0;
+        r = read_kvm_param("enable_mediated_pmu");
+        k.mediated_pmu = r >= 0 ? r : -1;
         k.filter = check_extension(kvm_fd, KVM_CAP_PMU_EVENT_FILTER) > 0;
         k.masked = check_extension(kvm_fd, KVM_CAP_PMU_EVENT_MASKED_EVENTS) > 0;
         k.pmu_capability = check_extension(kvm_fd, KVM_CAP_PMU_CAPABILITY);
@@ -199,12 +206,15 @@ const char *kvm_support_summary(const struct kvm_support *k, char *buf, size_t s
         else
                 snprintf(buf, size,
                          "PMU event filter up to %u events, masked events %s, event select %s, "
-                         "vPMU %s (kvm.enable_pmu=%s), PMU capability 0x%x",
+                         "vPMU %s (kvm.enable_pmu=%s%s), per-VM vPMU disable %s, mediated vPMU %s",
                          k->max_events,
                          k->masked ? "yes" : "no",
                          k->narrow_select ? "bits 7:0 only" : "bits 11:0",
-                         k->enable_pmu ? "on" : "off",
-                         k->enable_pmu ? "Y" : "N",
-                         (unsigned) k->pmu_capability);
+                         !k->enable_pmu_read || k->enable_pmu ? "on" : "off",
+                         !k->enable_pmu_read ? "unset" : k->enable_pmu ? "Y" : "N",
+                         !k->enable_pmu_read ? ", before Linux 5.17" : "",
+                         k->pmu_capability & KVM_PMU_CAP_DISABLE ? "yes (KVM_CAP_PMU_CAPABILITY)" : "no",
+                         k->mediated_pmu < 0 ? "not in this kernel"
+                                 : k->mediated_pmu ? "on (kvm.enable_mediated_pmu=Y)" : "off (kvm.enable_mediated_pmu=N)");
         return buf;
 }

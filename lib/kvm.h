@@ -19,6 +19,10 @@ struct kvm_support {
         bool enable_pmu;                /* /sys/module/kvm/parameters/enable_pmu */
         bool enable_pmu_read;           /* that parameter exists and was read (Linux
                                          * 5.17+); false: enable_pmu means nothing */
+        int mediated_pmu;               /* /sys/module/kvm/parameters/enable_mediated_pmu
+                                         * (Linux 6.19+: the vPMU passes the hardware
+                                         * counters through): 1 Y, 0 N, -1 no such
+                                         * parameter */
         unsigned max_events;            /* largest nevents the kernel accepts (probed) */
         bool narrow_select;             /* KVM compares event-select bits 7:0 only, even
                                          * on an AMD CPU (kvm_intel; kvm_pvm on AMD):

@@ -227,6 +227,11 @@ static int prop_get(sd_bus *bus, const char *path, const char *interface, const 
                 return sd_bus_message_append(reply, "b", b->deliver->kvm->masked);
         if (streq(property, "HostPMUEnabled"))
                 return sd_bus_message_append(reply, "b", b->deliver->kvm->enable_pmu);
+        if (streq(property, "Kernel")) {
+                char summary[256];
+
+                return sd_bus_message_append(reply, "s", kvm_support_summary(b->deliver->kvm, summary, sizeof summary));
+        }
         return -EINVAL;
 }
 
@@ -246,6 +251,7 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_PROPERTY("FilterSupported", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("MaskedEventsSupported", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("HostPMUEnabled", "b", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Kernel", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssuo)", vms),
                                 method_list_vms, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetVM", SD_BUS_ARGS("s", id_or_name), SD_BUS_RESULT("o", path),

@@ -373,7 +373,11 @@ def test_status_with_daemon():
               "JSON: counts by state: %r" % j)
         check(j["lockdown"] is False and j["config_files"] == [r.d.config] and j["last_error"] is None,
               "JSON: lockdown, files, no error (null): %r" % j)
-        check(j["reason"] is None and j["kernel"] is None, "JSON: what only a daemon-less status has is null: %r" % j)
+        check(j["reason"] is None, "JSON: why it is not running, null: %r" % j)
+        # The daemon's probe in words: the capabilities an operator asks about.
+        check(j["kernel"] == field(out, "Kernel") and re.search(r"PMU event filter up to \d+ events", j["kernel"])
+              and re.search(r"kvm\.enable_pmu=[YN]", j["kernel"]) and "per-VM vPMU disable " in j["kernel"]
+              and "mediated vPMU " in j["kernel"], "JSON and text: the daemon's probe: %r / %r" % (j["kernel"], out))
         check(j["filter_supported"] is True and isinstance(j["masked_events_supported"], bool)
               and isinstance(j["host_pmu_enabled"], bool), "JSON: kernel support as booleans: %r" % j)
 
