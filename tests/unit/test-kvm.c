@@ -178,14 +178,25 @@ static void test_disable_pmu(void **state) {
 
 static void test_summary(void **state) {
         struct kvm_support none = { .open_error = -ENOENT, .max_events = KVM_PMU_FILTER_MAX_EVENTS_DEFAULT };
-        struct kvm_support full = { .filter = true, .masked = true, .max_events = 300 };
+        struct kvm_support full = { .filter = true, .masked = true, .max_events = 300,
+                                    .enable_pmu_read = true, .mediated_pmu = -1 };
+        struct kvm_support cap = { .filter = true, .enable_pmu_read = true, .enable_pmu = true,
+                                   .pmu_capability = KVM_PMU_CAP_DISABLE, .mediated_pmu = 1 };
+        struct kvm_support old = { .filter = true, .mediated_pmu = -1 };
         char buf[256];
 
         assert_non_null(strstr(kvm_support_summary(&none, buf, sizeof(buf)), "/dev/kvm"));
         assert_non_null(strstr(buf, strerror(ENOENT)));
         assert_non_null(strstr(kvm_support_summary(&full, buf, sizeof(buf)), "300 events"));
         assert_non_null(strstr(buf, "masked events yes"));
-        assert_non_null(strstr(buf, "enable_pmu=N"));
+        assert_non_null(strstr(buf, "vPMU off (kvm.enable_pmu=N)"));
+        assert_non_null(strstr(buf, "per-VM vPMU disable no"));
+        assert_non_null(strstr(buf, "mediated vPMU not in this kernel"));
+        assert_non_null(strstr(kvm_support_summary(&cap, buf, sizeof(buf)), "vPMU on (kvm.enable_pmu=Y)"));
+        assert_non_null(strstr(buf, "per-VM vPMU disable yes"));
+        assert_non_null(strstr(buf, "mediated vPMU on (kvm.enable_mediated_pmu=Y)"));
+        /* Before Linux 5.17 there is no parameter, and the vPMU is on. */
+        assert_non_null(strstr(kvm_support_summary(&old, buf, sizeof(buf)), "vPMU on (kvm.enable_pmu=unset, before Linux 5.17)"));
         /* Truncates, never overflows */
         assert_ptr_equal(kvm_support_summary(&full, buf, 8), buf);
         assert_int_equal(strlen(buf), 7);
