@@ -16,6 +16,11 @@
  *   bus-bench call       --address A --method ListVMs|GetManagedObjects --count N
  *                        [--dest NAME --path P --interface I]
  *       "call <ns> <entries>"
+ *   bus-bench emit       --address A --count N
+ *       The floor of the daemon's signals: sd_bus_emit_signal() of a signal
+ *       like VMNew ("so": a VM id and its object path) on this connection,
+ *       timed around the call (sd-bus marshals and writes it there).
+ *       "emit <ns>"
  *   bus-bench echo-serve --address A --list-bytes N --objects-bytes M
  *       The floor of the D-Bus reads: answers org.pmufilterd1.BenchEcho
  *       ListVMs and GetManagedObjects at /bench with one byte array of N
@@ -112,6 +117,21 @@ static int run_set_vm(sd_bus *bus) {
                 if (r < 0)
                         return fail("SetVMProfile", r, &e);
                 printf("setvm %llu\n", (unsigned long long) (now_ns() - t0));
+        }
+        return 0;
+}
+
+static int run_emit(sd_bus *bus) {
+        for (unsigned i = 0; i < arg.count; i++) {
+                uint64_t t0 = now_ns();
+                int r = sd_bus_emit_signal(bus, "/bench", "org.pmufilterd1.BenchEcho", "VMNew", "so", "123456-789",
+                                           "/org/pmufilterd1/vm/_3123456_2d789");
+
+                if (r < 0)
+                        return fail("emitting a signal", r, NULL);
+                printf("emit %llu\n", (unsigned long long) (now_ns() - t0));
+                if (i % 64 == 63)
+                        (void) sd_bus_flush(bus);
         }
         return 0;
 }
@@ -276,12 +296,14 @@ int main(int argc, char *argv[]) {
                 default: return 2;
                 }
         if (!arg.address) {
-                fprintf(stderr, "Usage: bus-bench ping|set-vm|set-default|call|echo-serve --address A ... (see the source)\n");
+                fprintf(stderr, "Usage: bus-bench ping|emit|set-vm|set-default|call|echo-serve --address A ... (see the source)\n");
                 return 2;
         }
         bus = connect_bus();
         if (streq(mode, "ping"))
                 r = run_ping(bus);
+        else if (streq(mode, "emit"))
+                r = run_emit(bus);
         else if (streq(mode, "set-vm") && arg.profiles)
                 r = run_set_vm(bus);
         else if (streq(mode, "set-default") && arg.profile)
