@@ -16,14 +16,17 @@
  *                    and epoll_ctl(ADD) of the new socket
  *   recv-attach      recvmsg() of an ATTACH carrying a VM fd as SCM_RIGHTS,
  *                    then close() of that fd
- *   send-apply-S     send() of an S-byte datagram on a SOCK_SEQPACKET pair
+ *   send-apply-S     send() of an S-byte datagram on a SOCK_SEQPACKET pair,
+ *                    to a reader (another process) asleep in read(): the
+ *                    wake-up of the peer is part of the send's cost
  *   recv-applied     recvmsg() of an APPLIED, then the recvmsg() that finds
  *                    the socket empty (EAGAIN), as an edge-triggered reader does
  *   record-write     open(O_CREAT|O_EXCL) + write(400 B) + close + rename
  *                    of a file in DIR (the daemon's tmpfs runtime directory)
  *   record-unlink    unlink() of such a file
- *   log-write        write() of a 250-byte line to a pipe (the daemon's
- *                    stderr here; the journal's socket under systemd)
+ *   log-write        write() of a 250-byte line to a pipe whose reader sleeps
+ *                    (the daemon's stderr here, read by bench-stamp; the
+ *                    journal's socket under systemd)
  *   close-session    close() of a connected socket and of a pidfd
  *   wake             CPU time of one wake-up: a child sleeping in
  *                    epoll_wait() on an eventfd, woken, reading it (the
@@ -250,25 +253,45 @@ static void session_calls(int kvm) {
         close(vm);
 }
 
+/* A child that reads fd until EOF and drops what it reads: the sleeping
+ * receiver every send of the daemon wakes (the VMM, bench-stamp). */
+static pid_t drain(int fd, int other) {
+        pid_t child = fork();
+
+        if (child < 0)
+                die("fork");
+        if (child == 0) {
+                static char buf[65536];
+
+                close(other);
+                while (read(fd, buf, sizeof(buf)) > 0)
+                        ;
+                _exit(0);
+        }
+        close(fd);
+        return child;
+}
+
 static void send_apply(unsigned size) {
         char name[32], *buf = calloc(1, size + 1);
         int sv[2];
+        pid_t child;
 
         if (!buf || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 die("socketpair");
         memset(buf, 'x', size);
         snprintf(name, sizeof(name), "send-apply-%u", size);
+        child = drain(sv[1], sv[0]);
         for (unsigned i = 0; i < count; i++) {
                 uint64_t t0 = now_ns();
 
-                if (send(sv[0], buf, size, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                if (send(sv[0], buf, size, MSG_NOSIGNAL) < 0)
                         die("send");
                 out(name, now_ns() - t0);
-                if (recv(sv[1], buf, size + 1, 0) < 0)
-                        die("recv");
+                sleep_us(300);          /* the reader sleeps again */
         }
         close(sv[0]);
-        close(sv[1]);
+        (void) waitpid(child, NULL, 0);
         free(buf);
 }
 
@@ -296,24 +319,25 @@ static void records(void) {
 }
 
 static void log_write(void) {
-        char line[250], buf[4096];
+        char line[250];
         int p[2];
+        pid_t child;
 
         memset(line, 'l', sizeof(line));
         line[sizeof(line) - 1] = '\n';
         if (pipe2(p, O_CLOEXEC) < 0)
                 die("pipe");
+        child = drain(p[0], p[1]);
         for (unsigned i = 0; i < count; i++) {
                 uint64_t t0 = now_ns();
 
                 if (write(p[1], line, sizeof(line)) < 0)
                         die("write");
                 out("log-write", now_ns() - t0);
-                if (read(p[0], buf, sizeof(buf)) < 0)
-                        die("read");
+                sleep_us(300);
         }
-        close(p[0]);
         close(p[1]);
+        (void) waitpid(child, NULL, 0);
 }
 
 static uint64_t schedstat_ns(pid_t pid) {
@@ -329,7 +353,10 @@ static uint64_t schedstat_ns(pid_t pid) {
         return ns;
 }
 
-/* The CPU a sleeping process spends to be woken once and take the event. */
+/* The CPU a sleeping process spends to be woken once and take the event.
+ * Wake-ups that come together under load add up in the eventfd's count:
+ * only a count of STOP or more ends the child. */
+#define STOP (UINT64_C(1) << 40)
 static void wake(void) {
         int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), ack[2];
         uint64_t one = 1, before, after;
@@ -351,8 +378,9 @@ static void wake(void) {
                         _exit(1);
                 (void) write(ack[1], "r", 1);
                 for (;;)
-                        if (epoll_wait(ep, &got, 1, -1) == 1 && read(efd, &v, sizeof(v)) == sizeof(v) && v > 1)
-                                _exit(0);       /* 2: stop */
+                        if (epoll_wait(ep, &got, 1, -1) == 1 && read(efd, &v, sizeof(v)) == sizeof(v) &&
+                            v >= STOP)
+                                _exit(0);
         }
         if (read(ack[0], &c, 1) != 1)
                 die("child");
@@ -368,7 +396,7 @@ static void wake(void) {
                 after = schedstat_ns(child);
                 out("wake", (after - before) / (n / 5));
         }
-        one = 2;
+        one = STOP;
         (void) write(efd, &one, sizeof(one));
         (void) waitpid(child, NULL, 0);
         close(efd);

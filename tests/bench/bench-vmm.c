@@ -18,10 +18,12 @@
  *      the measuring VMM is one with many VMs of its own.
  *      "held <n>", then "attach <series index> <pid>-<vm fd> <t0> <t1> <rc>"
  *
- *   bench-vmm life --socket PATH --count N [--gap-us U]
+ *   bench-vmm life --socket PATH --count N [--gap-us U] [--alive-us A]
  *      N whole VM lives with the minimal client, one at a time: create the
- *      VM, attach it, end the session (as the protocol asks, before the VM
- *      goes), close the VM, wait U µs.  What the daemon does for one VM from
+ *      VM, attach it, keep it A µs (default 3000: time for the daemon to
+ *      write its record and say it on the bus, as for any VM that runs),
+ *      end the session (as the protocol asks, before the VM goes), close
+ *      the VM, wait U µs.  What the daemon does for one VM from
  *      its create uevent to its destroy uevent.  "life <pid>-<fd> <t0> <t1>"
  *      around each life, "done" at the end.
  *
@@ -62,10 +64,11 @@ static struct {
         unsigned gap_us;
         unsigned size;
         unsigned hold_n;
+        unsigned alive_us;
         const char *hold_socket;
         bool hold;
         bool wait_go;
-} arg = { .count = 100, .gap_us = 2000, .size = 128 };
+} arg = { .count = 100, .gap_us = 2000, .size = 128, .alive_us = 3000 };
 
 static int attach_one(unsigned series, unsigned i, int kvm) {
         struct pmufilter_attach_args a = PMUFILTER_ATTACH_ARGS_INIT;
@@ -192,6 +195,7 @@ static int run_life(void) {
                         fprintf(stderr, "bench-vmm: life %u: attach: %s\n", i, strerror(-r));
                         failed++;
                 }
+                sleep_us(arg.alive_us);
                 if (sock >= 0)
                         close(sock);
                 close(vm);
@@ -285,7 +289,7 @@ static int run_rtt(void) {
 
 static int parse_args(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_SERIES, ARG_COUNT, ARG_LABEL, ARG_GAP, ARG_SIZE, ARG_HOLD, ARG_WAIT_GO,
-               ARG_HOLD_SOCKET, ARG_OWN };
+               ARG_HOLD_SOCKET, ARG_OWN, ARG_ALIVE };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "series", required_argument, NULL, ARG_SERIES },
@@ -296,6 +300,7 @@ static int parse_args(int argc, char *argv[]) {
                 { "size", required_argument, NULL, ARG_SIZE },
                 { "hold", no_argument, NULL, ARG_HOLD },
                 { "own", required_argument, NULL, ARG_OWN },
+                { "alive-us", required_argument, NULL, ARG_ALIVE },
                 { "wait-go", no_argument, NULL, ARG_WAIT_GO },
                 {}
         };
@@ -342,6 +347,9 @@ static int parse_args(int argc, char *argv[]) {
                         break;
                 case ARG_HOLD:
                         arg.hold = true;
+                        break;
+                case ARG_ALIVE:
+                        arg.alive_us = (unsigned) strtoul(optarg, NULL, 10);
                         break;
                 case ARG_OWN:
                         arg.hold_n = (unsigned) strtoul(optarg, NULL, 10);

@@ -16,10 +16,11 @@
  *   bus-bench call       --address A --method ListVMs|GetManagedObjects --count N
  *                        [--dest NAME --path P --interface I]
  *       "call <ns> <entries>"
- *   bus-bench emit       --address A --count N
+ *   bus-bench emit       --address A --count N [--gap-us U]
  *       The floor of the daemon's signals: sd_bus_emit_signal() of a signal
  *       like VMNew ("so": a VM id and its object path) on this connection,
- *       timed around the call (sd-bus marshals and writes it there).
+ *       timed around the call (sd-bus marshals and writes it there, waking
+ *       dbus-daemon), U µs apart (default 300: dbus-daemon sleeps again).
  *       "emit <ns>"
  *   bus-bench echo-serve --address A --list-bytes N --objects-bytes M
  *       The floor of the D-Bus reads: answers org.pmufilterd1.BenchEcho
@@ -47,8 +48,8 @@
 static struct {
         const char *address, *vm, *profiles, *profile, *method;
         const char *dest, *path, *interface;
-        unsigned count, probe_ms;
-} arg = { .count = 10, .probe_ms = 20, .dest = NAME, .path = PATH };
+        unsigned count, probe_ms, gap_us;
+} arg = { .count = 10, .probe_ms = 20, .gap_us = 300, .dest = NAME, .path = PATH };
 
 static sd_bus *connect_bus(void) {
         sd_bus *bus = NULL;
@@ -130,8 +131,8 @@ static int run_emit(sd_bus *bus) {
                 if (r < 0)
                         return fail("emitting a signal", r, NULL);
                 printf("emit %llu\n", (unsigned long long) (now_ns() - t0));
-                if (i % 64 == 63)
-                        (void) sd_bus_flush(bus);
+                (void) sd_bus_flush(bus);
+                sleep_us(arg.gap_us);
         }
         return 0;
 }
@@ -259,7 +260,7 @@ static int run_echo_serve(sd_bus *bus) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_ADDRESS = 0x100, ARG_COUNT, ARG_VM, ARG_PROFILES, ARG_PROFILE, ARG_PROBE, ARG_METHOD,
-               ARG_DEST, ARG_PATH, ARG_INTERFACE, ARG_LIST_BYTES, ARG_OBJECTS_BYTES };
+               ARG_DEST, ARG_PATH, ARG_INTERFACE, ARG_LIST_BYTES, ARG_OBJECTS_BYTES, ARG_GAP };
         static const struct option options[] = {
                 { "address", required_argument, NULL, ARG_ADDRESS },
                 { "count", required_argument, NULL, ARG_COUNT },
@@ -273,6 +274,7 @@ int main(int argc, char *argv[]) {
                 { "interface", required_argument, NULL, ARG_INTERFACE },
                 { "list-bytes", required_argument, NULL, ARG_LIST_BYTES },
                 { "objects-bytes", required_argument, NULL, ARG_OBJECTS_BYTES },
+                { "gap-us", required_argument, NULL, ARG_GAP },
                 {}
         };
         const char *mode = argc > 1 ? argv[1] : "";
@@ -293,6 +295,7 @@ int main(int argc, char *argv[]) {
                 case ARG_INTERFACE: arg.interface = optarg; break;
                 case ARG_LIST_BYTES: blob_list = strtoul(optarg, NULL, 10); break;
                 case ARG_OBJECTS_BYTES: blob_objects = strtoul(optarg, NULL, 10); break;
+                case ARG_GAP: arg.gap_us = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: return 2;
                 }
         if (!arg.address) {
