@@ -782,25 +782,32 @@ def _func_step():
 
 def perf_steps(data, daemon_binary="pmufilterd"):
     """Samples of a perf.data (--call-graph dwarf) by step: ({step: n},
-    {daemon function: n} of the samples counted as "other").  Walking a
+    {daemon function: n} of the samples counted as "other", {step: {"leaf
+    user-space function < the step's function": n}}: where in each step).  Walking a
     sample's frames from the leaf: the first function of STEP_FUNCTIONS
     names its step; with none, a sample in sd-event's functions (nothing of
     the daemon's below them) is the event loop's, any other "other" (by its
     leaf-most function of the daemon's own binary)."""
     fs = _func_step()
-    out, others = {}, {}
+    out, others, where = {}, {}, {}
     p = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym,dso", "--no-inline"], capture_output=True,
                        text=True, timeout=900)
     for block in p.stdout.split("\n\n"):
         step = first_daemon = None
         loop = False
+        user = None         # the leaf-most frame outside the kernel
         for line in block.splitlines():
             m = re.match(r"^\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)$", line)
             if not m:
                 continue
             name = re.sub(r"\.(constprop|isra|part|cold)\.\d+.*|\.cold$|@.*$|\+0x.*$", "", m.group(1))
+            if user is None and "kernel" not in m.group(2):
+                user = name
             if name in fs:
                 step = fs[name]
+                w = where.setdefault(step, {})
+                key = "%s < %s" % (user, name) if user and user != name else name
+                w[key] = w.get(key, 0) + 1
                 break
             if first_daemon is None and os.path.basename(m.group(2)) == daemon_binary:
                 first_daemon = name
@@ -818,7 +825,7 @@ def perf_steps(data, daemon_binary="pmufilterd"):
                 step = "other"
                 others["(outside the daemon)"] = others.get("(outside the daemon)", 0) + 1
         out[step] = out.get(step, 0) + 1
-    return out, others
+    return out, others, where
 
 
 def strace_counts(log, rundir):
