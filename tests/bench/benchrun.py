@@ -257,12 +257,12 @@ class Daemon(Stamped):
                 n += int(f.read().split()[0])
         return n
 
-    def ctxt_switches(self):
+    def ctxt_switches(self, kinds=("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
         n = 0
         for tid in os.listdir("/proc/%d/task" % self.pid):
             with open("/proc/%d/task/%s/status" % (self.pid, tid)) as f:
                 for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    if line.startswith(kinds):
                         n += int(line.split()[1])
         return n
 
@@ -279,10 +279,12 @@ class Daemon(Stamped):
 
 
 class Echo(Stamped):
-    def __init__(self, bench, reply, name):
+    """echo-peer: answers each ATTACH with a fixed APPLY of these events."""
+
+    def __init__(self, bench, events, profile, name):
         self.socket = os.path.join(bench.dir, name + ".sock")
-        self.start_stamped(bench, [bench.prog("echo-peer"), "--socket", self.socket, "--reply", reply], name,
-                           preexec_fn=raise_nofile())
+        self.start_stamped(bench, [bench.prog("echo-peer"), "--socket", self.socket, "--events", events,
+                                   "--profile", profile], name, preexec_fn=raise_nofile())
         deadline = time.time() + 10
         while not os.path.exists(self.socket):
             if time.time() > deadline or self.proc.p.poll() is not None:
@@ -294,6 +296,7 @@ class Holder:
     """vm-holder: count VMs, each with a live session to the daemon."""
 
     def __init__(self, bench, socket_path, count, trace=False):
+        self.count = count
         argv = [bench.prog("vm-holder"), "--socket", socket_path, "--count", str(count)]
         if trace:
             argv.append("--trace")
@@ -605,6 +608,18 @@ def memory(pid):
     return v.get("Rss", 0), v.get("Pss", 0), v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
 
 
+def fs_type(path):
+    """The file system a path is on, from /proc/mounts (longest mount point)."""
+    best, kind = "", "?"
+    path = os.path.realpath(path)
+    with open("/proc/mounts") as f:
+        for line in f:
+            c = line.split()
+            if len(c) >= 3 and (path == c[1] or path.startswith(c[1].rstrip("/") + "/")) and len(c[1]) > len(best):
+                best, kind = c[1], "%s (%s)" % (c[2], c[1])
+    return kind
+
+
 def mem_available():
     return meminfo("MemAvailable")
 
@@ -710,3 +725,138 @@ def markdown(results):
         m, b, q = cells(r)
         rows.append("| %s | %s | %s | %s | %s | %s |" % (r["what"], m, b, q, r.get("target", ""), verdict(r)))
     return "\n".join(rows) + "\n"
+
+
+# --- where the daemon's time goes in a VM's life ------------------------------
+
+# The steps of a VM's life in the daemon, each named by functions of
+# daemon/ (and the libraries it calls through them): a sample of the daemon
+# belongs to the step of its leaf-most frame found here (a signal sent from
+# the teardown is "signals", the rest of the teardown "teardown"); a sample
+# with none of them is the event loop's (sd-event, epoll_wait) or "other".
+STEP_FUNCTIONS = [
+    ("uevent", "create/destroy uevents received and parsed, the creator found, the VM registered",
+     ["on_io", "receive", "dispatch_device", "udev_monitor_receive_device", "kvm_uevent_parse",
+      "resolve_create", "resolve_destroy", "on_uevent", "deliver_vm_detected", "registry_add",
+      "deliver_arm_attach_timeout", "registry_creator_seen", "creators_filter", "socket_readable"]),
+    ("facts", "process facts (/proc/<pid>/stat: start time, comm)",
+     ["proc_facts_open", "proc_facts_load"]),
+    ("session reads", "recvmsg() of ATTACH, APPLIED and the close, edge-triggered",
+     ["on_session_io", "session_receive", "handle_message", "proto_parse_verb"]),
+    ("ATTACH", "accept, peer credentials and pidfd, fd checks (readlink, kcmp), claims, find the VM",
+     ["on_accept", "session_new", "handle_attach", "on_session_attach", "find_vm", "find_own_vm",
+      "take_claims", "proto_parse_attach", "same_file", "uevent_watcher_flush", "labels_to_strv",
+      "session_attach_vm", "deliver_update_override", "registry_set_name"]),
+    ("match", "decide(): override, rules, default profile",
+     ["deliver_decide", "decide", "match_rules", "decider_default_profile"]),
+    ("APPLY", "APPLY formatted and sent, its deadline armed",
+     ["deliver_push", "session_send_apply", "proto_format_apply", "session_start_waiting"]),
+    ("APPLIED", "APPLIED parsed, state and waiters",
+     ["on_session_applied", "deliver_record_result", "proto_parse_applied", "session_stop_waiting",
+      "registry_set_state"]),
+    ("records", "the VM's record under the runtime directory: written, removed",
+     ["record_run", "records_mark", "records_forget", "write_file_atomic", "write_record"]),
+    ("signals", "D-Bus signals: VMNew, InterfacesAdded, FilterApplied, PropertiesChanged, VMRemoved, "
+                "InterfacesRemoved, NVMs",
+     ["on_registry", "announce_run", "announce_done", "vm_said", "vm_changed", "vm_new", "vm_removed",
+      "manager_changed", "emit_vm_signal_raw", "on_profiles_changed", "emit_profile_vms_changed",
+      "sd_bus_process", "sd_bus_flush", "sd_bus_emit_signal", "sd_bus_emit_properties_changed",
+      "sd_bus_emit_object_added", "sd_bus_emit_object_removed"]),
+    ("journal", "audit records (here: lines on stderr, a pipe)",
+     ["audit_record", "audit_record_extra", "log_full_errno", "sd_journal_sendv", "emit"]),
+    ("teardown", "session closed (its /proc checks), VM dropped (the record's unlink aside)",
+     ["deliver_vm_gone", "on_session_closed", "session_closed", "session_free", "registry_remove",
+      "deliver_disarm_attach_timeout"]),
+    ("status line", "STATUS= counts (sd_notify; no NOTIFY_SOCKET here)",
+     ["notify_status", "manager_notify_status", "on_status_timer", "on_status"]),
+]
+
+
+def _func_step():
+    m = {}
+    for step, _, funcs in STEP_FUNCTIONS:
+        for f in funcs:
+            m.setdefault(f, step)
+    return m
+
+
+def perf_steps(data, daemon_binary="pmufilterd"):
+    """Samples of a perf.data (--call-graph dwarf) by step: ({step: n},
+    {daemon function: n} of the samples counted as "other", {step: {"leaf
+    user-space function < the step's function": n}}: where in each step).  Walking a
+    sample's frames from the leaf: the first function of STEP_FUNCTIONS
+    names its step; with none, a sample in sd-event's functions (nothing of
+    the daemon's below them) is the event loop's, any other "other" (by its
+    leaf-most function of the daemon's own binary)."""
+    fs = _func_step()
+    out, others, where = {}, {}, {}
+    p = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym,dso", "--no-inline"], capture_output=True,
+                       text=True, timeout=900)
+    for block in p.stdout.split("\n\n"):
+        step = first_daemon = None
+        loop = False
+        user = None         # the leaf-most frame outside the kernel
+        for line in block.splitlines():
+            m = re.match(r"^\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)$", line)
+            if not m:
+                continue
+            name = re.sub(r"\.(constprop|isra|part|cold)\.\d+.*|\.cold$|@.*$|\+0x.*$", "", m.group(1))
+            if user is None and "kernel" not in m.group(2):
+                user = name
+            if name in fs:
+                step = fs[name]
+                w = where.setdefault(step, {})
+                key = "%s < %s" % (user, name) if user and user != name else name
+                w[key] = w.get(key, 0) + 1
+                break
+            if first_daemon is None and os.path.basename(m.group(2)) == daemon_binary:
+                first_daemon = name
+            if first_daemon is None and (name.startswith("sd_event_") or name in ("epoll_wait", "epoll_pwait")):
+                loop = True
+        if step is None:
+            if not block.strip():
+                continue
+            if loop:
+                step = "event loop"
+            elif first_daemon is not None:
+                step = "other"
+                others[first_daemon] = others.get(first_daemon, 0) + 1
+            else:
+                step = "other"
+                others["(outside the daemon)"] = others.get("(outside the daemon)", 0) + 1
+        out[step] = out.get(step, 0) + 1
+    return out, others, where
+
+
+def strace_counts(log, rundir):
+    """What a traced daemon did: syscalls by name, and what they were for:
+    'wakes' (epoll_wait that may sleep, returning events), 'record_writes'
+    (renames), 'record_unlinks', 'signals' (D-Bus signals sent), 'log_lines'
+    (writes to stderr), 'proc_reads' (opens under /proc)."""
+    c = {}
+
+    def add(k, n=1):
+        c[k] = c.get(k, 0) + n
+    with open(log) as f:
+        for line in f:
+            m = re.match(r"(\w+)\((.*)\)\s+= (-?\d+)", line)
+            if not m:
+                continue
+            name, args, ret = m.group(1), m.group(2), int(m.group(3))
+            add("syscalls")
+            add(name)
+            if name.startswith("epoll_") and "wait" in name:
+                t = re.search(r", (-?\d+)(, NULL, \d+)?$", args)
+                if ret > 0 and t and t.group(1) != "0":
+                    add("wakes")
+            elif name.startswith("rename"):
+                add("record_writes")
+            elif name.startswith("unlink") and rundir in args:
+                add("record_unlinks")
+            elif name in ("sendmsg", "writev", "write") and re.search(r'"l\\4', args):
+                add("signals")
+            elif name == "write" and args.startswith("2<"):
+                add("log_lines")
+            elif name in ("openat", "open") and '"/proc/' in args:
+                add("proc_reads")
+    return c

@@ -16,6 +16,12 @@
  *   bus-bench call       --address A --method ListVMs|GetManagedObjects --count N
  *                        [--dest NAME --path P --interface I]
  *       "call <ns> <entries>"
+ *   bus-bench emit       --address A --count N [--gap-us U]
+ *       The floor of the daemon's signals: sd_bus_emit_signal() of a signal
+ *       like VMNew ("so": a VM id and its object path) on this connection,
+ *       timed around the call (sd-bus marshals and writes it there, waking
+ *       dbus-daemon), U µs apart (default 300: dbus-daemon sleeps again).
+ *       "emit <ns>"
  *   bus-bench echo-serve --address A --list-bytes N --objects-bytes M
  *       The floor of the D-Bus reads: answers org.pmufilterd1.BenchEcho
  *       ListVMs and GetManagedObjects at /bench with one byte array of N
@@ -42,8 +48,8 @@
 static struct {
         const char *address, *vm, *profiles, *profile, *method;
         const char *dest, *path, *interface;
-        unsigned count, probe_ms;
-} arg = { .count = 10, .probe_ms = 20, .dest = NAME, .path = PATH };
+        unsigned count, probe_ms, gap_us;
+} arg = { .count = 10, .probe_ms = 20, .gap_us = 300, .dest = NAME, .path = PATH };
 
 static sd_bus *connect_bus(void) {
         sd_bus *bus = NULL;
@@ -112,6 +118,21 @@ static int run_set_vm(sd_bus *bus) {
                 if (r < 0)
                         return fail("SetVMProfile", r, &e);
                 printf("setvm %llu\n", (unsigned long long) (now_ns() - t0));
+        }
+        return 0;
+}
+
+static int run_emit(sd_bus *bus) {
+        for (unsigned i = 0; i < arg.count; i++) {
+                uint64_t t0 = now_ns();
+                int r = sd_bus_emit_signal(bus, "/bench", "org.pmufilterd1.BenchEcho", "VMNew", "so", "123456-789",
+                                           "/org/pmufilterd1/vm/_3123456_2d789");
+
+                if (r < 0)
+                        return fail("emitting a signal", r, NULL);
+                printf("emit %llu\n", (unsigned long long) (now_ns() - t0));
+                (void) sd_bus_flush(bus);
+                sleep_us(arg.gap_us);
         }
         return 0;
 }
@@ -239,7 +260,7 @@ static int run_echo_serve(sd_bus *bus) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_ADDRESS = 0x100, ARG_COUNT, ARG_VM, ARG_PROFILES, ARG_PROFILE, ARG_PROBE, ARG_METHOD,
-               ARG_DEST, ARG_PATH, ARG_INTERFACE, ARG_LIST_BYTES, ARG_OBJECTS_BYTES };
+               ARG_DEST, ARG_PATH, ARG_INTERFACE, ARG_LIST_BYTES, ARG_OBJECTS_BYTES, ARG_GAP };
         static const struct option options[] = {
                 { "address", required_argument, NULL, ARG_ADDRESS },
                 { "count", required_argument, NULL, ARG_COUNT },
@@ -253,6 +274,7 @@ int main(int argc, char *argv[]) {
                 { "interface", required_argument, NULL, ARG_INTERFACE },
                 { "list-bytes", required_argument, NULL, ARG_LIST_BYTES },
                 { "objects-bytes", required_argument, NULL, ARG_OBJECTS_BYTES },
+                { "gap-us", required_argument, NULL, ARG_GAP },
                 {}
         };
         const char *mode = argc > 1 ? argv[1] : "";
@@ -273,15 +295,18 @@ int main(int argc, char *argv[]) {
                 case ARG_INTERFACE: arg.interface = optarg; break;
                 case ARG_LIST_BYTES: blob_list = strtoul(optarg, NULL, 10); break;
                 case ARG_OBJECTS_BYTES: blob_objects = strtoul(optarg, NULL, 10); break;
+                case ARG_GAP: arg.gap_us = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: return 2;
                 }
         if (!arg.address) {
-                fprintf(stderr, "Usage: bus-bench ping|set-vm|set-default|call|echo-serve --address A ... (see the source)\n");
+                fprintf(stderr, "Usage: bus-bench ping|emit|set-vm|set-default|call|echo-serve --address A ... (see the source)\n");
                 return 2;
         }
         bus = connect_bus();
         if (streq(mode, "ping"))
                 r = run_ping(bus);
+        else if (streq(mode, "emit"))
+                r = run_emit(bus);
         else if (streq(mode, "set-vm") && arg.profiles)
                 r = run_set_vm(bus);
         else if (streq(mode, "set-default") && arg.profile)

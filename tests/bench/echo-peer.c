@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * echo-peer.c — the protocol's floor: a peer on a VMM socket that does no
- * work.  It answers every ATTACH with one pre-formatted APPLY (the bytes
- * pmufilterd sent for the same profile, captured beforehand, so the reply
- * has the same size and the VMM applies the same filter), closes the VM fd
- * it was sent, and on APPLIED writes one line to stderr as pmufilterd writes
- * its record: "applied <pid>-<VMFD>".  No checks, no matching, no state.
+ * work.  It answers every ATTACH with a fixed APPLY of the events given
+ * (the same words, keys and sizes as pmufilterd's APPLY for that profile,
+ * so the VMM applies the same filter; only VM= and SERIAL= are filled in
+ * per ATTACH), closes the VM fd it was sent, and on APPLIED writes one line
+ * to stderr as pmufilterd writes its record: "applied <pid>-<VMFD>".  No
+ * checks, no matching, no state.  Its code shares nothing with pmufilterd.
  *
- *   echo-peer --socket PATH --reply FILE
+ *   echo-peer --socket PATH --events 0xc0,0x76,... [--profile NAME]
  *
  * Stops on SIGTERM or SIGINT.
  */
@@ -32,8 +33,8 @@ struct conn {
         int vmfd;
 };
 
-static char reply[MSG_MAX];
-static size_t reply_len;
+static const char *apply_events = "", *profile = "bench";
+static unsigned long long serial;
 static struct conn conns[CONNS_MAX];
 
 static int listen_on(const char *path) {
@@ -76,7 +77,11 @@ static void on_message(struct conn *c) {
         if (strncmp(buf, "PMUFILTER/1 ATTACH", 18) == 0) {
                 v = strstr(buf, "\nVMFD=");
                 c->vmfd = v ? atoi(v + 6) : -1;
-                (void) send(c->fd, reply, reply_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                n = snprintf(buf, sizeof(buf), "PMUFILTER/1 APPLY\nVM=%d-%d\nSERIAL=%llu\nPROFILE=%s\n"
+                             "PMU=on\nACTION=allow\nFLAGS=0\nFIXED=0x0\nEVENTS=%s\n", (int) c->pid, c->vmfd, ++serial,
+                             profile, apply_events);
+                if (n > 0 && (size_t) n < sizeof(buf))
+                        (void) send(c->fd, buf, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL);
         } else if (strncmp(buf, "PMUFILTER/1 APPLIED", 19) == 0)
                 fprintf(stderr, "applied %d-%d\n", (int) c->pid, c->vmfd);
 }
@@ -84,13 +89,14 @@ static void on_message(struct conn *c) {
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
-                { "reply", required_argument, NULL, 'r' },
+                { "events", required_argument, NULL, 'e' },
+                { "profile", required_argument, NULL, 'p' },
                 {}
         };
-        const char *path = NULL, *reply_file = NULL;
+        const char *path = NULL;
+        struct timespec ts;
         struct epoll_event ev = { .events = EPOLLIN }, events[64];
         sigset_t mask;
-        FILE *f;
         int c, lfd, sfd, ep;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
@@ -98,22 +104,22 @@ int main(int argc, char *argv[]) {
                 case 's':
                         path = optarg;
                         break;
-                case 'r':
-                        reply_file = optarg;
+                case 'e':
+                        apply_events = optarg;
+                        break;
+                case 'p':
+                        profile = optarg;
                         break;
                 default:
                         return 2;
                 }
-        if (!path || !reply_file) {
-                fprintf(stderr, "Usage: echo-peer --socket PATH --reply FILE\n");
+        if (!path) {
+                fprintf(stderr, "Usage: echo-peer --socket PATH --events W,W,... [--profile NAME]\n");
                 return 2;
         }
-        f = fopen(reply_file, "re");
-        if (!f || (reply_len = fread(reply, 1, sizeof(reply), f)) == 0) {
-                fprintf(stderr, "echo-peer: cannot read the APPLY to send from %s: %m\n", reply_file);
-                return 1;
-        }
-        fclose(f);
+        /* Serials as pmufilterd's start: the wall clock in µs (as many digits). */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        serial = (unsigned long long) ts.tv_sec * 1000000u + (unsigned long long) ts.tv_nsec / 1000u;
         raise_nofile();
         signal(SIGPIPE, SIG_IGN);
 
