@@ -141,11 +141,19 @@ static void emit(int level, const char *message_id, const char *vm_id, const cha
                 return;
         }
         /* One line per message, whatever it carries: the journal keeps
-         * fields whole, a text log only has lines. */
+         * fields whole, a text log only has lines.  Built in memory and
+         * written at once: stderr is unbuffered, and a line written piece
+         * by piece is a write() per character of its fields. */
         m = log_escape(msg);
         p = log_escape(profile);
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream(&line, &size);
+
+        if (!out)
+                return;
         if (message_id) {
-                fprintf(stderr, "pmufilterd: %s: %s [MESSAGE_ID=%s VM_ID=%s PROFILE=%s PID=%d",
+                fprintf(out, "pmufilterd: %s: %s [MESSAGE_ID=%s VM_ID=%s PROFILE=%s PID=%d",
                         prefix[level & 7], m ? m : "(out of memory)", message_id, strna(vm_id),
                         strna(profile ? p : NULL), (int) pid);
                 /* A value from outside (a VM's name) may hold spaces: as
@@ -153,16 +161,18 @@ static void emit(int level, const char *message_id, const char *vm_id, const cha
                 for (size_t i = 0; i < n; i++) {
                         _cleanup_free_ char *e = log_escape(f[i]);
 
-                        fputc(' ', stderr);
+                        fputc(' ', out);
                         for (const char *c = e ? e : "?"; *c; c++)
                                 if (*c == ' ')
-                                        fputs("\\x20", stderr);
+                                        fputs("\\x20", out);
                                 else
-                                        fputc(*c, stderr);
+                                        fputc(*c, out);
                 }
-                fputs("]\n", stderr);
+                fputs("]\n", out);
         } else
-                fprintf(stderr, "pmufilterd: %s: %s\n", prefix[level & 7], m ? m : "(out of memory)");
+                fprintf(out, "pmufilterd: %s: %s\n", prefix[level & 7], m ? m : "(out of memory)");
+        if (fclose(out) == 0 && line)
+                (void) fwrite(line, 1, size, stderr);
 }
 
 int log_full_errno(int level, int error, const char *fmt, ...) {
