@@ -12,8 +12,10 @@ packages=(
         # tests: man page lint, a real bus and its clients (busctl comes
         # with systemd, gdbus with libglib2.0-bin), a real unmodified VMM
         mandoc dbus libglib2.0-bin qemu-system-x86 util-linux procps strace
-        # fuzzing (-Dfuzz=true, tests/fuzz): clang, and libFuzzer
-        # (-fsanitize=fuzzer), which clang only recommends
+        # fuzzing (-Dfuzz=true, tests/fuzz; run-tests' libFuzzer pass):
+        # clang, and libclang-rt-14-dev, which holds libFuzzer
+        # (-fsanitize=fuzzer) and clang's sanitizer runtimes but which
+        # clang-14 only recommends (through libclang-common-14-dev)
         clang libclang-rt-14-dev
         # the system test (tests/system): a Debian tree booted under
         # systemd-nspawn
