@@ -101,6 +101,10 @@ int safe_atou64(const char *s, uint64_t *ret) {
                         return -EINVAL;
         } else if (s[0] == '0' && s[1])
                 return -EINVAL;         /* strtoull would read it as octal */
+        /* Digits only: strtoull would also skip any blank (a tab, a CR), take
+         * a sign after it ("\t-1" is 2^64-1) and, in base 16, a second 0x. */
+        if (s[strspn(s, base == 16 ? "0123456789abcdefABCDEF" : "0123456789")])
+                return -EINVAL;
         errno = 0;
         v = strtoull(s, &end, base);
         if (errno == ERANGE)

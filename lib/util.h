@@ -106,7 +106,8 @@ bool strv_contains(char *const *l, const char *s);
 uint64_t now_usec(clockid_t clock);
 
 /* Parse an unsigned integer in decimal (no leading zero: never octal) or
- * 0x hex, whole string only.  -EINVAL, -ERANGE. */
+ * 0x hex, whole string only: digits and nothing else (no blank, no sign).
+ * -EINVAL, -ERANGE. */
 int safe_atou64(const char *s, uint64_t *ret);
 
 /* Grow an array to hold at least need elements; amortised doubling. */

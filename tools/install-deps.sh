@@ -36,8 +36,10 @@ tests=(
         # zsh for pmufilterctl's zsh completion; a second reader of the
         # metrics file (tests/integration/test_metrics.py)
         zsh python3-prometheus-client
-        # fuzzing (-Dfuzz=true, tests/fuzz): clang, and libFuzzer
-        # (-fsanitize=fuzzer), which clang only recommends
+        # fuzzing (-Dfuzz=true, tests/fuzz; run-tests' libFuzzer pass):
+        # clang, and libclang-rt-14-dev, which holds libFuzzer
+        # (-fsanitize=fuzzer) and clang's sanitizer runtimes but which
+        # clang-14 only recommends (through libclang-common-14-dev)
         clang libclang-rt-14-dev
         # the system test (tests/system): a Debian tree booted under
         # systemd-nspawn

@@ -6,8 +6,9 @@
  * disks that lie, and the daemon reads it at every start.
  *
  * Properties: no crash or leak; on failure *ret untouched, -EINVAL with a
- * reason (or -ENOMEM); on success every VM key is "uuid:..." or "name:...",
- * keys unique; and what state_save() writes of it, state_load() reads back
+ * reason (or -ENOMEM); on success every VM key is of a form state.h
+ * names ("machine:UUID", "uid:N/uuid:UUID", "uid:N/name:NAME", or version
+ * 1's "uuid:..." and "name:..."), keys unique; and what state_save() writes of it, state_load() reads back
  * as the same state (the writer is total on whatever the reader accepts).
  */
 #include <sys/stat.h>
@@ -39,6 +40,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         }
         atexit(cleanup);
         return 0;
+}
+
+/* The key forms of lib/state.h, written apart from state_key_valid(). */
+static bool key_form_ok(const char *key) {
+        const char *p;
+
+        if ((p = startswith(key, "machine:")))
+                return *p;
+        if (startswith(key, "uuid:") || startswith(key, "name:"))
+                return true;
+        p = startswith(key, "uid:");
+        if (!p || !(*p >= '0' && *p <= '9'))
+                return false;
+        while (*p >= '0' && *p <= '9')
+                p++;
+        return (startswith(p, "/uuid:") || startswith(p, "/name:")) && p[6];
 }
 
 static void check_same(const struct state *a, const struct state *b) {
@@ -73,8 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 
         for (size_t i = 0; i < s.n; i++) {
-                fuzz_check(startswith(s.v[i].key, "uuid:") || startswith(s.v[i].key, "name:"),
-                           "key \"%s\"", s.v[i].key);
+                fuzz_check(key_form_ok(s.v[i].key), "key \"%s\"", s.v[i].key);
                 fuzz_check(s.v[i].profile, "key \"%s\" without a profile", s.v[i].key);
                 for (size_t j = 0; j < i; j++)
                         fuzz_check(!streq(s.v[i].key, s.v[j].key), "key \"%s\" twice", s.v[i].key);

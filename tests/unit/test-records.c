@@ -246,6 +246,14 @@ static void test_bad_numbers(void **state) {
                 "OVERRIDE_RUNTIME=true\n",
                 "FLAGS=4294967296\n",
                 "FIXED=0x100000000\n",
+                /* strtoull() skips any blank and takes a sign after it, and
+                 * in base 16 a second 0x (fuzz-record found these) */
+                "VCPUS=\t1\n",
+                "VCPUS=\r7\n",
+                "STARTTIME=\t-1\n",                      /* was 2^64-1 */
+                "APPLIED_USEC=0x\v-2\n",
+                "SERIAL=0x0x10\n",
+                "LAST_ERRNO=\f22\n",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
@@ -266,6 +274,8 @@ static void test_bad_events(void **state) {
                 "EVENTS=0xg\n",
                 "EVENTS=0x10000000000000000\n",         /* 2^64 */
                 "EVENTS=0x000000000000000000000001\n",  /* longer than any word written */
+                "EVENTS=0x0x5d1CdA12\n",
+                "EVENTS=0xc0,\t-1\n",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)

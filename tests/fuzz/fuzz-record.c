@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fuzz-record.c — record_parse() (daemon/registry/records.h), the reader of
+ * the KEY=VALUE record the daemon keeps of each VM under
+ * <runtime dir>/vms/<pid>-<fd> and reads back, as untrusted input, at every
+ * start.  The input is the record's bytes.
+ *
+ * Properties: no crash, leak or undefined behaviour; 0, -EINVAL or -ENOMEM,
+ * and *ret_state untouched on failure; and the parser agrees with an oracle
+ * written apart from it, from the format (records.h, what write_record()
+ * writes, test-records.c): a record is lines of KEY=VALUE (no NUL; the last
+ * line may lack its newline), every number unsigned decimal or 0x hex in
+ * its one spelling (no sign, no blank, no decimal leading zero, no second 0x)
+ * within its field's range, STATE one of the seven states, EVENTS= empty
+ * or words joined by commas, the last line of a key the one that counts
+ * (LABEL= lines add up), unknown keys ignored; anything else is -EINVAL.
+ * What parses is then restored as records_restore() does it (state and
+ * name into the registry: found by its NAME and UUID), written by the
+ * daemon's own writer (records_mark() + records_flush(), into a directory
+ * on /dev/shm) and parsed again: the same VM, so the writer is total on
+ * whatever the reader accepts.  registry_done() frees everything the
+ * parser allocated.
+ */
+#include <inttypes.h>
+
+#include "compile.h"
+#include "fileio.h"
+#include "fuzz.h"
+#include "records.h"
+
+static char *dir;
+static sd_event *event;
+
+static void cleanup(void) {
+        if (dir) {
+                _cleanup_free_ char *vms = NULL;
+
+                if (asprintf(&vms, "%s/vms", dir) >= 0)
+                        (void) rmdir(vms);
+                (void) rmdir(dir);
+        }
+        free(dir);
+        sd_event_unref(event);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+        const char *tmp = getenv("TMPDIR");
+
+        /* tmpfs when there is one: a record is written for every input. */
+        if (!tmp)
+                tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        if (asprintf(&dir, "%s/fuzz-record.XXXXXX", tmp) < 0 || !mkdtemp(dir)) {
+                fprintf(stderr, "fuzz-record: cannot make a temporary directory in %s: %m\n", tmp);
+                abort();
+        }
+        if (sd_event_new(&event) < 0) {
+                fprintf(stderr, "fuzz-record: cannot make an event loop\n");
+                abort();
+        }
+        atexit(cleanup);
+        return 0;
+}
+
+/* ---- the oracle: the format, from its description ---------------------- */
+
+static const char *const states[] = {
+        "detected", "attached", "filtered", "adopted", "failed", "unmanaged", "detached",
+};
+
+struct line {
+        const char *key, *value;
+};
+
+/* The one spelling of a number: "0", [1-9][0-9]*, or 0x/0X and hex digits
+ * (leading zeros there, as strtoull reads them); at most max. */
+static bool number_ok(const char *v, uint64_t max, uint64_t *ret) {
+        uint64_t x = 0;
+        unsigned base = 10;
+
+        if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+                base = 16;
+                v += 2;
+        } else if (v[0] == '0' && v[1])
+                return false;
+        if (!*v)
+                return false;
+        for (; *v; v++) {
+                unsigned d;
+
+                if (*v >= '0' && *v <= '9')
+                        d = (unsigned) (*v - '0');
+                else if (base == 16 && *v >= 'a' && *v <= 'f')
+                        d = (unsigned) (*v - 'a' + 10);
+                else if (base == 16 && *v >= 'A' && *v <= 'F')
+                        d = (unsigned) (*v - 'A' + 10);
+                else
+                        return false;
+                if (x > (UINT64_MAX - d) / base)
+                        return false;
+                x = x * base + d;
+        }
+        if (x > max)
+                return false;
+        *ret = x;
+        return true;
+}
+
+/* EVENTS=: how many words, or -1 if it is not a list of numbers.  A word
+ * the writer never writes (over 23 characters) is refused. */
+static ssize_t events_count(const char *v, uint64_t *out) {
+        ssize_t n = 0;
+
+        if (!*v)
+                return 0;
+        for (;;) {
+                size_t l = strcspn(v, ",");
+                char word[24];
+                uint64_t x;
+
+                if (l == 0 || l >= sizeof(word))
+                        return -1;
+                memcpy(word, v, l);
+                word[l] = 0;
+                if (!number_ok(word, UINT64_MAX, &x))
+                        return -1;
+                if (out)
+                        out[n] = x;
+                n++;
+                if (!v[l])
+                        return n;
+                v += l + 1;
+        }
+}
+
+static uint64_t max_of(const char *key) {
+        static const struct {
+                const char *key;
+                uint64_t max;
+        } numbers[] = {
+                { "STARTTIME", UINT64_MAX }, { "VCPUS", UINT32_MAX }, { "SERIAL", UINT64_MAX },
+                { "APPLIED_USEC", UINT64_MAX }, { "LAST_ERRNO", 4095 }, { "OVERRIDE_RUNTIME", 1 },
+                { "PMU_OFF", 1 }, { "ACTION", 1 }, { "FLAGS", UINT32_MAX }, { "FIXED", UINT32_MAX },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(numbers); i++)
+                if (streq(key, numbers[i].key))
+                        return numbers[i].max;
+        return 0;
+}
+
+static bool is_number_key(const char *key) {
+        return max_of(key) > 0;
+}
+
+/* Split copy (NUL-terminated, no NUL inside) into lines: false if one has
+ * no '=' or a value is not what its key takes. */
+static bool oracle_lines(char *copy, struct line **ret, size_t *ret_n) {
+        struct line *lines = NULL;
+        size_t n = 0;
+        char *p = copy;
+
+        while (*p) {
+                char *nl = strchr(p, '\n'), *eq;
+                struct line *l;
+
+                if (nl)
+                        *nl = 0;
+                eq = strchr(p, '=');
+                if (!eq) {
+                        free(lines);
+                        return false;
+                }
+                *eq = 0;
+                l = reallocarray(lines, n + 1, sizeof(*lines));
+                if (!l)
+                        abort();
+                lines = l;
+                lines[n++] = (struct line) { p, eq + 1 };
+                if (!nl)
+                        break;
+                p = nl + 1;
+        }
+        *ret = lines;
+        *ret_n = n;
+
+        for (size_t i = 0; i < n; i++) {
+                const char *k = lines[i].key, *v = lines[i].value;
+                uint64_t x;
+                bool ok = true;
+
+                if (is_number_key(k))
+                        ok = number_ok(v, max_of(k), &x);
+                else if (streq(k, "EVENTS"))
+                        ok = events_count(v, NULL) >= 0;
+                else if (streq(k, "STATE")) {
+                        ok = false;
+                        for (size_t s = 0; s < ELEMENTSOF(states); s++)
+                                ok = ok || streq(v, states[s]);
+                }
+                if (!ok)
+                        return false;
+        }
+        return true;
+}
+
+/* The value of the last line of key, or NULL. */
+static const char *last(const struct line *lines, size_t n, const char *key) {
+        for (size_t i = n; i > 0; i--)
+                if (streq(lines[i - 1].key, key))
+                        return lines[i - 1].value;
+        return NULL;
+}
+
+static uint64_t last_number(const struct line *lines, size_t n, const char *key) {
+        const char *v = last(lines, n, key);
+        uint64_t x = 0;
+
+        if (v)
+                fuzz_check(number_ok(v, max_of(key), &x), "%s=%s passed the oracle and then not", key, v);
+        return x;
+}
+
+#define CHECK_STR(field, key)                                                              \
+        fuzz_check(streq_ptr(vm->field, last(lines, n, key)), "%s=: \"%s\" parsed as \"%s\"", \
+                   key, strna(last(lines, n, key)), strna(vm->field))
+#define CHECK_NUM(field, key)                                                              \
+        fuzz_check((uint64_t) (field) == last_number(lines, n, key), "%s=: %" PRIu64 " parsed as %" PRIu64, \
+                   key, last_number(lines, n, key), (uint64_t) (field))
+
+static void check_oracle(const struct vm *vm, enum vm_state state, const struct line *lines, size_t n) {
+        const char *v, *client = last(lines, n, "CLIENT");
+        const struct compiled_filter *f = vm->filter;
+        size_t n_labels = 0;
+        char source[sizeof(vm->profile_source)] = "";
+
+        v = last(lines, n, "STATE");
+        fuzz_check((unsigned) state < _VM_STATE_MAX && (unsigned) state < ELEMENTSOF(states),
+                   "state %d out of range", (int) state);
+        fuzz_check(streq(states[state], v ?: "detected"), "STATE=%s parsed as %s", strna(v), states[state]);
+        fuzz_check(streq(vm_state_to_string(state), states[state]), "state %d is \"%s\" here, \"%s\" in registry.c",
+                   (int) state, states[state], vm_state_to_string(state));
+
+        CHECK_NUM(vm->starttime, "STARTTIME");
+        CHECK_NUM(vm->vcpus, "VCPUS");
+        CHECK_NUM(vm->serial_pending, "SERIAL");
+        CHECK_NUM(vm->applied_usec, "APPLIED_USEC");
+        CHECK_NUM(vm->last_errno, "LAST_ERRNO");
+        CHECK_NUM(vm->override_runtime, "OVERRIDE_RUNTIME");
+        CHECK_STR(name, "NAME");
+        CHECK_STR(uuid, "UUID");
+        CHECK_STR(profile, "PROFILE");
+        CHECK_STR(override, "OVERRIDE");
+        CHECK_STR(last_error, "LAST_ERROR");
+
+        /* CLIENT=: one of the static names, or NULL for anything else. */
+        if (client && (streq(client, "library") || streq(client, "preload") || streq(client, "ptrace")))
+                fuzz_check(streq_ptr(vm->client, client), "CLIENT=%s parsed as %s", client, strna(vm->client));
+        else
+                fuzz_check(!vm->client, "CLIENT=%s parsed as %s", strna(client), vm->client);
+
+        /* PROFILE_SOURCE=: cut to its buffer. */
+        if ((v = last(lines, n, "PROFILE_SOURCE")))
+                snprintf(source, sizeof(source), "%s", v);
+        fuzz_check(memchr(vm->profile_source, 0, sizeof(vm->profile_source)), "profile_source not terminated");
+        fuzz_check(streq(vm->profile_source, source), "PROFILE_SOURCE=%s parsed as %s", source, vm->profile_source);
+
+        /* LABEL=: every one, in order. */
+        for (size_t i = 0; i < n; i++)
+                if (streq(lines[i].key, "LABEL")) {
+                        fuzz_check(vm->labels && n_labels < strv_length(vm->labels) &&
+                                   streq(vm->labels[n_labels], lines[i].value),
+                                   "LABEL=%s not label %zu", lines[i].value, n_labels);
+                        n_labels++;
+                }
+        fuzz_check(strv_length(vm->labels) == n_labels, "%zu LABEL= lines, %zu labels", n_labels, strv_length(vm->labels));
+
+        /* The filter: always there after a parse, named after the profile. */
+        fuzz_check(f, "no filter");
+        CHECK_NUM(f->pmu_off, "PMU_OFF");
+        CHECK_NUM(f->action, "ACTION");
+        CHECK_NUM(f->flags, "FLAGS");
+        CHECK_NUM(f->fixed_counter_bitmap, "FIXED");
+        fuzz_check(f->action <= 1, "action %" PRIu32, f->action);
+        fuzz_check(streq_ptr(f->profile, vm->profile), "filter of profile \"%s\" named \"%s\"",
+                   strna(vm->profile), strna(f->profile));
+        fuzz_check(!f->entry_names, "a record has no entry names");
+        v = last(lines, n, "EVENTS");
+        if (v) {
+                ssize_t k = events_count(v, NULL);
+                _cleanup_free_ uint64_t *words = calloc((size_t) k + 1, sizeof(uint64_t));
+
+                if (!words)
+                        abort();
+                (void) events_count(v, words);
+                fuzz_check((ssize_t) f->nevents == k, "last EVENTS= line has %zd words, filter %" PRIu32 " events",
+                           k, f->nevents);
+                for (uint32_t i = 0; i < f->nevents; i++)
+                        fuzz_check(f->events[i] == words[i], "event %" PRIu32 ": 0x%" PRIx64 " parsed as 0x%" PRIx64,
+                                   i, words[i], f->events[i]);
+        } else
+                fuzz_check(f->nevents == 0, "%" PRIu32 " events without an EVENTS= line", f->nevents);
+}
+
+/* ---- what the daemon does with a parsed record -------------------------- */
+
+/* records_restore(): the state and the name index.  first: the VM a
+ * lookup of its NAME or UUID finds (the first registered that claims it). */
+static void restore(struct registry *r, struct vm *vm, enum vm_state state, const struct vm *first) {
+        size_t before = r->n_state[state] + (vm->state == state ? 0 : 1);
+
+        registry_set_state(r, vm, state);
+        registry_set_name(r, vm, TAKE_PTR(vm->name), TAKE_PTR(vm->uuid));
+        fuzz_check(vm->state == state && r->n_state[state] == before, "state not counted");
+        if (vm->name)
+                fuzz_check(registry_lookup(r, vm->name) == first, "not found by its NAME %s", vm->name);
+        if (vm->uuid)
+                fuzz_check(registry_lookup(r, vm->uuid) == first, "not found by its UUID %s", vm->uuid);
+}
+
+static void check_same(const struct vm *a, enum vm_state sa, const struct vm *b, enum vm_state sb) {
+        const struct compiled_filter *fa = a->filter, *fb = b->filter;
+
+        fuzz_check(sa == sb, "state %s read back as %s", vm_state_to_string(sa), vm_state_to_string(sb));
+        fuzz_check(a->starttime == b->starttime && a->vcpus == b->vcpus && a->serial_pending == b->serial_pending &&
+                   a->applied_usec == b->applied_usec && a->last_errno == b->last_errno,
+                   "a number read back different");
+        fuzz_check(streq_ptr(a->name, b->name) && streq_ptr(a->uuid, b->uuid), "NAME \"%s\" UUID \"%s\" read back as \"%s\" \"%s\"",
+                   strna(a->name), strna(a->uuid), strna(b->name), strna(b->uuid));
+        fuzz_check(a->client == b->client, "CLIENT %s read back as %s", strna(a->client), strna(b->client));
+        fuzz_check(strv_length(a->labels) == strv_length(b->labels), "%zu labels read back as %zu",
+                   strv_length(a->labels), strv_length(b->labels));
+        for (size_t i = 0; i < strv_length(a->labels); i++)
+                fuzz_check(streq(a->labels[i], b->labels[i]), "label \"%s\" read back as \"%s\"", a->labels[i], b->labels[i]);
+        fuzz_check(streq_ptr(a->profile, b->profile), "PROFILE \"%s\" read back as \"%s\"", strna(a->profile), strna(b->profile));
+        /* Written with its profile only: alone it means nothing. */
+        fuzz_check(streq(a->profile ? a->profile_source : "", b->profile_source),
+                   "PROFILE_SOURCE \"%s\" read back as \"%s\"", a->profile_source, b->profile_source);
+        fuzz_check(streq_ptr(a->override, b->override), "OVERRIDE \"%s\" read back as \"%s\"",
+                   strna(a->override), strna(b->override));
+        fuzz_check((a->override && a->override_runtime) == b->override_runtime, "OVERRIDE_RUNTIME read back different");
+        fuzz_check(streq_ptr(a->last_error, b->last_error), "LAST_ERROR \"%s\" read back as \"%s\"",
+                   strna(a->last_error), strna(b->last_error));
+        fuzz_check(fa && fb && fa->pmu_off == fb->pmu_off && fa->action == fb->action && fa->flags == fb->flags &&
+                   fa->fixed_counter_bitmap == fb->fixed_counter_bitmap && streq_ptr(fa->profile, fb->profile),
+                   "the filter read back different");
+        fuzz_check(fa->nevents == fb->nevents, "%" PRIu32 " events read back as %" PRIu32, fa->nevents, fb->nevents);
+        for (uint32_t i = 0; i < fa->nevents; i++)
+                fuzz_check(fa->events[i] == fb->events[i], "event %" PRIu32 " read back different", i);
+}
+
+/* Write vm's record with the daemon's writer, parse it into a second VM. */
+static void round_trip(struct registry *r, struct vm *vm, enum vm_state state, size_t size) {
+        struct records rec;
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        struct vm *back;
+        enum vm_state back_state;
+        size_t len;
+        int k;
+
+        fuzz_check(records_init(&rec, r, event, dir) == 0, "records_init");
+        if (asprintf(&path, "%s/%s", rec.dir, vm->id) < 0)
+                abort();
+        records_mark(&rec, vm);
+        records_flush(&rec);
+        /* At most the fixed lines, the lines written by default and each
+         * event word as 0x hex (2 bytes more than its shortest spelling,
+         * "1,"): twice the input and some.  read_file_bounded() allocates
+         * the bound. */
+        k = read_file_bounded(path, 2 * size + 4096, READ_FILE_NOFOLLOW, &buf, &len);
+        fuzz_check(k >= 0, "the record written cannot be read: %s", strerror(-k));
+        records_forget(&rec, vm);
+        records_done(&rec);
+        fuzz_check(access(path, F_OK) < 0, "record not forgotten");
+
+        fuzz_check(registry_add(r, vm->pid, vm->fd + 1, &back) == 0, "registry_add");
+        k = record_parse(buf, len, back, &back_state);
+        if (k == -ENOMEM)
+                return;
+        fuzz_check(k == 0, "what the writer wrote does not parse (%s):\n%.*s", strerror(-k), (int) len, buf);
+        restore(r, back, back_state, vm);
+        check_same(vm, state, back, back_state);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        _cleanup_(registry_done) struct registry r = {};
+        _cleanup_free_ struct line *lines = NULL;
+        _cleanup_free_ char *copy = NULL;
+        enum vm_state state, untouched;
+        struct vm *vm;
+        size_t n = 0;
+        bool valid;
+        int k;
+
+        if (!dir)
+                (void) LLVMFuzzerInitialize(NULL, NULL);
+        registry_init(&r);
+        if (registry_add(&r, 4242, 17, &vm) < 0)
+                return 0;
+
+        memset(&state, 0xa5, sizeof(state));
+        untouched = state;
+        k = record_parse((const char *) data, size, vm, &state);
+        fuzz_check(k == 0 || k == -EINVAL || k == -ENOMEM, "returned %d", k);
+        if (k == -ENOMEM)
+                return 0;
+
+        valid = !memchr(data, 0, size);
+        if (valid) {
+                copy = strndup((const char *) data, size);
+                if (!copy)
+                        abort();
+                valid = oracle_lines(copy, &lines, &n);
+        }
+        if (k < 0) {
+                fuzz_check(memcmp(&state, &untouched, sizeof(state)) == 0, "*ret_state written on failure");
+                fuzz_check(!valid, "a valid record refused (%s)", strerror(-k));
+                return 0;
+        }
+        fuzz_check(valid, "an invalid record accepted");
+
+        check_oracle(vm, state, lines, n);
+        restore(&r, vm, state, vm);
+        round_trip(&r, vm, state, size);
+        return 0;
+}
