@@ -42,18 +42,12 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         const struct decider *d = b->deliver->decider;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ char *key = NULL;
-        struct match_input in = {
-                .name = vm->name,
-                .uuid = vm->uuid,
-                .client = vm->client,
-                .labels = vm->labels,
-                .facts = vm->have_facts ? &vm->facts : NULL,
-                .load_facts = proc_facts_load,
-        };
+        struct decide_input din;
         struct vm_identity id;
         char bound[512] = "";
         int r;
 
+        deliver_decide_input(vm, &din);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -64,7 +58,7 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 int matched;
 
                 format_loc(&rule->loc, loc, sizeof(loc));
-                matched = match_explain(rule, &in, reason, sizeof(reason));
+                matched = match_explain(rule, &din.match, reason, sizeof(reason));
                 r = sd_bus_message_append(reply, "(usbs)", (uint32_t) (i + 1), loc, matched, reason);
         }
         if (r >= 0)

@@ -20,10 +20,8 @@
 /* The event loop waits while a thread is held: keep it short. */
 #define ADOPT_TIMEOUT_MS 250
 
-int deliver_decide(struct deliver *d, struct vm *vm) {
-        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
-        _cleanup_free_ char *old_profile = NULL;
-        struct decide_input in = {
+void deliver_decide_input(struct vm *vm, struct decide_input *ret) {
+        *ret = (struct decide_input) {
                 .match = {
                         .name = vm->name,
                         .uuid = vm->uuid,
@@ -35,10 +33,17 @@ int deliver_decide(struct deliver *d, struct vm *vm) {
                 .override = vm->override,
                 .override_runtime = vm->override_runtime,
         };
+}
+
+int deliver_decide(struct deliver *d, struct vm *vm) {
+        _cleanup_(compiled_filter_unrefp) struct compiled_filter *f = NULL;
+        _cleanup_free_ char *old_profile = NULL;
+        struct decide_input in;
         struct decision dec;
         bool changed;
         int r;
 
+        deliver_decide_input(vm, &in);
         r = decide(d->decider, &in, &dec);
         if (r < 0)
                 return r;

@@ -74,6 +74,9 @@ const struct settings *deliver_settings(const struct deliver *d);
 /* What an override of vm is bound to: its machine, its VMM's uid, its
  * claims (decide.h), reading the facts it needs.  The strings are vm's. */
 void deliver_vm_identity(struct vm *vm, struct vm_identity *ret);
+/* What the decision for vm is made from: its claims, its facts (read
+ * when a rule first asks), its override. */
+void deliver_decide_input(struct vm *vm, struct decide_input *ret);
 /* vm's override from the state files, for its identity now. */
 int deliver_update_override(struct deliver *d, struct vm *vm);
 /* Every VM that s names: an id, a claimed NAME or UUID, else a machined

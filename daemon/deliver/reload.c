@@ -96,20 +96,10 @@ int deliver_preview_reload(struct deliver *d, struct reload_preview **ret, size_
         if (!p)
                 return -ENOMEM;
         REGISTRY_FOREACH(vm, d->registry) {
-                struct decide_input in = {
-                        .match = {
-                                .name = vm->name,
-                                .uuid = vm->uuid,
-                                .client = vm->client,
-                                .labels = vm->labels,
-                                .facts = vm->have_facts ? &vm->facts : NULL,
-                                .load_facts = proc_facts_load,
-                        },
-                        .override = vm->override,
-                        .override_runtime = vm->override_runtime,
-                };
+                struct decide_input in;
                 struct decision dec;
 
+                deliver_decide_input(vm, &in);
                 r = decide(&next, &in, &dec);
                 if (r < 0) {
                         reload_preview_free(p, n);
