@@ -115,6 +115,7 @@ int manager_new(sd_event *e, const struct manager_options *o, struct fdstore *fd
         m->deliver.kvm = &m->kvm;
         m->deliver.config_path = m->options.config_path;
         m->deliver.socket_path = m->options.socket_path;
+        m->deliver.runtime_dir = m->options.runtime_dir;
         m->bus.state_dir = m->options.state_dir;
         m->bus.runtime_dir = m->options.runtime_dir;
         r = registry_subscribe(&m->registry, on_registry, m);

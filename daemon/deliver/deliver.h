@@ -36,8 +36,10 @@ struct deliver {
         const struct kvm_support *kvm;
         const char *config_path;        /* --config, or NULL for /etc/pmufilterd */
         const char *socket_path;        /* --socket, or NULL for settings.socket */
+        const char *runtime_dir;        /* --runtime-dir: the last good settings are kept there */
         /* In lockdown: the settings that still parse (policy_load_settings()). */
         struct policy *lockdown_settings;
+        bool lockdown_settings_last_good;       /* ... from the last good policy, not this one */
         /* What the host lacks for the daemon to serve everyone (a missing
          * socket group), for the status (Manager.Warnings). */
         char **warnings;

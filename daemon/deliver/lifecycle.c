@@ -566,6 +566,7 @@ int deliver_listen(struct deliver *d) {
         if (d->decider->lockdown)
                 log_notice("Lockdown serves the VMM socket %s: %s", passed ? "passed by systemd" : deliver_socket_path(d),
                            passed ? "the socket unit's" : d->socket_path ? "given with --socket" :
+                           d->lockdown_settings_last_good ? "settings.socket of the last good policy, kept in the runtime directory" :
                            d->lockdown_settings ? "settings.socket, from the settings that still parse" :
                            "the default, since nothing of the policy parses");
         r = registry_subscribe(d->registry, on_vm_recorded, d);

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "deliver.h"
+#include "fileio.h"
 #include "log.h"
 #include "waiter.h"
 
@@ -44,6 +45,74 @@ static int policy_set_load(struct deliver *d, struct policy_set **ret, char **re
         return r;
 }
 
+/* The settings of a good policy, as a policy file of settings alone, kept
+ * in the runtime directory: a later start whose policy does not even parse
+ * serves VMMs where this one did (pmufilterd(8), LOCKDOWN). */
+#define LAST_GOOD_SETTINGS "settings.last-good.yaml"
+
+static void yaml_quoted(FILE *f, const char *s) {
+        fputc('"', f);
+        for (; s && *s; s++)
+                if (*s == '"' || *s == '\\')
+                        fprintf(f, "\\%c", *s);
+                else if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        fprintf(f, "\\x%02x", (unsigned char) *s);
+                else
+                        fputc(*s, f);
+        fputc('"', f);
+}
+
+static int write_settings(FILE *f, const void *userdata) {
+        const struct settings *s = userdata;
+
+        fputs("# The settings of the last policy pmufilterd loaded, for a start whose\n"
+              "# policy does not parse (lockdown).  Written by the daemon.\n"
+              "version: 1\nsettings:\n  socket: ", f);
+        yaml_quoted(f, s->socket ?: POLICY_DEFAULT_SOCKET);
+        fputs("\n  socket_group: ", f);
+        yaml_quoted(f, s->socket_group ?: POLICY_DEFAULT_SOCKET_GROUP);
+        fprintf(f, "\n  attach_timeout_ms: %u\n  unattached_sessions_per_uid: %u\n"
+                "  adopt: %s\n  unmanaged: %s\n", s->attach_timeout_ms, s->unattached_sessions_per_uid,
+                s->adopt == ADOPT_PTRACE ? "ptrace" : "none", s->unmanaged == UNMANAGED_KILL ? "kill" : "warn");
+        return ferror(f) ? -EIO : 0;
+}
+
+static void keep_last_good_settings(struct deliver *d) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (!d->runtime_dir || !d->decider->set)
+                return;
+        if (asprintf(&path, "%s/" LAST_GOOD_SETTINGS, d->runtime_dir) < 0)
+                return (void) log_warning_errno(ENOMEM, "Failed to keep the settings of the policy: %m");
+        r = write_file_atomic(path, 0644, WRITE_FILE_MKDIR, write_settings, &d->decider->set->policy->settings);
+        if (r < 0)
+                log_warning_errno(r, "Failed to keep the settings of the policy in %s: %m", path);
+}
+
+/* In lockdown: the settings that still parse of this policy, else those of
+ * the last good one, else none (the defaults). */
+static void load_lockdown_settings(struct deliver *d) {
+        _cleanup_free_ char *path = NULL;
+        struct diags ignored = {};
+
+        d->lockdown_settings_last_good = false;
+        if (policy_load_settings(d->config_path, &d->lockdown_settings, &ignored) < 0)
+                d->lockdown_settings = NULL;
+        diags_clear(&ignored);
+        if (d->lockdown_settings || !d->runtime_dir ||
+            asprintf(&path, "%s/" LAST_GOOD_SETTINGS, d->runtime_dir) < 0)
+                return;
+        /* Our own file, but a file: read as any policy, errors and all. */
+        if (policy_load_settings(path, &d->lockdown_settings, &ignored) < 0) {
+                d->lockdown_settings = NULL;
+                if (access(path, F_OK) == 0)
+                        log_warning("The last good settings in %s do not load either: the defaults serve", path);
+        } else
+                d->lockdown_settings_last_good = true;
+        diags_clear(&ignored);
+}
+
 int deliver_load_policy(struct deliver *d) {
         _cleanup_free_ char *error = NULL;
         struct policy_set *s = NULL;
@@ -53,21 +122,18 @@ int deliver_load_policy(struct deliver *d) {
         if (r == -ENOMEM)
                 return log_error_errno(r, "Failed to load the policy: %m");
         if (r < 0) {
-                struct diags ignored = {};
-
                 d->decider->lockdown = true;
                 (void) decider_set_last_error(d->decider, error);
                 /* What still parses of the settings (the socket above all):
                  * lockdown must serve VMMs where they look for it. */
-                if (policy_load_settings(d->config_path, &d->lockdown_settings, &ignored) < 0)
-                        d->lockdown_settings = NULL;
-                diags_clear(&ignored);
+                load_lockdown_settings(d);
                 audit_record(LOG_CRIT, MID_LOCKDOWN, NULL, NULL, 0,
                              "Policy failed to load, LOCKDOWN: every VM gets an empty allowlist until a good reload: %s",
                              strna(error));
                 return 0;
         }
         policy_set_free(decider_swap(d->decider, s));
+        keep_last_good_settings(d);
         return 0;
 }
 
@@ -157,6 +223,7 @@ int deliver_reload(struct deliver *d, struct vm_waiter *waiter) {
                 audit_record(LOG_WARNING, MID_RELOAD, NULL, NULL, 0, "The reloaded policy loosens the one before: %s", *w);
         old = decider_swap(d->decider, s);
         policy_free(TAKE_PTR(d->lockdown_settings));
+        keep_last_good_settings(d);
         registry_notify(d->registry, REGISTRY_POLICY_SWAPPED, NULL,
                         &(struct registry_event_data) { .old_names = old_names });
         if (was_lockdown)

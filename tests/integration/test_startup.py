@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Start-up and deployment edges (issue 18): a daemon that always comes up
 where the host expects it.  Every start succeeds while VMs come and go;
-lockdown serves the configured socket; a missing socket group is said; a
+lockdown serves the configured socket, or the last good policy's; a
+missing socket group is said; a
 relative --config is shown absolute; VMs of another PID namespace are
 counted, not rescanned for.  The built daemon, real /dev/kvm, no bus."""
 
@@ -123,6 +124,57 @@ def test_lockdown_serves_the_configured_socket():
             peer.close()
             os.close(vm)
             os.close(kvm)
+        finally:
+            p.terminate()
+            p.wait(10)
+
+
+def test_lockdown_serves_the_last_good_policys_socket():
+    """A policy that does not parse at all (not even its settings) at
+    start: lockdown serves the socket of the last good policy this runtime
+    directory saw, says so, and a VMM there gets the lockdown filter.  A
+    kept file that does not load either leaves the default, said."""
+    need_kvm(); need_root()
+    with tempfile.TemporaryDirectory(prefix="pmufilterd-test.") as tmp:
+        sock = os.path.join(tmp, "elsewhere", "vmm.sock")
+        path = os.path.join(tmp, "pmufilterd.yaml")
+        with open(path, "w") as f:
+            f.write("version: 1\nsettings:\n  socket: \"%s\"\n  attach_timeout_ms: 700\n"
+                    "profiles:\n  p:\n    tier: tenant\n    events: [ instructions ]\n" % sock)
+        p = start_plain(tmp, path)
+        try:
+            read_until(p, r"pmufilterd .* running")
+        finally:
+            p.terminate()
+            p.wait(10)
+        kept = os.path.join(tmp, "run", "settings.last-good.yaml")
+        check(os.path.exists(kept), "a good load keeps its settings in the runtime directory")
+        with open(path, "w") as f:
+            f.write("version: 1\nsettings: [ this is: not\n")      # no settings parse
+        p = start_plain(tmp, path)
+        try:
+            line, _ = read_until(p, r"Lockdown serves the VMM socket")
+            check(sock in line and "last good policy" in line, "the last good policy's socket, said: " + line)
+            kvm, vm = kvm_create_vm()
+            peer = Peer(sock)
+            peer.send(attach_msg(vm, name="in-lockdown"), [vm])
+            apply = peer.recv()
+            check(apply and apply.get("PROFILE") == "lockdown" and apply.get("EVENTS") == "",
+                  "a VMM on the last good path gets the lockdown filter: %r" % apply)
+            peer.close()
+            os.close(vm)
+            os.close(kvm)
+        finally:
+            p.terminate()
+            p.wait(10)
+        # A kept file that is garbage: the default socket, and a warning.
+        with open(kept, "wb") as f:
+            f.write(b"\x00\xff: [\n")
+        p = start_plain(tmp, path, ["--socket", os.path.join(tmp, "given.sock")])
+        try:
+            line, lines = read_until(p, r"Lockdown serves the VMM socket")
+            check(any("do not load either" in l for l in lines), "a bad kept file is said:\n" + "\n".join(lines))
+            check("given with --socket" in line, "and --socket serves: " + line)
         finally:
             p.terminate()
             p.wait(10)
