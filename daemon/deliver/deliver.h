@@ -44,6 +44,7 @@ struct deliver {
          * socket group), for the status (Manager.Warnings). */
         char **warnings;
         unsigned foreign_vms;           /* uevents of VMs whose process is not visible here */
+        unsigned unseen_pending;        /* in a container: such uevents the next rescan may explain */
         struct ratelimit foreign_said;  /* said once a minute */
 
         struct fdstore fdstore;

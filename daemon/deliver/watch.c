@@ -10,6 +10,20 @@
 #include "procscan.h"
 #include "uevent.h"
 
+/* After a rescan: the uevents of unseen creators it did not explain were
+ * VMs of other PID namespaces. */
+static void count_foreign(struct deliver *d, size_t found) {
+        unsigned foreign = d->unseen_pending > found ? d->unseen_pending - (unsigned) found : 0;
+
+        d->unseen_pending = 0;
+        if (foreign == 0)
+                return;
+        d->foreign_vms += foreign;
+        if (ratelimit_below(&d->foreign_said, NULL))
+                log_notice("%u VMs so far were created by processes this daemon cannot see (another PID namespace: "
+                           "it runs in a container); they are not filtered from here", d->foreign_vms);
+}
+
 int deliver_rescan(struct deliver *d) {
         _cleanup_free_ struct vm_fd_ref *refs = NULL;
         size_t n = 0, found;
@@ -32,6 +46,7 @@ int deliver_rescan(struct deliver *d) {
                         deliver_vm_gone(d, vm, "its process exited");
 
         found = deliver_register_fds(d, refs, n);
+        count_foreign(d, found);
         log_info("Scanned /proc: %zu VM fds, %zu VMs newly found, %zu known", n, found, d->registry->n_vms);
         return 0;
 }
@@ -168,14 +183,13 @@ static void on_overflow(bool enobufs, void *userdata) {
                 rescan_soon(d, "A uevent named a VM whose creating thread is gone");
                 return;
         }
-        /* A VM of the host or of another container: the kernel tells every
-         * listener, but this daemon cannot see, filter or even name it, and
-         * a rescan per such VM would find nothing.  Counted, said once a
-         * minute (pmufilterd(8), CONTAINERS). */
-        d->foreign_vms++;
-        if (ratelimit_below(&d->foreign_said, NULL))
-                log_notice("%u VMs so far were created by processes this daemon cannot see (another PID namespace: "
-                           "it runs in a container); they are not filtered from here", d->foreign_vms);
+        /* In a container the kernel names every VM's creator by its PID on
+         * the host, which this namespace cannot see: a VM of a process here
+         * and one of the host or of another container look the same.  The
+         * rescan (at most one a second) finds ours; the rest are counted
+         * (pmufilterd(8), CONTAINERS). */
+        d->unseen_pending++;
+        rescan_soon(d, "A uevent named a VM whose creator is not visible in this PID namespace");
 }
 
 int deliver_watch(struct deliver *d) {

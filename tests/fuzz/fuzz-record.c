@@ -200,7 +200,14 @@ static bool oracle_lines(char *copy, struct line **ret, size_t *ret_n) {
                 if (!ok)
                         return false;
         }
-        return true;
+        /* Every record the writer writes has them: one without was cut short. */
+        bool starttime = false, state = false;
+
+        for (size_t i = 0; i < n; i++) {
+                starttime = starttime || streq(lines[i].key, "STARTTIME");
+                state = state || streq(lines[i].key, "STATE");
+        }
+        return starttime && state;
 }
 
 /* The value of the last line of key, or NULL. */
