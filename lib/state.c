@@ -244,7 +244,7 @@ static size_t utf8_decode(const unsigned char *s, uint32_t *ret) {
  * may not carry as itself — controls, and the line breaks it would fold
  * (NEL, LS, PS) — and the BOM and non-characters as escapes.  A VM's name
  * is the VMM's to choose; it must not make the whole file unreadable. */
-static void put_scalar(FILE *f, const char *s) {
+void yaml_put_scalar(FILE *f, const char *s) {
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p;) {
                 uint32_t c;
@@ -276,7 +276,7 @@ static int write_state(FILE *f, const void *userdata) {
         fprintf(f, "# Written by pmufilterd: changes made over D-Bus. Do not edit while it runs.\nversion: 2\n");
         if (s->default_profile) {
                 fputs("default_profile: ", f);
-                put_scalar(f, s->default_profile);
+                yaml_put_scalar(f, s->default_profile);
                 fputc('\n', f);
         }
         if (s->n > 0) {
@@ -288,9 +288,9 @@ static int write_state(FILE *f, const void *userdata) {
                         bool explicit_key = strlen(s->v[i].key) > 255;
 
                         fputs(explicit_key ? "  ? " : "  ", f);
-                        put_scalar(f, s->v[i].key);
+                        yaml_put_scalar(f, s->v[i].key);
                         fputs(explicit_key ? "\n  : " : ": ", f);
-                        put_scalar(f, s->v[i].profile);
+                        yaml_put_scalar(f, s->v[i].profile);
                         fputc('\n', f);
                 }
         }

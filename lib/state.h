@@ -35,3 +35,8 @@ int state_save(const char *path, const struct state *s);
 /* NULL profile removes the entry. */
 int state_set(struct state *s, const char *key, const char *profile);
 const char *state_get(const struct state *s, const char *key);
+
+/* s as a double-quoted YAML scalar that reads back as s, whatever its
+ * bytes (controls, folded line breaks and bytes that are not UTF-8 as
+ * escapes); for every file the daemon writes in YAML. */
+void yaml_put_scalar(FILE *f, const char *s);

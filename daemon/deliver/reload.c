@@ -12,6 +12,7 @@
 #include "deliver.h"
 #include "fileio.h"
 #include "log.h"
+#include "state.h"
 #include "waiter.h"
 
 /* Load and compile everything.  On failure *ret_error says why, in one line
@@ -50,27 +51,15 @@ static int policy_set_load(struct deliver *d, struct policy_set **ret, char **re
  * serves VMMs where this one did (pmufilterd(8), LOCKDOWN). */
 #define LAST_GOOD_SETTINGS "settings.last-good.yaml"
 
-static void yaml_quoted(FILE *f, const char *s) {
-        fputc('"', f);
-        for (; s && *s; s++)
-                if (*s == '"' || *s == '\\')
-                        fprintf(f, "\\%c", *s);
-                else if ((unsigned char) *s < 0x20 || *s == 0x7f)
-                        fprintf(f, "\\x%02x", (unsigned char) *s);
-                else
-                        fputc(*s, f);
-        fputc('"', f);
-}
-
 static int write_settings(FILE *f, const void *userdata) {
         const struct settings *s = userdata;
 
         fputs("# The settings of the last policy pmufilterd loaded, for a start whose\n"
               "# policy does not parse (lockdown).  Written by the daemon.\n"
               "version: 1\nsettings:\n  socket: ", f);
-        yaml_quoted(f, s->socket ?: POLICY_DEFAULT_SOCKET);
+        yaml_put_scalar(f, s->socket ?: POLICY_DEFAULT_SOCKET);
         fputs("\n  socket_group: ", f);
-        yaml_quoted(f, s->socket_group ?: POLICY_DEFAULT_SOCKET_GROUP);
+        yaml_put_scalar(f, s->socket_group ?: POLICY_DEFAULT_SOCKET_GROUP);
         fprintf(f, "\n  attach_timeout_ms: %u\n  unattached_sessions_per_uid: %u\n"
                 "  adopt: %s\n  unmanaged: %s\n", s->attach_timeout_ms, s->unattached_sessions_per_uid,
                 s->adopt == ADOPT_PTRACE ? "ptrace" : "none", s->unmanaged == UNMANAGED_KILL ? "kill" : "warn");
