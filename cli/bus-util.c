@@ -311,6 +311,22 @@ static int prop_read_value(sd_bus_message *m, const char *sig, struct prop *p) {
         return r < 0 ? r : 0;
 }
 
+/* Add n, named name, to p (which owns it then; freed on failure). */
+static int props_push(struct props *p, const char *name, struct prop *n) {
+        struct prop *v;
+
+        n->name = strdup(name);
+        v = reallocarray(p->v, p->n + 1, sizeof(*v));
+        if (v)
+                p->v = v;
+        if (!n->name || !v) {
+                prop_done(n);
+                return -ENOMEM;
+        }
+        p->v[p->n++] = *n;
+        return 0;
+}
+
 int props_read(sd_bus_message *m, struct props *p) {
         int r;
 
@@ -321,7 +337,7 @@ int props_read(sd_bus_message *m, struct props *p) {
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                struct prop n = {}, *v;
+                struct prop n = {};
                 const char *name, *sig;
                 char type;
 
@@ -333,16 +349,8 @@ int props_read(sd_bus_message *m, struct props *p) {
                 if (r >= 0)
                         r = prop_read_value(m, sig, &n);
                 if (r > 0) {
-                        n.name = strdup(name);
-                        v = reallocarray(p->v, p->n + 1, sizeof(*v));
-                        if (!n.name || !v) {
-                                prop_done(&n);
-                                if (v)
-                                        p->v = v;
+                        if (props_push(p, name, &n) < 0)
                                 return -ENOMEM;
-                        }
-                        p->v = v;
-                        p->v[p->n++] = n;
                 } else
                         prop_done(&n);
                 if (r >= 0)
@@ -385,7 +393,6 @@ int bus_get_one(sd_bus *bus, const char *path, const char *interface, const char
                 struct props *p) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         struct prop n = {};
-        struct prop *v;
         const char *sig;
         char type;
         int r;
@@ -411,17 +418,7 @@ int bus_get_one(sd_bus *bus, const char *path, const char *interface, const char
                 prop_done(&n);
                 return r < 0 ? r : -EBADMSG;
         }
-        n.name = strdup(name);
-        v = reallocarray(p->v, p->n + 1, sizeof(*v));
-        if (!n.name || !v) {
-                prop_done(&n);
-                if (v)
-                        p->v = v;
-                return -ENOMEM;
-        }
-        p->v = v;
-        p->v[p->n++] = n;
-        return 0;
+        return props_push(p, name, &n);
 }
 
 const struct prop *props_get(const struct props *p, const char *name) {
