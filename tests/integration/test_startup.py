@@ -98,6 +98,21 @@ def read_until(proc, pattern, timeout=10):
             proc.cond.wait(left)
 
 
+def attach_gets_lockdown(sock, who):
+    """A VM attached on sock gets the lockdown filter: an empty allowlist."""
+    kvm, vm = kvm_create_vm()
+    peer = Peer(sock)
+    try:
+        peer.send(attach_msg(vm, name="in-lockdown"), [vm])
+        apply = peer.recv()
+        check(apply and apply.get("PROFILE") == "lockdown" and apply.get("EVENTS") == "",
+              "%s gets the lockdown filter: %r" % (who, apply))
+    finally:
+        peer.close()
+        os.close(vm)
+        os.close(kvm)
+
+
 def test_lockdown_serves_the_configured_socket():
     """With a policy that does not load at start, lockdown bound the
     default socket, not settings.socket: VMMs pointed at the configured path
@@ -115,15 +130,7 @@ def test_lockdown_serves_the_configured_socket():
         try:
             line, _ = read_until(p, r"Lockdown serves the VMM socket")
             check(sock in line and "settings.socket" in line, "says which socket and why: " + line)
-            kvm, vm = kvm_create_vm()
-            peer = Peer(sock)
-            peer.send(attach_msg(vm, name="in-lockdown"), [vm])
-            apply = peer.recv()
-            check(apply and apply.get("PROFILE") == "lockdown" and apply.get("EVENTS") == "",
-                  "a VMM on the configured path gets the lockdown filter: %r" % apply)
-            peer.close()
-            os.close(vm)
-            os.close(kvm)
+            attach_gets_lockdown(sock, "a VMM on the configured path")
         finally:
             p.terminate()
             p.wait(10)
@@ -155,15 +162,7 @@ def test_lockdown_serves_the_last_good_policys_socket():
         try:
             line, _ = read_until(p, r"Lockdown serves the VMM socket")
             check(sock in line and "last good policy" in line, "the last good policy's socket, said: " + line)
-            kvm, vm = kvm_create_vm()
-            peer = Peer(sock)
-            peer.send(attach_msg(vm, name="in-lockdown"), [vm])
-            apply = peer.recv()
-            check(apply and apply.get("PROFILE") == "lockdown" and apply.get("EVENTS") == "",
-                  "a VMM on the last good path gets the lockdown filter: %r" % apply)
-            peer.close()
-            os.close(vm)
-            os.close(kvm)
+            attach_gets_lockdown(sock, "a VMM on the last good path")
         finally:
             p.terminate()
             p.wait(10)
