@@ -9,6 +9,7 @@
 #include "bus-util.h"
 #include "output.h"
 #include "policy.h"
+#include "state.h"
 #include "verbs.h"
 
 static int verb_help(int argc, char *argv[], const struct ctl_options *o);
@@ -18,11 +19,12 @@ static const struct verb profile_verbs[] = {
           NULL, "List profiles" },
         { "show",  2, 2,        VERB_ONLINE | VERB_JSON, verb_profile_show,
           "NAME", "Show one profile and its compiled filter" },
-        { "set",   2, VERB_ANY, VERB_ONLINE | VERB_RUNTIME, verb_profile_set,
+        { "set",   2, VERB_ANY, VERB_ONLINE | VERB_RUNTIME | VERB_FOR, verb_profile_set,
           "NAME [VM...]", "Give VMs a profile; no VM: set the default profile", NULL,
           "Waits until the VMMs have applied the filter, then prints one line for each VM\n"
           "it reached with what the kernel answered (-q: none; failures go to stderr).\n"
-          "Persistent unless --runtime." },
+          "Persistent unless --runtime.  --for DURATION grants it for that long (runtime,\n"
+          "at most 31d), then the VM goes back by itself: 90s, 15min, 2h, 1d, 1h30min." },
         { "reset", 2, VERB_ANY, VERB_ONLINE | VERB_RUNTIME, verb_profile_reset,
           "VM...", "Return VMs to rule matching", NULL,
           "Prints one line for each VM with what the kernel answered (-q: none)." },
@@ -96,6 +98,8 @@ static const struct option_doc {
         { "-H --host=[USER@]HOST",   VERB_ONLINE,  "Talk to the daemon on HOST over ssh" },
         { "   --bus-address=ADDRESS", VERB_ONLINE, "Talk to the daemon on this bus, not the system bus" },
         { "   --runtime",            VERB_RUNTIME, "Profile changes last until reboot only" },
+        { "   --for=DURATION",       VERB_FOR,     "profile set VM: only for this long (runtime),\n"
+                                                   "e.g. 90s, 15min, 2h, 1d, 1h30min; at most 31d" },
         { "   --dry-run",            VERB_DRY_RUN, "reload: show what the edited policy would change" },
 };
 
@@ -218,12 +222,14 @@ static int check_options(const struct verb *v, const char *verb, const struct ct
                 { VERB_CONFIG, "--config" },
                 { VERB_RUNTIME, "--runtime" },
                 { VERB_DRY_RUN, "--dry-run" },
+                { VERB_FOR, "--for" },
                 { VERB_ONLINE, "--host" },
                 { VERB_ONLINE, "--bus-address" },
                 { VERB_STATE, "--state" },
         };
         const bool given[ELEMENTSOF(map)] = {
-                o->json != JSON_OFF, o->pmu, o->config, o->runtime, o->dry_run, o->host, o->bus_address, o->states,
+                o->json != JSON_OFF, o->pmu, o->config, o->runtime, o->dry_run, o->for_usec > 0, o->host,
+                o->bus_address, o->states,
         };
 
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
@@ -288,6 +294,7 @@ enum {
         ARG_BUS_ADDRESS,
         ARG_RUNTIME,
         ARG_DRY_RUN,
+        ARG_FOR,
 };
 
 static int option_value(const char *option, const char *value, const char **ret) {
@@ -314,6 +321,25 @@ static int parse_json(const char *value, struct ctl_options *o) {
                 log_error("unknown JSON mode '%s': expected pretty, short or off. See --help.", value);
                 return -EINVAL;
         }
+        return 1;
+}
+
+/* --for=DURATION (pmufilterctl(1), TIME SPANS): 1 to go on. */
+static int parse_for(const char *value, struct ctl_options *o) {
+        const char *why = NULL;
+        uint64_t usec = 0;
+        int r;
+
+        r = parse_timespan(value, &usec, &why);
+        if (r >= 0 && usec == 0)
+                why = "a grant of no time";
+        else if (r >= 0 && usec > STATE_GRANT_MAX_USEC)
+                why = "longer than 31d (a lasting change takes no --for)";
+        if (r < 0 || why) {
+                log_error("invalid --for '%s': %s. See --help.", strempty(value), strna(why));
+                return -EINVAL;
+        }
+        o->for_usec = usec;
         return 1;
 }
 
@@ -369,6 +395,7 @@ static int parse_argv(int argc, char *argv[], struct ctl_options *o, bool *help)
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "runtime",     no_argument,       NULL, ARG_RUNTIME     },
                 { "dry-run",     no_argument,       NULL, ARG_DRY_RUN     },
+                { "for",         required_argument, NULL, ARG_FOR         },
                 {}
         };
         int c, r = 1;
@@ -423,6 +450,9 @@ static int parse_argv(int argc, char *argv[], struct ctl_options *o, bool *help)
                         break;
                 case ARG_DRY_RUN:
                         o->dry_run = true;
+                        break;
+                case ARG_FOR:
+                        r = parse_for(optarg, o);
                         break;
                 case ':':
                         log_error("option '%s' needs a value. See --help.", argv[optind - 1]);

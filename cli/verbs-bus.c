@@ -222,6 +222,22 @@ static char **vm_entry_names(sd_bus *bus, const struct props *vm, struct props *
         return props_strv(profile, "EntryNames");
 }
 
+/* "2026-12-06 08:12:00 CET (in 1h 59min)" for an expiry, into buf. */
+static const char *expiry_words(uint64_t usec, char *buf, size_t size) {
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        char when[64], left[64];
+        struct tm tm;
+
+        if (!localtime_r(&t, &tm) || strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                snprintf(when, sizeof when, "@%" PRIu64, usec / USEC_PER_SEC);
+        if (usec > now)
+                snprintf(buf, size, "%s (in %s)", when, format_timespan(left, sizeof left, usec - now));
+        else
+                snprintf(buf, size, "%s (due now)", when);
+        return buf;
+}
+
 static void print_time(const char *label, uint64_t usec) {
         time_t t = (time_t) (usec / 1000000);
         char buf[64];
@@ -301,6 +317,11 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const stru
 
                 printf(LABEL "%s (from %s%s%s)\n", "Profile:", s, state_is_bad(source) ? ansi_red() : "",
                        strna(empty_to_null(source)), state_is_bad(source) ? ansi_normal() : "");
+        }
+        if (props_number(&p, "ProfileExpiresUSec") > 0) {
+                char buf[160];
+
+                printf(LABEL "%s\n", "Expires:", expiry_words(props_number(&p, "ProfileExpiresUSec"), buf, sizeof buf));
         }
         print_time("Applied:", props_number(&p, "AppliedUSec"));
         /* In words a person can act on; the daemon's own with -v. */
@@ -507,6 +528,17 @@ static int report_vm(sd_bus *bus, const char *label, const char *path, uint64_t 
         return 0;
 }
 
+/* After a grant: when it ends, as the daemon has it. */
+static void report_expiry(sd_bus *bus, const char *label, const char *path, const struct ctl_options *o) {
+        uint64_t usec = 0;
+        char buf[160];
+
+        if (sd_bus_get_property_trivial(bus, PMUFILTERD_BUS_NAME, path, PMUFILTERD_VM_IFACE, "ProfileExpiresUSec",
+                                        NULL, 't', &usec) < 0 || usec == 0)
+                return;
+        info(o, "VM %s: the grant ends %s", label, expiry_words(usec, buf, sizeof buf));
+}
+
 /* The object path and AppliedUSec of a VM named as a user names it, or
  * NULL (it is not there: the change itself will say so). */
 static char *vm_path_and_applied(sd_bus *bus, const char *name, uint64_t *ret_applied) {
@@ -538,7 +570,9 @@ static int change_each_vm(sd_bus *bus, char **vms, int n, const char *profile, c
                 uint64_t before;
 
                 path = vm_path_and_applied(bus, vms[i], &before);
-                if (profile)
+                if (profile && o->for_usec > 0)
+                        r = bus_manager_change(bus, &e, "SetVMProfileFor", "sst", vms[i], profile, o->for_usec);
+                else if (profile)
                         r = bus_manager_change(bus, &e, "SetVMProfile", "ssb", vms[i], profile, o->runtime);
                 else
                         r = bus_manager_change(bus, &e, "ResetVMProfile", "sb", vms[i], o->runtime);
@@ -552,6 +586,8 @@ static int change_each_vm(sd_bus *bus, char **vms, int n, const char *profile, c
                 } else {
                         /* The change was made: say what the kernel answered. */
                         r = report_vm(bus, vms[i], path, before, !profile, r < 0 ? &e : NULL, o);
+                        if (r >= 0 && profile && o->for_usec > 0)
+                                report_expiry(bus, vms[i], path, o);
                         if (profile)
                                 warn_claimed_trusted(bus, vms[i], profile);
                 }
@@ -628,6 +664,10 @@ int verb_profile_set(int argc, char *argv[], const struct ctl_options *o) {
         const char *profile = argv[1];
         int r;
 
+        if (argc == 2 && o->for_usec > 0) {
+                log_error("--for needs a VM: the default profile is not granted for a time. See --help.");
+                return EXIT_USAGE;
+        }
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
                 return r;

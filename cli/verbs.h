@@ -31,6 +31,7 @@ struct ctl_options {
         const char *host;               /* -H [user@]host */
         const char *bus_address;        /* --bus-address ADDRESS */
         bool runtime;                   /* --runtime */
+        uint64_t for_usec;              /* --for DURATION: a time-limited grant; 0: not given */
         bool dry_run;                   /* --dry-run */
 };
 
@@ -44,6 +45,7 @@ enum verb_flags {
         VERB_TABLE = 1 << 6,            /* prints tables: -l applies */
         VERB_STATE = 1 << 7,            /* honours --state */
         VERB_DRY_RUN = 1 << 8,          /* honours --dry-run */
+        VERB_FOR = 1 << 9,              /* honours --for */
 };
 
 typedef int (*verb_fn)(int argc, char *argv[], const struct ctl_options *o);

@@ -149,14 +149,20 @@ struct manager *manager_free(struct manager *m) {
         return NULL;
 }
 
-/* One state file (lib/state.h); a corrupt one is reported and set aside. */
-static void load_state(const char *dir, struct state *s) {
+/* One state file (lib/state.h); a corrupt one is reported and set aside.
+ * Grants are runtime changes only: one in the persistent file is corrupt. */
+static void load_state(const char *dir, struct state *s, bool runtime) {
         _cleanup_free_ char *path = NULL, *error = NULL, *aside = NULL;
         int r;
 
         if (asprintf(&path, "%s/state.yaml", dir) < 0)
                 return (void) log_error_errno(ENOMEM, "Failed to read the state files: %m");
         r = state_load(path, s, &error);
+        if (r >= 0 && !runtime && state_next_expiry(s) > 0) {
+                state_done(s);
+                error = strdup("'expires_usec': a grant ends with the runtime state, it is never persistent");
+                r = -EINVAL;
+        }
         if (r >= 0)
                 return;
         if (asprintf(&aside, "%s.corrupt", path) >= 0 && rename(path, aside) >= 0)
@@ -351,8 +357,8 @@ int manager_startup(struct manager *m) {
         r = deliver_load_policy(&m->deliver);
         if (r < 0)
                 return r;
-        load_state(m->options.state_dir, &m->decider.persistent);
-        load_state(m->options.runtime_dir, &m->decider.runtime);
+        load_state(m->options.state_dir, &m->decider.persistent, false);
+        load_state(m->options.runtime_dir, &m->decider.runtime, true);
         if (!m->options.no_bus) {
                 r = bus_start(&m->bus, &m->deliver, m->options.bus_address);
                 m->have_bus = true;
@@ -365,6 +371,8 @@ int manager_startup(struct manager *m) {
         r = restore(m);
         if (r < 0)
                 return r;
+        /* Grants that ended while we were down end now; the others wait. */
+        deliver_grants_expire(&m->deliver, true);
         r = deliver_watch(&m->deliver);
         if (r < 0)
                 return r;

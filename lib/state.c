@@ -9,13 +9,19 @@
  *     "machine:1b4e28ba-2fa1-11d2-883f-0016d3cca427": trusted
  *     "uid:107/uuid:6f1c2d3e-0000-4000-8000-000000000001": tenant-b
  *     "uid:0/name:vm-7": tenant-a
+ *   expires_usec:
+ *     "uid:0/name:vm-7": 1796000000000000
  *
  * Each per-VM key says what the change is bound to (decide/overrides.c):
  * a machined registration, or a uid with a claimed UUID or name.
+ * `expires_usec` makes a change of `vms` (above it) a time-limited grant
+ * (pmufilterd(8), TIME-LIMITED GRANTS): the CLOCK_REALTIME µs it ends at.
+ * Only the runtime file holds grants.
  * Version 1 keyed changes by claims alone ("uuid:…", "name:…"); such keys
  * are read and migrated at start-up.
  */
 #include <assert.h>
+#include <inttypes.h>
 #include <yaml.h>
 
 #include "fileio.h"
@@ -34,11 +40,35 @@ void state_done(struct state *s) {
         *s = (struct state) {};
 }
 
-const char *state_get(const struct state *s, const char *key) {
+struct state_entry *state_entry_get(const struct state *s, const char *key) {
         for (size_t i = 0; i < s->n; i++)
                 if (streq(s->v[i].key, key))
-                        return s->v[i].profile;
+                        return &s->v[i];
         return NULL;
+}
+
+const char *state_get(const struct state *s, const char *key) {
+        const struct state_entry *e = state_entry_get(s, key);
+
+        return e ? e->profile : NULL;
+}
+
+int state_set_expiry(struct state *s, const char *key, uint64_t usec) {
+        struct state_entry *e = state_entry_get(s, key);
+
+        if (!e)
+                return -ENOENT;
+        e->expires_usec = usec;
+        return 0;
+}
+
+uint64_t state_next_expiry(const struct state *s) {
+        uint64_t next = 0;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (s->v[i].expires_usec > 0 && (next == 0 || s->v[i].expires_usec < next))
+                        next = s->v[i].expires_usec;
+        return next;
 }
 
 int state_set(struct state *s, const char *key, const char *profile) {
@@ -46,8 +76,10 @@ int state_set(struct state *s, const char *key, const char *profile) {
 
         for (size_t i = 0; i < s->n; i++)
                 if (streq(s->v[i].key, key)) {
-                        if (profile)
+                        if (profile) {
+                                s->v[i].expires_usec = 0;
                                 return free_and_strdup(&s->v[i].profile, profile);
+                        }
                         free(s->v[i].key);
                         free(s->v[i].profile);
                         s->v[i] = s->v[--s->n];
@@ -95,13 +127,28 @@ static int fail(char **ret_error, const yaml_mark_t *mark, const char *what) {
         return -EINVAL;
 }
 
+/* One line of `expires_usec`: a change of `vms` above it, and a time. */
+static int parse_expiry(struct state *s, const char *key, const char *v, const yaml_mark_t *mark, char **ret_error) {
+        uint64_t usec;
+
+        if (!state_entry_get(s, key))
+                return fail(ret_error, mark, "an expiry for a key that 'vms' (above it) does not hold");
+        /* Decimal digits only: safe_atou64() would take 0x too. */
+        if (v[strspn(v, "0123456789")] != 0 || safe_atou64(v, &usec) < 0)
+                return fail(ret_error, mark, "an expiry is a number of microseconds since the epoch");
+        if (usec == 0)
+                return fail(ret_error, mark, "an expiry of 0 is none: leave the line out");
+        return state_set_expiry(s, key, usec);
+}
+
 /* Walk the event stream: a mapping of scalars, where `vms` maps scalars to scalars. */
 int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error) {
         struct state s = {};
         yaml_parser_t parser;
         yaml_event_t ev;
         int depth = 0, r = 0;
-        bool in_vms = false, versioned = false;
+        enum { IN_TOP, IN_VMS, IN_EXPIRES } in = IN_TOP;
+        bool versioned = false;
         char *key = NULL;
 
         if (!yaml_parser_initialize(&parser))
@@ -131,17 +178,18 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
                         break;
                 case YAML_MAPPING_START_EVENT:
                         depth++;
-                        if (depth == 2 && !(key && streq(key, "vms")))
-                                r = fail(ret_error, &ev.start_mark, "only 'vms' holds a mapping");
+                        if (depth == 2 && !(key && (streq(key, "vms") || streq(key, "expires_usec"))))
+                                r = fail(ret_error, &ev.start_mark, "only 'vms' and 'expires_usec' hold a mapping");
                         if (depth > 2)
                                 r = fail(ret_error, &ev.start_mark, "too deeply nested");
-                        in_vms = depth == 2;
+                        in = depth != 2 || !key ? IN_TOP : streq(key, "vms") ? IN_VMS :
+                             streq(key, "expires_usec") ? IN_EXPIRES : IN_TOP;
                         free(key);
                         key = NULL;
                         break;
                 case YAML_MAPPING_END_EVENT:
                         depth--;
-                        in_vms = false;
+                        in = IN_TOP;
                         break;
                 case YAML_SEQUENCE_START_EVENT:
                 case YAML_ALIAS_EVENT:
@@ -160,13 +208,15 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
                                         r = -ENOMEM;
                                 break;
                         }
-                        if (in_vms) {
+                        if (in == IN_VMS) {
                                 if (!state_key_valid(key))
                                         r = fail(ret_error, &ev.start_mark,
                                                  "VM keys are 'machine:UUID', 'uid:N/uuid:UUID' or 'uid:N/name:NAME'");
                                 else
                                         r = state_set(&s, key, v);
-                        } else if (streq(key, "version")) {
+                        } else if (in == IN_EXPIRES)
+                                r = parse_expiry(&s, key, v, &ev.start_mark, ret_error);
+                        else if (streq(key, "version")) {
                                 versioned = true;
                                 if (!streq(v, "1") && !streq(v, "2"))
                                         r = fail(ret_error, &ev.start_mark, "unknown version");
@@ -292,6 +342,18 @@ static int write_state(FILE *f, const void *userdata) {
                         fputs(explicit_key ? "\n  : " : ": ", f);
                         yaml_put_scalar(f, s->v[i].profile);
                         fputc('\n', f);
+                }
+        }
+        if (state_next_expiry(s) > 0) {
+                fputs("expires_usec:\n", f);
+                for (size_t i = 0; i < s->n; i++) {
+                        bool explicit_key = strlen(s->v[i].key) > 255;
+
+                        if (s->v[i].expires_usec == 0)
+                                continue;
+                        fputs(explicit_key ? "  ? " : "  ", f);
+                        yaml_put_scalar(f, s->v[i].key);
+                        fprintf(f, explicit_key ? "\n  : %" PRIu64 "\n" : ": %" PRIu64 "\n", s->v[i].expires_usec);
                 }
         }
         return ferror(f) ? -EIO : 0;

@@ -12,7 +12,11 @@
 struct state_entry {
         char *key;              /* "machine:<uuid>", "uid:<n>/uuid:<uuid>", "uid:<n>/name:<name>" */
         char *profile;
+        uint64_t expires_usec;  /* a time-limited grant: CLOCK_REALTIME µs it ends at; 0: none */
 };
+
+/* The longest grant (SetVMProfileFor, `profile set --for`): 31 days. */
+#define STATE_GRANT_MAX_USEC (UINT64_C(31) * 24 * 3600 * USEC_PER_SEC)
 
 struct state {
         char *default_profile;
@@ -32,9 +36,16 @@ int state_load(const char *path, struct state *ret, char **ret_error);
 /* Write atomically: temp file, fsync, rename, fsync of the directory. */
 int state_save(const char *path, const struct state *s);
 
-/* NULL profile removes the entry. */
+/* NULL profile removes the entry.  Setting a profile ends a grant: the
+ * entry has no expiry after it. */
 int state_set(struct state *s, const char *key, const char *profile);
 const char *state_get(const struct state *s, const char *key);
+/* The entry of key, or NULL. */
+struct state_entry *state_entry_get(const struct state *s, const char *key);
+/* Make key's entry a grant ending at usec (0: none).  -ENOENT: no entry. */
+int state_set_expiry(struct state *s, const char *key, uint64_t usec);
+/* The earliest expiry of a grant in s; 0: none. */
+uint64_t state_next_expiry(const struct state *s);
 
 /* s as a double-quoted YAML scalar that reads back as s, whatever its
  * bytes (controls, folded line breaks and bytes that are not UTF-8 as

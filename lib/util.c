@@ -134,3 +134,122 @@ void *greedy_realloc(void **p, size_t *allocated, size_t need, size_t size) {
         *allocated = a;
         return q;
 }
+
+static const struct timespan_unit {
+        const char *name;
+        uint64_t usec;
+} timespan_units[] = {
+        { "us", 1 },
+        { "ms", 1000 },
+        { "seconds", USEC_PER_SEC }, { "second", USEC_PER_SEC }, { "sec", USEC_PER_SEC }, { "s", USEC_PER_SEC },
+        { "minutes", 60 * USEC_PER_SEC }, { "minute", 60 * USEC_PER_SEC }, { "min", 60 * USEC_PER_SEC },
+        { "m", 60 * USEC_PER_SEC },
+        { "hours", 3600 * USEC_PER_SEC }, { "hour", 3600 * USEC_PER_SEC }, { "hr", 3600 * USEC_PER_SEC },
+        { "h", 3600 * USEC_PER_SEC },
+        { "days", 86400 * USEC_PER_SEC }, { "day", 86400 * USEC_PER_SEC }, { "d", 86400 * USEC_PER_SEC },
+        { "weeks", 604800 * USEC_PER_SEC }, { "week", 604800 * USEC_PER_SEC }, { "w", 604800 * USEC_PER_SEC },
+};
+
+int parse_timespan(const char *s, uint64_t *ret_usec, const char **ret_error) {
+        const char *dummy;
+        uint64_t total = 0;
+        bool any = false;
+
+        assert(ret_usec);
+        if (!ret_error)
+                ret_error = &dummy;
+        *ret_error = NULL;
+        if (!s || !*s) {
+                *ret_error = "empty";
+                return -EINVAL;
+        }
+        for (const char *p = s;;) {
+                const struct timespan_unit *unit = NULL;
+                uint64_t n = 0;
+                size_t len;
+
+                p += strspn(p, " ");
+                if (!*p) {
+                        if (any)
+                                break;
+                        *ret_error = "empty";
+                        return -EINVAL;
+                }
+                if (*p < '0' || *p > '9') {
+                        *ret_error = *p == '-' ? "negative" : "expected a number";
+                        return -EINVAL;
+                }
+                for (; *p >= '0' && *p <= '9'; p++) {
+                        if (n > (UINT64_MAX - (uint64_t) (*p - '0')) / 10) {
+                                *ret_error = "too long";
+                                return -ERANGE;
+                        }
+                        n = n * 10 + (uint64_t) (*p - '0');
+                }
+                if (*p == '.' || *p == ',') {
+                        *ret_error = "no fractions: say 1h30min, not 1.5h";
+                        return -EINVAL;
+                }
+                p += strspn(p, " ");
+                for (len = 0; (p[len] >= 'a' && p[len] <= 'z') || (p[len] >= 'A' && p[len] <= 'Z'); len++)
+                        ;
+                for (size_t i = 0; i < ELEMENTSOF(timespan_units) && !unit; i++)
+                        if (strlen(timespan_units[i].name) == len && strncmp(p, timespan_units[i].name, len) == 0)
+                                unit = &timespan_units[i];
+                if (!unit) {
+                        *ret_error = len == 0 ? "a number needs a unit (s, min, h, d, ...)" : "unknown unit";
+                        return -EINVAL;
+                }
+                p += len;
+                if (n > UINT64_MAX / unit->usec || total > UINT64_MAX - n * unit->usec) {
+                        *ret_error = "too long";
+                        return -ERANGE;
+                }
+                total += n * unit->usec;
+                any = true;
+        }
+        *ret_usec = total;
+        return 0;
+}
+
+const char *format_timespan(char *buf, size_t size, uint64_t usec) {
+        static const struct {
+                const char *name;
+                uint64_t usec;
+        } units[] = {
+                { "d", 86400 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC }, { "min", 60 * USEC_PER_SEC },
+                { "s", USEC_PER_SEC },
+        };
+        size_t o = 0;
+        int shown = 0;
+
+        assert(buf && size > 0);
+        buf[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(units) && shown < 2; i++) {
+                uint64_t n = usec / units[i].usec;
+
+                if (n == 0) {
+                        if (shown > 0)
+                                break;          /* "1h 0min 5s" would say less than "1h" */
+                        continue;
+                }
+                usec -= n * units[i].usec;
+                if (o < size)
+                        o += (size_t) snprintf(buf + o, size - o, "%s%" PRIu64 "%s", shown ? " " : "", n,
+                                               units[i].name);
+                shown++;
+        }
+        if (shown == 0)
+                snprintf(buf, size, "0s");
+        return buf;
+}
+
+const char *format_iso8601(char *buf, size_t size, uint64_t usec) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+
+        assert(buf && size > 0);
+        if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, size, "@%" PRIu64, usec / USEC_PER_SEC);
+        return buf;
+}

@@ -110,6 +110,19 @@ uint64_t now_usec(clockid_t clock);
  * -EINVAL, -ERANGE. */
 int safe_atou64(const char *s, uint64_t *ret);
 
+#define USEC_PER_SEC UINT64_C(1000000)
+/* A time span as pmufilterctl(1) reads it (--for): one or more NUMBER UNIT,
+ * blanks allowed around units ("90s", "1h30min", "1h 30 min"); UNIT is us,
+ * ms, s, sec, m, min, h, hr, d, w or the words second(s), minute(s),
+ * hour(s), day(s), week(s).  No sign, no fraction, no bare number.
+ * -EINVAL (a reason in *ret_error, static), -ERANGE past 2^64-1 µs. */
+int parse_timespan(const char *s, uint64_t *ret_usec, const char **ret_error);
+/* usec as "1h 59min", "2h", "1d 3h", "45s": the two largest units, rounded
+ * down (under a second: "0s"), into buf. */
+const char *format_timespan(char *buf, size_t size, uint64_t usec);
+/* usec (CLOCK_REALTIME) as ISO 8601 in UTC, "2026-12-06T07:12:00Z", into buf. */
+const char *format_iso8601(char *buf, size_t size, uint64_t usec);
+
 /* Grow an array to hold at least need elements; amortised doubling. */
 void *greedy_realloc(void **p, size_t *allocated, size_t need, size_t size);
 #define GREEDY_REALLOC(array, allocated, need) \

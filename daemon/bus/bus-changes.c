@@ -30,6 +30,7 @@ static int save(struct bus *b, bool runtime, sd_bus_error *error) {
 struct undo {
         char *key;                      /* NULL: the default profile */
         char *persistent, *runtime;
+        uint64_t runtime_expires;       /* the runtime one was a grant */
 };
 
 static void undo_done(struct undo *u) {
@@ -41,7 +42,9 @@ static int undo_take(const struct decider *d, const char *key, struct undo *ret)
         const char *p = key ? state_get(&d->persistent, key) : d->persistent.default_profile;
         const char *r = key ? state_get(&d->runtime, key) : d->runtime.default_profile;
 
-        *ret = (struct undo) { .key = (char *) key };
+        const struct state_entry *e = key ? state_entry_get(&d->runtime, key) : NULL;
+
+        *ret = (struct undo) { .key = (char *) key, .runtime_expires = e ? e->expires_usec : 0 };
         if (free_and_strdup(&ret->persistent, p) < 0 || free_and_strdup(&ret->runtime, r) < 0) {
                 undo_done(ret);
                 return -ENOMEM;
@@ -53,6 +56,8 @@ static void undo_apply(struct decider *d, struct undo *u) {
         if (u->key) {
                 (void) state_set(&d->persistent, u->key, u->persistent);
                 (void) state_set(&d->runtime, u->key, u->runtime);
+                if (u->runtime && u->runtime_expires > 0)
+                        (void) state_set_expiry(&d->runtime, u->key, u->runtime_expires);
         } else {
                 free(d->persistent.default_profile);
                 d->persistent.default_profile = TAKE_PTR(u->persistent);
@@ -112,25 +117,44 @@ static int push_and_wait(struct bus *b, sd_bus_message *msg, struct vm **vms, si
         return 1;
 }
 
-int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, bool runtime,
-                      sd_bus_error *error) {
+/* "granted until 2026-12-06T07:12:00Z (for 2h) ", or "" for a change
+ * that does not end by itself. */
+static const char *grant_words(uint64_t expires_usec, uint64_t duration_usec, char *buf, size_t size) {
+        char until[32], span[64];
+
+        if (duration_usec == 0)
+                return "";
+        snprintf(buf, size, "granted until %s (for %s) ", format_iso8601(until, sizeof(until), expires_usec),
+                 format_timespan(span, sizeof(span), duration_usec));
+        return buf;
+}
+
+/* SetVMProfile, ResetVMProfile (profile ""), and SetVMProfileFor (a
+ * runtime change with duration_usec > 0). */
+static int change_vm(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, bool runtime,
+                     uint64_t duration_usec, sd_bus_error *error) {
         struct decider *d = b->deliver->decider;
         bool reset = isempty(profile);
         _cleanup_free_ char *key = NULL;
         char bound[512] = "this VM only, until it goes (runtime)";
+        char granted[128];
         const char *caution = "";
         struct vm_identity id;
         struct bus_caller caller;
         struct audit_extra x = { .vm_name = vm->name };
         char decided_by[sizeof(vm->profile_source)];
+        uint64_t expires = 0;
         int r;
 
         assert(vm);
+        assert(duration_usec == 0 || (runtime && !reset));
         /* What decided the VM's profile until this change. */
         snprintf(decided_by, sizeof(decided_by), "%s", vm->profile_source);
         r = bus_check_manage(b, msg, &caller, error);
         if (r < 0)
                 return r;
+        if (duration_usec > 0 && duration_usec > STATE_GRANT_MAX_USEC)
+                return bus_error_bad_duration(error, duration_usec);
         if (!reset) {
                 r = check_profile(b, profile, error);
                 if (r < 0)
@@ -154,27 +178,39 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
                 r = undo_take(d, key, &u);
                 if (r < 0)
                         return r;
-                r = overrides_set(d, key, reset ? NULL : profile, runtime);
+                if (duration_usec > 0) {
+                        expires = now_usec(CLOCK_REALTIME) + duration_usec;
+                        r = overrides_grant(d, key, profile, expires);
+                } else
+                        r = overrides_set(d, key, reset ? NULL : profile, runtime);
                 if (r < 0) {
                         undo_apply(d, &u);
                         return r;
                 }
                 r = save_changed(b, !runtime, &u, error);
+                /* A grant made, replaced or ended: the timer follows. */
+                (void) deliver_grants_arm(b->deliver);
                 if (r < 0)
                         return r;
-        } else if (!runtime && !reset)
+        } else if (duration_usec > 0)
+                return bus_error_grant_no_key(error, vm);
+        else if (!runtime && !reset)
                 return bus_error_no_key(error, vm);
         else if (!reset && profile_tier_of(d, profile) == TIER_TRUSTED)
                 caution = "; CAUTION: a trusted-tier profile on a VM known by nothing verified";
         if (reset) {
                 /* What is left (a persistent change under a runtime reset) still counts. */
+                const struct state_entry *left;
                 bool left_runtime = false;
 
-                r = free_and_strdup(&vm->override, overrides_lookup(d, &id, &left_runtime));
+                left = overrides_lookup_entry(d, &id, &left_runtime);
+                r = free_and_strdup(&vm->override, left ? left->profile : NULL);
                 vm->override_runtime = left_runtime;
+                vm->override_expires_usec = left ? left->expires_usec : 0;
         } else {
                 r = free_and_strdup(&vm->override, profile);
                 vm->override_runtime = runtime;
+                vm->override_expires_usec = expires;
         }
         if (r < 0)
                 return r;
@@ -183,12 +219,30 @@ int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const c
         bus_caller_audit(&caller, &x);
         x.decided_by = decided_by[0] ? decided_by : NULL;
         audit_record_extra(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
-                           &x, "VM %s%s%s%s: profile %s%s%s over D-Bus (%s), bound to %s, by uid %u%s%s%s",
+                           &x, "VM %s%s%s%s: profile %s%s%s %sover D-Bus (%s), bound to %s, by uid %u%s%s%s",
                            vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
                            reset ? "reset to the policy" : "set to '", reset ? "" : profile, reset ? "" : "'",
+                           grant_words(expires, duration_usec, granted, sizeof(granted)),
                            runtime ? "runtime" : "persistent", bound, (unsigned) caller.uid,
                            caller.unit[0] ? " of " : "", caller.unit, caution);
         return r;
+}
+
+int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, bool runtime,
+                      sd_bus_error *error) {
+        return change_vm(b, msg, vm, profile, runtime, 0, error);
+}
+
+int change_vm_grant(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, uint64_t duration_usec,
+                    sd_bus_error *error) {
+        assert(!isempty(profile));
+        if (duration_usec == 0) {
+                /* Authorisation still comes first. */
+                int r = bus_check_manage(b, msg, NULL, error);
+
+                return r < 0 ? r : bus_error_bad_duration(error, 0);
+        }
+        return change_vm(b, msg, vm, profile, true, duration_usec, error);
 }
 
 int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profile, bool runtime,

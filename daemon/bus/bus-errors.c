@@ -3,10 +3,12 @@
  * bus-errors.c — the errors of the D-Bus API.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "bus-errors.h"
 #include "registry.h"
+#include "state.h"
 
 int bus_error_no_such_vm(sd_bus_error *error, const char *id_or_name) {
         return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_VM,
@@ -62,6 +64,21 @@ int bus_error_no_key(sd_bus_error *error, const struct vm *vm) {
         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                  "VM %s is in no machined machine and claims neither NAME nor UUID, so a persistent change "
                                  "could not find it again: use runtime=true", vm->id);
+}
+
+int bus_error_grant_no_key(sd_bus_error *error, const struct vm *vm) {
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "VM %s is in no machined machine and claims neither NAME nor UUID, so a time-limited "
+                                 "grant could not be found again after a restart of pmufilterd: use SetVMProfile and "
+                                 "ResetVMProfile", vm->id);
+}
+
+int bus_error_bad_duration(sd_bus_error *error, uint64_t usec) {
+        if (usec == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "A grant needs a duration of more than 0");
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "A grant lasts at most 31 days (%" PRIu64 " µs); longer is a change: use SetVMProfile",
+                                 STATE_GRANT_MAX_USEC);
 }
 
 int bus_error_ambiguous(sd_bus_error *error, const char *name, struct vm *const *vms, size_t n, size_t total) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
@@ -36,6 +37,10 @@ int bus_error_no_creds(sd_bus_error *error, int r);
 int bus_error_access_denied(sd_bus_error *error, uid_t uid);
 int bus_error_no_profile_given(sd_bus_error *error);
 int bus_error_no_key(sd_bus_error *error, const struct vm *vm);
+/* A grant (SetVMProfileFor) for a VM bound to nothing: it could not outlive a restart. */
+int bus_error_grant_no_key(sd_bus_error *error, const struct vm *vm);
+/* A grant of no time, or longer than STATE_GRANT_MAX_USEC. */
+int bus_error_bad_duration(sd_bus_error *error, uint64_t usec);
 /* name is claimed by total VMs, n of them in vms: the candidates listed. */
 int bus_error_ambiguous(sd_bus_error *error, const char *name, struct vm *const *vms, size_t n, size_t total);
 /* The reply to a change some VMs did not apply. */

@@ -141,6 +141,24 @@ static int method_set_vm_profile(sd_bus_message *msg, void *userdata, sd_bus_err
         return change_vm_profile(b, msg, vm, profile, runtime, error);
 }
 
+static int method_set_vm_profile_for(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        struct bus *b = userdata;
+        const char *id, *profile;
+        uint64_t usec;
+        struct vm *vm;
+        int r;
+
+        r = sd_bus_message_read(msg, "sst", &id, &profile, &usec);
+        if (r < 0)
+                return r;
+        if (isempty(profile))
+                return bus_error_no_profile_given(error);
+        vm = lookup_vm(b, id, error);
+        if (!vm)
+                return -ENOENT;
+        return change_vm_grant(b, msg, vm, profile, usec, error);
+}
+
 static int method_reset_vm_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct bus *b = userdata;
         const char *id;
@@ -262,6 +280,8 @@ const sd_bus_vtable bus_manager_vtable[] = {
                                 method_get_profile, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetVMProfile", SD_BUS_ARGS("s", vm, "s", profile, "b", runtime), SD_BUS_NO_RESULT,
                                 method_set_vm_profile, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetVMProfileFor", SD_BUS_ARGS("s", vm, "s", profile, "t", duration_usec),
+                                SD_BUS_NO_RESULT, method_set_vm_profile_for, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ResetVMProfile", SD_BUS_ARGS("s", vm, "b", runtime), SD_BUS_NO_RESULT,
                                 method_reset_vm_profile, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("SetDefaultProfile", SD_BUS_ARGS("s", profile, "b", runtime), SD_BUS_NO_RESULT,

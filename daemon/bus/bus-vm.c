@@ -229,6 +229,8 @@ const sd_bus_vtable bus_vm_vtable[] = {
         SD_BUS_PROPERTY("PMU", "s", prop_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AppliedUSec", "t", NULL, offsetof(struct vm, applied_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ProfileExpiresUSec", "t", NULL, offsetof(struct vm, override_expires_usec),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("VerifiedFacts", "a{ss}", prop_verified, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
         SD_BUS_PROPERTY("ClaimedFacts", "a{ss}", prop_claimed, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
         SD_BUS_PROPERTY("BoundTo", "s", prop_bound_to, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),

@@ -46,7 +46,8 @@ static void vm_changed(struct bus *b, struct vm *vm) {
                 (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.VM",
                                                       "State", "Profile", "ProfileSource", "Action",
                                                       "Events", "FixedCounterBitmap", "Flags", "PMU", "AppliedUSec",
-                                                      "LastError", "Name", "UUID", "Labels", "Client", NULL);
+                                                      "LastError", "Name", "UUID", "Labels", "Client",
+                                                      "ProfileExpiresUSec", NULL);
 }
 
 static void announce_run(struct vm *vm, void *userdata) {

@@ -95,6 +95,10 @@ struct vm_waiter *bus_pending_reply(sd_bus_message *msg);
  * the VM to rule matching. */
 int change_vm_profile(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, bool runtime,
                       sd_bus_error *error);
+/* A time-limited grant (SetVMProfileFor): a runtime change for
+ * duration_usec, which then ends by itself (deliver/grants.c). */
+int change_vm_grant(struct bus *b, sd_bus_message *msg, struct vm *vm, const char *profile, uint64_t duration_usec,
+                    sd_bus_error *error);
 int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profile, bool runtime,
                            sd_bus_error *error);
 int change_reapply(struct bus *b, sd_bus_message *msg, struct vm **vms, size_t n, sd_bus_error *error);

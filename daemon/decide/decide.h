@@ -73,6 +73,9 @@ struct vm_identity {
  * persistent; the machine, else the claimed UUID, else the name.  NULL:
  * nothing. */
 const char *overrides_lookup(const struct decider *d, const struct vm_identity *id, bool *ret_runtime);
+/* The same, as the entry (its expiry too), or NULL. */
+const struct state_entry *overrides_lookup_entry(const struct decider *d, const struct vm_identity *id,
+                                                 bool *ret_runtime);
 /* The key a change for this VM is recorded under: "machine:<uuid>",
  * "uid:<uid>/uuid:<uuid>" or "uid:<uid>/name:<name>", allocated.  -ENOENT
  * when there is nothing to bind it to. */
@@ -90,5 +93,8 @@ bool overrides_key_legacy(const char *key, const char **ret_kind, const char **r
 /* Record profile (NULL: reset) for key; a persistent change also clears
  * the runtime entry that would shadow it.  -ENOMEM. */
 int overrides_set(struct decider *d, const char *key, const char *profile, bool runtime);
+/* A time-limited grant (pmufilterd(8), TIME-LIMITED GRANTS): a runtime
+ * change for key that ends at expires_usec (CLOCK_REALTIME).  -ENOMEM. */
+int overrides_grant(struct decider *d, const char *key, const char *profile, uint64_t expires_usec);
 /* The same for the default profile (NULL profile: not allowed). */
 int overrides_set_default(struct decider *d, const char *profile, bool runtime);

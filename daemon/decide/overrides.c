@@ -79,6 +79,13 @@ bool overrides_key_legacy(const char *key, const char **ret_kind, const char **r
 }
 
 const char *overrides_lookup(const struct decider *d, const struct vm_identity *id, bool *ret_runtime) {
+        const struct state_entry *e = overrides_lookup_entry(d, id, ret_runtime);
+
+        return e ? e->profile : NULL;
+}
+
+const struct state_entry *overrides_lookup_entry(const struct decider *d, const struct vm_identity *id,
+                                                 bool *ret_runtime) {
         assert(d);
         assert(id);
         for (int runtime = 1; runtime >= 0; runtime--) {
@@ -88,11 +95,11 @@ const char *overrides_lookup(const struct decider *d, const struct vm_identity *
                         continue;
                 for (const char *const *k = kinds_of(id); *k; k++) {
                         _cleanup_free_ char *key = NULL;
-                        const char *p;
+                        const struct state_entry *p;
 
                         if (key_of(id, *k, &key) < 0)
                                 continue;
-                        p = state_get(s, key);
+                        p = state_entry_get(s, key);
                         if (p) {
                                 if (ret_runtime)
                                         *ret_runtime = runtime;
@@ -112,6 +119,17 @@ int overrides_set(struct decider *d, const char *key, const char *profile, bool 
         r = state_set(runtime ? &d->runtime : &d->persistent, key, profile);
         if (r >= 0 && (!profile || !runtime))
                 r = state_set(&d->runtime, key, NULL);
+        return r;
+}
+
+int overrides_grant(struct decider *d, const char *key, const char *profile, uint64_t expires_usec) {
+        int r;
+
+        assert(profile);
+        assert(expires_usec > 0);
+        r = overrides_set(d, key, profile, true);
+        if (r >= 0)
+                r = state_set_expiry(&d->runtime, key, expires_usec);
         return r;
 }
 

@@ -84,16 +84,20 @@ void deliver_vm_identity(struct vm *vm, struct vm_identity *ret) {
 
 int deliver_update_override(struct deliver *d, struct vm *vm) {
         const struct decider *dec = d->decider;
+        const struct state_entry *e;
         struct vm_identity id;
         bool runtime = false;
         int r;
 
+        vm->override_expires_usec = 0;
         /* Most hosts keep no per-VM change: read no facts for none. */
         if (dec->persistent.n == 0 && dec->runtime.n == 0)
                 return free_and_strdup(&vm->override, NULL);
         deliver_vm_identity(vm, &id);
-        r = free_and_strdup(&vm->override, overrides_lookup(dec, &id, &runtime));
+        e = overrides_lookup_entry(dec, &id, &runtime);
+        r = free_and_strdup(&vm->override, e ? e->profile : NULL);
         vm->override_runtime = runtime;
+        vm->override_expires_usec = e ? e->expires_usec : 0;
         return r;
 }
 

@@ -59,6 +59,9 @@ struct deliver {
          * (watch.c): a host whose VMMs come and go fast sends many. */
         sd_event_source *rescan_timer;
         uint64_t last_rescan;           /* CLOCK_MONOTONIC µs; 0: never */
+        /* At the earliest expiry of a time-limited grant; off while there
+         * is none (grants.c). */
+        sd_event_source *grant_timer;
         uint64_t next_serial;
         bool warned_unreadable;         /* the /proc scan missed processes once */
 };
@@ -136,6 +139,15 @@ int deliver_rescan(struct deliver *d);
  * returns. */
 int deliver_apply_batched(struct deliver *d, struct vm **vms, size_t n, bool force, struct vm_waiter *waiter);
 void deliver_free_batches(struct deliver *d);
+
+/* grants.c ----------------------------------------------------------------- */
+/* The timer at the earliest grant of the runtime state, or off: after any
+ * change of that state. */
+int deliver_grants_arm(struct deliver *d);
+/* End the grants due by now: out of the runtime state (written), each VM
+ * they reached decided again and pushed, an audit record each; then arm.
+ * at_start: they ended while the daemon was not running. */
+void deliver_grants_expire(struct deliver *d, bool at_start);
 
 /* reload.c ----------------------------------------------------------------- */
 /* Load the policy at start-up; a broken one means lockdown, not failure. */

@@ -39,6 +39,7 @@ void deliver_done(struct deliver *d) {
         deliver_free_batches(d);
         d->attach_timer = sd_event_source_disable_unref(d->attach_timer);
         d->rescan_timer = sd_event_source_disable_unref(d->rescan_timer);
+        d->grant_timer = sd_event_source_disable_unref(d->grant_timer);
         d->server = session_server_free(d->server, true);
         d->watcher = uevent_watcher_free(d->watcher);
         fdstore_done(&d->fdstore);

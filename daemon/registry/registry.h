@@ -69,6 +69,7 @@ struct vm {
         struct compiled_filter *filter; /* what was (or is being) applied: a reference */
         char *override;                 /* set over D-Bus: beats the rules */
         bool override_runtime;
+        uint64_t override_expires_usec; /* the override is a grant ending then (CLOCK_REALTIME); 0: none */
 
         /* the kernel's last answer */
         uint64_t applied_usec;          /* CLOCK_REALTIME of the last good APPLIED */

@@ -9,7 +9,8 @@
  * reason (or -ENOMEM); on success every VM key is of a form state.h
  * names ("machine:UUID", "uid:N/uuid:UUID", "uid:N/name:NAME", or version
  * 1's "uuid:..." and "name:..."), keys unique; and what state_save() writes of it, state_load() reads back
- * as the same state (the writer is total on whatever the reader accepts).
+ * as the same state, grants' expiries too (the writer is total on whatever
+ * the reader accepts).
  */
 #include <sys/stat.h>
 
@@ -68,6 +69,8 @@ static void check_same(const struct state *a, const struct state *b) {
                 fuzz_check(p, "entry \"%s\" lost on reading back", a->v[i].key);
                 fuzz_check(streq(p, a->v[i].profile), "entry \"%s\": \"%s\" read back as \"%s\"",
                            a->v[i].key, a->v[i].profile, p);
+                fuzz_check(state_entry_get(b, a->v[i].key)->expires_usec == a->v[i].expires_usec,
+                           "entry \"%s\": its expiry changed on reading back", a->v[i].key);
         }
 }
 

@@ -63,7 +63,7 @@ for verb in status list show "profile list" "profile show" "profile set" \
                 "verb '$verb' missing from --help"
 done
 for opt in --config --pmu --json=MODE --no-legend --full --quiet --verbose --no-pager --state \
-           --host --bus-address --runtime --dry-run --version; do
+           --host --bus-address --runtime --for=DURATION --dry-run --version; do
         check "--help names $opt" 'grep -q -- "$opt" <<<"$out"' "option $opt missing from --help"
 done
 check "--help names the help verb" 'grep -q "^  help \[COMMAND...\]" <<<"$out"' "no 'help [COMMAND...]' in --help"
@@ -121,6 +121,29 @@ run --json=xml events
 check "unknown --json mode: exit 2, one line" \
         '[ $rc -eq 2 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q "expected pretty, short or off" <<<"$err"' \
         "expected exit 2: unknown JSON mode 'xml': expected pretty, short or off"
+
+# --for: a strict time span (pmufilterctl(1), TIME SPANS), for profile set VM only.
+for bad in "" 1.5h 90 -5min 5fortnights 0s 32d 99999999999999999999s; do
+        run profile set gold vm1 "--for=$bad"
+        check "--for='$bad': exit 2, one line" \
+                '[ $rc -eq 2 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q -- "--for .$bad.: .*See --help.$" <<<"$err"' \
+                "expected exit 2 and one line: invalid --for '$bad': why. See --help."
+done
+run profile set gold vm1 --for 1h30
+check "--for without a unit says so" '[ $rc -eq 2 ] && grep -q "a number needs a unit" <<<"$err"' \
+        "expected 'a number needs a unit'"
+run profile set gold --for 2h
+check "--for without a VM: exit 2" \
+        '[ $rc -eq 2 ] && [ "$(stderr_lines)" -eq 1 ] && grep -q -- "--for needs a VM" <<<"$err"' \
+        "expected exit 2: --for needs a VM"
+run show vm1 --for 2h
+check "--for on show: exit 2" '[ $rc -eq 2 ] && grep -q -- "--for does not apply to .show." <<<"$err"' \
+        "expected exit 2: --for does not apply to 'show'"
+run profile reset vm1 --for 2h
+check "--for on profile reset: exit 2" '[ $rc -eq 2 ] && grep -q -- "--for does not apply to .profile reset." <<<"$err"' \
+        "expected exit 2: --for does not apply to 'profile reset'"
+run help profile set
+check "help profile set names --for" '[ $rc -eq 0 ] && grep -q -- "--for=DURATION" <<<"$out"' "expected --for=DURATION"
 
 # ---- online verbs without a bus: exit 1, one line ----------------------------
 # (With the daemon: tests/integration/test_cli_bus.py.)

@@ -500,6 +500,8 @@ def mutations(vm_path):
     """(path, interface, member, busctl args, gdbus args) of every change."""
     return [
         (MGR_PATH, MGR, "SetVMProfile", ["ssb", "vm1", "minimal", "false"], ["vm1", "minimal", "false"]),
+        (MGR_PATH, MGR, "SetVMProfileFor", ["sst", "vm1", "minimal", "60000000"],
+         ["vm1", "minimal", "uint64 60000000"]),
         (MGR_PATH, MGR, "ResetVMProfile", ["sb", "vm1", "false"], ["vm1", "false"]),
         (MGR_PATH, MGR, "SetDefaultProfile", ["sb", "gold", "false"], ["gold", "false"]),
         (MGR_PATH, MGR, "Reapply", ["as", "0"], ["@as []"]),

@@ -82,7 +82,7 @@ JSON_FIELDS = {
         "client": "string|null", "state": "string", "profile": "string|null", "profile_source": "string|null",
         "action": "string|null", "events": "[string]", "n_events": "number", "fixed_counter_bitmap": "number",
         "flags": "number", "pmu": "string|null", "applied_usec": "number|null", "last_error": "string|null",
-        "verified_facts": "{string}|null", "claimed_facts": "{string}|null", "bound_to": "string|null",
+        "profile_expires_usec": "number|null", "verified_facts": "{string}|null", "claimed_facts": "{string}|null", "bound_to": "string|null",
         "event_names": "[string]|null",
     },
     "explain": {
@@ -1271,6 +1271,11 @@ def test_bash_completion():
               "the new options")
         # Readline replaces what follows the '=': the values alone.
         check(complete(r.bus, "--json=") == {"pretty", "short", "off"}, "--json= modes")
+        check(complete(r.bus, "profile", "set", "gold", "vm-1", "--for=1") == {"15min", "1h", "1d"}, "--for= spans")
+        check(complete(r.bus, "profile", "set", "gold", "vm-1", "--for", "") == {"15min", "1h", "2h", "1d"},
+              "--for SPAN")
+        check(complete(r.bus, "profile", "set", "gold", "--for", "2h", "v") == {"vm-1"},
+              "--for's value is not the profile")
         check(complete(r.bus, "list", "--state=filtered,un") == {"filtered,unmanaged"}, "--state= states")
         check({"status", "show", "profile", "help"} <= complete(r.bus, "help", ""), "help VERB")
         check(complete(r.bus, "help", "profile", "") == {"list", "show", "set", "reset"}, "help profile VERB")
@@ -1345,6 +1350,8 @@ def test_zsh_completion():
         check({"--json", "--state", "--full", "--quiet", "--verbose", "--no-pager", "--runtime"}
               <= zsh_complete(r.bus, "--"), "options")
         check(zsh_complete(r.bus, "--json=") == {"pretty", "short", "off"}, "--json= modes")
+        check("--for" in zsh_complete(r.bus, "--"), "--for offered")
+        check(zsh_complete(r.bus, "--for=") == {"15min", "1h", "2h", "1d"}, "--for= spans")
 
 
 if __name__ == "__main__":
