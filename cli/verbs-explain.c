@@ -134,6 +134,25 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
         return 0;
 }
 
+/* A VM's profile now, as list shows it: in parentheses when it is only
+ * decided, its filter not in the kernel (an unmanaged VM after a reload);
+ * "-" before any decision.  *ret owns what is returned, if anything. */
+static const char *now_in_words(sd_bus *bus, const char *id, const char *now, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        int in_force = true;
+        char *s;
+
+        if (isempty(now))
+                return "-";
+        /* A daemon without InForce, or a VM gone since: as it was shown before. */
+        if (sd_bus_path_encode(PMUFILTERD_VM_PREFIX, id, &path) < 0 ||
+            sd_bus_get_property_trivial(bus, PMUFILTERD_BUS_NAME, path, PMUFILTERD_VM_IFACE, "InForce", NULL, 'b',
+                                        &in_force) < 0 ||
+            in_force || asprintf(&s, "(%s)", now) < 0)
+                return now;
+        return *ret = s;
+}
+
 /* reload --dry-run: each VM's profile now and under the policy on disk.
  * Exit status 0: nothing would change; 3: something would. */
 int verb_reload_dry_run(const struct ctl_options *o) {
@@ -161,6 +180,7 @@ int verb_reload_dry_run(const struct ctl_options *o) {
         if (r < 0)
                 return log_error_errno(r, "Failed to read the preview: %m");
         for (;;) {
+                _cleanup_free_ char *now_words = NULL;
                 const char *id, *name, *now, *after;
                 int changes;
 
@@ -173,7 +193,7 @@ int verb_reload_dry_run(const struct ctl_options *o) {
                  * none from a reload either. */
                 if (changes || (!isempty(now) && !streq(now, after)))
                         changing++;
-                r = table_add_row(t, id, name, isempty(now) ? "-" : now, after,
+                r = table_add_row(t, id, name, now_in_words(bus, id, now, &now_words), after,
                                   changes ? "changes" : isempty(now) ? "-" : "same");
                 if (r < 0)
                         return log_error_errno(r, "Failed to fill the table: %m");

@@ -1458,6 +1458,10 @@ def test_unmanaged_vm_shows_its_process_why_and_what_it_would_get():
         out = ok(r.bus, "explain", v.id)
         check(field(out, "Result") == "minimal (from default), not applied: the VM is unmanaged",
               "explain: the result, not applied:\n" + out)
+        rc, out, err = ctl(r.bus, "reload", "--dry-run")
+        check(rc in (0, 3) and re.search(r"^%s +\(minimal\) +minimal +same$" % v.id, out, re.M),
+              "reload --dry-run: its profile now is only decided:\n%s%s"
+              % ("\n".join(l for l in out.splitlines() if v.id in l), err))
         check(json.loads(ok(r.bus, "explain", v.id, "--json"))["in_force"] is False, "explain --json")
 
 
