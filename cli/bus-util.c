@@ -665,3 +665,89 @@ int bus_list_vms(sd_bus *bus, sd_bus_error *e, struct vm_row **ret, size_t *ret_
         *ret_n = n;
         return 0;
 }
+
+char *bus_config_dir(sd_bus *bus) {
+        _cleanup_strv_free_ char **files = NULL;
+        char *slash;
+
+        if (sd_bus_get_property_strv(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, PMUFILTERD_MANAGER_IFACE,
+                                     "ConfigFiles", NULL, &files) < 0 ||
+            !files || !files[0] || !(slash = strrchr(files[0], '/')))
+                return NULL;
+        return strndup(files[0], slash == files[0] ? 1 : (size_t) (slash - files[0]));
+}
+
+const char *policy_path_shorten(const char *path, const char *dir) {
+        const char *rest;
+
+        if (!path || isempty(dir) || !(rest = startswith(path, dir)))
+                return path;
+        if (streq(dir, "/"))
+                return rest;
+        return rest[0] == '/' && rest[1] ? rest + 1 : path;
+}
+
+/* The rule number of a ProfileSource "rule:<n>", or 0. */
+static unsigned rule_index(const char *source) {
+        const char *n = startswith(strempty(source), "rule:");
+        char *end;
+        unsigned long v;
+
+        if (!n || !*n)
+                return 0;
+        errno = 0;
+        v = strtoul(n, &end, 10);
+        return errno == 0 && *end == '\0' && v <= UINT32_MAX ? (unsigned) v : 0;
+}
+
+char *profile_source_describe(const char *source, const char *location, const char *config_dir) {
+        char *s = NULL;
+
+        if (isempty(source))
+                return NULL;
+        if (rule_index(source) == 0 || isempty(location))
+                return strdup(source);
+        return asprintf(&s, "rule %s", policy_path_shorten(location, config_dir)) < 0 ? NULL : s;
+}
+
+void json_rule_members(struct json_writer *w, const char *source, const char *location) {
+        unsigned n = rule_index(source);
+        const char *colon = isempty(location) ? NULL : strrchr(location, ':');
+        char *end = NULL;
+        unsigned long line = colon ? strtoul(colon + 1, &end, 10) : 0;
+
+        if (n > 0)
+                json_kv_number(w, "rule_index", n);
+        else
+                json_kv_null(w, "rule_index");
+        json_key(w, "rule_file");
+        if (n > 0 && colon && colon > location && end && *end == '\0') {
+                _cleanup_free_ char *file = strndup(location, colon - location);
+
+                json_string(w, file);
+                json_kv_number(w, "rule_line", line);
+        } else {
+                json_null(w);
+                json_kv_null(w, "rule_line");
+        }
+}
+
+bool vm_in_force(const struct props *vm) {
+        const char *state = props_string(vm, "State");
+
+        if (props_get(vm, "InForce"))
+                return props_bool(vm, "InForce");
+        return streq(state, "filtered") || streq(state, "adopted") ||
+               (streq(state, "detached") && props_number(vm, "AppliedUSec") != 0);
+}
+
+const char *vm_not_in_force_why(const char *state, char *buf, size_t size) {
+        if (streq(state, "detected"))
+                return "no VMM has attached it yet";
+        if (streq(state, "attached") || streq(state, "filtered") || streq(state, "adopted"))
+                return "its VMM has not answered yet";
+        if (streq(state, "failed"))
+                return "it failed (see Last error)";
+        snprintf(buf, size, "the VM is %s", state);
+        return buf;
+}

@@ -141,3 +141,25 @@ void vm_rows_free(struct vm_row *v, size_t n);
 
 /* The VM id in a VM object path, or NULL. */
 char *bus_vm_id_of_path(const char *path);
+
+/* The directory of the daemon's main policy file (the first of the
+ * Manager's ConfigFiles), or NULL.  free() it. */
+char *bus_config_dir(sd_bus *bus);
+/* path relative to dir when it is under dir, else path itself: how
+ * pmufilterctl names policy files for people (pmufilterctl(1), list). */
+const char *policy_path_shorten(const char *path, const char *dir);
+
+/* A VM's ProfileSource for people: "rule FILE:LINE" for a rule (location:
+ * its ProfileSourceLocation, shortened against config_dir), else the
+ * source itself; NULL for none.  free() it. */
+char *profile_source_describe(const char *source, const char *location, const char *config_dir);
+/* rule_index, rule_file and rule_line of such a source, null unless a rule. */
+void json_rule_members(struct json_writer *w, const char *source, const char *location);
+
+/* Whether the kernel holds the VM's filter: its InForce, or from its State
+ * for a daemon before that property. */
+bool vm_in_force(const struct props *vm);
+/* Why a VM's decided filter is not in force, from its State, in words:
+ * "the VM is unmanaged", "its VMM has not answered yet", "it failed (see
+ * Last error)". */
+const char *vm_not_in_force_why(const char *state, char *buf, size_t size);

@@ -40,11 +40,16 @@ static const struct verb verbs[] = {
         { "list",    1, VERB_ANY, VERB_ONLINE | VERB_JSON | VERB_STATE, verb_list,
           "[PATTERN...]", "List VMs", NULL,
           "A PATTERN is a shell glob matched against each VM's id and name;\n"
-          "--state=STATE,... keeps the VMs in those states." },
+          "--state=STATE,... keeps the VMs in those states.  A VM whose VMM claimed\n"
+          "no name is named [COMM], its process's; a PROFILE in parentheses is only\n"
+          "decided, its filter not in the kernel (--json: in_force).  SOURCE names a\n"
+          "rule by FILE:LINE." },
         { "show",    2, VERB_ANY, VERB_ONLINE | VERB_JSON, verb_show,
           "VM...", "Show VMs, each with its compiled filter decoded", NULL,
           "Several VMs are shown one after the other, separated by a blank line;\n"
-          "with --json one object per VM, each a JSON document of its own." },
+          "with --json one object per VM, each a JSON document of its own.  A profile\n"
+          "whose filter is not in the kernel is shown as \"Would get:\" and why not;\n"
+          "\"Last error:\" says why a VM is unmanaged or failed." },
         { "profile", 1, VERB_ANY, VERB_ONLINE, NULL,
           "COMMAND ...", "Profiles, with these commands:", profile_verbs },
         { "explain", 2, 2,        VERB_ONLINE | VERB_JSON, verb_explain,

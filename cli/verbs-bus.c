@@ -9,6 +9,7 @@
  */
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <time.h>
 
 #include "bus-util.h"
@@ -31,18 +32,69 @@ static bool vm_row_wanted(const struct vm_row *v, char **patterns, const struct 
         return match;
 }
 
+static int print_json_done(struct json_writer *w) {
+        int r = json_done(w);
+
+        return r < 0 ? log_error_errno(r, "Failed to write to stdout: %m") : 0;
+}
+
+/* One VM of list: what ListVMs gives, and its properties. */
+static int list_vm_props(sd_bus *bus, const struct vm_row *v, struct props *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = bus_get_all(bus, v->path, PMUFILTERD_VM_IFACE, &e, ret);
+        if (r < 0)
+                return r;
+        /* A VM without a claimed name is shown by its verified comm. */
+        if (isempty(v->name))
+                (void) bus_get_one(bus, v->path, PMUFILTERD_VM_IFACE, "VerifiedFacts", &e, ret);
+        return 0;
+}
+
+/* The value of key in a map property, or NULL. */
+static const char *props_map_value(const struct props *p, const char *name, const char *key) {
+        const struct prop *m = props_get(p, name);
+
+        for (size_t i = 0; m && m->kind == PROP_MAP && m->strv && m->strv[i] && m->strv[i + 1]; i += 2)
+                if (streq(m->strv[i], key))
+                        return m->strv[i + 1];
+        return NULL;
+}
+
+static void list_json_row(struct json_writer *w, const struct vm_row *v, const struct props *p) {
+        const char *source = props_string(p, "ProfileSource"), *loc = props_string(p, "ProfileSourceLocation");
+
+        json_object_begin(w);
+        json_kv_string(w, "id", v->id);
+        json_kv_string_or_null(w, "name", v->name);
+        json_kv_string_or_null(w, "profile", v->profile);
+        json_kv_string_or_null(w, "profile_source", source);
+        json_kv_string_or_null(w, "profile_source_location", loc);
+        json_rule_members(w, source, loc);
+        json_kv_bool(w, "in_force", vm_in_force(p));
+        json_kv_string(w, "state", v->state);
+        json_kv_string_or_null(w, "last_error", props_string(p, "LastError"));
+        json_kv_number(w, "pid", v->pid);
+        json_object_end(w);
+}
+
+/* NAME: the claimed name, else "[comm]"; PROFILE: in parentheses while it
+ * is only decided, not in force (pmufilterctl(1), list). */
 int verb_list(int argc, char *argv[], const struct ctl_options *o) {
         static const struct column columns[] = {
                 { "ID" },
                 { "NAME", .flags = SCOLS_FL_TRUNC },
                 { "PROFILE" },
-                { "SOURCE", .json = "profile_source" },
+                { "SOURCE" },
                 { "STATE" },
                 { "PID", COLUMN_NUMBER },
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_table_ struct libscols_table *t = NULL;
+        _cleanup_free_ char *config_dir = NULL;
+        struct json_writer w;
         struct vm_row *v = NULL;
         size_t n = 0, listed = 0;
         int r;
@@ -54,29 +106,57 @@ int verb_list(int argc, char *argv[], const struct ctl_options *o) {
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to list the VMs");
 
-        r = table_new("vms", columns, ELEMENTSOF(columns), &t);
+        if (o->json != JSON_OFF) {
+                json_init(&w, stdout, o->json);
+                json_object_begin(&w);
+                json_key(&w, "vms");
+                json_array_begin(&w);
+        } else {
+                config_dir = bus_config_dir(bus);
+                r = table_new("vms", columns, ELEMENTSOF(columns), &t);
+        }
         for (size_t i = 0; i < n && r >= 0; i++) {
-                _cleanup_free_ char *source = NULL;
+                _cleanup_(props_clear) struct props p = {};
+                _cleanup_free_ char *source = NULL, *profile = NULL, *name = NULL;
+                const char *comm;
                 char pid[16];
 
                 if (!vm_row_wanted(&v[i], argv + 1, o))
                         continue;
-                /* A VM may go between ListVMs and this: its source is then unknown. */
-                (void) sd_bus_get_property_string(bus, PMUFILTERD_BUS_NAME, v[i].path, PMUFILTERD_VM_IFACE,
-                                                  "ProfileSource", NULL, &source);
+                /* A VM may go between ListVMs and this: it is listed as ListVMs had it. */
+                (void) list_vm_props(bus, &v[i], &p);
+                listed++;
+                if (o->json != JSON_OFF) {
+                        list_json_row(&w, &v[i], &p);
+                        continue;
+                }
+                source = profile_source_describe(props_string(&p, "ProfileSource"),
+                                                 props_string(&p, "ProfileSourceLocation"), config_dir);
+                if (!isempty(v[i].profile) && !vm_in_force(&p) && asprintf(&profile, "(%s)", v[i].profile) < 0)
+                        r = -ENOMEM;
+                comm = props_map_value(&p, "VerifiedFacts", "comm");
+                if (isempty(v[i].name) && comm && asprintf(&name, "[%s]", comm) < 0)
+                        r = -ENOMEM;
                 snprintf(pid, sizeof pid, "%" PRIu32, v[i].pid);
-                r = table_add_row(t, v[i].id, v[i].name, v[i].profile, source, v[i].state, pid);
-                if (r >= 0 && state_is_bad(source))
+                if (r >= 0)
+                        r = table_add_row(t, v[i].id, name ?: v[i].name,
+                                          profile ?: isempty(v[i].profile) ? "-" : v[i].profile,
+                                          source, v[i].state, pid);
+                if (r >= 0 && state_is_bad(props_string(&p, "ProfileSource")))
                         table_highlight_last(t, 3);
                 if (r >= 0 && state_is_bad(v[i].state))
                         table_highlight_last(t, 4);
-                listed++;
         }
         vm_rows_free(v, n);
+        if (o->json != JSON_OFF) {
+                json_array_end(&w);
+                json_object_end(&w);
+                return print_json_done(&w);
+        }
         if (r < 0)
                 return log_error_errno(r, "Failed to fill the table: %m");
         r = table_print(t, o);
-        if (r >= 0 && o->legend && o->json == JSON_OFF)
+        if (r >= 0 && o->legend)
                 printf("\n%zu VM%s listed.\n", listed, listed == 1 ? "" : "s");
         return r;
 }
@@ -249,14 +329,16 @@ static void print_time(const char *label, uint64_t usec) {
                 printf(LABEL "%s\n", label, buf);
 }
 
-static int print_json_done(struct json_writer *w) {
-        int r = json_done(w);
-
-        return r < 0 ? log_error_errno(r, "Failed to write to stdout: %m") : 0;
+/* One verified fact of a VM, or "-". */
+static void print_fact(const char *label, const struct props *p, const char *key) {
+        printf(LABEL "%s\n", label, strna(empty_to_null(props_map_value(p, "VerifiedFacts", key))));
 }
 
-/* separator: print a blank line first (not the first VM shown). */
-static int show_one_vm(sd_bus *bus, const char *name, bool separator, const struct ctl_options *o) {
+/* separator: print a blank line first (not the first VM shown).  A filter
+ * that is only decided is shown as the one the VM would get, never as in
+ * force (pmufilterctl(1), show). */
+static int show_one_vm(sd_bus *bus, const char *name, bool separator, const char *config_dir,
+                       const struct ctl_options *o) {
         static const char *const facts[] = { "VerifiedFacts", "ClaimedFacts", "BoundTo" };
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_(props_clear) struct props p = {}, profile = {};
@@ -265,12 +347,14 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const stru
         struct host_pmu pmu;
         char **entry_names;
         const char *s, *state;
+        bool in_force;
         int r;
 
         r = get_object(bus, "GetVM", PMUFILTERD_VM_IFACE, name, &e, &p);
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to look up VM %s", name);
         entry_names = vm_entry_names(bus, &p, &profile);
+        in_force = vm_in_force(&p);
 
         if (o->json != JSON_OFF) {
                 struct json_writer w;
@@ -287,6 +371,11 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const stru
                                 prop_json_key(facts[i], key, sizeof key);
                                 json_kv_null(&w, key);
                         }
+                if (!props_get(&p, "ProfileSourceLocation"))
+                        json_kv_null(&w, "profile_source_location");
+                if (!props_get(&p, "InForce"))
+                        json_kv_bool(&w, "in_force", in_force);
+                json_rule_members(&w, props_string(&p, "ProfileSource"), props_string(&p, "ProfileSourceLocation"));
                 json_key(&w, "event_names");
                 json_strv(&w, entry_names);
                 json_object_end(&w);
@@ -300,6 +389,11 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const stru
         printf(LABEL "%s\n", "Name:", strna(empty_to_null(props_string(&p, "Name"))));
         printf(LABEL "%s\n", "UUID:", strna(empty_to_null(props_string(&p, "UUID"))));
         printf(LABEL "%" PRIu64 "\n", "PID:", props_number(&p, "PID"));
+        /* Who made the VM, as the kernel and systemd say: what an operator
+         * looks for first in a VM no VMM attached. */
+        print_fact("Command:", &p, "comm");
+        print_fact("Executable:", &p, "exe");
+        print_fact("Unit:", &p, "unit");
         labels = props_get(&p, "Labels");
         printf(LABEL, "Labels:");
         if (labels && strv_length(labels->strv) > 0)
@@ -314,9 +408,16 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const stru
                 printf(LABEL "- (not decided yet)\n", "Profile:");
         else {
                 const char *source = props_string(&p, "ProfileSource");
+                _cleanup_free_ char *from = profile_source_describe(source, props_string(&p, "ProfileSourceLocation"),
+                                                                    config_dir);
+                char buf[64];
 
-                printf(LABEL "%s (from %s%s%s)\n", "Profile:", s, state_is_bad(source) ? ansi_red() : "",
-                       strna(empty_to_null(source)), state_is_bad(source) ? ansi_normal() : "");
+                printf(LABEL "%s (from %s%s%s)", in_force ? "Profile:" : "Would get:", s,
+                       state_is_bad(source) ? ansi_red() : "", strna(from), state_is_bad(source) ? ansi_normal() : "");
+                if (!in_force)
+                        printf(", %snot applied%s: %s", ansi_red(), ansi_normal(),
+                               vm_not_in_force_why(state, buf, sizeof buf));
+                printf("\n");
         }
         if (props_number(&p, "ProfileExpiresUSec") > 0) {
                 char buf[160];
@@ -337,6 +438,8 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const stru
                                                      : props_string(&p, "BoundTo"));
 
         daemon_pmu(bus, &pmu);
+        if (!in_force && !isempty(props_string(&p, "Action")))
+                printf("\nThe filter it would get, not in force:\n");
         return filter_print(&p, "Events", entry_names, &pmu, o);
 }
 
@@ -344,14 +447,17 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const stru
  * is reported, the others still are.  The first failure is the result. */
 int verb_show(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ char *config_dir = NULL;
         int r, ret = 0;
         bool shown = false;
 
         r = bus_connect_or_log(o, &bus);
         if (r < 0)
                 return r;
+        if (o->json == JSON_OFF)
+                config_dir = bus_config_dir(bus);
         for (int i = 1; i < argc; i++) {
-                r = show_one_vm(bus, argv[i], shown, o);
+                r = show_one_vm(bus, argv[i], shown, config_dir, o);
                 shown = shown || r >= 0;
                 if (r < 0 && ret == 0)
                         ret = r;
@@ -491,7 +597,7 @@ static int report_vm(sd_bus *bus, const char *label, const char *path, uint64_t 
         _cleanup_(props_clear) struct props p = {};
         _cleanup_free_ char *why = NULL;
         const char *state, *profile, *source;
-        char from[80] = "";
+        char from[PATH_MAX + 32] = "";
         int r;
 
         r = bus_get_all(bus, path, PMUFILTERD_VM_IFACE, &e2, &p);
@@ -502,8 +608,12 @@ static int report_vm(sd_bus *bus, const char *label, const char *path, uint64_t 
         state = props_string(&p, "State");
         profile = props_string(&p, "Profile");
         source = props_string(&p, "ProfileSource");
-        if (reset && !isempty(source))
-                snprintf(from, sizeof from, " (from %s)", source);
+        if (reset && !isempty(source)) {
+                _cleanup_free_ char *dir = bus_config_dir(bus),
+                        *s = profile_source_describe(source, props_string(&p, "ProfileSourceLocation"), dir);
+
+                snprintf(from, sizeof from, " (from %s)", s ?: source);
+        }
 
         if (streq(state, "failed")) {
                 why = bus_humanize(empty_to_null(props_string(&p, "LastError")) ?:

@@ -26,7 +26,8 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(props_clear) struct props facts = {};
+        _cleanup_(props_clear) struct props facts = {}, vm = {};
+        _cleanup_free_ char *config_dir = NULL, *from = NULL;
         const char *path, *override, *scope, *bound, *def, *profile, *source;
         struct json_writer w;
         bool decided = false;
@@ -48,9 +49,15 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
                 if (r < 0)
                         return bus_log_error(r, &e, "Failed to read the facts of VM %s", argv[1]);
         }
+        /* Whether the result is in force, and where its rule is. */
+        r = bus_get_all(bus, path, PMUFILTERD_VM_IFACE, &e, &vm);
+        if (r < 0)
+                return bus_log_error(r, &e, "Failed to read VM %s", argv[1]);
         r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, path, PMUFILTERD_VM_IFACE, "Explain", &e, &reply, NULL);
         if (r < 0)
                 return bus_log_error(r, &e, "Failed to explain VM %s", argv[1]);
+        if (o->json == JSON_OFF)
+                config_dir = bus_config_dir(bus);
 
         if (o->json != JSON_OFF) {
                 json_init(&w, stdout, o->json);
@@ -86,7 +93,8 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
                         json_kv_string_or_null(&w, "reason", reason);
                         json_object_end(&w);
                 } else {
-                        printf("  %2" PRIu32 ". %-32s %s%s\n", n, loc, matched ? "matched" : "no: ",
+                        printf("  %2" PRIu32 ". %-32s %s%s\n", n, policy_path_shorten(loc, config_dir),
+                               matched ? "matched" : "no: ",
                                matched ? (decided ? " (an earlier rule decides)" : "") : reason);
                 }
                 decided = decided || matched;
@@ -104,6 +112,10 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
                 json_kv_string_or_null(&w, "default_profile", def);
                 json_kv_string_or_null(&w, "profile", profile);
                 json_kv_string_or_null(&w, "profile_source", source);
+                /* The VM's, of the same decision: as list and show name them. */
+                json_kv_string_or_null(&w, "profile_source_location", props_string(&vm, "ProfileSourceLocation"));
+                json_rule_members(&w, source, props_string(&vm, "ProfileSourceLocation"));
+                json_kv_bool(&w, "in_force", vm_in_force(&vm));
                 json_object_end(&w);
                 return json_done(&w);
         }
@@ -111,8 +123,34 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
         if (!isempty(override))
                 printf(LABEL "%s, bound to %s\n", "", scope, isempty(bound) ? "nothing verified" : bound);
         printf(LABEL "%s\n", "Default:", strna(empty_to_null(def)));
-        printf(LABEL "%s (from %s)\n", "Result:", strna(empty_to_null(profile)), strna(empty_to_null(source)));
+        from = profile_source_describe(source, props_string(&vm, "ProfileSourceLocation"), config_dir);
+        printf(LABEL "%s (from %s)", "Result:", strna(empty_to_null(profile)), strna(from));
+        if (!isempty(profile) && !vm_in_force(&vm)) {
+                char buf[64];
+
+                printf(", not applied: %s", vm_not_in_force_why(props_string(&vm, "State"), buf, sizeof buf));
+        }
+        printf("\n");
         return 0;
+}
+
+/* A VM's profile now, as list shows it: in parentheses when it is only
+ * decided, its filter not in the kernel (an unmanaged VM after a reload);
+ * "-" before any decision.  *ret owns what is returned, if anything. */
+static const char *now_in_words(sd_bus *bus, const char *id, const char *now, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        int in_force = true;
+        char *s;
+
+        if (isempty(now))
+                return "-";
+        /* A daemon without InForce, or a VM gone since: as it was shown before. */
+        if (sd_bus_path_encode(PMUFILTERD_VM_PREFIX, id, &path) < 0 ||
+            sd_bus_get_property_trivial(bus, PMUFILTERD_BUS_NAME, path, PMUFILTERD_VM_IFACE, "InForce", NULL, 'b',
+                                        &in_force) < 0 ||
+            in_force || asprintf(&s, "(%s)", now) < 0)
+                return now;
+        return *ret = s;
 }
 
 /* reload --dry-run: each VM's profile now and under the policy on disk.
@@ -142,6 +180,7 @@ int verb_reload_dry_run(const struct ctl_options *o) {
         if (r < 0)
                 return log_error_errno(r, "Failed to read the preview: %m");
         for (;;) {
+                _cleanup_free_ char *now_words = NULL;
                 const char *id, *name, *now, *after;
                 int changes;
 
@@ -154,7 +193,7 @@ int verb_reload_dry_run(const struct ctl_options *o) {
                  * none from a reload either. */
                 if (changes || (!isempty(now) && !streq(now, after)))
                         changing++;
-                r = table_add_row(t, id, name, isempty(now) ? "-" : now, after,
+                r = table_add_row(t, id, name, now_in_words(bus, id, now, &now_words), after,
                                   changes ? "changes" : isempty(now) ? "-" : "same");
                 if (r < 0)
                         return log_error_errno(r, "Failed to fill the table: %m");

@@ -148,3 +148,7 @@ void diags_clear(struct diags *d) {
         free(d->v);
         *d = (struct diags) {};
 }
+
+int srcloc_format(const struct srcloc *loc, char *buf, size_t size) {
+        return snprintf(buf, size, "%s:%u", strna(loc->file), loc->line);
+}

@@ -56,6 +56,10 @@ int diags_note_verbose(struct diags *d, const struct srcloc *loc, const char *fm
  * file (line, then column; stable), as a reader goes through it. */
 void diags_sort_by_place(struct diags *d, size_t from);
 
+/* "FILE:LINE" of loc ("n/a:LINE" without a file), into buf: where a rule
+ * is, as explain and a VM's ProfileSourceLocation say it. */
+int srcloc_format(const struct srcloc *loc, char *buf, size_t size);
+
 /* "file:line:column: error: message\n" for each entry, verbose notes too. */
 void diags_print(const struct diags *d, FILE *f);
 /* The first error formatted as above (without newline), or NULL.  Caller frees. */

@@ -11,10 +11,6 @@
 #include "bus-errors.h"
 #include "bus.h"
 
-static int format_loc(const struct srcloc *loc, char *buf, size_t size) {
-        return snprintf(buf, size, "%s:%u", strna(loc->file), loc->line);
-}
-
 int bus_prop_rules(sd_bus *bus, const char *path, const char *interface, const char *property,
                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct bus *b = userdata;
@@ -26,7 +22,7 @@ int bus_prop_rules(sd_bus *bus, const char *path, const char *interface, const c
                 const struct rule *rule = &set->policy->rules[i];
                 char loc[PATH_MAX + 16];
 
-                format_loc(&rule->loc, loc, sizeof(loc));
+                srcloc_format(&rule->loc, loc, sizeof(loc));
                 r = sd_bus_message_append(reply, "(uss)", (uint32_t) (i + 1), loc, rule->profile);
         }
         if (r < 0)
@@ -57,7 +53,7 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 char loc[PATH_MAX + 16], reason[512];
                 int matched;
 
-                format_loc(&rule->loc, loc, sizeof(loc));
+                srcloc_format(&rule->loc, loc, sizeof(loc));
                 matched = match_explain(rule, &din.match, reason, sizeof(reason));
                 r = sd_bus_message_append(reply, "(usbs)", (uint32_t) (i + 1), loc, matched, reason);
         }

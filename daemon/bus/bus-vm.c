@@ -57,11 +57,20 @@ static int prop_string(sd_bus *bus, const char *path, const char *interface, con
                 v = vm->profile;
         else if (streq(property, "ProfileSource"))
                 v = vm->profile_source;
+        else if (streq(property, "ProfileSourceLocation"))
+                v = vm->profile_source_loc;
         else if (streq(property, "Action"))
                 v = vm->filter ? (vm->filter->action ? "deny" : "allow") : NULL;
         else if (streq(property, "LastError"))
                 v = vm->last_error;
         return sd_bus_message_append(reply, "s", strempty(v));
+}
+
+static int prop_in_force(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct vm *vm = userdata;
+
+        return sd_bus_message_append(reply, "b", vm->in_force);
 }
 
 static int prop_labels(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -222,12 +231,14 @@ const sd_bus_vtable bus_vm_vtable[] = {
         SD_BUS_PROPERTY("State", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Profile", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ProfileSource", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ProfileSourceLocation", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Action", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Events", "at", prop_events, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FixedCounterBitmap", "u", prop_fixed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Flags", "u", prop_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PMU", "s", prop_flags, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AppliedUSec", "t", NULL, offsetof(struct vm, applied_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("InForce", "b", prop_in_force, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", prop_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ProfileExpiresUSec", "t", NULL, offsetof(struct vm, override_expires_usec),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -44,10 +44,10 @@ static void vm_changed(struct bus *b, struct vm *vm) {
         path = bus_vm_path(vm);
         if (path)
                 (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.VM",
-                                                      "State", "Profile", "ProfileSource", "Action",
-                                                      "Events", "FixedCounterBitmap", "Flags", "PMU", "AppliedUSec",
-                                                      "LastError", "Name", "UUID", "Labels", "Client",
-                                                      "ProfileExpiresUSec", NULL);
+                                                      "State", "Profile", "ProfileSource", "ProfileSourceLocation",
+                                                      "Action", "Events", "FixedCounterBitmap", "Flags", "PMU",
+                                                      "AppliedUSec", "InForce", "LastError", "Name", "UUID", "Labels",
+                                                      "Client", "ProfileExpiresUSec", NULL);
 }
 
 static void announce_run(struct vm *vm, void *userdata) {

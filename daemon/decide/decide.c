@@ -65,6 +65,7 @@ static int decide_profile(const struct decider *d, const struct decide_input *in
         } else if ((r = match_rules(p, &in->match)) >= 0) {
                 name = p->rules[r].profile;
                 snprintf(ret->source, sizeof(ret->source), "rule:%d", r + 1);
+                ret->rule_loc = &p->rules[r].loc;
         } else if ((name = decider_default_profile(d, &overridden))) {
                 if (!policy_find_profile(p, name) && overridden) {
                         ret->default_missing = true;

@@ -45,6 +45,7 @@ struct decision {
         /* Valid until the policy set is swapped: copy it. */
         const char *profile;
         char source[16];                /* "rule:<n>", "default", "runtime", "persistent", "none", "lockdown" */
+        const struct srcloc *rule_loc;  /* where rule <n> is written; NULL for any other source */
         struct compiled_filter *filter; /* a reference: compiled_filter_unref() */
         /* The default profile set over D-Bus is not in this policy:
          * settings.default_profile was used instead. */

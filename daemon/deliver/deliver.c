@@ -7,6 +7,7 @@
  * registry (the bus).
  */
 #include <assert.h>
+#include <limits.h>
 #include <strings.h>
 #include <time.h>
 
@@ -62,8 +63,19 @@ int deliver_decide(struct deliver *d, struct vm *vm) {
                                 &(struct registry_event_data) { .old_profile = old_profile });
         }
         snprintf(vm->profile_source, sizeof(vm->profile_source), "%s", dec.source);
+        if (dec.rule_loc) {
+                char loc[PATH_MAX + 16];
+
+                srcloc_format(dec.rule_loc, loc, sizeof(loc));
+                if (!streq_ptr(vm->profile_source_loc, loc) && free_and_strdup(&vm->profile_source_loc, loc) < 0)
+                        return -ENOMEM;
+        } else
+                (void) free_and_strdup(&vm->profile_source_loc, NULL);
         compiled_filter_unref(vm->filter);
         vm->filter = TAKE_PTR(f);
+        /* Decided is not applied: in force again only when the kernel says so. */
+        if (changed)
+                vm->in_force = false;
         return changed;
 }
 
@@ -219,6 +231,7 @@ void deliver_record_result(struct deliver *d, struct vm *vm, int error, const ch
         if (error == 0) {
                 registry_set_state(d->registry, vm, injected ? VM_ADOPTED : VM_FILTERED);
                 vm->applied_usec = now_usec(CLOCK_REALTIME);
+                vm->in_force = true;
                 (void) free_and_strdup(&vm->last_error, note);
                 registry_notify(d->registry, REGISTRY_VM_APPLIED, vm,
                                 &(struct registry_event_data) { .ok = true, .error = note });
@@ -229,6 +242,7 @@ void deliver_record_result(struct deliver *d, struct vm *vm, int error, const ch
                              note ? "; " : "", strempty(note));
         } else {
                 registry_set_state(d->registry, vm, VM_FAILED);
+                vm->in_force = false;
                 if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER%s failed: %s", injected ? " (injected)" : "",
                              strerror(error)) < 0)
                         msg = NULL;

@@ -120,20 +120,14 @@ static int pidfd_kill(pid_t pid, uint64_t starttime) {
         return 0;
 }
 
-/* why: NULL for the attach timeout, else the reason it cannot be managed
- * (also its LastError). */
+/* why: the reason it cannot be managed ("no ATTACH within N ms", a
+ * refusal), also its LastError: what show and the bus say of it. */
 static void vm_unmanaged(struct deliver *d, struct vm *vm, const char *why) {
         const struct settings *s = decider_settings(d->decider);
         const char *comm = strna(vm->have_facts ? vm->facts.comm : NULL);
-        char timeout[64];
 
         registry_set_state(d->registry, vm, VM_UNMANAGED);
-        if (why)
-                (void) free_and_strdup(&vm->last_error, why);
-        else {
-                snprintf(timeout, sizeof(timeout), "no ATTACH within %u ms", s->attach_timeout_ms);
-                why = timeout;
-        }
+        (void) free_and_strdup(&vm->last_error, why);
         if (s->unmanaged == UNMANAGED_KILL) {
                 int r = pidfd_kill(vm->pid, vm->starttime);
 
@@ -174,6 +168,7 @@ void deliver_disarm_attach_timeout(struct deliver *d, struct vm *vm) {
 /* The timeout of one VM: it did not attach in time. */
 static void attach_timed_out(struct deliver *d, struct vm *vm) {
         pid_t pid = vm->pid;
+        char why[512];
 
         if (vm->state != VM_DETECTED)
                 return;
@@ -189,9 +184,16 @@ static void attach_timed_out(struct deliver *d, struct vm *vm) {
                 deliver_scan_pid(d, pid);
                 return;
         }
-        if (decider_settings(d->decider)->adopt == ADOPT_PTRACE && deliver_adopt(d, vm) >= 0)
-                return;
-        vm_unmanaged(d, vm, NULL);
+        snprintf(why, sizeof(why), "no ATTACH within %u ms", decider_settings(d->decider)->attach_timeout_ms);
+        if (decider_settings(d->decider)->adopt == ADOPT_PTRACE) {
+                /* A refused injection says why in last_error: said after the timeout. */
+                (void) free_and_strdup(&vm->last_error, NULL);
+                if (deliver_adopt(d, vm) >= 0)
+                        return;
+                if (vm->last_error)
+                        snprintf(why + strlen(why), sizeof(why) - strlen(why), "; %s", vm->last_error);
+        }
+        vm_unmanaged(d, vm, why);
 }
 
 static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -500,6 +502,7 @@ static void on_session_lost(struct vm *vm, int error, const char *reason, void *
         struct deliver *d = userdata;
 
         registry_set_state(d->registry, vm, VM_FAILED);
+        vm->in_force = false;
         vm->last_errno = error;
         (void) free_and_strdup(&vm->last_error, reason);
         records_mark(d->records, vm);

@@ -28,9 +28,9 @@ static int write_record(FILE *out, const void *userdata) {
         const struct compiled_filter *f = vm->filter;
 
         fprintf(out, "PID=%d\nFD=%d\nSTARTTIME=%" PRIu64 "\nSTATE=%s\nVCPUS=%u\nSERIAL=%" PRIu64 "\n"
-                     "APPLIED_USEC=%" PRIu64 "\nLAST_ERRNO=%d\n",
+                     "APPLIED_USEC=%" PRIu64 "\nLAST_ERRNO=%d\nIN_FORCE=%d\n",
                 (int) vm->pid, vm->fd, vm->starttime, vm_state_to_string(vm->state), vm->vcpus,
-                vm->serial_pending, vm->applied_usec, vm->last_errno);
+                vm->serial_pending, vm->applied_usec, vm->last_errno, vm->in_force);
         if (vm->name)
                 fprintf(out, "NAME=%s\n", vm->name);
         if (vm->uuid)
@@ -185,7 +185,7 @@ static int parse_events(const char *s, struct compiled_filter *f) {
 int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_state) {
         _cleanup_free_ char *copy = NULL;
         enum vm_state state = VM_DETECTED;
-        bool have_starttime = false, have_state = false;
+        bool have_starttime = false, have_state = false, have_in_force = false;
         char *line, *next;
         int r = 0;
 
@@ -227,6 +227,10 @@ int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_
                         r = PARSE_INTO(v, UINT64_MAX, vm->applied_usec);
                 else if (streq(line, "LAST_ERRNO"))
                         r = PARSE_INTO(v, 4095, vm->last_errno);
+                else if (streq(line, "IN_FORCE")) {
+                        r = PARSE_INTO(v, 1, vm->in_force);
+                        have_in_force = true;
+                }
                 else if (streq(line, "NAME"))
                         r = free_and_strdup(&vm->name, v);
                 else if (streq(line, "UUID"))
@@ -260,6 +264,10 @@ int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_
         /* Every record starts with these: one without them was cut short. */
         if (r >= 0 && (!have_starttime || !have_state))
                 r = -EINVAL;
+        /* A record of a daemon before IN_FORCE: as it showed the VM. */
+        if (!have_in_force)
+                vm->in_force = (state == VM_FILTERED || state == VM_ADOPTED || state == VM_DETACHED) &&
+                               vm->applied_usec != 0 && vm->last_errno == 0;
         if (r >= 0 && vm->profile && !vm->filter->profile)
                 r = free_and_strdup(&vm->filter->profile, vm->profile);
         if (r < 0)

@@ -69,6 +69,7 @@ static void vm_free(struct vm *vm) {
         free(vm->uuid);
         strv_free(vm->labels);
         free(vm->profile);
+        free(vm->profile_source_loc);
         compiled_filter_unref(vm->filter);
         free(vm->last_error);
         free(vm->override);

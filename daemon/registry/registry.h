@@ -66,6 +66,7 @@ struct vm {
         /* the decision in force (decide/), and the override it came from */
         char *profile;                  /* NULL until decided */
         char profile_source[16];        /* "rule:<n>", "default", "runtime", "persistent", "lockdown", "none" */
+        char *profile_source_loc;       /* "FILE:LINE" of rule <n>; NULL for the other sources */
         struct compiled_filter *filter; /* what was (or is being) applied: a reference */
         char *override;                 /* set over D-Bus: beats the rules */
         bool override_runtime;
@@ -76,6 +77,8 @@ struct vm {
         int last_errno;                 /* of the last APPLIED, 0 ok */
         char *last_error;               /* human text or NULL */
         uint64_t serial_pending;        /* SERIAL of the APPLY in flight, 0 none */
+        bool in_force;                  /* the kernel holds filter: the last answer was for it,
+                                         * and good; false while it is only decided */
 
         /* Owned by the layers above; the registry only frees the VM. */
         struct session *session;        /* deliver/: NULL unless attached */

@@ -134,10 +134,29 @@ class Record:
 class Daemon:
     """The built pmufilterd with its own config and socket in a temp dir."""
 
-    def __init__(self, config=None, config_text=None, args=(), start=True, bus=None):
+    # Where the daemon reads its policy by default (no --config): the main
+    # file and conf.d/ (pmufilterd.yaml(5)).
+    ETC = "/etc/pmufilterd"
+
+    def __init__(self, config=None, config_text=None, args=(), start=True, bus=None, etc=None):
+        """etc: {path under /etc/pmufilterd: text}, to run the daemon as it
+        runs installed, without --config, on these files: they are laid
+        over /etc in a mount namespace of its own (see start())."""
         need(DAEMON, "pmufilterd")
         self.dir = tempfile.mkdtemp(prefix="pmufilterd-test.")
         self.socket = os.path.join(self.dir, "vmm.sock")
+        self.etc = None
+        if etc is not None:
+            need_root()
+            if not shutil.which("unshare"):
+                raise Skip("unshare is not installed: /etc/pmufilterd cannot be laid over")
+            self.etc = os.path.join(self.dir, "etc")
+            for path, text in etc.items():
+                full = os.path.join(self.etc, "pmufilterd", path)
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                with open(full, "w") as f:
+                    f.write(text)
+            config = os.path.join(self.etc, "pmufilterd/pmufilterd.yaml")
         if config_text is not None:
             config = os.path.join(self.dir, "pmufilterd.yaml")
             with open(config, "w") as f:
@@ -161,8 +180,15 @@ class Daemon:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.pop("JOURNAL_STREAM", None)
-        self.proc = subprocess.Popen([DAEMON, "--config", self.config, "--socket", self.socket, "-v"] + self.args,
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
+        argv = [DAEMON, "--config", self.config, "--socket", self.socket, "-v"] + self.args
+        if self.etc:
+            # The installed layout, not touching the host's /etc: an overlay
+            # of our files over it, in a mount namespace of the daemon's own.
+            # unshare execs, so the daemon keeps this pid (reload(), stop()).
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mount -t overlay overlay -o "lowerdir=$0:/etc" /etc && exec "$@"', self.etc,
+                    DAEMON, "--socket", self.socket, "-v"] + self.args
+        self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
         self.reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
         self.reader.start()
         deadline = time.time() + 10

@@ -53,6 +53,11 @@ rules:
     profile: gold
 """
 
+# Where CONFIG's rule is: list, show and explain name it by FILE:LINE, the
+# file relative to the directory of the daemon's main file.
+GOLD_RULE_LINE = CONFIG.splitlines().index("  - match: { label.tier: gold }") + 1
+GOLD_RULE = "rule pmufilterd.yaml:%d" % GOLD_RULE_LINE
+
 SRC_COMPLETION = os.path.join(harness.SRC, "shell-completion/bash/pmufilterctl")
 SRC_ZSH_COMPLETION = os.path.join(harness.SRC, "shell-completion/zsh")
 MAN = os.path.join(harness.SRC, "man/pmufilterctl.1")
@@ -75,20 +80,26 @@ JSON_FIELDS = {
     },
     "list": {
         "id": "string", "name": "string|null", "profile": "string|null", "profile_source": "string|null",
-        "state": "string", "pid": "number",
+        "profile_source_location": "string|null", "rule_index": "number|null", "rule_file": "string|null",
+        "rule_line": "number|null", "in_force": "boolean", "state": "string", "last_error": "string|null",
+        "pid": "number",
     },
     "show": {
         "id": "string", "name": "string|null", "uuid": "string|null", "pid": "number", "labels": "{string}",
         "client": "string|null", "state": "string", "profile": "string|null", "profile_source": "string|null",
-        "action": "string|null", "events": "[string]", "n_events": "number", "fixed_counter_bitmap": "number",
-        "flags": "number", "pmu": "string|null", "applied_usec": "number|null", "last_error": "string|null",
-        "profile_expires_usec": "number|null", "verified_facts": "{string}|null", "claimed_facts": "{string}|null", "bound_to": "string|null",
+        "profile_source_location": "string|null", "rule_index": "number|null", "rule_file": "string|null",
+        "rule_line": "number|null", "action": "string|null", "events": "[string]", "n_events": "number",
+        "fixed_counter_bitmap": "number", "flags": "number", "pmu": "string|null", "applied_usec": "number|null",
+        "in_force": "boolean", "last_error": "string|null", "profile_expires_usec": "number|null",
+        "verified_facts": "{string}|null", "claimed_facts": "{string}|null", "bound_to": "string|null",
         "event_names": "[string]|null",
     },
     "explain": {
         "verified_facts": "{string}", "claimed_facts": "{string}", "rules": "[object]",
         "override": "string|null", "override_scope": "string|null", "bound_to": "string|null",
         "default_profile": "string|null", "profile": "string|null", "profile_source": "string|null",
+        "profile_source_location": "string|null", "rule_index": "number|null", "rule_file": "string|null",
+        "rule_line": "number|null", "in_force": "boolean",
     },
     "explain: rules": {"rule": "number", "location": "string", "matched": "boolean", "reason": "string|null"},
     "profile list": {
@@ -285,14 +296,14 @@ def status(bus, *args):
     return out
 
 
-def setup(config=CONFIG):
+def setup(config=CONFIG, etc=None):
     harness.need_kvm()
     harness.need_root()
     harness.need(CTL, "pmufilterctl")
     bus = SystemBus()
     d = None
     try:
-        d = Daemon(config_text=config, bus=bus.address)
+        d = Daemon(config_text=None if etc else config, etc=etc, bus=bus.address)
         # The socket exists before the name is taken: wait for the name.
         # (status exits 1 for a daemon in lockdown or with unmanaged VMs,
         # which the host's other VMs may be: ask whether it runs.)
@@ -311,11 +322,14 @@ def setup(config=CONFIG):
 class Running:
     """A private bus and the daemon on it, for a `with` block."""
 
-    def __init__(self, config=CONFIG):
+    def __init__(self, config=CONFIG, etc=None):
+        """etc: the daemon reads /etc/pmufilterd as installed, these files
+        (harness.Daemon), instead of config."""
         self.config = config
+        self.etc = etc
 
     def __enter__(self):
-        self.bus, self.d = setup(self.config)
+        self.bus, self.d = setup(self.config, self.etc)
         self.vms = []
         return self
 
@@ -437,7 +451,7 @@ def test_list_and_json_agree():
         check(lines[-1] == "%d VMs listed." % (len(lines) - 3), "footer counts the rows: %r" % lines[-1])
         # The daemon watches the whole host: other VMs may be listed too.
         rows = {l.split()[0]: l.split() for l in lines[1:-2]}
-        check(rows.get(a.id) == [a.id, "vm-1", "gold", "rule:1", "filtered", str(os.getpid())],
+        check(rows.get(a.id) == [a.id, "vm-1", "gold"] + GOLD_RULE.split() + ["filtered", str(os.getpid())],
               "row of vm-1: %r" % rows)
         check(rows.get(b.id) == [b.id, "vm-2", "minimal", "default", "filtered", str(os.getpid())],
               "row of vm-2: %r" % rows)
@@ -447,8 +461,16 @@ def test_list_and_json_agree():
         check(sorted(v["id"] for v in mine) == sorted([a.id, b.id]), "JSON: the same VMs: %r" % vms)
         for v in mine:
             row = rows[v["id"]]
-            check([v["id"], v["name"], v["profile"], v["profile_source"], v["state"], str(v["pid"])] == row
-                  and isinstance(v["pid"], int), "JSON row %r = table row %r" % (v, row))
+            source = ["rule", os.path.basename(v["profile_source_location"])] if v["rule_index"] else [v["profile_source"]]
+            check([v["id"], v["name"], v["profile"]] + source + [v["state"], str(v["pid"])] == row
+                  and isinstance(v["pid"], int) and v["in_force"] is True, "JSON row %r = table row %r" % (v, row))
+        j = {v["id"]: v for v in mine}
+        check(j[a.id]["profile_source"] == "rule:1" and j[a.id]["rule_index"] == 1
+              and j[a.id]["rule_file"] == r.d.config and j[a.id]["rule_line"] == GOLD_RULE_LINE
+              and j[a.id]["profile_source_location"] == "%s:%d" % (r.d.config, GOLD_RULE_LINE),
+              "JSON: the rule by index, file and line: %r" % j[a.id])
+        check(j[b.id]["rule_index"] is None and j[b.id]["rule_file"] is None and j[b.id]["rule_line"] is None
+              and j[b.id]["profile_source_location"] is None, "JSON: no rule, all null: %r" % j[b.id])
 
         out = ok(r.bus, "list", "--no-legend")
         check(all(re.match(r"\d+-\d+ ", l) for l in out.splitlines()) and {a.id, b.id} <= {l.split()[0] for l in out.splitlines()},
@@ -463,7 +485,7 @@ def test_show_vm():
             out = ok(r.bus, "show", name)
             check(field(out, "VM") == a.id and field(out, "Name") == "vm-1", "identity:\n" + out)
             check(field(out, "Labels") == "tier=gold" and field(out, "State") == "filtered", "labels, state:\n" + out)
-            check(field(out, "Profile") == "gold (from rule:1)", "profile and source:\n" + out)
+            check(field(out, "Profile") == "gold (from %s)" % GOLD_RULE, "profile and source:\n" + out)
             check(field(out, "Action").startswith("allow") and field(out, "Entries") == "3", "filter:\n" + out)
             check(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", field(out, "Applied")), "applied time:\n" + out)
             for event in ("instructions", "cycles", "branches"):
@@ -471,8 +493,9 @@ def test_show_vm():
 
         j = json.loads(ok(r.bus, "show", "vm-1", "--json"))
         check(j["id"] == a.id and j["name"] == "vm-1" and j["state"] == "filtered" and j["profile"] == "gold"
-              and j["profile_source"] == "rule:1" and j["labels"] == {"tier": "gold"} and j["pid"] == os.getpid(),
-              "JSON properties: %r" % j)
+              and j["profile_source"] == "rule:1" and j["labels"] == {"tier": "gold"} and j["pid"] == os.getpid()
+              and j["in_force"] is True and j["rule_index"] == 1 and j["rule_file"] == r.d.config
+              and j["rule_line"] == GOLD_RULE_LINE, "JSON properties: %r" % j)
         check(j["events"] == apply["EVENTS"].split(",") and j["n_events"] == 3 and j["action"] == "allow"
               and j["applied_usec"] > 0, "JSON: the words the VMM applied: %r vs %r" % (j, apply))
         check(j["event_names"] == ["cycles", "instructions", "branches"] and j["uuid"] is None,
@@ -515,12 +538,12 @@ def test_explain_says_why_a_vm_has_its_profile():
         out = ok(r.bus, "explain", "vm-1")
         check(re.search(r"uid=%d" % os.getuid(), out) and re.search(r"label.tier=silver", out),
               "facts, verified and claimed:\n" + out)
-        check(re.search(r"^ +1\. +%s:\d+ +no: label.tier 'silver' does not match 'gold'$" % re.escape(r.d.config),
+        check(re.search(r"^ +1\. +pmufilterd\.yaml:%d +no: label.tier 'silver' does not match 'gold'$" % GOLD_RULE_LINE,
                         out, re.M), "the rule, where it is, and why it failed:\n" + out)
         check(field(out, "Override") == "none" and field(out, "Default") == "minimal"
               and field(out, "Result") == "minimal (from default)", "override, default, result:\n" + out)
         out = ok(r.bus, "explain", g.id)
-        check(re.search(r"^ +1\. +\S+:\d+ +matched$", out, re.M) and field(out, "Result") == "gold (from rule:1)",
+        check(re.search(r"^ +1\. +\S+:\d+ +matched$", out, re.M) and field(out, "Result") == "gold (from %s)" % GOLD_RULE,
               "the rule that decides:\n" + out)
         ok(r.bus, "profile", "set", "minimal", "vm-2", "--runtime")
         j = json.loads(ok(r.bus, "explain", "vm-2", "--json"))
@@ -988,8 +1011,10 @@ def test_help_for_a_verb():
               "help = --help, and lists help")
         fails(r.bus, ["help", "frobnicate"], r"unknown verb 'frobnicate'", status=2)
         fails(r.bus, ["frobnicate", "--help"], r"unknown verb 'frobnicate'", status=2)
-        # --no-pager: accepted, nothing pages.
-        check(ok(r.bus, "--no-pager", "list", "--no-legend") == ok(r.bus, "list", "--no-legend"),
+        # --no-pager: accepted, nothing pages.  Our VM only: the host's
+        # others come, go and change state between the two calls.
+        out = ok(r.bus, "list", "--no-legend", "vm-*")
+        check(out == ok(r.bus, "--no-pager", "list", "--no-legend", "vm-*") and "vm-1" in out,
               "--no-pager changes nothing")
 
 
@@ -1352,6 +1377,167 @@ def test_zsh_completion():
         check(zsh_complete(r.bus, "--json=") == {"pretty", "short", "off"}, "--json= modes")
         check("--for" in zsh_complete(r.bus, "--"), "--for offered")
         check(zsh_complete(r.bus, "--for=") == {"15min", "1h", "2h", "1d"}, "--for= spans")
+
+
+class SilentVMM:
+    """The test VMM with --no-attach: a real VM whose process never tells
+    the daemon anything, as a QEMU started without the shim (-name
+    guest=qemu-plain, which the daemon cannot know)."""
+
+    def __init__(self, r, name="qemu-plain"):
+        harness.need(harness.VMM, "the test VMM")
+        self.p = subprocess.Popen([harness.VMM, "--socket", r.d.socket, "--json", "--hold", "-1", "--no-attach",
+                                   "--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        check(line.startswith("{"), "test-vmm --no-attach: %r %r" % (line, self.p.stderr.read() if not line else ""))
+        created = json.loads(line)
+        self.id = "%d-%d" % (created["pid"], created["fd"])
+
+    def close(self):
+        self.p.terminate()
+        self.p.wait(10)
+
+
+def list_row(r, vm_id):
+    """vm_id's line of list, and its object of list --json."""
+    out = ok(r.bus, "list", "--full")
+    rows = [l for l in out.splitlines() if l.startswith(vm_id + " ")]
+    check(len(rows) == 1, "one row of %s in:\n%s" % (vm_id, out))
+    vms = [v for v in json.loads(ok(r.bus, "list", "--json"))["vms"] if v["id"] == vm_id]
+    check(len(vms) == 1, "one object of %s in list --json" % vm_id)
+    return rows[0], vms[0]
+
+
+def test_unmanaged_vm_shows_its_process_why_and_what_it_would_get():
+    """A VM no VMM attached: list names it by its verified comm, show says
+    which process made it (comm, exe, unit) and why it is unmanaged; the
+    profile a reload decides for it is what it would get, never shown as
+    its filter (--json: in_force false)."""
+    with Running(CONFIG.replace("attach_timeout_ms: 1500", "attach_timeout_ms: 300")) as r:
+        v = SilentVMM(r)
+        r.vms.append(v)
+        wait_state(r, v.id, "unmanaged")
+        row, j = list_row(r, v.id)
+        check(re.match(r"%s +\[test-vmm\] +- +unmanaged +%d$" % (v.id, v.p.pid), row),
+              "list: the comm in brackets, no profile, unmanaged: %r" % row)
+        check(j["name"] is None and j["profile"] is None and j["in_force"] is False
+              and j["last_error"] == "no ATTACH within 300 ms", "list --json: %r" % j)
+
+        out = ok(r.bus, "show", v.id)
+        facts = json.loads(ok(r.bus, "show", v.id, "--json"))["verified_facts"]
+        check(field(out, "Command") == "test-vmm" and facts["comm"] == "test-vmm", "comm:\n" + out)
+        check(field(out, "Executable") == os.path.realpath(harness.VMM) == facts["exe"], "exe:\n" + out)
+        check(field(out, "Unit") == facts.get("unit", "n/a"), "unit, as verified (n/a: none):\n" + out)
+        check(field(out, "State") == "unmanaged" and field(out, "Profile") == "- (not decided yet)"
+              and field(out, "Applied") == "-", "not decided, never applied:\n" + out)
+        check(field(out, "Last error") == "its VMM did not attach within 300 ms", "why:\n" + out)
+        out = ok(r.bus, "-v", "show", v.id)
+        check(re.search(r"^ +no ATTACH within 300 ms$", out, re.M), "-v: the daemon's words:\n" + out)
+        check(r.bus.get(harness_vm_path(v.id), "org.pmufilterd1.VM", "LastError") == "no ATTACH within 300 ms",
+              "the D-Bus property")
+
+        # A reload decides every VM, this one too: what it would get.
+        ok(r.bus, "reload")
+        deadline = time.time() + 10
+        while json.loads(ok(r.bus, "show", v.id, "--json"))["profile"] != "minimal":
+            check(time.time() < deadline, "no decision after the reload:\n" + r.d.log())
+            time.sleep(0.05)
+        out = ok(r.bus, "show", v.id)
+        check(not re.search(r"^Profile:", out, re.M), "no Profile: line for a filter not in force:\n" + out)
+        check(field(out, "Would get") == "minimal (from default), not applied: the VM is unmanaged",
+              "would get, not applied:\n" + out)
+        check(re.search(r"^The filter it would get, not in force:\nAction: ", out, re.M)
+              and field(out, "Entries") == "2", "the filter labelled as not in force:\n" + out)
+        j = json.loads(ok(r.bus, "show", v.id, "--json"))
+        check(j["profile"] == "minimal" and j["in_force"] is False and j["applied_usec"] is None
+              and j["last_error"] == "no ATTACH within 300 ms", "show --json: %r" % j)
+        row, j = list_row(r, v.id)
+        check(re.match(r"%s +\[test-vmm\] +\(minimal\) +default +unmanaged +%d$" % (v.id, v.p.pid), row),
+              "list: the profile it would get in parentheses: %r" % row)
+        check(j["profile"] == "minimal" and j["in_force"] is False, "list --json: %r" % j)
+        out = ok(r.bus, "explain", v.id)
+        check(field(out, "Result") == "minimal (from default), not applied: the VM is unmanaged",
+              "explain: the result, not applied:\n" + out)
+        rc, out, err = ctl(r.bus, "reload", "--dry-run")
+        check(rc in (0, 3) and re.search(r"^%s +\(minimal\) +minimal +same$" % v.id, out, re.M),
+              "reload --dry-run: its profile now is only decided:\n%s%s"
+              % ("\n".join(l for l in out.splitlines() if v.id in l), err))
+        check(json.loads(ok(r.bus, "explain", v.id, "--json"))["in_force"] is False, "explain --json")
+
+
+def harness_vm_path(vm_id):
+    """The object path of a VM (sd_bus_path_encode of its id)."""
+    return "/org/pmufilterd1/vm/" + "".join(c if c.isalnum() else "_%02x" % ord(c) for c in vm_id)
+
+
+def test_failed_vm_shows_why():
+    """A VM whose kernel refused its filter (the VMM answered ERRNO=22):
+    show says why and that the profile is not applied; list and --json
+    do not give it as the VM's filter."""
+    with Running() as r:
+        kvm, vm = harness.kvm_create_vm()
+        peer = harness.Peer(r.d.socket)
+        try:
+            peer.send(harness.attach_msg(vm, name="refused"), [vm])
+            apply = peer.recv()
+            peer.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=22\n" % apply["SERIAL"])
+            vm_id = "%d-%d" % (os.getpid(), vm)
+            wait_state(r, vm_id, "failed")
+            out = ok(r.bus, "show", "refused")
+            check(field(out, "Last error") == "the kernel refused the filter: Invalid argument", "why:\n" + out)
+            check(field(out, "Would get") == "minimal (from default), not applied: it failed (see Last error)"
+                  and not re.search(r"^Profile:", out, re.M), "not applied:\n" + out)
+            check("The filter it would get, not in force:" in out, "the filter is not in force:\n" + out)
+            j = json.loads(ok(r.bus, "show", "refused", "--json"))
+            check(j["in_force"] is False and j["last_error"] == "KVM_SET_PMU_EVENT_FILTER failed: Invalid argument",
+                  "show --json: %r" % j)
+            row, j = list_row(r, vm_id)
+            check(re.match(r"%s +refused +\(minimal\) +default +failed +" % vm_id, row), "list: %r" % row)
+            check(j["in_force"] is False and j["last_error"] == "KVM_SET_PMU_EVENT_FILTER failed: Invalid argument",
+                  "list --json: %r" % j)
+        finally:
+            peer.close()
+            os.close(vm)
+            os.close(kvm)
+
+
+EXTRA_RULES = """\
+# Rules of a conf.d fragment come after the main file's.
+rules:
+  - match: { label.tier: silver }
+    profile: gold
+"""
+
+
+def test_source_names_the_rule_file_and_line():
+    """A VM matched by a rule of a second policy file (conf.d/, read by a
+    daemon without --config): list, show and explain name that file,
+    relative to /etc/pmufilterd, and line; --json has the rule's index,
+    file and line."""
+    files = {"pmufilterd.yaml": CONFIG, "conf.d/20-extra.yaml": EXTRA_RULES}
+    with Running(etc=files) as r:
+        path = "/etc/pmufilterd/conf.d/20-extra.yaml"
+        line = EXTRA_RULES.splitlines().index("  - match: { label.tier: silver }") + 1
+        v = r.vm("vm-s", tier="silver")
+        row, j = list_row(r, v.id)
+        check(re.match(r"%s +vm-s +gold +rule conf\.d/20-extra\.yaml:%d +filtered " % (v.id, line), row),
+              "list: SOURCE is the rule's file and line: %r" % row)
+        check(j["profile_source"] == "rule:2" and j["rule_index"] == 2 and j["rule_file"] == path
+              and j["rule_line"] == line and j["profile_source_location"] == "%s:%d" % (path, line)
+              and j["in_force"] is True, "list --json: %r" % j)
+        out = ok(r.bus, "show", "vm-s")
+        check(field(out, "Profile") == "gold (from rule conf.d/20-extra.yaml:%d)" % line, "show:\n" + out)
+        j = json.loads(ok(r.bus, "show", "vm-s", "--json"))
+        check(j["rule_index"] == 2 and j["rule_file"] == path and j["rule_line"] == line
+              and j["profile_source_location"] == "%s:%d" % (path, line), "show --json: %r" % j)
+        out = ok(r.bus, "explain", "vm-s")
+        check(re.search(r"^ +1\. +pmufilterd\.yaml:%d +no: " % GOLD_RULE_LINE, out, re.M)
+              and re.search(r"^ +2\. +conf\.d/20-extra\.yaml:%d +matched$" % line, out, re.M),
+              "explain: each rule by its file and line:\n" + out)
+        check(field(out, "Result") == "gold (from rule conf.d/20-extra.yaml:%d)" % line, "explain:\n" + out)
+        j = json.loads(ok(r.bus, "explain", "vm-s", "--json"))
+        check(j["rule_index"] == 2 and j["rule_file"] == path and j["rule_line"] == line
+              and j["rules"][1]["location"] == "%s:%d" % (path, line), "explain --json: %r" % j)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,26 @@ static const char *source_of(const struct decider *d, const struct match_input *
         return source;
 }
 
+/* The decision for m names the place of its rule: file:line, or none. */
+static void expect_rule_at(const struct decider *d, const struct match_input *m, const char *file, unsigned line) {
+        struct decide_input in = { .match = *m };
+        struct decision dec = {};
+        char buf[256];
+
+        assert_int_equal(decide(d, &in, &dec), 0);
+        compiled_filter_unref(dec.filter);
+        if (!file) {
+                assert_null(dec.rule_loc);
+                return;
+        }
+        assert_non_null(dec.rule_loc);
+        assert_string_equal(dec.rule_loc->file, file);
+        assert_int_equal(dec.rule_loc->line, line);
+        srcloc_format(dec.rule_loc, buf, sizeof(buf));
+        assert_true(startswith(buf, file) && buf[strlen(file)] == ':' &&
+                    (unsigned) atoi(buf + strlen(file) + 1) == line);
+}
+
 /* decide() must give profile from source, and that profile's filter. */
 static void expect_decision(const struct decider *d, const struct decide_input *in,
                             const char *profile, const char *source) {
@@ -660,10 +680,16 @@ static void test_rule_numbers_across_files(void **state) {
                      "rules:\n  - { match: { name: \"ci-*\" }, profile: ci }\n");
         assert_int_equal(d.set->policy->n_rules, 3);
         expect_decision(&d, &(struct decide_input) { .match = m }, "ci", "rule:3");
+        /* Where each is written, which is what people are shown. */
+        expect_rule_at(&d, &m, "conf.d/50-test.yaml", 4);
         m.name = "db-1";
         assert_string_equal(source_of(&d, &m), "rule:2");
+        expect_rule_at(&d, &m, "pmufilterd.yaml", 8);
         m.name = "web-1";
         assert_string_equal(source_of(&d, &m), "rule:1");
+        expect_rule_at(&d, &m, "pmufilterd.yaml", 7);
+        m.name = "other";                               /* no rule: no place */
+        expect_rule_at(&d, &m, NULL, 0);
         decider_done(&d);
 }
 

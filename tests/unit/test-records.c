@@ -70,6 +70,7 @@ static const char full_record[] =
         "SERIAL=7\n"
         "APPLIED_USEC=1764150000123456\n"
         "LAST_ERRNO=0\n"
+        "IN_FORCE=1\n"
         "NAME=web-1\n"
         "UUID=6b1cb1b0-5c52-4b8e-a1e6-0f7cfc3f9a15\n"
         "CLIENT=preload\n"
@@ -98,6 +99,7 @@ static void test_roundtrip(void **state) {
         assert_true(vm.serial_pending == 7);
         assert_true(vm.applied_usec == 1764150000123456ULL);
         assert_int_equal(vm.last_errno, 0);
+        assert_true(vm.in_force);
         assert_string_equal(vm.name, "web-1");
         assert_string_equal(vm.uuid, "6b1cb1b0-5c52-4b8e-a1e6-0f7cfc3f9a15");
         assert_string_equal(vm.client, "preload");
@@ -148,6 +150,19 @@ static void test_minimal(void **state) {
         assert_null(vm.override);
         assert_false(vm.override_runtime);
         assert_null(vm.last_error);
+        assert_false(vm.in_force);
+        vm_fields_free(&vm);
+
+        /* IN_FORCE as written; without it (a daemon before it) as its state
+         * and last answer say. */
+        assert_int_equal(parse("STARTTIME=1\nSTATE=filtered\nAPPLIED_USEC=5\nIN_FORCE=0\n", &vm, &st), 0);
+        assert_false(vm.in_force);
+        vm_fields_free(&vm);
+        assert_int_equal(parse("STARTTIME=1\nSTATE=detached\nAPPLIED_USEC=5\nLAST_ERRNO=0\n", &vm, &st), 0);
+        assert_true(vm.in_force);
+        vm_fields_free(&vm);
+        assert_int_equal(parse("STARTTIME=1\nSTATE=failed\nAPPLIED_USEC=5\nLAST_ERRNO=22\n", &vm, &st), 0);
+        assert_false(vm.in_force);
         vm_fields_free(&vm);
 
         /* Every state write_record() can write reads back. */
@@ -239,6 +254,7 @@ static void test_bad_numbers(void **state) {
                 "APPLIED_USEC=1e6\n",
                 "LAST_ERRNO=5000\n",
                 "LAST_ERRNO=4096\n",
+                "IN_FORCE=2\n",
                 "LAST_ERRNO=-22\n",
                 "ACTION=2\n",
                 "PMU_OFF=2\n",
