@@ -74,6 +74,14 @@ int bus_profile_enumerate(sd_bus *bus, const char *path, void *userdata, char **
  * does not fit. */
 #define VM_PATH_MAX 128
 int vm_object_path(const char *prefix, const char *id, char *buf, size_t size);
+/* The same for many VMs in a row (ListVMs): the prefix is copied once, each
+ * call escapes only the id.  NULL if it does not fit. */
+struct vm_path {
+        char buf[VM_PATH_MAX];
+        size_t prefix_len;
+};
+void vm_path_init(struct vm_path *p);
+const char *vm_path_of(struct vm_path *p, const char *id);
 char *bus_vm_path(const struct vm *vm);
 char *bus_profile_path(const char *name);
 /* The bus context of the method being dispatched, for handlers whose
