@@ -8,7 +8,6 @@
  * (lib/proto*.c, lib/kvm-vm.c).
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,9 @@
 struct pmufilter_session {
         int vm_fd;                      /* the caller's; never closed, never duplicated */
         int sock;                       /* -1 while disconnected */
+        /* Made when first needed (session_watch()): a VMM that never asks
+         * for pmufilter_session_fd() and never loses its session pays for
+         * neither. */
         int epoll_fd;                   /* pmufilter_session_fd(): the same across reconnections */
         int timer_fd;                   /* fires when a reconnection is due */
         unsigned retry_ms;
@@ -169,8 +171,34 @@ static int send_attach(struct pmufilter_session *s, int sock) {
 static void session_disconnect(struct pmufilter_session *s) {
         if (s->sock < 0)
                 return;
-        (void) epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
+        if (s->epoll_fd >= 0)
+                (void) epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->sock, NULL);
         s->sock = safe_close(s->sock);
+}
+
+/* The epoll fd of pmufilter_session_fd(), with the retry timer and the
+ * connection in it, made the first time either is needed. */
+static int session_watch(struct pmufilter_session *s) {
+        _cleanup_close_ int ep = -1, timer = -1;
+        struct epoll_event ev = { .events = EPOLLIN };
+
+        if (s->epoll_fd >= 0)
+                return 0;
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0)
+                return fail_errno(-errno, "epoll_create1");
+        timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (timer < 0)
+                return fail_errno(-errno, "timerfd_create");
+        ev.data.fd = timer;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, timer, &ev) < 0)
+                return fail_errno(-errno, "adding the retry timer to the session's epoll fd");
+        ev.data.fd = s->sock;
+        if (s->sock >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, s->sock, &ev) < 0)
+                return fail_errno(-errno, "adding the session socket to its epoll fd");
+        s->epoll_fd = TAKE_FD(ep);
+        s->timer_fd = TAKE_FD(timer);
+        return 0;
 }
 
 /* Connect, ATTACH, wait for the first answer and handle it.  On an APPLY the
@@ -193,21 +221,24 @@ static int session_attach(struct pmufilter_session *s) {
         if (r < 0)
                 return r;
 
+        /* A blocking receive, bounded by SO_RCVTIMEO: no poll() first. */
         for (;;) {
-                struct pollfd p = { .fd = sock, .events = POLLIN };
                 int64_t left = deadline - now_ms();
+                struct timeval tv = { .tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000 };
 
-                if (left <= 0)
-                        return fail(-ETIMEDOUT, "no answer from pmufilterd at %s within %d ms",
-                                    s->socket_path, s->timeout_ms);
-                r = poll(&p, 1, (int) left);
-                if (r < 0 && errno != EINTR)
-                        return fail_errno(-errno, "waiting for pmufilterd at %s", s->socket_path);
-                if (r > 0)
+                if (left <= 0) {
+                        n = -EAGAIN;
+                        break;
+                }
+                if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+                        return fail_errno(-errno, "setsockopt(SO_RCVTIMEO) on the socket to %s", s->socket_path);
+                n = wire_recv_once(sock, buf, sizeof(buf), 0);
+                if (n != -EINTR)
                         break;
         }
-
-        n = wire_recv(sock, buf, sizeof(buf), 0);
+        if (n == -EAGAIN || n == -EWOULDBLOCK)
+                return fail(-ETIMEDOUT, "no answer from pmufilterd at %s within %d ms",
+                            s->socket_path, s->timeout_ms);
         if (n == 0)
                 return fail(-ECONNRESET, "pmufilterd at %s closed the connection without an answer", s->socket_path);
         if (n < 0)
@@ -234,7 +265,7 @@ static int session_attach(struct pmufilter_session *s) {
         if (r < 0)
                 return r;
         ev.data.fd = sock;
-        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0)
+        if (s->epoll_fd >= 0 && epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, sock, &ev) < 0)
                 return fail_errno(-errno, "adding the session socket to its epoll fd");
         s->sock = TAKE_FD(sock);
         s->retry_ms = 0;
@@ -244,6 +275,8 @@ static int session_attach(struct pmufilter_session *s) {
 static void schedule_retry(struct pmufilter_session *s) {
         struct itimerspec its = {};
 
+        if (session_watch(s) < 0)
+                return;         /* process() then tries again at once */
         s->retry_ms = s->retry_ms == 0 ? RETRY_MIN_MS : s->retry_ms * 2;
         if (s->retry_ms > RETRY_MAX_MS)
                 s->retry_ms = RETRY_MAX_MS;
@@ -330,7 +363,6 @@ static int copy_labels(struct pmufilter_session *s, const char *const *labels) {
 
 static int session_new(int vm_fd, const struct pmufilter_attach_args *a, struct pmufilter_session **ret) {
         _cleanup_(pmufilter_session_freep) struct pmufilter_session *s = NULL;
-        struct epoll_event ev = { .events = EPOLLIN };
         const char *path;
         int r;
 
@@ -360,16 +392,6 @@ static int session_new(int vm_fd, const struct pmufilter_attach_args *a, struct 
         r = copy_labels(s, a->labels);
         if (r < 0)
                 return r;
-
-        s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-        if (s->epoll_fd < 0)
-                return fail_errno(-errno, "epoll_create1");
-        s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (s->timer_fd < 0)
-                return fail_errno(-errno, "timerfd_create");
-        ev.data.fd = s->timer_fd;
-        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->timer_fd, &ev) < 0)
-                return fail_errno(-errno, "adding the retry timer to the session's epoll fd");
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -412,7 +434,8 @@ int pmufilter_session_process(struct pmufilter_session *s) {
         if (s->sock < 0) {
                 uint64_t expirations;
 
-                if (read(s->timer_fd, &expirations, sizeof(expirations)) < 0)
+                /* No timer: none could be made, so no back-off either. */
+                if (s->timer_fd >= 0 && read(s->timer_fd, &expirations, sizeof(expirations)) < 0)
                         return 0;       /* not due yet */
                 return session_reattach(s);
         }
@@ -462,7 +485,12 @@ int pmufilter_session_process(struct pmufilter_session *s) {
 }
 
 int pmufilter_session_fd(struct pmufilter_session *s) {
-        return s ? s->epoll_fd : -EINVAL;
+        int r;
+
+        if (!s)
+                return -EINVAL;
+        r = session_watch(s);
+        return r < 0 ? r : s->epoll_fd;
 }
 
 int pmufilter_session_set_vcpus(struct pmufilter_session *s, unsigned vcpus) {

@@ -100,8 +100,10 @@ int pmufilter_attach(int vm_fd, const struct pmufilter_attach_args *args,
 /*
  * A file descriptor to poll for POLLIN: readable when the daemon pushed a
  * change or hung up, or when a reconnection is due.  It stays the same
- * number for the session's life, across reconnections (it is an epoll fd).
- * Owned by the session: do not close it.
+ * number for the session's life, across reconnections (it is an epoll fd,
+ * made at the first call: a session never polled costs no descriptor but
+ * its connection).  Owned by the session: do not close it.  A negative
+ * errno when it cannot be made (recorded).
  */
 int pmufilter_session_fd(struct pmufilter_session *s);
 

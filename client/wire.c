@@ -133,7 +133,7 @@ int wire_send(int sock, const char *buf, size_t n, int pass_fd, int flags) {
         return 0;
 }
 
-ssize_t wire_recv(int sock, char *buf, size_t size, int flags) {
+ssize_t wire_recv_once(int sock, char *buf, size_t size, int flags) {
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int) * 8)];
@@ -147,9 +147,7 @@ ssize_t wire_recv(int sock, char *buf, size_t size, int flags) {
 
         assert(buf);
 
-        do
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
-        while (n < 0 && errno == EINTR);
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
         if (n < 0)
                 return -errno;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
@@ -162,5 +160,14 @@ ssize_t wire_recv(int sock, char *buf, size_t size, int flags) {
                         }
         if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
                 return -EBADMSG;
+        return n;
+}
+
+ssize_t wire_recv(int sock, char *buf, size_t size, int flags) {
+        ssize_t n;
+
+        do
+                n = wire_recv_once(sock, buf, size, flags);
+        while (n == -EINTR);
         return n;
 }

@@ -30,3 +30,6 @@ int wire_send(int sock, const char *buf, size_t n, int pass_fd, int flags);
  * daemon hung up, -EBADMSG when it was truncated, or -errno.  Descriptors
  * are never expected from the daemon: any that arrive are closed. */
 ssize_t wire_recv(int sock, char *buf, size_t size, int flags);
+/* The same, but a signal ends it with -EINTR: for a caller that waits
+ * against a deadline (SO_RCVTIMEO, which ends it with -EAGAIN). */
+ssize_t wire_recv_once(int sock, char *buf, size_t size, int flags);

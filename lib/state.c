@@ -364,3 +364,9 @@ int state_save(const char *path, const struct state *s) {
         assert(s);
         return write_file_atomic(path, 0600, WRITE_FILE_SYNC | WRITE_FILE_MKDIR, write_state, s);
 }
+
+int state_save_volatile(const char *path, const struct state *s) {
+        assert(path);
+        assert(s);
+        return write_file_atomic(path, 0600, WRITE_FILE_MKDIR, write_state, s);
+}

@@ -35,6 +35,10 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
 int state_load(const char *path, struct state *ret, char **ret_error);
 /* Write atomically: temp file, fsync, rename, fsync of the directory. */
 int state_save(const char *path, const struct state *s);
+/* The same without the fsyncs, for a store that does not outlive a reboot
+ * (the runtime one, on the tmpfs of /run): the rename keeps it whole should
+ * the daemon die. */
+int state_save_volatile(const char *path, const struct state *s);
 
 /* NULL profile removes the entry.  Setting a profile ends a grant: the
  * entry has no expiry after it. */

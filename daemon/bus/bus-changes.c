@@ -19,7 +19,10 @@ static int save(struct bus *b, bool runtime, sd_bus_error *error) {
 
         if (asprintf(&path, "%s/state.yaml", runtime ? b->runtime_dir : b->state_dir) < 0)
                 return -ENOMEM;
-        r = state_save(path, runtime ? &d->runtime : &d->persistent);
+        /* A runtime change lasts until the reboot that empties /run: it
+         * needs no fsync (two of them, and the directory opened, on the
+         * path of every SetVMProfile). */
+        r = runtime ? state_save_volatile(path, &d->runtime) : state_save(path, &d->persistent);
         if (r < 0)
                 return bus_error_persist_failed(error, path, r);
         return 0;

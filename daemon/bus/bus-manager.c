@@ -21,23 +21,24 @@ static struct vm *lookup_vm(struct bus *b, const char *s, sd_bus_error *error) {
 static int method_list_vms(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct bus *b = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct vm_path vp;
         int r;
 
+        vm_path_init(&vp);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssssuo)");
-        /* Field by field, with the path made on the stack: the generic
-         * sd_bus_message_append() and a malloc'd path per VM were most of
-         * this call at 10,000 VMs (docs/benchmarks.md). */
+        /* Field by field, with the path made on the stack, its prefix once:
+         * the generic sd_bus_message_append() and a malloc'd path per VM
+         * were most of this call at 10,000 VMs (docs/benchmarks.md). */
         REGISTRY_FOREACH(vm, b->deliver->registry) {
                 uint32_t pid = (uint32_t) vm->pid;
-                char path[VM_PATH_MAX];
+                const char *path;
 
                 if (r < 0)
                         break;
-                r = vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path));
-                if (r >= 0)
-                        r = sd_bus_message_open_container(reply, 'r', "ssssuo");
+                path = vm_path_of(&vp, vm->id);
+                r = path ? sd_bus_message_open_container(reply, 'r', "ssssuo") : -ENOBUFS;
                 if (r >= 0)
                         r = sd_bus_message_append_basic(reply, 's', vm->id);
                 if (r >= 0)

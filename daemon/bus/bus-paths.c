@@ -5,16 +5,15 @@
  */
 #include "bus.h"
 
-int vm_object_path(const char *prefix, const char *id, char *buf, size_t size) {
+/* An id as sd_bus_path_encode() escapes it, at buf; the length written, or
+ * -ENOBUFS.  Ids are "<pid>-<fd>": a leading digit and the dash escaped, the
+ * rest copied. */
+static int encode_id(const char *id, char *buf, size_t size) {
         static const char hex[] = "0123456789abcdef";
-        size_t n = strlen(prefix);
+        size_t n = 0;
 
-        if (n + 2 > size)
-                return -ENOBUFS;
-        memcpy(buf, prefix, n);
-        buf[n++] = '/';
         if (!*id) {
-                if (n + 2 > size)
+                if (size < 2)
                         return -ENOBUFS;
                 buf[n++] = '_';
         }
@@ -33,7 +32,28 @@ int vm_object_path(const char *prefix, const char *id, char *buf, size_t size) {
                 }
         }
         buf[n] = 0;
-        return 0;
+        return (int) n;
+}
+
+int vm_object_path(const char *prefix, const char *id, char *buf, size_t size) {
+        size_t n = strlen(prefix);
+        int r;
+
+        if (n + 2 > size)
+                return -ENOBUFS;
+        memcpy(buf, prefix, n);
+        buf[n++] = '/';
+        r = encode_id(id, buf + n, size - n);
+        return r < 0 ? r : 0;
+}
+
+void vm_path_init(struct vm_path *p) {
+        p->prefix_len = strlen(BUS_VM_PREFIX "/");
+        memcpy(p->buf, BUS_VM_PREFIX "/", p->prefix_len + 1);
+}
+
+const char *vm_path_of(struct vm_path *p, const char *id) {
+        return encode_id(id, p->buf + p->prefix_len, sizeof(p->buf) - p->prefix_len) < 0 ? NULL : p->buf;
 }
 
 char *bus_vm_path(const struct vm *vm) {

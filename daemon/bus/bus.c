@@ -9,75 +9,111 @@
 #include "bus.h"
 #include "log.h"
 
-static void manager_changed(struct bus *b) {
-        (void) sd_bus_emit_properties_changed(b->bus, BUS_PATH, "org.pmufilterd1.Manager",
-                                              "NVMs", "Lockdown", "LastError", "ReloadWarnings", "DefaultProfile",
-                                              "ConfigFiles", NULL);
+/* Armed, it fires BUS_COALESCE_USEC after the first change since it last
+ * fired: whatever changes meanwhile is said once. */
+static void coalesce(sd_event_source *s) {
+        int enabled = SD_EVENT_OFF;
+
+        if (sd_event_source_get_enabled(s, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time_relative(s, BUS_COALESCE_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
-static void emit_vm_signal_raw(struct bus *b, const char *member, struct vm *vm) {
-        char path[VM_PATH_MAX];
+static int on_nvms(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct bus *b = userdata;
+        uint32_t n = (uint32_t) b->deliver->registry->n_vms;
 
-        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) >= 0)
-                (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", member, "so", vm->id, path);
+        /* A VM that came and went meanwhile changed nothing to say. */
+        if (n != b->nvms_said) {
+                b->nvms_said = n;
+                (void) sd_bus_emit_properties_changed(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "NVMs", NULL);
+        }
+        return 0;
 }
 
+/* What a reload or a change of the default profile may change; NVMs has its
+ * own timer. */
+static void settings_changed(struct bus *b) {
+        (void) sd_bus_emit_properties_changed(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "Lockdown",
+                                              "LastError", "ReloadWarnings", "DefaultProfile", "ConfigFiles",
+                                              NULL);
+}
+
+static void emit_vm_signal_raw(struct bus *b, const char *member, struct vm *vm, const char *path) {
+        (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", member, "so", vm->id, path);
+}
+
+/* InterfacesAdded carries every property: the claims are said if it has
+ * had them (an ATTACH, a record, an adoption).  Only a new session brings
+ * new claims, and a session ends with REGISTRY_VM_SESSION_LOST. */
 static void announce(struct bus *b, struct vm *vm) {
         char path[VM_PATH_MAX];
 
         vm->unannounced = false;
-        emit_vm_signal_raw(b, "VMNew", vm);
-        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) >= 0)
-                (void) sd_bus_emit_object_added(b->bus, path);
+        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) < 0)
+                return;
+        emit_vm_signal_raw(b, "VMNew", vm, path);
+        (void) sd_bus_emit_object_added(b->bus, path);
+        vm->claims_said = vm->session != NULL;
 }
 
-/* Whatever is said about a VM comes after VMNew and InterfacesAdded. */
-static void vm_said(struct bus *b, struct vm *vm) {
-        if (vm->unannounced)
-                announce(b, vm);
+/* Whatever is said about a VM comes after VMNew and InterfacesAdded.  True
+ * if they were said now: they carry every property as it is. */
+static bool vm_said(struct bus *b, struct vm *vm) {
+        if (!vm->unannounced)
+                return false;
+        announce(b, vm);
+        return true;
 }
 
+/* After an answer (APPLIED, a lost session, unmanaged) or a change that
+ * reached no VMM: the state, the decision and the answer, and the claims
+ * only if they have not been said for this session. */
 static void vm_changed(struct bus *b, struct vm *vm) {
-        _cleanup_free_ char *path = NULL;
+        char path[VM_PATH_MAX];
 
-        vm_said(b, vm);
-        path = bus_vm_path(vm);
-        if (path)
+        if (vm_said(b, vm) || vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) < 0)
+                return;
+        if (vm->claims_said)
                 (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.VM",
                                                       "State", "Profile", "ProfileSource", "ProfileSourceLocation",
                                                       "Action", "Events", "FixedCounterBitmap", "Flags", "PMU",
-                                                      "AppliedUSec", "InForce", "LastError", "Name", "UUID", "Labels",
-                                                      "Client", "ProfileExpiresUSec", NULL);
+                                                      "AppliedUSec", "InForce", "LastError", "ProfileExpiresUSec",
+                                                      NULL);
+        else
+                (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.VM",
+                                                      "State", "Profile", "ProfileSource", "ProfileSourceLocation",
+                                                      "Action", "Events", "FixedCounterBitmap", "Flags", "PMU",
+                                                      "AppliedUSec", "InForce", "LastError", "ProfileExpiresUSec",
+                                                      "Name", "UUID", "Labels", "Client", NULL);
+        vm->claims_said = vm->session != NULL;
 }
 
 static void announce_run(struct vm *vm, void *userdata) {
         vm_said(userdata, vm);
 }
 
-static void announce_done(void *userdata) {
-        manager_changed(userdata);      /* NVMs, once per batch */
-}
-
-/* A new VM is said on the bus when the loop has nothing more urgent: a
- * VMM's ATTACH, right behind its VM's creation, then finds the daemon (and
- * dbus-daemon, which routes three signals per VM) free. */
+/* A new VM is said on the bus BUS_COALESCE_USEC after it was detected, or
+ * with the first thing said about it (its VMM's answer, mostly), whichever
+ * comes first: a VMM's ATTACH, right behind its VM's creation, then finds
+ * the daemon (and dbus-daemon) free, and the announcement carries the
+ * answer's properties, with no PropertiesChanged of its own. */
 static void vm_new(struct bus *b, struct vm *vm) {
-        if (vm_queue_push(&b->announcements, vm) < 0) {
-                announce(b, vm);
-                manager_changed(b);
-                return;
-        }
+        coalesce(b->nvms_event);
+        if (vm_queue_push(&b->announcements, vm) < 0)
+                return (void) announce(b, vm);
         vm->unannounced = true;
 }
 
 static void vm_removed(struct bus *b, struct vm *vm) {
-        _cleanup_free_ char *path = NULL;
+        char path[VM_PATH_MAX];
 
         vm_said(b, vm);
-        emit_vm_signal_raw(b, "VMRemoved", vm);
-        path = bus_vm_path(vm);
-        if (path)
-                (void) sd_bus_emit_object_removed(b->bus, path);
+        if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) < 0)
+                return;
+        emit_vm_signal_raw(b, "VMRemoved", vm, path);
+        (void) sd_bus_emit_object_removed(b->bus, path);
         /* NVMs changes once the registry has dropped it: REGISTRY_COUNT_CHANGED. */
 }
 
@@ -117,7 +153,7 @@ static void emit_profile_vms_changed(struct bus *b, const char *name) {
                 (void) sd_bus_emit_properties_changed(b->bus, path, "org.pmufilterd1.Profile", "VMs", NULL);
 }
 
-static int on_profiles_changed(sd_event_source *s, void *userdata) {
+static int on_profiles_changed(sd_event_source *s, uint64_t usec, void *userdata) {
         struct bus *b = userdata;
         _cleanup_strv_free_ char **names = TAKE_PTR(b->dirty_profiles);
 
@@ -126,15 +162,16 @@ static int on_profiles_changed(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-/* A Profile's VMs changed.  Said once per profile at the end of the turn of
- * the loop: a change that moves 10,000 VMs says it once, not 20,000 times,
- * and no VMM waits for its APPLY behind it. */
+/* A Profile's VMs changed.  Said once per profile at most every
+ * BUS_COALESCE_USEC: a change that moves 10,000 VMs says it once, not
+ * 20,000 times, VMs that come and go say it ten times a second at most, and
+ * no VMM waits for its APPLY behind it. */
 static void profile_vms_changed(struct bus *b, const char *name) {
         if (!name || strv_contains(b->dirty_profiles, name))
                 return;
         if (strv_extend(&b->dirty_profiles, name) < 0)
                 return emit_profile_vms_changed(b, name);
-        (void) sd_event_source_set_enabled(b->profiles_event, SD_EVENT_ONESHOT);
+        coalesce(b->profiles_event);
 }
 
 static void on_registry(struct registry *r, enum registry_event ev, struct vm *vm,
@@ -149,17 +186,25 @@ static void on_registry(struct registry *r, enum registry_event ev, struct vm *v
         case REGISTRY_VM_SESSION_LOST:
                 vm_changed(b, vm);
                 break;
-        case REGISTRY_VM_APPLIED:
-                vm_said(b, vm);
+        case REGISTRY_VM_APPLIED: {
+                bool announced = vm_said(b, vm);
+
                 (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "FilterApplied", "ssbs",
                                           vm->id, strempty(vm->profile), data->ok, strempty(data->error));
-                vm_changed(b, vm);
+                if (!announced)
+                        vm_changed(b, vm);
                 break;
-        case REGISTRY_VM_UNMANAGED:
-                vm_said(b, vm);
-                emit_vm_signal_raw(b, "VMUnmanaged", vm);
-                vm_changed(b, vm);
+        }
+        case REGISTRY_VM_UNMANAGED: {
+                bool announced = vm_said(b, vm);
+                char path[VM_PATH_MAX];
+
+                if (vm_object_path(BUS_VM_PREFIX, vm->id, path, sizeof(path)) >= 0)
+                        emit_vm_signal_raw(b, "VMUnmanaged", vm, path);
+                if (!announced)
+                        vm_changed(b, vm);
                 break;
+        }
         case REGISTRY_VM_PROFILE_MOVED:
                 profile_vms_changed(b, data->old_profile);
                 profile_vms_changed(b, vm->profile);
@@ -168,8 +213,10 @@ static void on_registry(struct registry *r, enum registry_event ev, struct vm *v
                 vm_removed(b, vm);
                 break;
         case REGISTRY_COUNT_CHANGED:
+                coalesce(b->nvms_event);
+                break;
         case REGISTRY_SETTINGS_CHANGED:
-                manager_changed(b);
+                settings_changed(b);
                 break;
         case REGISTRY_POLICY_SWAPPED:
                 profiles_changed(b, data->old_names);
@@ -177,7 +224,7 @@ static void on_registry(struct registry *r, enum registry_event ev, struct vm *v
         case REGISTRY_POLICY_RELOADED:
                 (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "Reloaded", "bs", data->ok,
                                           strempty(data->error));
-                manager_changed(b);
+                settings_changed(b);
                 break;
         case REGISTRY_VM_RECORDED:
         case _REGISTRY_EVENT_MAX:
@@ -243,19 +290,24 @@ int bus_start(struct bus *b, struct deliver *d, const char *address) {
         b->announcements = (struct vm_queue) {
                 .description = "vm-announcements",
                 .run = announce_run,
-                .turn_done = announce_done,
                 .userdata = b,
                 .registry = d->registry,
                 .event = e,
-                .priority = SD_EVENT_PRIORITY_IDLE,
-                .max_lag_usec = 1000 * 1000,
+                .max_lag_usec = BUS_COALESCE_USEC,
+                .only_late = true,
         };
-        r = sd_event_add_defer(e, &b->profiles_event, on_profiles_changed, b);
+        b->nvms_said = (uint32_t) d->registry->n_vms;
+        r = sd_event_add_time(e, &b->profiles_event, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_profiles_changed, b);
+        if (r >= 0)
+                r = sd_event_add_time(e, &b->nvms_event, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_nvms, b);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the bus: %m");
         (void) sd_event_source_set_description(b->profiles_event, "profile-vms-changed");
         (void) sd_event_source_set_priority(b->profiles_event, SD_EVENT_PRIORITY_IDLE);
         (void) sd_event_source_set_enabled(b->profiles_event, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(b->nvms_event, "nvms-changed");
+        (void) sd_event_source_set_priority(b->nvms_event, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_enabled(b->nvms_event, SD_EVENT_OFF);
 
         r = bus_connect(address, &b->bus);
         if (r < 0)
@@ -281,6 +333,7 @@ int bus_start(struct bus *b, struct deliver *d, const char *address) {
 void bus_stop(struct bus *b) {
         vm_queue_done(&b->announcements);
         b->profiles_event = sd_event_source_disable_unref(b->profiles_event);
+        b->nvms_event = sd_event_source_disable_unref(b->nvms_event);
         strv_free(b->dirty_profiles);
         b->dirty_profiles = NULL;
         b->bus = sd_bus_flush_close_unref(b->bus);

@@ -18,6 +18,12 @@
 #define BUS_VM_PREFIX "/org/pmufilterd1/vm"
 #define BUS_PROFILE_PREFIX "/org/pmufilterd1/profile"
 
+/* What changes with every VM that comes, goes or moves (Manager.NVMs,
+ * Profile.VMs) is said at most this often, and a new VM is announced this
+ * late unless something else about it is said first (docs/architecture.md,
+ * "The life of one VM"). */
+#define BUS_COALESCE_USEC (100 * 1000)
+
 /* Who called a method, from the bus's credentials of the sender. */
 struct bus_caller {
         uid_t uid;
@@ -37,7 +43,9 @@ struct bus {
 
         struct vm_queue announcements;  /* new VMs to say on the bus */
         char **dirty_profiles;          /* Profile.VMs to say changed */
-        sd_event_source *profiles_event;
+        sd_event_source *profiles_event;        /* at most every BUS_COALESCE_USEC */
+        sd_event_source *nvms_event;            /* Manager.NVMs, at most every BUS_COALESCE_USEC */
+        uint32_t nvms_said;
         struct bus_caller senders[SENDER_CACHE_SIZE];
         unsigned senders_next;
 };
@@ -66,6 +74,14 @@ int bus_profile_enumerate(sd_bus *bus, const char *path, void *userdata, char **
  * does not fit. */
 #define VM_PATH_MAX 128
 int vm_object_path(const char *prefix, const char *id, char *buf, size_t size);
+/* The same for many VMs in a row (ListVMs): the prefix is copied once, each
+ * call escapes only the id.  NULL if it does not fit. */
+struct vm_path {
+        char buf[VM_PATH_MAX];
+        size_t prefix_len;
+};
+void vm_path_init(struct vm_path *p);
+const char *vm_path_of(struct vm_path *p, const char *id);
 char *bus_vm_path(const struct vm *vm);
 char *bus_profile_path(const char *name);
 /* The bus context of the method being dispatched, for handlers whose

@@ -85,6 +85,7 @@ struct vm {
         uint64_t attach_deadline;       /* deliver/: CLOCK_MONOTONIC, 0: not waiting for ATTACH */
         bool session_unstored;          /* deliver/: its session goes to the fd store with the record */
         bool unannounced;               /* bus/: VMNew, InterfacesAdded not said yet */
+        bool claims_said;               /* bus/: Name, UUID, Labels, Client said for its session */
         bool record_dirty;              /* records.c: its record is to be written */
         struct vm_waiter **waiters;     /* waiter.c: calls waiting for its next answer */
         size_t n_waiters;

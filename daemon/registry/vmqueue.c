@@ -34,7 +34,7 @@ void vm_queue_run(struct vm_queue *q, size_t max) {
         if (n > 0) {
                 memmove(q->entries, q->entries + n, (q->n - n) * sizeof(*q->entries));
                 q->n -= n;
-                if (q->n > 0 && q->source)
+                if (q->n > 0 && q->source && !q->only_late)
                         (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
                 arm_late(q);
                 if (q->turn_done)
@@ -68,7 +68,8 @@ int vm_queue_start(struct vm_queue *q) {
 
         assert(q);
         assert(q->event);
-        if (!q->source) {
+        assert(!q->only_late || q->max_lag_usec > 0);
+        if (!q->source && !q->only_late) {
                 r = sd_event_add_defer(q->event, &q->source, on_turn, q);
                 if (r < 0)
                         return r;
@@ -109,7 +110,8 @@ int vm_queue_push(struct vm_queue *q, const struct vm *vm) {
         q->entries[q->n++] = (struct vm_queue_entry) { { vm->pid, vm->fd }, now_usec(CLOCK_MONOTONIC) };
         if (q->n == 1)
                 arm_late(q);
-        (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
+        if (q->source)
+                (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
         return 0;
 }
 

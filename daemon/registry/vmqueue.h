@@ -6,7 +6,8 @@
  * per turn of the event loop, so that a change over 10,000 VMs never holds
  * a D-Bus call or an ATTACH behind all of them.  At idle priority a queue
  * may set max_lag_usec: under a load that never lets the loop idle, the
- * oldest entries run anyway once they are that late.  VMs are held by
+ * oldest entries run anyway once they are that late; with only_late they
+ * run then and no sooner.  VMs are held by
  * (pid, fd): one that goes away meanwhile is skipped.
  */
 #pragma once
@@ -36,6 +37,10 @@ struct vm_queue {
         void *userdata;
         int64_t priority;               /* of the turns: SD_EVENT_PRIORITY_* */
         uint64_t max_lag_usec;          /* 0: no bound */
+        /* Run entries only once they are max_lag_usec old: a delay, not a
+         * bound (the bus's announcements, said sooner when anything else
+         * about the VM is said). */
+        bool only_late;
 
         struct registry *registry;
         sd_event *event;

@@ -30,9 +30,27 @@ static void test_object_path(void **state) {
         assert_string_equal(buf, "/org/pmufilterd1/vm/_34711_2d12");
 }
 
+/* ListVMs' paths, the prefix copied once: the same as vm_object_path(),
+ * one id after another in the same buffer. */
+static void test_path_in_a_row(void **state) {
+        static const char *const ids[] = { "4711-12", "1-3", "", "x", "123456789-1048575", "4711-12" };
+        struct vm_path p;
+        char buf[VM_PATH_MAX];
+
+        vm_path_init(&p);
+        for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+                const char *got = vm_path_of(&p, ids[i]);
+
+                assert_int_equal(vm_object_path(BUS_VM_PREFIX, ids[i], buf, sizeof(buf)), 0);
+                assert_non_null(got);
+                assert_string_equal(got, buf);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_object_path),
+                cmocka_unit_test(test_path_in_a_row),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
