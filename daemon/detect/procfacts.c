@@ -22,7 +22,11 @@ static int gone_to_esrch(int r) {
 }
 
 /* Read /proc/<pid>/<name> whole, NUL-terminated.  These files are small but
- * not bounded (status grows with the number of groups). */
+ * not bounded (status grows with the number of groups).  stat, status and
+ * cgroup are each one record the kernel makes whole on a read()
+ * (single_open(), fs/seq_file.c): a read that leaves room in the buffer got
+ * all of it, and no read() for the end of the file follows (systemd's
+ * read_virtual_file() counts on the same). */
 static int read_proc_file(pid_t pid, const char *name, char **ret) {
         char path[64];
         _cleanup_close_ int fd = -1;
@@ -45,9 +49,9 @@ static int read_proc_file(pid_t pid, const char *name, char **ret) {
                                 continue;
                         return gone_to_esrch(-errno);
                 }
-                if (k == 0)
-                        break;
                 n += (size_t) k;
+                if (k == 0 || n < allocated - 1)
+                        break;
         }
         buf[n] = 0;
         *ret = TAKE_PTR(buf);
