@@ -278,7 +278,7 @@ static size_t register_new(struct deliver *d, struct fd_entry *e, size_t n, bool
                         if (e[j].pid < first.pid || (e[j].pid == first.pid && e[j].fd < first.fd))
                                 first = e[j];
                 }
-                if (known || first.pid == getpid())     /* ours: the KVM probe's VM, an ATTACH fd */
+                if (known || first.pid == getpid_cached())     /* ours: the KVM probe's VM, an ATTACH fd */
                         continue;
                 if (check_others && known_elsewhere(d, first.pid, first.fd))
                         continue;

@@ -300,7 +300,7 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         l = readlink(path, link, sizeof(link) - 1);
         if (l < 0 || (link[l] = 0, !streq(link, "anon_inode:kvm-vm")))
                 return session_refuse(s, EBADF, "the fd sent is not a KVM VM fd (it is '%s')", l < 0 ? "?" : link);
-        r = same_file(getpid(), fds[0], s->cred.pid, a.vmfd);
+        r = same_file(getpid_cached(), fds[0], s->cred.pid, a.vmfd);
         /* Close our copy at once: we cannot use it, and must not keep the VM alive. */
         fds[0] = safe_close(fds[0]);
         if (r <= 0)
