@@ -5,6 +5,8 @@
 #include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include "fileio.h"
@@ -63,40 +65,106 @@ static int fsync_directory_of(const char *path) {
         return 0;
 }
 
+/* The process's umask, read once from /proc/self/status (umask(2) can
+ * only be read by setting it); 0777 while it cannot be read (out of fds,
+ * say), which makes that write set its mode with fchmod(). */
+static mode_t process_umask(void) {
+        static mode_t cached = (mode_t) -1;
+        _cleanup_free_ char *buf = NULL;
+        const char *line;
+        unsigned m;
+
+        if (cached != (mode_t) -1)
+                return cached;
+        if (read_file_bounded("/proc/self/status", 64 * 1024, 0, &buf, NULL) < 0 ||
+            !(line = strstr(buf, "\nUmask:\t")) || sscanf(line + 8, "%o", &m) != 1 || m > 0777)
+                return 0777;
+        cached = (mode_t) m;
+        return cached;
+}
+
+/* A temporary name beside path: the records' reader skips names with a
+ * dot.  Not random: the directories are the daemon's, O_EXCL refuses a
+ * name taken (a crashed write's leftover, or a planted one), and the next
+ * number is tried. */
+static void temp_name(char *buf, size_t size, const char *path) {
+        static uint64_t counter;
+
+        if (counter == 0)
+                counter = now_usec(CLOCK_MONOTONIC) | 1;
+        snprintf(buf, size, "%s.%06" PRIx64, path, counter++ & 0xffffff);
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
 int write_file_atomic(const char *path, mode_t mode, unsigned flags,
                       int (*write_fn)(FILE *f, const void *userdata), const void *userdata) {
-        _cleanup_free_ char *tmp = NULL;
+        _cleanup_free_ char *tmp = NULL, *buf = NULL;
+        _cleanup_close_ int fd = -1;
+        bool made_dirs = false;
+        size_t size = 0, tmp_size;
         FILE *f;
-        int fd, r;
+        int r;
 
         assert(path);
         assert(write_fn);
-        if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
+
+        /* Formatted in memory first: the file is then one write(), and
+         * nothing is created when write_fn fails. */
+        f = open_memstream(&buf, &size);
+        if (!f)
                 return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT && (flags & WRITE_FILE_MKDIR)) {
-                /* The first write (or someone emptied the directory): make
-                 * the directories then, not on every write. */
-                r = mkdir_parents(path);
-                if (r < 0)
-                        return r;
-                strcpy(tmp + strlen(tmp) - 6, "XXXXXX");
-                fd = mkostemp(tmp, O_CLOEXEC);
-        }
-        if (fd < 0)
-                return -errno;
-        if (fchmod(fd, mode) < 0 || !(f = fdopen(fd, "w"))) {
-                r = -errno;
-                safe_close(fd);
-                (void) unlink(tmp);
-                return r;
-        }
         r = write_fn(f, userdata);
-        if (r >= 0 && fflush(f) != 0)
-                r = -errno;
-        if (r >= 0 && (flags & WRITE_FILE_SYNC) && fsync(fileno(f)) < 0)
-                r = -errno;
         if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+
+        tmp_size = strlen(path) + 8;
+        tmp = malloc(tmp_size);
+        if (!tmp)
+                return -ENOMEM;
+        for (unsigned attempt = 0;; attempt++) {
+                temp_name(tmp, tmp_size, path);
+                /* Created with its mode: no fchmod() unless the umask takes
+                 * bits of it away. */
+                fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, mode);
+                if (fd >= 0)
+                        break;
+                if (errno == EEXIST && attempt < 64)
+                        continue;
+                if (errno == ENOENT && (flags & WRITE_FILE_MKDIR) && !made_dirs) {
+                        /* The first write (or someone emptied the directory):
+                         * make the directories then, not on every write. */
+                        r = mkdir_parents(path);
+                        if (r < 0)
+                                return r;
+                        made_dirs = true;
+                        continue;
+                }
+                return -errno;
+        }
+        r = 0;
+        if ((mode & ~process_umask()) != mode && fchmod(fd, mode) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = write_all(fd, buf, size);
+        if (r >= 0 && (flags & WRITE_FILE_SYNC) && fsync(fd) < 0)
+                r = -errno;
+        if (close(TAKE_FD(fd)) < 0 && r >= 0 && errno != EINTR)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;

@@ -17,7 +17,8 @@ enum {
 
 /* Write what write_fn puts into the stream to path atomically: a temporary
  * file in the same directory, renamed over path only when everything was
- * written.  mode is the new file's mode.  -errno on failure, and path is
+ * written.  mode is the new file's mode, whatever the umask (read once per
+ * process: set it before the first write).  -errno on failure, and path is
  * as it was. */
 int write_file_atomic(const char *path, mode_t mode, unsigned flags,
                       int (*write_fn)(FILE *f, const void *userdata), const void *userdata);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* util.c — implementations of the small helpers declared in util.h. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "util.h"
@@ -84,6 +85,23 @@ uint64_t now_usec(clockid_t clock) {
 
         clock_gettime(clock, &ts);
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static pid_t cached_pid;
+
+static void reset_cached_pid(void) {
+        cached_pid = 0;
+}
+
+pid_t getpid_cached(void) {
+        static bool registered;
+
+        if (cached_pid == 0) {
+                if (!registered)
+                        registered = pthread_atfork(NULL, NULL, reset_cached_pid) == 0;
+                cached_pid = getpid();
+        }
+        return cached_pid;
 }
 
 int safe_atou64(const char *s, uint64_t *ret) {

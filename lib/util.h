@@ -105,6 +105,10 @@ bool strv_contains(char *const *l, const char *s);
 /* clock_gettime(clock) in microseconds. */
 uint64_t now_usec(clockid_t clock);
 
+/* getpid() without a system call after the first (glibc no longer caches
+ * it); reset in a child of fork(). */
+pid_t getpid_cached(void);
+
 /* Parse an unsigned integer in decimal (no leading zero: never octal) or
  * 0x hex, whole string only: digits and nothing else (no blank, no sign).
  * -EINVAL, -ERANGE. */

@@ -16,7 +16,7 @@ set -euo pipefail
 # built without cmocka).
 build=(
         gcc pkg-config meson ninja-build
-        libyaml-dev libsystemd-dev libudev-dev
+        libyaml-dev libsystemd-dev
         libpfm4-dev libsmartcols-dev
 )
 # ./run-demo: the build, a private system bus (dbus-daemon; busctl comes with

@@ -77,6 +77,13 @@ const char *overrides_lookup(const struct decider *d, const struct vm_identity *
 /* The same, as the entry (its expiry too), or NULL. */
 const struct state_entry *overrides_lookup_entry(const struct decider *d, const struct vm_identity *id,
                                                  bool *ret_runtime);
+/* The facts (PROC_FACT_IDS, PROC_FACT_MACHINE) overrides_lookup() needs
+ * for a VM claiming uuid and name (either NULL), given the keys recorded
+ * now: 0 when no key can match it whatever its facts say.  Reading fewer
+ * facts never changes what is found (docs/architecture.md, "The life of
+ * one VM"): a VM's uid is read only when a key names its claim, its
+ * machine only when a key could then match. */
+unsigned overrides_facts_needed(const struct decider *d, const char *uuid, const char *name);
 /* The key a change for this VM is recorded under: "machine:<uuid>",
  * "uid:<uid>/uuid:<uuid>" or "uid:<uid>/name:<name>", allocated.  -ENOENT
  * when there is nothing to bind it to. */

@@ -79,19 +79,25 @@ int deliver_decide(struct deliver *d, struct vm *vm) {
         return changed;
 }
 
-void deliver_vm_identity(struct vm *vm, struct vm_identity *ret) {
-        assert(ret);
+/* The identity with the facts of mask (PROC_FACT_IDS, PROC_FACT_MACHINE)
+ * read: a fact not read is taken as absent. */
+static void vm_identity_of(struct vm *vm, unsigned mask, struct vm_identity *ret) {
         /* Facts of a process that is gone are not to be had: then the
          * claims are bound to nothing verified, and bind nothing. */
-        if (vm->have_facts)
-                (void) proc_facts_load(&vm->facts, PROC_FACT_IDS | PROC_FACT_MACHINE);
+        if (vm->have_facts && mask != 0)
+                (void) proc_facts_load(&vm->facts, mask);
         *ret = (struct vm_identity) {
-                .machine_uuid = vm->have_facts ? vm->facts.machine_uuid : NULL,
-                .have_uid = vm->have_facts && (vm->facts.loaded & PROC_FACT_IDS),
+                .machine_uuid = vm->have_facts && (mask & PROC_FACT_MACHINE) ? vm->facts.machine_uuid : NULL,
+                .have_uid = vm->have_facts && (mask & PROC_FACT_IDS) && (vm->facts.loaded & PROC_FACT_IDS),
                 .uid = vm->facts.uid,
                 .uuid = vm->uuid,
                 .name = vm->name,
         };
+}
+
+void deliver_vm_identity(struct vm *vm, struct vm_identity *ret) {
+        assert(ret);
+        vm_identity_of(vm, PROC_FACT_IDS | PROC_FACT_MACHINE, ret);
 }
 
 int deliver_update_override(struct deliver *d, struct vm *vm) {
@@ -99,13 +105,18 @@ int deliver_update_override(struct deliver *d, struct vm *vm) {
         const struct state_entry *e;
         struct vm_identity id;
         bool runtime = false;
+        unsigned mask;
         int r;
 
         vm->override_expires_usec = 0;
-        /* Most hosts keep no per-VM change: read no facts for none. */
-        if (dec->persistent.n == 0 && dec->runtime.n == 0)
+        /* Most hosts keep no per-VM change, or none that could be this
+         * VM's: read no facts for those (overrides_facts_needed()). */
+        mask = overrides_facts_needed(dec, vm->uuid, vm->name);
+        if (mask == 0) {
+                vm->override_runtime = false;
                 return free_and_strdup(&vm->override, NULL);
-        deliver_vm_identity(vm, &id);
+        }
+        vm_identity_of(vm, mask, &id);
         e = overrides_lookup_entry(dec, &id, &runtime);
         r = free_and_strdup(&vm->override, e ? e->profile : NULL);
         vm->override_runtime = runtime;

@@ -62,14 +62,15 @@ const char *deliver_socket_path(const struct deliver *d) {
 }
 
 int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct vm **ret) {
+        _cleanup_(proc_facts_done) struct proc_facts facts = {};
         struct vm *vm = registry_get(d->registry, pid, fd);
-        uint64_t st;
         int r;
 
-        st = proc_starttime(pid);
-        if (st == 0)
-                return -ESRCH;
-        if (vm && vm->starttime == st) {
+        /* One read of /proc/<pid>/stat: the start time and comm. */
+        r = proc_facts_open(pid, &facts);
+        if (r < 0)
+                return r == -ENOMEM ? r : -ESRCH;
+        if (vm && vm->starttime == facts.starttime) {
                 if (ret)
                         *ret = vm;
                 return 0;
@@ -80,13 +81,10 @@ int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct vm **ret) {
         r = registry_add(d->registry, pid, fd, &vm);
         if (r < 0)
                 return r;
-        vm->starttime = st;
-        r = proc_facts_open(pid, &vm->facts);
-        if (r == -ESRCH) {
-                registry_remove(d->registry, vm);
-                return r;
-        }
-        vm->have_facts = r >= 0;
+        vm->starttime = facts.starttime;
+        vm->facts = facts;
+        facts = (struct proc_facts) {};
+        vm->have_facts = true;
 
         deliver_arm_attach_timeout(d, vm);
         log_debug("VM %s detected (pid %d, %s)", vm->id, (int) pid, strna(vm->facts.comm));
@@ -283,7 +281,7 @@ static size_t register_new(struct deliver *d, struct fd_entry *e, size_t n, bool
                         if (e[j].pid < first.pid || (e[j].pid == first.pid && e[j].fd < first.fd))
                                 first = e[j];
                 }
-                if (known || first.pid == getpid())     /* ours: the KVM probe's VM, an ATTACH fd */
+                if (known || first.pid == getpid_cached())     /* ours: the KVM probe's VM, an ATTACH fd */
                         continue;
                 if (check_others && known_elsewhere(d, first.pid, first.fd))
                         continue;
@@ -509,10 +507,13 @@ static void on_session_lost(struct vm *vm, int error, const char *reason, void *
         registry_notify(d->registry, REGISTRY_VM_SESSION_LOST, vm, &(struct registry_event_data) { .error = reason });
 }
 
-static void on_session_closed(struct vm *vm, void *userdata) {
+static void on_session_closed(struct vm *vm, int process_alive, void *userdata) {
         struct deliver *d = userdata;
 
-        if (proc_starttime(vm->pid) != vm->starttime || !proc_fd_is_kvm_vm(vm->pid, vm->fd))
+        /* A live pidfd holds its pid: no other process can have taken it. */
+        if (process_alive < 0)
+                process_alive = proc_starttime(vm->pid) == vm->starttime;
+        if (!process_alive || !proc_fd_is_kvm_vm(vm->pid, vm->fd))
                 return deliver_vm_gone(d, vm, "its VMM closed it");
         /* A VM whose filter the kernel refused stays failed: nothing of ours is in force. */
         if (vm->state != VM_FAILED)

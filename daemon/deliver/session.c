@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <sys/syscall.h>
 
 #include "compile.h"
@@ -299,7 +300,7 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
         l = readlink(path, link, sizeof(link) - 1);
         if (l < 0 || (link[l] = 0, !streq(link, "anon_inode:kvm-vm")))
                 return session_refuse(s, EBADF, "the fd sent is not a KVM VM fd (it is '%s')", l < 0 ? "?" : link);
-        r = same_file(getpid(), fds[0], s->cred.pid, a.vmfd);
+        r = same_file(getpid_cached(), fds[0], s->cred.pid, a.vmfd);
         /* Close our copy at once: we cannot use it, and must not keep the VM alive. */
         fds[0] = safe_close(fds[0]);
         if (r <= 0)
@@ -312,13 +313,30 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
                 session_refuse(s, -r, "%s", reason[0] ? reason : strerror(-r));
 }
 
+/* Whether the VM's process is still there, from the session's pidfd
+ * (readable once the process has exited: pidfd_open(2)) rather than from
+ * /proc; -1 where the pidfd cannot tell: none, or its process is not the
+ * VM's (a CLONE_FILES child attached it). */
+static int peer_alive(const struct session *s) {
+        struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
+        int r;
+
+        if (s->pidfd < 0 || !s->vm || s->cred.pid != s->vm->pid)
+                return -1;
+        r = poll(&p, 1, 0);
+        if (r < 0)
+                return -1;
+        return r == 0;
+}
+
 static void session_closed(struct session *s) {
         struct session_server *server = s->server;
         struct vm *vm = s->vm;
+        int alive = peer_alive(s);
 
         session_free(s);
         if (vm)
-                server->ops->closed(vm, server->userdata);
+                server->ops->closed(vm, alive, server->userdata);
 }
 
 static void handle_message(struct session *s, const char *buf, size_t n, int *fds, size_t n_fds) {

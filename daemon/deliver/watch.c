@@ -89,7 +89,7 @@ static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
         struct deliver *d = userdata;
         struct vm *vm;
 
-        if (ev->pid == getpid())
+        if (ev->pid == getpid_cached())
                 return;
         switch (ev->type) {
         case KVM_UEVENT_CREATE:

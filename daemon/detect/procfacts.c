@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <sys/syscall.h>
 #include <systemd/sd-login.h>
 
 #include "fileio.h"
@@ -21,7 +22,11 @@ static int gone_to_esrch(int r) {
 }
 
 /* Read /proc/<pid>/<name> whole, NUL-terminated.  These files are small but
- * not bounded (status grows with the number of groups). */
+ * not bounded (status grows with the number of groups).  stat, status and
+ * cgroup are each one record the kernel makes whole on a read()
+ * (single_open(), fs/seq_file.c): a read that leaves room in the buffer got
+ * all of it, and no read() for the end of the file follows (systemd's
+ * read_virtual_file() counts on the same). */
 static int read_proc_file(pid_t pid, const char *name, char **ret) {
         char path[64];
         _cleanup_close_ int fd = -1;
@@ -44,9 +49,9 @@ static int read_proc_file(pid_t pid, const char *name, char **ret) {
                                 continue;
                         return gone_to_esrch(-errno);
                 }
-                if (k == 0)
-                        break;
                 n += (size_t) k;
+                if (k == 0 || n < allocated - 1)
+                        break;
         }
         buf[n] = 0;
         *ret = TAKE_PTR(buf);
@@ -131,11 +136,23 @@ static int status_field(const char *status, const char *key, unsigned long *ret)
 int proc_get_tgid(pid_t tid, pid_t *ret) {
         _cleanup_free_ char *status = NULL;
         unsigned long tgid;
-        int r;
+        int fd, r;
 
         assert(ret);
         if (tid <= 0)
                 return -EINVAL;
+        /* Without PIDFD_THREAD, pidfd_open(2) takes only a thread-group
+         * leader (EINVAL for any other thread): for the usual creator, the
+         * VMM's main thread, that answers in two calls without reading
+         * status.  Anything but success is left to status to tell. */
+        fd = (int) syscall(SYS_pidfd_open, tid, 0);
+        if (fd >= 0) {
+                safe_close(fd);
+                *ret = tid;
+                return 0;
+        }
+        if (errno == ESRCH)
+                return -ESRCH;
         r = read_proc_file(tid, "status", &status);
         if (r < 0)
                 return r;

@@ -79,5 +79,7 @@ static inline int proc_facts_read(pid_t pid, struct proc_facts *ret) {
 uint64_t proc_starttime(pid_t pid);
 
 /* The process (thread group) a task belongs to: the uevent's PID= is the
- * *thread* that created the VM.  -ESRCH if the task is gone. */
+ * *thread* that created the VM.  A thread-group leader is told by
+ * pidfd_open(), any other thread by the Tgid: of its status file.  -ESRCH
+ * if the task is gone. */
 int proc_get_tgid(pid_t tid, pid_t *ret);

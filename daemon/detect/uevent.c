@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * uevent.c — the kvm uevent watcher: a libudev monitor on the kernel's
- * netlink source, filtered to the misc subsystem, drained on each wakeup of
- * the sd-event loop.  It owns two duties beyond parsing: telling the caller
- * when the kernel dropped events (ENOBUFS), and turning the creating thread
- * the kernel names into its process.
+ * uevent.c — the kvm uevent watcher: the kernel's NETLINK_KOBJECT_UEVENT
+ * socket read directly (docs/decisions.md, "Watching VMs"), each message's
+ * few keys parsed in place, drained on each wakeup of the sd-event loop.
+ * It owns two duties beyond parsing: telling the caller when the kernel
+ * dropped events (ENOBUFS), and turning the creating thread the kernel
+ * names into its process.
  */
 #include <assert.h>
 #include <limits.h>
 #include <poll.h>
+#include <linux/netlink.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <libudev.h>
 
 #include "procfacts.h"
 #include "procscan.h"
@@ -20,6 +21,10 @@
 /* Messages handled per wakeup before yielding to the loop's other sources;
  * the source is level-triggered, so the rest wakes it again at once. */
 #define UEVENT_BATCH 1024
+
+/* The kernel's uevents go to multicast group 1 of NETLINK_KOBJECT_UEVENT
+ * (udevd relays its own to group 2, which we do not join). */
+#define UEVENT_GROUP_KERNEL 1u
 
 /* A VM created by a thread other than its process's main thread: its
  * destroy event names the thread again, which may be gone by then.  pid 0:
@@ -32,8 +37,7 @@ struct creator {
 };
 
 struct uevent_watcher {
-        struct udev *udev;
-        struct udev_monitor *monitor;
+        int fd;
         sd_event_source *io;
         uevent_handler_t on_event;
         uevent_overflow_t on_overflow;
@@ -115,6 +119,60 @@ int kvm_uevent_parse(const char *event, const char *pid, const char *stats_path,
         return 0;
 }
 
+/* The value of key ("EVENT=") among the "KEY=value" strings of a uevent;
+ * -EBADMSG if it is there twice (one message, one meaning). */
+static int message_value(const char *const *props, size_t n, const char *key, const char **ret) {
+        const char *v = NULL;
+
+        for (size_t i = 0; i < n; i++) {
+                const char *p = startswith(props[i], key);
+
+                if (!p)
+                        continue;
+                if (v)
+                        return -EBADMSG;
+                v = p;
+        }
+        *ret = v;
+        return 0;
+}
+
+int kvm_uevent_parse_message(const char *buf, size_t len, struct kvm_uevent *ret) {
+        static const char *const keys[] = { "ACTION=", "SUBSYSTEM=", "DEVPATH=", "EVENT=", "PID=",
+                                            "STATS_PATH=", "COUNT=", "CREATED=" };
+        const char *v[ELEMENTSOF(keys)], *props[UEVENT_PROPS_MAX], *header, *at, *sysname;
+        size_t n = 0, i = 0;
+
+        assert(buf || len == 0);
+        assert(ret);
+        /* "ACTION@DEVPATH", then "KEY=value" strings, each NUL-terminated
+         * (the last one too, as the kernel sends them). */
+        if (len == 0 || buf[len - 1] != 0)
+                return -EBADMSG;
+        header = buf;
+        at = strchr(header, '@');
+        if (!at)
+                return -EBADMSG;
+        for (i = strlen(header) + 1; i < len; i += strlen(buf + i) + 1) {
+                if (n >= ELEMENTSOF(props))
+                        return -EBADMSG;
+                props[n++] = buf + i;
+        }
+        for (i = 0; i < ELEMENTSOF(keys); i++)
+                if (message_value(props, n, keys[i], &v[i]) < 0)
+                        return -EBADMSG;
+
+        /* Only the misc device kvm's change events are ours; kvm itself may
+         * send other change events (a written uevent file): no EVENT=. */
+        if (!streq_ptr(v[0], "change") || !streq_ptr(v[1], "misc") || !v[2])
+                return -ENOENT;
+        sysname = strrchr(v[2], '/');
+        if (!streq(sysname ? sysname + 1 : v[2], "kvm") || !streq(at + 1, v[2]) ||
+            (size_t) (at - header) != strlen(v[0]) || strncmp(header, v[0], (size_t) (at - header)) != 0)
+                return -ENOENT;
+        return kvm_uevent_parse(v[3], v[4], v[5], v[6], v[7], ret);
+}
+
 static struct creator *creator_find(struct uevent_watcher *w, pid_t tid, int fd) {
         for (size_t i = 0; i < w->n_creators; i++)
                 if (w->creators[i].tid == tid && w->creators[i].fd == fd)
@@ -188,20 +246,10 @@ static bool still_open(const struct creator *c) {
         return proc_fd_is_kvm_vm(c->pid, c->fd);
 }
 
-static void dispatch_device(struct uevent_watcher *w, struct udev_device *d) {
+static void dispatch_device(struct uevent_watcher *w, const char *buf, size_t len) {
         struct kvm_uevent ev;
 
-        /* The misc filter also passes other devices; kvm itself may send
-         * other change events (a written uevent file): no EVENT=, ignored. */
-        if (!streq_ptr(udev_device_get_subsystem(d), "misc") ||
-            !streq_ptr(udev_device_get_sysname(d), "kvm") ||
-            !streq_ptr(udev_device_get_action(d), "change"))
-                return;
-        if (kvm_uevent_parse(udev_device_get_property_value(d, "EVENT"),
-                             udev_device_get_property_value(d, "PID"),
-                             udev_device_get_property_value(d, "STATS_PATH"),
-                             udev_device_get_property_value(d, "COUNT"),
-                             udev_device_get_property_value(d, "CREATED"), &ev) < 0)
+        if (kvm_uevent_parse_message(buf, len, &ev) < 0)
                 return;
 
         if (ev.type == KVM_UEVENT_CREATE)
@@ -211,44 +259,60 @@ static void dispatch_device(struct uevent_watcher *w, struct udev_device *d) {
         w->on_event(&ev, w->userdata);
 }
 
-static bool socket_readable(int fd) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
+/* Receive and dispatch up to max queued events: true once the socket is
+ * empty.  Only the kernel's messages count: netlink port 0, and uid 0 in
+ * the credentials it attaches (what libudev checks for its "kernel"
+ * monitor; only CAP_NET_ADMIN could send to this group at all). */
+static bool receive(struct uevent_watcher *w, unsigned max) {
+        char buf[UEVENT_MSG_MAX + 1];
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(struct ucred))];
+        } control;
 
-        return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLERR));
-}
-
-/* Receive and dispatch up to max queued events. */
-static void receive(struct uevent_watcher *w, int fd, unsigned max) {
         for (unsigned i = 0; i < max; i++) {
-                struct udev_device *d;
+                struct sockaddr_nl sa;
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+                struct msghdr mh = {
+                        .msg_name = &sa,
+                        .msg_namelen = sizeof(sa),
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = &control,
+                        .msg_controllen = sizeof(control),
+                };
+                const struct ucred *cred = NULL;
+                ssize_t n;
 
-                errno = 0;
-                d = udev_monitor_receive_device(w->monitor);
-                if (d) {
-                        dispatch_device(w, d);
-                        udev_device_unref(d);
-                        continue;
+                n = recvmsg(w->fd, &mh, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        /* ENOBUFS: the kernel dropped messages for this
+                         * socket since the last read.  It is reported once,
+                         * ahead of what is still queued. */
+                        if (errno == ENOBUFS) {
+                                w->lost = w->enobufs = true;
+                                continue;
+                        }
+                        return true;    /* EAGAIN: empty (anything else: nothing to read either) */
                 }
-                /* libudev passes recvmsg()'s error on: ENOBUFS is the kernel
-                 * saying it dropped messages for this socket since the last
-                 * read.  It is reported once, ahead of what is still queued. */
-                if (errno == ENOBUFS) {
-                        w->lost = w->enobufs = true;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+                            c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
+                                cred = (const struct ucred *) CMSG_DATA(c);
+                if (mh.msg_namelen != sizeof(sa) || sa.nl_pid != 0 || !cred || cred->uid != 0 ||
+                    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
                         continue;
-                }
-                /* EAGAIN means empty, but libudev also says it for a message
-                 * it refused (bad sender): look before stopping. */
-                if (!socket_readable(fd))
-                        break;
+                buf[n] = 0;
+                dispatch_device(w, buf, (size_t) n);
         }
+        return false;
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct uevent_watcher *w = userdata;
-
-        receive(w, fd, UEVENT_BATCH);
-        if (socket_readable(fd))
-                return 0;       /* not drained yet: back soon */
+/* What is left after a drain of the queue (or all of it): the creators
+ * that could not be resolved, and lost events, reported once. */
+static void drained(struct uevent_watcher *w) {
         if (creators_filter(w, is_resolved))
                 w->lost = true;
         if (w->lost) {
@@ -258,6 +322,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 (void) creators_filter(w, still_open);
                 w->on_overflow(enobufs, w->userdata);
         }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct uevent_watcher *w = userdata;
+
+        if (receive(w, UEVENT_BATCH))
+                drained(w);
+        /* else not drained yet: back soon */
         return 0;
 }
 
@@ -266,8 +338,8 @@ void uevent_watcher_flush(struct uevent_watcher *w) {
                 return;
         /* A bound, should events keep coming: what is left is seen later,
          * as any event is. */
-        receive(w, udev_monitor_get_fd(w->monitor), UEVENT_FLUSH_MAX);
-        (void) on_io(NULL, udev_monitor_get_fd(w->monitor), 0, w);
+        if (receive(w, UEVENT_FLUSH_MAX))
+                drained(w);
 }
 
 int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size) {
@@ -276,8 +348,8 @@ int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size) {
         assert(w);
         /* SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it, take what
          * net.core.rmem_max allows. */
-        r = udev_monitor_set_receive_buffer_size(w->monitor, size);
-        if (r < 0 && setsockopt(udev_monitor_get_fd(w->monitor), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0)
+        r = setsockopt(w->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+        if (r < 0 && setsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0)
                 return -errno;
         return uevent_watcher_receive_buffer(w);
 }
@@ -288,7 +360,7 @@ int uevent_watcher_receive_buffer(struct uevent_watcher *w) {
 
         assert(w);
 
-        if (getsockopt(udev_monitor_get_fd(w->monitor), SOL_SOCKET, SO_RCVBUF, &granted, &l) < 0)
+        if (getsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &granted, &l) < 0)
                 return -errno;
         return granted;
 }
@@ -297,8 +369,7 @@ struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w) {
         if (!w)
                 return NULL;
         sd_event_source_disable_unref(w->io);
-        udev_monitor_unref(w->monitor);
-        udev_unref(w->udev);
+        safe_close(w->fd);
         free(w->creators);
         free(w);
         return NULL;
@@ -309,6 +380,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct uevent_watcher *, uevent_watcher_free)
 int uevent_watcher_new(sd_event *e, uevent_handler_t on_event, uevent_overflow_t on_overflow,
                        void *userdata, struct uevent_watcher **ret) {
         _cleanup_(uevent_watcher_freep) struct uevent_watcher *w = NULL;
+        struct sockaddr_nl sa;
         int r;
 
         if (!e || !on_event || !on_overflow || !ret)
@@ -318,31 +390,27 @@ int uevent_watcher_new(sd_event *e, uevent_handler_t on_event, uevent_overflow_t
         if (!w)
                 return -ENOMEM;
         *w = (struct uevent_watcher) {
+                .fd = -1,
                 .on_event = on_event,
                 .on_overflow = on_overflow,
                 .userdata = userdata,
         };
 
-        w->udev = udev_new();
-        if (!w->udev)
-                return errno > 0 ? -errno : -ENOMEM;
-        /* "kernel", not "udev": there may be no udevd to relay events. */
-        w->monitor = udev_monitor_new_from_netlink(w->udev, "kernel");
-        if (!w->monitor)
-                return errno > 0 ? -errno : -ENOMEM;
-        /* libudev's socket filter passes every kernel message (it can only
-         * match udevd's header); this filter is applied on receipt. */
-        r = udev_monitor_filter_add_match_subsystem_devtype(w->monitor, "misc", NULL);
-        if (r < 0)
-                return r;
+        w->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
+        if (w->fd < 0)
+                return -errno;
+        /* The sender's credentials with each message, checked on receipt. */
+        if (setsockopt(w->fd, SOL_SOCKET, SO_PASSCRED, &(int) { 1 }, sizeof(int)) < 0)
+                return -errno;
         /* A burst of VM starts must not overflow the socket.  Not fatal if
          * refused: an overflow is detected and answered with a rescan. */
         (void) uevent_watcher_set_receive_buffer(w, UEVENT_RECEIVE_BUFFER);
-        r = udev_monitor_enable_receiving(w->monitor);
-        if (r < 0)
-                return r;
+        /* The kernel's group only: there may be no udevd to relay events. */
+        sa = (struct sockaddr_nl) { .nl_family = AF_NETLINK, .nl_groups = UEVENT_GROUP_KERNEL };
+        if (bind(w->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
 
-        r = sd_event_add_io(e, &w->io, udev_monitor_get_fd(w->monitor), EPOLLIN, on_io, w);
+        r = sd_event_add_io(e, &w->io, w->fd, EPOLLIN, on_io, w);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(w->io, "kvm-uevent");

@@ -2,7 +2,7 @@
 /*
  * uevent.h — the kernel's word on VMs coming and going: `change` uevents of
  * the misc device kvm with EVENT=create|destroy, read from the kernel's
- * netlink source (there may be no udevd), and the parser for them.
+ * netlink socket (there may be no udevd), and the parsers for them.
  */
 #pragma once
 
@@ -36,6 +36,17 @@ struct kvm_uevent {
  * must name PID.  Sets pid = tid = PID.  -EBADMSG on anything else. */
 int kvm_uevent_parse(const char *event, const char *pid, const char *stats_path,
                      const char *count, const char *created, struct kvm_uevent *ret);
+
+/* Pure: one message of the kernel's uevent socket, len bytes ("ACTION@DEVPATH"
+ * and "KEY=value" strings, each NUL-terminated).  0 for a kvm event
+ * (ACTION=change, SUBSYSTEM=misc, DEVPATH ending in /kvm and agreeing with
+ * the header), then as kvm_uevent_parse() of its EVENT, PID, STATS_PATH,
+ * COUNT and CREATED; -ENOENT for a well-formed message of anything else;
+ * -EBADMSG for a malformed one (no header, not NUL-terminated, a key
+ * twice, more than UEVENT_PROPS_MAX strings, a bad kvm event). */
+#define UEVENT_MSG_MAX 8192
+#define UEVENT_PROPS_MAX 64
+int kvm_uevent_parse_message(const char *buf, size_t len, struct kvm_uevent *ret);
 
 typedef void (*uevent_handler_t)(const struct kvm_uevent *ev, void *userdata);
 /* The watcher cannot vouch that every VM was reported: the kernel dropped

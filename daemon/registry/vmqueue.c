@@ -3,10 +3,29 @@
  * vmqueue.c — deferred per-VM work, a batch per turn of the loop.
  */
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "vmqueue.h"
+
+/* The idle-priority queues of one loop, run in one dispatch.  Few loops,
+ * few queues: lists. */
+struct vm_queue_turn {
+        sd_event *event;
+        sd_event_source *source;
+        struct vm_queue *queues, *queues_tail;  /* in order of their first push */
+        struct vm_queue_turn *next;
+};
+
+static struct vm_queue_turn *turns;
+
+static void turn_enable(struct vm_queue *q) {
+        sd_event_source *s = q->turn ? q->turn->source : q->source;
+
+        if (s)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
 
 /* The oldest entry is due max lag after it was queued, idle or not. */
 static void arm_late(struct vm_queue *q) {
@@ -34,8 +53,8 @@ void vm_queue_run(struct vm_queue *q, size_t max) {
         if (n > 0) {
                 memmove(q->entries, q->entries + n, (q->n - n) * sizeof(*q->entries));
                 q->n -= n;
-                if (q->n > 0 && q->source && !q->only_late)
-                        (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
+                if (q->n > 0 && !q->only_late)
+                        turn_enable(q);
                 arm_late(q);
                 if (q->turn_done)
                         q->turn_done(q->userdata);
@@ -47,6 +66,58 @@ void vm_queue_run(struct vm_queue *q, size_t max) {
 static int on_turn(sd_event_source *s, void *userdata) {
         vm_queue_run(userdata, VM_QUEUE_BATCH);
         return 0;
+}
+
+static int on_shared_turn(sd_event_source *s, void *userdata) {
+        struct vm_queue_turn *t = userdata;
+
+        LIST_FOREACH_SAFE(turn, q, next, t->queues)
+                if (q->n > 0)
+                        vm_queue_run(q, VM_QUEUE_BATCH);
+        return 0;
+}
+
+static int turn_join(struct vm_queue *q) {
+        struct vm_queue_turn *t;
+        int r;
+
+        for (t = turns; t && t->event != q->event; t = t->next)
+                ;
+        if (!t) {
+                t = calloc(1, sizeof(*t));
+                if (!t)
+                        return -ENOMEM;
+                r = sd_event_add_defer(q->event, &t->source, on_shared_turn, t);
+                if (r < 0) {
+                        free(t);
+                        return r;
+                }
+                (void) sd_event_source_set_description(t->source, "vm-queues");
+                (void) sd_event_source_set_priority(t->source, SD_EVENT_PRIORITY_IDLE);
+                (void) sd_event_source_set_enabled(t->source, SD_EVENT_OFF);
+                t->event = q->event;
+                t->next = turns;
+                turns = t;
+        }
+        LIST_APPEND(turn, t->queues, t->queues_tail, q);
+        q->turn = t;
+        return 0;
+}
+
+static void turn_leave(struct vm_queue *q) {
+        struct vm_queue_turn *t = q->turn, **p;
+
+        if (!t)
+                return;
+        LIST_REMOVE_TAIL(turn, t->queues, t->queues_tail, q);
+        q->turn = NULL;
+        if (t->queues)
+                return;
+        for (p = &turns; *p != t; p = &(*p)->next)
+                ;
+        *p = t->next;
+        sd_event_source_disable_unref(t->source);
+        free(t);
 }
 
 /* The loop was never idle for max lag: a batch of the late ones now, and
@@ -69,7 +140,15 @@ int vm_queue_start(struct vm_queue *q) {
         assert(q);
         assert(q->event);
         assert(!q->only_late || q->max_lag_usec > 0);
-        if (!q->source && !q->only_late) {
+        if (q->only_late)
+                ;       /* its late timer alone runs it */
+        else if (q->priority == SD_EVENT_PRIORITY_IDLE) {
+                if (!q->turn) {
+                        r = turn_join(q);
+                        if (r < 0)
+                                return r;
+                }
+        } else if (!q->source) {
                 r = sd_event_add_defer(q->event, &q->source, on_turn, q);
                 if (r < 0)
                         return r;
@@ -110,12 +189,13 @@ int vm_queue_push(struct vm_queue *q, const struct vm *vm) {
         q->entries[q->n++] = (struct vm_queue_entry) { { vm->pid, vm->fd }, now_usec(CLOCK_MONOTONIC) };
         if (q->n == 1)
                 arm_late(q);
-        if (q->source)
-                (void) sd_event_source_set_enabled(q->source, SD_EVENT_ONESHOT);
+        if (!q->only_late)
+                turn_enable(q);
         return 0;
 }
 
 void vm_queue_done(struct vm_queue *q) {
+        turn_leave(q);
         q->source = sd_event_source_disable_unref(q->source);
         q->late = sd_event_source_disable_unref(q->late);
         free(q->entries);

@@ -7,8 +7,11 @@
  * a D-Bus call or an ATTACH behind all of them.  At idle priority a queue
  * may set max_lag_usec: under a load that never lets the loop idle, the
  * oldest entries run anyway once they are that late; with only_late they
- * run then and no sooner.  VMs are held by
- * (pid, fd): one that goes away meanwhile is skipped.
+ * run then and no sooner.  VMs are held by (pid, fd): one that goes away
+ * meanwhile is skipped.  The idle-priority queues of one loop (other than
+ * only_late ones) share one turn: a batch of each in the same iteration of
+ * the loop, not an iteration each (docs/architecture.md, "The life of one
+ * VM").
  */
 #pragma once
 
@@ -17,6 +20,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "list.h"
 #include "registry.h"
 
 #define VM_QUEUE_BATCH 256
@@ -44,7 +48,9 @@ struct vm_queue {
 
         struct registry *registry;
         sd_event *event;
-        sd_event_source *source;        /* a batch per turn */
+        sd_event_source *source;        /* a batch per turn (not at idle priority: see turn) */
+        struct vm_queue_turn *turn;     /* idle priority: the turn shared with the loop's other such queues */
+        LIST_FIELDS(struct vm_queue, turn);
         sd_event_source *late;          /* the oldest is max lag old: run anyway */
         struct vm_queue_entry *entries;
         size_t n, allocated;

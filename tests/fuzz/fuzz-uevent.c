@@ -10,11 +10,65 @@
  * whole (pid == tid > 0, fd -1 exactly when STATS_PATH is absent) and the
  * kernel's own spelling of it is exactly what was parsed (the parser takes
  * only the canonical form, so a second spelling cannot alias a VM).
+ *
+ * The same input is also one whole message of the kernel's uevent socket
+ * for kvm_uevent_parse_message() (the corpus's msg-* seeds are such
+ * messages): 0, -ENOENT or -EBADMSG, *ret untouched on failure, and on
+ * success the message is NUL-terminated, names the misc device kvm's
+ * change (the last part of DEVPATH is kvm), holds each key once, and its event is kvm_uevent_parse() of the
+ * values a plain reading of its strings finds.
  */
 #include <inttypes.h>
 
 #include "fuzz.h"
 #include "uevent.h"
+
+/* The value of key in the message, read the plain way; NULL if absent. */
+static const char *plain_value(const char *m, size_t len, const char *key, unsigned *ret_count) {
+        const char *v = NULL;
+
+        *ret_count = 0;
+        for (size_t i = strlen(m) + 1; i < len; i += strlen(m + i) + 1)
+                if (startswith(m + i, key)) {
+                        v = v ? v : m + i + strlen(key);
+                        (*ret_count)++;
+                }
+        return v;
+}
+
+static void check_message(const uint8_t *data, size_t size) {
+        static const char *const keys[] = { "EVENT=", "PID=", "STATS_PATH=", "COUNT=", "CREATED=" };
+        const char *m = (const char *) data, *v[ELEMENTSOF(keys)], *action, *subsystem, *devpath;
+        struct kvm_uevent ev, untouched, want;
+        unsigned count;
+        int r;
+
+        memset(&ev, 0xa5, sizeof(ev));
+        untouched = ev;
+        r = kvm_uevent_parse_message(m, size, &ev);
+        fuzz_check(r == 0 || r == -ENOENT || r == -EBADMSG, "message: returned %d", r);
+        if (r < 0) {
+                fuzz_check(memcmp(&ev, &untouched, sizeof(ev)) == 0, "message: *ret written on failure");
+                return;
+        }
+
+        fuzz_check(size > 0 && m[size - 1] == 0, "message accepted without its final NUL");
+        fuzz_check(strchr(m, '@'), "message accepted without a header");
+        action = plain_value(m, size, "ACTION=", &count);
+        fuzz_check(count == 1 && streq(action, "change"), "ACTION=%s (%u times)", strna(action), count);
+        subsystem = plain_value(m, size, "SUBSYSTEM=", &count);
+        fuzz_check(count == 1 && streq(subsystem, "misc"), "SUBSYSTEM=%s (%u times)", strna(subsystem), count);
+        devpath = plain_value(m, size, "DEVPATH=", &count);
+        fuzz_check(count == 1 && streq(strrchr(devpath, '/') ? strrchr(devpath, '/') + 1 : devpath, "kvm"),
+                   "DEVPATH=%s (%u times)", strna(devpath), count);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                v[i] = plain_value(m, size, keys[i], &count);
+                fuzz_check(count <= 1, "%s %u times", keys[i], count);
+        }
+        memset(&want, 0xa5, sizeof(want));
+        fuzz_check(kvm_uevent_parse(v[0], v[1], v[2], v[3], v[4], &want) == 0, "message parsed, its values not");
+        fuzz_check(memcmp(&ev, &want, sizeof(ev)) == 0, "message parsed otherwise than its values");
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *f[5] = {}, buf[64];
@@ -22,6 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t lens[5], n;
         struct kvm_uevent ev, untouched;
         int r;
+
+        check_message(data, size);
 
         n = fuzz_split(data, size, ELEMENTSOF(f), f, lens);
         for (size_t i = 0; i < n; i++)

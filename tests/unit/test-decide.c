@@ -800,6 +800,91 @@ static void test_overrides_follow_verified_identity(void **state) {
         decider_done(&d);
 }
 
+/* The identity the daemon builds when it reads only the facts of mask
+ * (deliver_update_override()): a fact not read is absent. */
+static struct vm_identity identity_with(const struct vm_identity *full, unsigned mask) {
+        struct vm_identity id = *full;
+
+        if (!(mask & PROC_FACT_MACHINE))
+                id.machine_uuid = NULL;
+        if (!(mask & PROC_FACT_IDS))
+                id.have_uid = false;
+        return id;
+}
+
+/* Reading only the facts overrides_facts_needed() asks for finds exactly
+ * what reading them all finds: no change reaches a VM it would not reach
+ * otherwise, none is missed.  Every identity against every store. */
+static void test_overrides_facts_needed(void **state) {
+        static const char *const keys[] = {
+                "machine:6f1c2d3e-0000-4000-8000-000000000001",
+                "uid:107/uuid:u-1", "uid:0/uuid:u-1", "uid:107/name:ops-vm", "uid:0/name:db",
+                "uid:107/name:u-1", "uid:107/uuid:ops-vm",      /* a claim under the other kind */
+                "uuid:u-1", "name:db",                          /* version 1, not migrated */
+        };
+        static const char *const machines[] = { NULL, "6f1c2d3e-0000-4000-8000-000000000001",
+                                                "6f1c2d3e-0000-4000-8000-000000000002" };
+        static const char *const uuids[] = { NULL, "u-1", "u-2", "ops-vm" }, *const names[] = { NULL, "ops-vm", "db", "u-1" };
+        static const uid_t uids[] = { 0, 107 };
+        unsigned checked = 0, saved = 0;
+
+        /* Each subset of the keys, runtime or persistent by the next bit. */
+        for (unsigned set = 0; set < (1u << ELEMENTSOF(keys)); set++) {
+                struct decider d = {};
+
+                for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                        if (set & (1u << k))
+                                assert_int_equal(overrides_set(&d, keys[k], k % 2 ? "tenant-a" : "tenant-b",
+                                                               (set >> (k + 1)) & 1), 0);
+                for (size_t m = 0; m < ELEMENTSOF(machines); m++)
+                        for (size_t u = 0; u < ELEMENTSOF(uuids); u++)
+                                for (size_t n = 0; n < ELEMENTSOF(names); n++)
+                                        for (size_t i = 0; i < ELEMENTSOF(uids) * 2; i++) {
+                                                struct vm_identity full = {
+                                                        .machine_uuid = machines[m],
+                                                        .have_uid = i % 2,
+                                                        .uid = uids[i / 2],
+                                                        .uuid = uuids[u],
+                                                        .name = names[n],
+                                                }, part;
+                                                unsigned mask = overrides_facts_needed(&d, full.uuid, full.name);
+                                                bool rt_full = false, rt_part = false;
+                                                const char *a, *b;
+
+                                                assert_int_equal(mask & ~(PROC_FACT_IDS | PROC_FACT_MACHINE), 0);
+                                                part = identity_with(&full, mask);
+                                                a = overrides_lookup(&d, &full, &rt_full);
+                                                b = mask ? overrides_lookup(&d, &part, &rt_part) : NULL;
+                                                if (!streq_ptr(a, b) || (a && rt_full != rt_part))
+                                                        fail_msg("keys 0x%x, machine %s uuid %s name %s uid %s%u: "
+                                                                 "mask 0x%x finds %s, all facts find %s", set,
+                                                                 strna(full.machine_uuid), strna(full.uuid),
+                                                                 strna(full.name), full.have_uid ? "" : "unknown ",
+                                                                 (unsigned) full.uid, mask, strna(b), strna(a));
+                                                checked++;
+                                                saved += mask != (PROC_FACT_IDS | PROC_FACT_MACHINE);
+                                        }
+                decider_done(&d);
+        }
+        assert_true(checked > 0 && saved > 0);
+
+        /* No change at all, or none naming the claims: no facts. */
+        {
+                struct decider d = {};
+
+                assert_int_equal(overrides_facts_needed(&d, "u-1", "web"), 0);
+                assert_int_equal(overrides_set(&d, "uid:0/uuid:u-9", "tenant-a", true), 0);
+                assert_int_equal(overrides_facts_needed(&d, "u-1", "web"), 0);
+                assert_int_equal(overrides_facts_needed(&d, NULL, NULL), 0);
+                assert_int_equal(overrides_facts_needed(&d, "u-9", NULL), PROC_FACT_IDS | PROC_FACT_MACHINE);
+                /* a claimed name equal to a UUID key's value is not that claim */
+                assert_int_equal(overrides_facts_needed(&d, NULL, "u-9"), 0);
+                assert_int_equal(overrides_set(&d, "machine:6f1c2d3e-0000-4000-8000-000000000001", "trusted", false), 0);
+                assert_int_equal(overrides_facts_needed(&d, "u-1", "web"), PROC_FACT_MACHINE);
+                decider_done(&d);
+        }
+}
+
 static void test_overrides_set(void **state) {
         struct decider d = {};
         bool runtime = false;
@@ -1217,6 +1302,7 @@ int main(void) {
                 cmocka_unit_test(test_rule_numbers_across_files),
                 cmocka_unit_test(test_override_beats_rules),
                 cmocka_unit_test(test_overrides_lookup),
+                cmocka_unit_test(test_overrides_facts_needed),
                 cmocka_unit_test(test_overrides_set),
                 cmocka_unit_test(test_overrides_decide),
                 cmocka_unit_test(test_overrides_key),

@@ -122,12 +122,86 @@ static void test_queue_reserve(void **state) {
         registry_done(&r);
 }
 
+struct ran {
+        const char *order[8];
+        size_t n;
+};
+
+static void run_a(struct vm *vm, void *userdata) {
+        struct ran *r = userdata;
+
+        if (r->n < ELEMENTSOF(r->order))
+                r->order[r->n++] = "a";
+}
+
+static void run_b(struct vm *vm, void *userdata) {
+        struct ran *r = userdata;
+
+        if (r->n < ELEMENTSOF(r->order))
+                r->order[r->n++] = "b";
+}
+
+/* Two idle-priority queues of one loop run in the same iteration (one
+ * dispatch: the loop's other idle work waits for the next), in the order
+ * of their first push; a queue at another priority keeps its own turn. */
+static void test_queue_shared_turn(void **state) {
+        struct registry r;
+        struct ran ran = {};
+        struct vm_queue a = { .description = "a", .run = run_a, .userdata = &ran, .priority = SD_EVENT_PRIORITY_IDLE,
+                              .max_lag_usec = 1000 * 1000 },
+                        b = { .description = "b", .run = run_b, .userdata = &ran, .priority = SD_EVENT_PRIORITY_IDLE },
+                        c = { .description = "c", .run = run_b, .userdata = &ran, .priority = SD_EVENT_PRIORITY_NORMAL };
+        sd_event *e = NULL;
+        struct vm *vm1, *vm2;
+
+        registry_init(&r);
+        assert_int_equal(sd_event_new(&e), 0);
+        a.registry = b.registry = c.registry = &r;
+        a.event = b.event = c.event = e;
+        vm1 = add(&r, 10, 3);
+        vm2 = add(&r, 10, 4);
+
+        assert_int_equal(vm_queue_push(&b, vm1), 0);
+        assert_int_equal(vm_queue_push(&a, vm2), 0);
+        assert_int_equal(vm_queue_push(&a, vm1), 0);
+        assert_ptr_equal(a.turn, b.turn);
+        assert_null(a.source);
+        assert_int_equal(sd_event_run(e, 0), 1);        /* one dispatch: all three */
+        assert_int_equal(ran.n, 3);
+        assert_string_equal(ran.order[0], "b");
+        assert_string_equal(ran.order[1], "a");
+        assert_string_equal(ran.order[2], "a");
+        assert_int_equal(a.n + b.n, 0);
+        assert_int_equal(sd_event_run(e, 0), 0);        /* nothing left to do */
+
+        /* Another priority: its own turn. */
+        assert_int_equal(vm_queue_push(&c, vm1), 0);
+        assert_null(c.turn);
+        assert_non_null(c.source);
+        assert_int_equal(sd_event_run(e, 0), 1);
+        assert_int_equal(ran.n, 4);
+
+        /* The turn goes with its last queue, and comes back. */
+        vm_queue_done(&a);
+        assert_non_null(b.turn);
+        vm_queue_done(&b);
+        assert_null(b.turn);
+        assert_int_equal(vm_queue_push(&b, vm2), 0);
+        assert_int_equal(sd_event_run(e, 0), 1);
+        assert_int_equal(ran.n, 5);
+        vm_queue_done(&b);
+        vm_queue_done(&c);
+        sd_event_unref(e);
+        registry_done(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keys_and_growth),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_state_counts),
                 cmocka_unit_test(test_queue_reserve),
+                cmocka_unit_test(test_queue_shared_turn),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@
  * receive-buffer overflow is reported.
  */
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,6 +102,83 @@ static void test_parse_bad(void **state) {
                                  strna(bad[i].count), strna(bad[i].created));
                 assert_int_equal(ev.pid, 4242);         /* untouched on failure */
         }
+}
+
+/* A message as the kernel sends it: "ACTION@DEVPATH" and "KEY=value"
+ * strings, each NUL-terminated; sizeof() - 1 drops the literal's own NUL. */
+#define KVM_MSG(event, pid, extra)                                                      \
+        "change@/devices/virtual/misc/kvm\0ACTION=change\0DEVPATH=/devices/virtual/misc/kvm\0" \
+        "SUBSYSTEM=misc\0CREATED=7\0COUNT=1\0EVENT=" event "\0PID=" pid "\0" extra      \
+        "SEQNUM=4242\0MAJOR=10\0MINOR=232\0DEVNAME=kvm\0"
+
+static int parse_msg(const char *m, size_t size, struct kvm_uevent *ev) {
+        return kvm_uevent_parse_message(m, size - 1, ev);
+}
+#define PARSE_MSG(m, ev) parse_msg(m, sizeof(m), ev)
+
+static void test_parse_message(void **state) {
+        static const struct {
+                const char *m;
+                size_t size;
+                int r;
+        } cases[] = {
+#define C(m, r) { m, sizeof(m), r }
+                /* other devices and actions: not ours */
+                C("add@/devices/virtual/net/tap0\0ACTION=add\0DEVPATH=/devices/virtual/net/tap0\0SUBSYSTEM=net\0", -ENOENT),
+                C("change@/devices/virtual/misc/kvm\0ACTION=add\0DEVPATH=/devices/virtual/misc/kvm\0SUBSYSTEM=misc\0", -ENOENT),
+                C("change@/devices/virtual/misc/tun\0ACTION=change\0DEVPATH=/devices/virtual/misc/tun\0SUBSYSTEM=misc\0", -ENOENT),
+                C("change@/devices/virtual/misc/kvm\0ACTION=change\0DEVPATH=/devices/virtual/misc/kvm\0SUBSYSTEM=block\0", -ENOENT),
+                C("change@/devices/virtual/misc/kvmx\0ACTION=change\0DEVPATH=/devices/virtual/misc/kvmx\0SUBSYSTEM=misc\0", -ENOENT),
+                C("change@/devices/virtual/misc/kvm\0ACTION=change\0SUBSYSTEM=misc\0EVENT=create\0", -ENOENT),
+                /* the header must agree with ACTION= and DEVPATH= */
+                C("add@/devices/virtual/misc/kvm\0ACTION=change\0DEVPATH=/devices/virtual/misc/kvm\0SUBSYSTEM=misc\0"
+                  "CREATED=7\0COUNT=1\0EVENT=create\0PID=42\0", -ENOENT),
+                C("change@/devices/virtual/misc/tun\0ACTION=change\0DEVPATH=/devices/virtual/misc/kvm\0SUBSYSTEM=misc\0"
+                  "CREATED=7\0COUNT=1\0EVENT=create\0PID=42\0", -ENOENT),
+                /* kvm's own change events without EVENT= (a written uevent file) */
+                C("change@/devices/virtual/misc/kvm\0ACTION=change\0DEVPATH=/devices/virtual/misc/kvm\0SUBSYSTEM=misc\0", -EBADMSG),
+                /* malformed */
+                C("", -EBADMSG),
+                C("change/devices/virtual/misc/kvm\0ACTION=change\0", -EBADMSG),
+                C(KVM_MSG("create", "42", "EVENT=destroy\0"), -EBADMSG),        /* a key twice */
+                C(KVM_MSG("create", "42", "PID=43\0"), -EBADMSG),
+                C(KVM_MSG("create", "042", ""), -EBADMSG),
+                C(KVM_MSG("create", "42", "STATS_PATH=/kvm/43-5\0"), -EBADMSG),
+#undef C
+        };
+        struct kvm_uevent ev;
+        char many[4096];
+        size_t n;
+
+        assert_int_equal(PARSE_MSG(KVM_MSG("create", "8275", "STATS_PATH=/kvm/8275-5\0"), &ev), 0);
+        assert_int_equal(ev.type, KVM_UEVENT_CREATE);
+        assert_int_equal(ev.tid, 8275);
+        assert_int_equal(ev.pid, 8275);
+        assert_int_equal(ev.fd, 5);
+        assert_int_equal(ev.count, 1);
+        assert_int_equal(ev.created, 7);
+        assert_int_equal(PARSE_MSG(KVM_MSG("destroy", "8275", ""), &ev), 0);
+        assert_int_equal(ev.type, KVM_UEVENT_DESTROY);
+        assert_int_equal(ev.fd, -1);
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ev = (struct kvm_uevent) { .pid = 4242 };
+                if (parse_msg(cases[i].m, cases[i].size, &ev) != cases[i].r)
+                        fail_msg("case %zu: not %d", i, cases[i].r);
+                assert_int_equal(ev.pid, 4242);         /* untouched on failure */
+        }
+
+        /* Not NUL-terminated: the last string would run off the end. */
+        {
+                static const char m[] = KVM_MSG("create", "42", "");
+
+                assert_int_equal(kvm_uevent_parse_message(m, sizeof(m) - 2, &ev), -EBADMSG);
+        }
+        /* More strings than a uevent has. */
+        n = (size_t) snprintf(many, sizeof(many), "change@/devices/virtual/misc/kvm") + 1;
+        for (unsigned i = 0; i <= UEVENT_PROPS_MAX; i++)
+                n += (size_t) snprintf(many + n, sizeof(many) - n, "X%u=1", i) + 1;
+        assert_int_equal(kvm_uevent_parse_message(many, n, &ev), -EBADMSG);
 }
 
 /* ---- the live watcher ----------------------------------------------- */
@@ -372,6 +451,47 @@ static void test_overflow(void **state) {
         close(vms[0]);
 }
 
+/* Only the kernel's messages count: one sent to the kernel's group by a
+ * process (which needs CAP_NET_ADMIN) comes from its own port, and is
+ * ignored however well it names a VM. */
+static void test_forged_sender(void **state) {
+        struct fixture *f = *state;
+        struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+        char buf[512], pid[32];
+        size_t n = 0;
+        int fd, vm;
+
+        SKIP_WITHOUT_KVM(f);
+        snprintf(pid, sizeof(pid), "PID=%d", (int) getpid());
+        for (const char *const *p = (const char *const[]) {
+                     "change@/devices/virtual/misc/kvm", "ACTION=change", "DEVPATH=/devices/virtual/misc/kvm",
+                     "SUBSYSTEM=misc", "CREATED=7", "COUNT=1", "EVENT=create", pid, NULL }; *p; p++)
+                n += (size_t) snprintf(buf + n, sizeof(buf) - n, "%s", *p) + 1;
+        /* the same bytes the parser would take for a VM of ours */
+        {
+                struct kvm_uevent ev;
+
+                assert_int_equal(kvm_uevent_parse_message(buf, n, &ev), 0);
+                assert_int_equal(ev.pid, getpid());
+        }
+
+        fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+        assert_true(fd >= 0);
+        if (sendto(fd, buf, n, 0, (struct sockaddr *) &to, sizeof(to)) < 0) {
+                close(fd);
+                skip();         /* no CAP_NET_ADMIN: nobody here could forge one */
+        }
+        close(fd);
+
+        /* A real VM afterwards: its create is seen, the forged one was not. */
+        vm = kvm_create_vm(-1);
+        assert_true(vm >= 0);
+        assert_true(run_until(f, have_event, &(struct want) { KVM_UEVENT_CREATE, getpid(), vm }));
+        assert_null(find_event(f, KVM_UEVENT_CREATE, getpid(), -1));
+        assert_int_equal(f->seen.n, 1);
+        close(vm);
+}
+
 static void test_new_invalid(void **state) {
         struct uevent_watcher *w = NULL;
         sd_event *e = NULL;
@@ -389,12 +509,14 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_good),
                 cmocka_unit_test(test_parse_bad),
+                cmocka_unit_test(test_parse_message),
                 cmocka_unit_test(test_new_invalid),
                 cmocka_unit_test_setup_teardown(test_create_destroy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_thread_creator, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_thread_creator_gone, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_stats_path, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_forged_sender, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

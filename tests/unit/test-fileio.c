@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-fileio.c — write_file_atomic(): the file whole with its mode
+ * whatever the umask, the old one untouched and no temporary left when
+ * writing fails, a planted temporary name or a symlink in the way not
+ * followed, and the parent directories made on demand.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "fileio.h"
+#include "util.h"
+
+static int write_text(FILE *f, const void *userdata) {
+        fputs(userdata, f);
+        return 0;
+}
+
+static int write_fails(FILE *f, const void *userdata) {
+        fputs("half", f);
+        return -EIO;
+}
+
+static char *tmpdir(void) {
+        char *d = strdup("/tmp/test-fileio.XXXXXX");
+
+        assert_non_null(d);
+        assert_non_null(mkdtemp(d));
+        return d;
+}
+
+static size_t count_entries(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        size_t n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+static void expect_file(const char *path, const char *text, mode_t mode) {
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+
+        assert_int_equal(read_file_bounded(path, 4096, 0, &buf, NULL), 0);
+        assert_string_equal(buf, text);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, mode);
+}
+
+static void test_write_and_replace(void **state) {
+        _cleanup_free_ char *d = tmpdir(), *path = NULL;
+        mode_t old = umask(022);
+
+        assert_true(asprintf(&path, "%s/record", d) > 0);
+        assert_int_equal(write_file_atomic(path, 0600, 0, write_text, "one\n"), 0);
+        expect_file(path, "one\n", 0600);
+        assert_int_equal(write_file_atomic(path, 0644, WRITE_FILE_SYNC, write_text, "two\n"), 0);
+        expect_file(path, "two\n", 0644);
+        /* a failed write leaves the old file and no temporary */
+        assert_int_equal(write_file_atomic(path, 0600, 0, write_fails, NULL), -EIO);
+        expect_file(path, "two\n", 0644);
+        assert_int_equal(count_entries(d), 1);
+        /* a large one, whole */
+        {
+                _cleanup_free_ char *big = malloc(300001);
+
+                assert_non_null(big);
+                memset(big, 'x', 300000);
+                big[300000] = 0;
+                assert_int_equal(write_file_atomic(path, 0600, 0, write_text, big), 0);
+                assert_int_equal(write_file_atomic(path, 0600, 0, write_text, "three\n"), 0);
+                expect_file(path, "three\n", 0600);
+        }
+        assert_int_equal(count_entries(d), 1);
+        umask(old);
+        assert_int_equal(rm_rf_shallow(d), 0);
+}
+
+/* The mode asked for is the mode given, though the umask would take bits
+ * away.  The umask is read once, at a process's first write (forked
+ * children inherit what was read): so this test runs first, and writes
+ * from a child with the umask set. */
+static void test_mode_despite_umask(void **state) {
+        _cleanup_free_ char *d = tmpdir(), *path = NULL;
+        int status;
+        pid_t pid;
+
+        assert_true(asprintf(&path, "%s/metrics.prom", d) > 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                umask(077);
+                _exit(write_file_atomic(path, 0644, 0, write_text, "m 1\n") == 0 ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        expect_file(path, "m 1\n", 0644);
+        assert_int_equal(rm_rf_shallow(d), 0);
+}
+
+/* A symlink at the path is replaced, not followed; taken temporary names
+ * (a crashed write's leftovers, planted symlinks) are skipped by O_EXCL. */
+static void test_hostile_directory(void **state) {
+        _cleanup_free_ char *d = tmpdir(), *path = NULL, *target = NULL;
+        mode_t old = umask(022);
+
+        assert_true(asprintf(&path, "%s/state.yaml", d) > 0);
+        assert_true(asprintf(&target, "%s/target", d) > 0);
+        assert_int_equal(symlink(target, path), 0);
+        assert_int_equal(write_file_atomic(path, 0600, 0, write_text, "a\n"), 0);
+        expect_file(path, "a\n", 0600);
+        assert_int_equal(access(target, F_OK), -1);
+
+        assert_int_equal(write_file_atomic(path, 0600, 0, write_text, "b\n"), 0);
+        expect_file(path, "b\n", 0600);
+        assert_int_equal(access(target, F_OK), -1);
+        umask(old);
+        assert_int_equal(rm_rf_shallow(d), 0);
+}
+
+static void test_mkdir(void **state) {
+        _cleanup_free_ char *d = tmpdir(), *path = NULL, *sub = NULL;
+
+        assert_true(asprintf(&sub, "%s/vms", d) > 0);
+        assert_true(asprintf(&path, "%s/vms/4711-12", d) > 0);
+        assert_int_equal(write_file_atomic(path, 0600, 0, write_text, "x"), -ENOENT);
+        assert_int_equal(write_file_atomic(path, 0600, WRITE_FILE_MKDIR, write_text, "x"), 0);
+        expect_file(path, "x", 0600);
+        assert_int_equal(rm_rf_shallow(sub), 0);
+        assert_int_equal(rm_rf_shallow(d), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_mode_despite_umask),      /* first: see there */
+                cmocka_unit_test(test_write_and_replace),
+                cmocka_unit_test(test_hostile_directory),
+                cmocka_unit_test(test_mkdir),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
