@@ -15,18 +15,18 @@
 
 struct proc_facts {
         pid_t pid;
-        uint64_t starttime;     /* /proc/<pid>/stat field 22: tells a reused pid apart */
-        char *exe;              /* /proc/<pid>/exe, " (deleted)" removed: see exe_deleted */
-        bool exe_deleted;       /* the binary was replaced or removed since it started */
-        char *comm;             /* /proc/<pid>/comm */
         uid_t uid;              /* real uid (see docs/decisions.md "Watching VMs") */
         gid_t gid;              /* real gid */
+        unsigned loaded;        /* PROC_FACT_* read so far (pid, starttime, comm always) */
+        uint64_t starttime;     /* /proc/<pid>/stat field 22: tells a reused pid apart */
+        char *exe;              /* /proc/<pid>/exe, " (deleted)" removed: see exe_deleted */
+        char *comm;             /* /proc/<pid>/comm */
         char *user, *group;     /* names; the number as text where the name is unknown */
         char *cgroup;           /* unified hierarchy path ("0::" line) or NULL */
         char *unit, *slice;     /* systemd unit and slice, NULL outside any */
         char *machine;          /* systemd-machined name, NULL if none */
         char *machine_uuid;     /* and its UUID (lower case, 8-4-4-4-12), NULL if none or unknown */
-        unsigned loaded;        /* PROC_FACT_* read so far (pid, starttime, comm always) */
+        bool exe_deleted;       /* the binary was replaced or removed since it started */
 };
 
 /* The facts beyond pid, starttime and comm, in the groups they are read in.

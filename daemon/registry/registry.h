@@ -49,44 +49,47 @@ struct vm {
         int fd;                         /* the VM's fd number in pid */
         uint64_t starttime;             /* of pid, to tell a reused pid apart */
         enum vm_state state;            /* set with registry_set_state() (the counts) */
+        unsigned vcpus;                 /* claimed in ATTACH */
 
         struct proc_facts facts;
-        bool have_facts;
-        /* A CREATE uevent named this VM's creator, so its DESTROY will name
-         * (pid, fd) too.  Not so for VMs found by a /proc scan: see
-         * registry_creator_seen(). */
-        bool creator_known;
 
         /* claimed in ATTACH; name and uuid set with registry_set_name() (indexed) */
         char *name, *uuid;
         const char *client;             /* static: vm_client_from_string() */
         char **labels;                  /* "key=value" */
-        unsigned vcpus;
 
         /* the decision in force (decide/), and the override it came from */
         char *profile;                  /* NULL until decided */
         char profile_source[16];        /* "rule:<n>", "default", "runtime", "persistent", "lockdown", "none" */
         char *profile_source_loc;       /* "FILE:LINE" of rule <n>; NULL for the other sources */
         struct compiled_filter *filter; /* what was (or is being) applied: a reference */
-        char *override;                 /* set over D-Bus: beats the rules */
-        bool override_runtime;
+        char *override;                 /* set over D-Bus: beats the rules (override_runtime below) */
         uint64_t override_expires_usec; /* the override is a grant ending then (CLOCK_REALTIME); 0: none */
 
         /* the kernel's last answer */
         uint64_t applied_usec;          /* CLOCK_REALTIME of the last good APPLIED */
-        int last_errno;                 /* of the last APPLIED, 0 ok */
         char *last_error;               /* human text or NULL */
         uint64_t serial_pending;        /* SERIAL of the APPLY in flight, 0 none */
+        int last_errno;                 /* of the last APPLIED, 0 ok */
+
+        /* Flags, together: a struct vm per VM, 10,000 on a host
+         * (docs/benchmarks.md, memory per VM). */
+        bool have_facts;
+        /* A CREATE uevent named this VM's creator, so its DESTROY will name
+         * (pid, fd) too.  Not so for VMs found by a /proc scan: see
+         * registry_creator_seen(). */
+        bool creator_known;
+        bool override_runtime;          /* the override is a runtime one */
         bool in_force;                  /* the kernel holds filter: the last answer was for it,
                                          * and good; false while it is only decided */
 
         /* Owned by the layers above; the registry only frees the VM. */
         struct session *session;        /* deliver/: NULL unless attached */
-        uint64_t attach_deadline;       /* deliver/: CLOCK_MONOTONIC, 0: not waiting for ATTACH */
         bool session_unstored;          /* deliver/: its session goes to the fd store with the record */
         bool unannounced;               /* bus/: VMNew, InterfacesAdded not said yet */
         bool claims_said;               /* bus/: Name, UUID, Labels, Client said for its session */
         bool record_dirty;              /* records.c: its record is to be written */
+        uint64_t attach_deadline;       /* deliver/: CLOCK_MONOTONIC, 0: not waiting for ATTACH */
         struct vm_waiter **waiters;     /* waiter.c: calls waiting for its next answer */
         size_t n_waiters;
 
