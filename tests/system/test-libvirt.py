@@ -268,9 +268,14 @@ def checks(c, src):
           "its profile came from a rule, its client is the preload shim, its UUID is the domain's",
           f"ProfileSource={source} Client={client} UUID={vm_prop(c, path, 'UUID')} domuuid={uuid}")
     p = c.run("pmufilterctl", "list")
-    check(p.returncode == 0 and re.search(rf"\b{vm_id}\s+{DOMAIN_A}\s+{PROFILE_A}\s+rule:\d+\s+filtered\s+{pid}\b",
-                                          p.stdout),
-          "pmufilterctl list shows it: NAME from QEMU's -name guest=, profile, rule, filtered", p.stdout + p.stderr)
+    # SOURCE names the rule by its file (under /etc/pmufilterd) and line.
+    loc = vm_prop(c, path, "ProfileSourceLocation")
+    check(p.returncode == 0 and re.search(rf"\b{vm_id}\s+{DOMAIN_A}\s+{PROFILE_A}\s+"
+                                          rf"rule conf\.d/[^ ]*libvirt-tenants\.yaml:\d+\s+filtered\s+{pid}\b",
+                                          p.stdout)
+          and re.fullmatch(r"/etc/pmufilterd/conf\.d/[^ ]*libvirt-tenants\.yaml:\d+", loc or ""),
+          "pmufilterctl list shows it: NAME from QEMU's -name guest=, profile, rule FILE:LINE, filtered",
+          p.stdout + p.stderr + f"ProfileSourceLocation={loc}")
     status = dict(l.split(":", 1) for l in c.out("cat", f"/proc/{pid}/status").splitlines() if ":" in l)
     argv = c.out("cat", f"/proc/{pid}/cmdline").split("\0")
     sandbox = argv[argv.index("-sandbox") + 1] if "-sandbox" in argv else None
