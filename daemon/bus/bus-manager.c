@@ -125,20 +125,25 @@ static int method_get_profile(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "o", path);
 }
 
+/* The VM a SetVMProfile* call names, for a profile that must be given. */
+static int vm_to_set(struct bus *b, const char *id, const char *profile, struct vm **ret, sd_bus_error *error) {
+        if (isempty(profile))
+                return bus_error_no_profile_given(error);
+        *ret = lookup_vm(b, id, error);
+        return *ret ? 0 : -ENOENT;
+}
+
 static int method_set_vm_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         struct bus *b = userdata;
         const char *id, *profile;
-        struct vm *vm;
+        struct vm *vm = NULL;
         int runtime, r;
 
         r = sd_bus_message_read(msg, "ssb", &id, &profile, &runtime);
+        if (r >= 0)
+                r = vm_to_set(b, id, profile, &vm, error);
         if (r < 0)
                 return r;
-        if (isempty(profile))
-                return bus_error_no_profile_given(error);
-        vm = lookup_vm(b, id, error);
-        if (!vm)
-                return -ENOENT;
         return change_vm_profile(b, msg, vm, profile, runtime, error);
 }
 
@@ -146,17 +151,14 @@ static int method_set_vm_profile_for(sd_bus_message *msg, void *userdata, sd_bus
         struct bus *b = userdata;
         const char *id, *profile;
         uint64_t usec;
-        struct vm *vm;
+        struct vm *vm = NULL;
         int r;
 
         r = sd_bus_message_read(msg, "sst", &id, &profile, &usec);
+        if (r >= 0)
+                r = vm_to_set(b, id, profile, &vm, error);
         if (r < 0)
                 return r;
-        if (isempty(profile))
-                return bus_error_no_profile_given(error);
-        vm = lookup_vm(b, id, error);
-        if (!vm)
-                return -ENOENT;
         return change_vm_grant(b, msg, vm, profile, usec, error);
 }
 
