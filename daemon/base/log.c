@@ -82,8 +82,8 @@ bool ratelimit_below(struct ratelimit *rl, unsigned *ret_suppressed) {
         return false;
 }
 
-/* The extra fields as NAME=value, into f (one each, at most 6). */
-static size_t extra_fields(const struct audit_extra *x, char f[6][256]) {
+/* The extra fields as NAME=value, into f (one each, at most 7). */
+static size_t extra_fields(const struct audit_extra *x, char f[7][1024]) {
         size_t n = 0;
 
         if (!x)
@@ -100,17 +100,19 @@ static size_t extra_fields(const struct audit_extra *x, char f[6][256]) {
                 snprintf(f[n++], sizeof(f[0]), "VM_NAME=%s", x->vm_name);
         if (x->decided_by)
                 snprintf(f[n++], sizeof(f[0]), "DECIDED_BY=%s", x->decided_by);
+        if (x->decided_by_location)
+                snprintf(f[n++], sizeof(f[0]), "DECIDED_BY_LOCATION=%s", x->decided_by_location);
         return n;
 }
 
 static void emit(int level, const char *message_id, const char *vm_id, const char *profile,
                  pid_t pid, const struct audit_extra *x, const char *msg) {
         _cleanup_free_ char *m = NULL, *p = NULL;
-        char f[6][256];
+        char f[7][1024];
         size_t n = extra_fields(x, f);
 
         if (use_journal) {
-                struct iovec iov[14];
+                struct iovec iov[6 + 7];
                 char pri[32], pidbuf[32], mid[64], vmid[96], prof[256];
                 _cleanup_free_ char *message = NULL;
                 size_t k = 0;

@@ -66,7 +66,8 @@ struct audit_extra {
         const char *caller_unit;
         const char *caller_sender;      /* the D-Bus unique name */
         const char *vm_name;
-        const char *decided_by;         /* "rule:3 (/etc/pmufilterd/pmufilterd.yaml:40)", "default", ... */
+        const char *decided_by;         /* "rule:3", "default", "runtime", "persistent", ... */
+        const char *decided_by_location;        /* of a rule: "/etc/pmufilterd/pmufilterd.yaml:40" */
 };
 
 void audit_record_extra(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,

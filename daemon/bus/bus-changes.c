@@ -145,7 +145,7 @@ static int change_vm(struct bus *b, sd_bus_message *msg, struct vm *vm, const ch
         struct vm_identity id;
         struct bus_caller caller;
         struct audit_extra x = { .vm_name = vm->name };
-        char decided_by[sizeof(vm->profile_source)];
+        char decided_by[sizeof(vm->profile_source)], decided_at[PATH_MAX + 16];
         uint64_t expires = 0;
         int r;
 
@@ -153,6 +153,7 @@ static int change_vm(struct bus *b, sd_bus_message *msg, struct vm *vm, const ch
         assert(duration_usec == 0 || (runtime && !reset));
         /* What decided the VM's profile until this change. */
         snprintf(decided_by, sizeof(decided_by), "%s", vm->profile_source);
+        snprintf(decided_at, sizeof(decided_at), "%s", strempty(vm->profile_source_loc));
         r = bus_check_manage(b, msg, &caller, error);
         if (r < 0)
                 return r;
@@ -221,6 +222,7 @@ static int change_vm(struct bus *b, sd_bus_message *msg, struct vm *vm, const ch
         r = push_and_wait(b, msg, &vm, 1, true);
         bus_caller_audit(&caller, &x);
         x.decided_by = decided_by[0] ? decided_by : NULL;
+        x.decided_by_location = decided_at[0] ? decided_at : NULL;
         audit_record_extra(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
                            &x, "VM %s%s%s%s: profile %s%s%s %sover D-Bus (%s), bound to %s, by uid %u%s%s%s",
                            vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",

@@ -95,6 +95,11 @@ static void vm_identity_of(struct vm *vm, unsigned mask, struct vm_identity *ret
         };
 }
 
+char *deliver_source_text(const char *source, const char *loc, char *buf, size_t size) {
+        snprintf(buf, size, "%s%s%s", strempty(source), loc ? " at " : "", strempty(loc));
+        return buf;
+}
+
 void deliver_vm_identity(struct vm *vm, struct vm_identity *ret) {
         assert(ret);
         vm_identity_of(vm, PROC_FACT_IDS | PROC_FACT_MACHINE, ret);

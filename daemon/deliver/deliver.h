@@ -11,6 +11,8 @@
  */
 #pragma once
 
+#include <limits.h>
+
 #include <systemd/sd-event.h>
 
 #include "decide.h"
@@ -80,6 +82,12 @@ const struct settings *deliver_settings(const struct deliver *d);
 /* What an override of vm is bound to: its machine, its VMM's uid, its
  * claims (decide.h), reading the facts it needs.  The strings are vm's. */
 void deliver_vm_identity(struct vm *vm, struct vm_identity *ret);
+/* What decided a profile, in an audit record's words: the source
+ * ("default", "rule:3", ...) and, for a rule, where it is written: "rule:3
+ * at /etc/pmufilterd/pmufilterd.yaml:40".  loc: "FILE:LINE" or NULL.
+ * Returns buf. */
+char *deliver_source_text(const char *source, const char *loc, char *buf, size_t size);
+#define DELIVER_SOURCE_TEXT_MAX (PATH_MAX + 64)
 /* What the decision for vm is made from: its claims, its facts (read
  * when a rule first asks), its override. */
 void deliver_decide_input(struct vm *vm, struct decide_input *ret);

@@ -70,7 +70,8 @@ static int end_grant(struct deliver *d, const struct state_entry *e, bool at_sta
                          format_iso8601(until, sizeof(until), e->expires_usec));
         REGISTRY_FOREACH(vm, d->registry) {
                 struct audit_extra x = { .vm_name = vm->name };
-                char decided_by[sizeof(vm->profile_source)];
+                char decided_by[sizeof(vm->profile_source)], decided_at[PATH_MAX + 16];
+                char now_loc[PATH_MAX + 16], now_by[DELIVER_SOURCE_TEXT_MAX];
                 struct decide_input in;
                 struct decision dec;
                 int r;
@@ -78,7 +79,9 @@ static int end_grant(struct deliver *d, const struct state_entry *e, bool at_sta
                 if (!vm_has_grant(vm, e->key, e->profile))
                         continue;
                 snprintf(decided_by, sizeof(decided_by), "%s", vm->profile_source);
+                snprintf(decided_at, sizeof(decided_at), "%s", strempty(vm->profile_source_loc));
                 x.decided_by = decided_by[0] ? decided_by : NULL;
+                x.decided_by_location = decided_at[0] ? decided_at : NULL;
                 r = deliver_update_override(d, vm);
                 if (r < 0)
                         return r;
@@ -86,10 +89,13 @@ static int end_grant(struct deliver *d, const struct state_entry *e, bool at_sta
                 r = decide(d->decider, &in, &dec);
                 if (r < 0)
                         return r;
+                if (dec.rule_loc)
+                        srcloc_format(dec.rule_loc, now_loc, sizeof(now_loc));
+                deliver_source_text(dec.source, dec.rule_loc ? now_loc : NULL, now_by, sizeof(now_by));
                 audit_record_extra(LOG_NOTICE, MID_RUNTIME, vm->id, dec.profile, vm->pid, &x,
                                    "Grant of profile '%s' to VM %s%s%s%s expired%s; now '%s' (from %s)", e->profile,
                                    vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "", when,
-                                   dec.profile, dec.source);
+                                   dec.profile, now_by);
                 compiled_filter_unref(dec.filter);
                 vms[(*n)++] = vm;
                 found++;

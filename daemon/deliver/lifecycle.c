@@ -427,6 +427,7 @@ static int on_session_attach(struct session *s, const struct ucred *peer, struct
                              char *reason, size_t reason_size, void *userdata) {
         struct deliver *d = userdata;
         uid_t uid = peer->uid;          /* peer is s's: a failed push frees s */
+        char source[DELIVER_SOURCE_TEXT_MAX];
         struct vm *vm;
         int r;
 
@@ -465,7 +466,8 @@ static int on_session_attach(struct session *s, const struct ucred *peer, struct
         audit_record(LOG_INFO, MID_ATTACH, vm->id, vm->profile, vm->pid,
                      "VM %s attached by %s (pid %d, uid %u, %s%s%s): profile '%s' (%s)", vm->id,
                      strna(vm->facts.comm), (int) vm->pid, (unsigned) uid, strna(vm->client),
-                     vm->name ? ", name " : "", strempty(vm->name), vm->profile, vm->profile_source);
+                     vm->name ? ", name " : "", strempty(vm->name), vm->profile,
+                     deliver_source_text(vm->profile_source, vm->profile_source_loc, source, sizeof(source)));
         if (r < 0)
                 return 0;       /* the session ended, with the reason */
         /* Survive our own restart: systemd keeps the connection for us,

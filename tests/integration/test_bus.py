@@ -786,7 +786,11 @@ def test_change_records_say_who_asked():
         line = d.wait_line(r"VM %s \(vm1\): profile set to 'minimal' over D-Bus" % p.id)
         check(re.search(r"\[MESSAGE_ID=5c1e0b0e2f6d4c4f9a3e7d2b8f1a6c30 VM_ID=%s PROFILE=minimal PID=\d+ "
                         r"CALLER_UID=0 CALLER_PID=\d+ (CALLER_UNIT=\S+ )?CALLER_BUS_NAME=:\S+ VM_NAME=vm1 "
-                        r"DECIDED_BY=rule:1\]$" % p.id, line), "the record: " + line)
+                        r"DECIDED_BY=rule:1 DECIDED_BY_LOCATION=%s:\d+\]$" % (p.id, re.escape(d.config)), line), "the record: " + line)
+        # The attach's record names the rule by file and line too.
+        line = d.wait_line(r"VM %s attached by " % p.id)
+        check(re.search(r"\): profile '\S+' \(rule:1 at %s:\d+\)" % re.escape(d.config), line),
+              "the attach record names the rule's FILE:LINE: " + line)
         b.call(MGR_PATH, MGR, "SetDefaultProfile", "sb", "gold", "true")
         line = d.wait_line(r"Default profile set to 'gold' over D-Bus \(runtime\), by uid 0")
         check(re.search(r"CALLER_UID=0 CALLER_PID=\d+ .*CALLER_BUS_NAME=:", line), "the record: " + line)

@@ -27,8 +27,8 @@ from test_cli_bus import ctl, field, ok
 GRANTED = (r"VM %s \(vm1\): profile set to 'minimal' granted until (\S+) \(for %s\) over D-Bus \(runtime\), "
            r"bound to uid \d+ with the claimed name 'vm1', by uid 0.*\[MESSAGE_ID=5c1e0b0e2f6d4c4f9a3e7d2b8f1a6c30 "
            r"VM_ID=%s PROFILE=minimal PID=\d+ CALLER_UID=0 CALLER_PID=\d+ (CALLER_UNIT=\S+ )?CALLER_BUS_NAME=:\S+ "
-           r"VM_NAME=vm1 DECIDED_BY=rule:1\]$")
-EXPIRED = (r"Grant of profile 'minimal' to VM %s \(vm1\) expired%s; now 'gold' \(from rule:1\) "
+           r"VM_NAME=vm1 DECIDED_BY=rule:1 DECIDED_BY_LOCATION=/\S+\.yaml:\d+\]$")
+EXPIRED = (r"Grant of profile 'minimal' to VM %s \(vm1\) expired%s; now 'gold' \(from rule:1 at /\S+\.yaml:\d+\) "
            r"\[MESSAGE_ID=5c1e0b0e2f6d4c4f9a3e7d2b8f1a6c30 VM_ID=%s PROFILE=gold ")
 
 
