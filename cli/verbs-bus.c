@@ -554,9 +554,20 @@ int verb_profile_show(int argc, char *argv[], const struct ctl_options *o) {
         printf(LABEL, "VMs:");
         vms = props_strv(&p, "VMs");
         for (size_t i = 0; vms && vms[i]; i++) {
-                _cleanup_free_ char *id = bus_vm_id_of_path(vms[i]);
+                _cleanup_free_ char *id = bus_vm_id_of_path(vms[i]), *state = NULL;
+                int in_force = -1;
 
+                /* A VM this profile is only decided for (unmanaged, failed,
+                 * not answered yet) does not have it: say so. */
+                if (sd_bus_get_property_trivial(bus, PMUFILTERD_BUS_NAME, vms[i], PMUFILTERD_VM_IFACE, "InForce",
+                                                NULL, 'b', &in_force) < 0)
+                        in_force = -1;  /* gone meanwhile, or an older daemon: say nothing */
+                if (in_force == 0)
+                        (void) sd_bus_get_property_string(bus, PMUFILTERD_BUS_NAME, vms[i], PMUFILTERD_VM_IFACE,
+                                                          "State", NULL, &state);
                 printf("%s%s", i > 0 ? ", " : "", id ? id : vms[i]);
+                if (in_force == 0)
+                        printf(" (not applied: %s)", state ? state : "gone");
         }
         printf("%s\n", strv_length(vms) == 0 ? "none" : "");
 

@@ -1455,6 +1455,9 @@ def test_unmanaged_vm_shows_its_process_why_and_what_it_would_get():
         check(re.match(r"%s +\[test-vmm\] +\(minimal\) +default +unmanaged +%d$" % (v.id, v.p.pid), row),
               "list: the profile it would get in parentheses: %r" % row)
         check(j["profile"] == "minimal" and j["in_force"] is False, "list --json: %r" % j)
+        out = ok(r.bus, "profile", "show", "minimal")
+        check(re.search(r"\b%s \(not applied: unmanaged\)" % re.escape(v.id), field(out, "VMs")),
+              "profile show: the VM is listed as not having it:\n" + out)
         out = ok(r.bus, "explain", v.id)
         check(field(out, "Result") == "minimal (from default), not applied: the VM is unmanaged",
               "explain: the result, not applied:\n" + out)
