@@ -365,6 +365,109 @@ int props_read(sd_bus_message *m, struct props *p) {
         return sd_bus_message_exit_container(m);
 }
 
+static int object_props_cmp(const void *a, const void *b) {
+        return strcmp(((const struct object_props *) a)->path, ((const struct object_props *) b)->path);
+}
+
+void object_props_free(struct object_props *v, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].path);
+                props_clear(&v[i].props);
+        }
+        free(v);
+}
+
+/* One object of GetManagedObjects' reply: its interfaces, a{sa{sv}}; the
+ * properties of interface, if it has it, into *o. */
+static int read_object(sd_bus_message *m, const char *interface, struct object_props *o, bool *found) {
+        const char *iface;
+        int r;
+
+        *found = false;
+        r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
+                r = sd_bus_message_read(m, "s", &iface);
+                if (r >= 0 && streq(iface, interface) && !*found) {
+                        r = props_read(m, &o->props);
+                        *found = r >= 0;
+                } else if (r >= 0)
+                        r = sd_bus_message_skip(m, "a{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+int bus_get_managed(sd_bus *bus, const char *interface, sd_bus_error *e, struct object_props **ret,
+                    size_t *ret_n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct object_props *v = NULL;
+        const char *path;
+        size_t n = 0;
+        int r;
+
+        assert(bus);
+        assert(interface);
+        assert(ret);
+        assert(ret_n);
+
+        r = sd_bus_call_method(bus, PMUFILTERD_BUS_NAME, PMUFILTERD_BUS_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", e, &reply, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
+                struct object_props o = {};
+                struct object_props *nv;
+                bool found;
+
+                r = sd_bus_message_read(reply, "o", &path);
+                if (r >= 0)
+                        r = read_object(reply, interface, &o, &found);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0 && found) {
+                        o.path = strdup(path);
+                        nv = reallocarray(v, n + 1, sizeof(*v));
+                        if (nv)
+                                v = nv;
+                        if (!o.path || !nv)
+                                r = -ENOMEM;
+                        else
+                                v[n++] = o;
+                }
+                if (r < 0 || !found || !o.path) {
+                        free(o.path);
+                        props_clear(&o.props);
+                }
+        }
+        if (r < 0) {
+                object_props_free(v, n);
+                return r;
+        }
+        if (n > 0)
+                qsort(v, n, sizeof(*v), object_props_cmp);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+struct props *object_props_find(struct object_props *v, size_t n, const char *path) {
+        const struct object_props key = { .path = (char *) path };
+        struct object_props *o;
+
+        if (n == 0)
+                return NULL;
+        o = bsearch(&key, v, n, sizeof(*v), object_props_cmp);
+        return o ? &o->props : NULL;
+}
+
 int bus_get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_error *e,
                 struct props *ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;

@@ -99,6 +99,17 @@ struct props {
 void props_clear(struct props *p);
 /* Read an a{sv} (GetAll's reply, PropertiesChanged's second argument). */
 int props_read(sd_bus_message *m, struct props *p);
+/* The properties of every object of the daemon with interface, from one
+ * GetManagedObjects: a listing of many VMs in one call, not one per VM. */
+struct object_props {
+        char *path;
+        struct props props;
+};
+int bus_get_managed(sd_bus *bus, const char *interface, sd_bus_error *e, struct object_props **ret,
+                    size_t *ret_n);
+/* Those of path, or NULL. */
+struct props *object_props_find(struct object_props *v, size_t n, const char *path);
+void object_props_free(struct object_props *v, size_t n);
 /* GetAll of interface on path of the daemon. */
 int bus_get_all(sd_bus *bus, const char *path, const char *interface, sd_bus_error *e,
                 struct props *ret);
