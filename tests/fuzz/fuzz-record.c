@@ -139,6 +139,7 @@ static uint64_t max_of(const char *key) {
         } numbers[] = {
                 { "STARTTIME", UINT64_MAX }, { "VCPUS", UINT32_MAX }, { "SERIAL", UINT64_MAX },
                 { "APPLIED_USEC", UINT64_MAX }, { "LAST_ERRNO", 4095 }, { "OVERRIDE_RUNTIME", 1 },
+                { "IN_FORCE", 1 },
                 { "PMU_OFF", 1 }, { "ACTION", 1 }, { "FLAGS", UINT32_MAX }, { "FIXED", UINT32_MAX },
         };
 
@@ -253,6 +254,13 @@ static void check_oracle(const struct vm *vm, enum vm_state state, const struct 
         CHECK_NUM(vm->applied_usec, "APPLIED_USEC");
         CHECK_NUM(vm->last_errno, "LAST_ERRNO");
         CHECK_NUM(vm->override_runtime, "OVERRIDE_RUNTIME");
+        /* IN_FORCE=: as written; a record from before it, as the state showed the VM. */
+        if (last(lines, n, "IN_FORCE"))
+                CHECK_NUM(vm->in_force, "IN_FORCE");
+        else
+                fuzz_check(vm->in_force == ((state == VM_FILTERED || state == VM_ADOPTED || state == VM_DETACHED) &&
+                                            vm->applied_usec != 0 && vm->last_errno == 0),
+                           "no IN_FORCE=: in force %d in state %s", vm->in_force, states[state]);
         CHECK_STR(name, "NAME");
         CHECK_STR(uuid, "UUID");
         CHECK_STR(profile, "PROFILE");

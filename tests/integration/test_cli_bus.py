@@ -724,20 +724,26 @@ def test_monitor():
             out = Lines(proc.stdout)
             try:
                 if json_mode:
-                    # No header to wait for: push until the subscription sees one.
+                    # No header to wait for: push until the subscription sees
+                    # both (its matches go in one after the other, so one
+                    # APPLIED's FilterApplied may be seen without its
+                    # PropertiesChanged); the VM's properties change with
+                    # every APPLIED.
                     deadline = time.time() + 20
+                    applied = None
                     while True:
                         ok(r.bus, "reapply", "vm-1")
                         try:
-                            applied = json.loads(out.wait(lambda l: '"FilterApplied"' in l, "FilterApplied", 1))
+                            applied = applied or json.loads(out.wait(lambda l: '"FilterApplied"' in l,
+                                                                     "FilterApplied", 1))
+                            changed = json.loads(out.wait(lambda l: '"PropertiesChanged"' in l
+                                                          and '"vm":"%s"' % a.id in l, "PropertiesChanged of the VM", 1))
                             break
                         except harness.Failure:
-                            check(time.time() < deadline, "monitor --json printed no FilterApplied")
+                            check(time.time() < deadline, "monitor --json printed no FilterApplied and "
+                                  "PropertiesChanged of the VM:\n" + out.text())
                     check(applied["vm"] == a.id and applied["profile"] == "gold" and applied["ok"] is True
                           and applied["error"] is None and applied["time_usec"] > 0, "JSON FilterApplied: %r" % applied)
-                    # The VM's properties change with every APPLIED.
-                    changed = json.loads(out.wait(lambda l: '"PropertiesChanged"' in l and '"vm":"%s"' % a.id in l,
-                                                  "PropertiesChanged of the VM"))
                     check(changed["interface"] == "org.pmufilterd1.VM" and changed["changed"]["state"] == "filtered"
                           and changed["changed"]["profile"] == "gold", "JSON PropertiesChanged: %r" % changed)
                     with out.cond:
