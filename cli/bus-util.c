@@ -586,6 +586,17 @@ void prop_print_value(const struct prop *p, FILE *f) {
         }
 }
 
+void props_print_line(const char *label, const struct props *p, const char *name) {
+        const struct prop *m = props_get(p, name);
+
+        printf(LABEL, label);
+        if (m && strv_length(m->strv) > 0)
+                prop_print_value(m, stdout);
+        else
+                printf("-");
+        printf("\n");
+}
+
 /* ProfileSource -> profile_source, HostPMUEnabled -> host_pmu_enabled,
  * AppliedUSec -> applied_usec (systemd's unit suffix is one word); the
  * exceptions first: a filter's words are `events` wherever they are (the

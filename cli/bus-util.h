@@ -127,6 +127,9 @@ char **props_strv(const struct props *p, const char *name);
 
 /* A value for people ("a, b", "yes", "0xc0, 0x76", "k=v, ..."). */
 void prop_print_value(const struct prop *p, FILE *f);
+/* label, then the map or list property name of p as prop_print_value()
+ * gives it ("k=v, k=v"), or "-" when absent or empty; a line on stdout. */
+void props_print_line(const char *label, const struct props *p, const char *name);
 
 /* The JSON key of a property: its name in snake_case (ProfileSource ->
  * profile_source, AppliedUSec -> applied_usec), but NVMs -> n_vms (a count)

@@ -267,18 +267,6 @@ static int get_object(sd_bus *bus, const char *method, const char *interface, co
         return 0;
 }
 
-/* A map property as "k=v, k=v", or "-". */
-static void print_map(const char *label, const struct props *p, const char *name) {
-        const struct prop *m = props_get(p, name);
-
-        printf(LABEL, label);
-        if (m && strv_length(m->strv) > 0)
-                prop_print_value(m, stdout);
-        else
-                printf("-");
-        printf("\n");
-}
-
 /* Connect and get_object(), or say in one line why not. */
 static int get_object_or_log(const struct ctl_options *o, const char *method, const char *interface,
                              const char *what, const char *name, sd_bus **ret_bus, struct props *ret) {
@@ -443,8 +431,8 @@ static int show_one_vm(sd_bus *bus, const char *name, bool separator, const char
         if (!isempty(props_string(&p, "LastError")) && log_is_verbose() && !streq_ptr(last_error, props_string(&p, "LastError")))
                 printf(LABEL "%s\n", "", props_string(&p, "LastError"));
         /* Which facts a rule or a change can rest on, and which the VMM said. */
-        print_map("Verified:", &p, "VerifiedFacts");
-        print_map("Claimed:", &p, "ClaimedFacts");
+        props_print_line("Verified:", &p, "VerifiedFacts");
+        props_print_line("Claimed:", &p, "ClaimedFacts");
         printf(LABEL "%s\n", "Bound to:",
                isempty(props_string(&p, "BoundTo")) ? "- (a runtime change lasts as long as this VM)"
                                                      : props_string(&p, "BoundTo"));

@@ -10,18 +10,6 @@
 #include "output.h"
 #include "verbs.h"
 
-/* A map property as "k=v, k=v", or "-". */
-static void print_facts(const char *label, const struct props *p, const char *name) {
-        const struct prop *m = props_get(p, name);
-
-        printf(LABEL, label);
-        if (m && strv_length(m->strv) > 0)
-                prop_print_value(m, stdout);
-        else
-                printf("-");
-        printf("\n");
-}
-
 int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -67,9 +55,9 @@ int verb_explain(int argc, char *argv[], const struct ctl_options *o) {
                 json_array_begin(&w);
         } else {
                 printf("Facts the daemon read from the kernel and systemd (verified):\n  ");
-                print_facts("", &facts, "VerifiedFacts");
+                props_print_line("", &facts, "VerifiedFacts");
                 printf("Facts the VMM claimed in ATTACH:\n  ");
-                print_facts("", &facts, "ClaimedFacts");
+                props_print_line("", &facts, "ClaimedFacts");
                 printf("\nRules, in order (the first that matches decides):\n");
         }
         r = sd_bus_message_enter_container(reply, 'a', "(usbs)");
