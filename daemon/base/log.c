@@ -193,26 +193,30 @@ int log_full_errno(int level, int error, const char *fmt, ...) {
         return -error;
 }
 
+_printf_(7, 0)
+static void audit_recordv(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
+                          const struct audit_extra *x, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        emit(level, message_id, vm_id, profile, pid, x, msg ? msg : fmt);
+}
+
 void audit_record(int level, const char *message_id, const char *vm_id, const char *profile,
                   pid_t pid, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        audit_recordv(level, message_id, vm_id, profile, pid, NULL, fmt, ap);
         va_end(ap);
-        emit(level, message_id, vm_id, profile, pid, NULL, msg ? msg : fmt);
 }
 
 void audit_record_extra(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
                         const struct audit_extra *x, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        audit_recordv(level, message_id, vm_id, profile, pid, x, fmt, ap);
         va_end(ap);
-        emit(level, message_id, vm_id, profile, pid, x, msg ? msg : fmt);
 }
