@@ -528,7 +528,9 @@ int verb_profile_list(int argc, char *argv[], const struct ctl_options *o) {
 int verb_profile_show(int argc, char *argv[], const struct ctl_options *o) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(props_clear) struct props p = {};
+        struct object_props *all = NULL;
         struct host_pmu pmu;
+        size_t n_all = 0;
         char **vms;
         int r;
 
@@ -553,22 +555,21 @@ int verb_profile_show(int argc, char *argv[], const struct ctl_options *o) {
         printf(LABEL "%s\n", "Source:", strna(empty_to_null(props_string(&p, "Source"))));
         printf(LABEL, "VMs:");
         vms = props_strv(&p, "VMs");
+        /* The VMs' properties in one call, as list takes them. */
+        if (strv_length(vms) > 0 && bus_get_managed(bus, PMUFILTERD_VM_IFACE, NULL, &all, &n_all) < 0)
+                all = NULL, n_all = 0;
         for (size_t i = 0; vms && vms[i]; i++) {
-                _cleanup_free_ char *id = bus_vm_id_of_path(vms[i]), *state = NULL;
-                int in_force = -1;
+                _cleanup_free_ char *id = bus_vm_id_of_path(vms[i]);
+                const struct props *vm = object_props_find(all, n_all, vms[i]);
 
-                /* A VM this profile is only decided for (unmanaged, failed,
-                 * not answered yet) does not have it: say so. */
-                if (sd_bus_get_property_trivial(bus, PMUFILTERD_BUS_NAME, vms[i], PMUFILTERD_VM_IFACE, "InForce",
-                                                NULL, 'b', &in_force) < 0)
-                        in_force = -1;  /* gone meanwhile, or an older daemon: say nothing */
-                if (in_force == 0)
-                        (void) sd_bus_get_property_string(bus, PMUFILTERD_BUS_NAME, vms[i], PMUFILTERD_VM_IFACE,
-                                                          "State", NULL, &state);
                 printf("%s%s", i > 0 ? ", " : "", id ? id : vms[i]);
-                if (in_force == 0)
-                        printf(" (not applied: %s)", state ? state : "gone");
+                /* A VM this profile is only decided for (unmanaged, failed,
+                 * not answered yet) does not have it: say so.  One gone
+                 * meanwhile, or of an older daemon: nothing said. */
+                if (vm && props_get(vm, "InForce") && !props_bool(vm, "InForce"))
+                        printf(" (not applied: %s)", props_string(vm, "State"));
         }
+        object_props_free(all, n_all);
         printf("%s\n", strv_length(vms) == 0 ? "none" : "");
 
         daemon_pmu(bus, &pmu);
