@@ -70,7 +70,6 @@ static int end_grant(struct deliver *d, const struct state_entry *e, bool at_sta
                          format_iso8601(until, sizeof(until), e->expires_usec));
         REGISTRY_FOREACH(vm, d->registry) {
                 struct audit_extra x = { .vm_name = vm->name };
-                char decided_by[sizeof(vm->profile_source)], decided_at[PATH_MAX + 16];
                 char now_loc[PATH_MAX + 16], now_by[DELIVER_SOURCE_TEXT_MAX];
                 struct decide_input in;
                 struct decision dec;
@@ -78,10 +77,10 @@ static int end_grant(struct deliver *d, const struct state_entry *e, bool at_sta
 
                 if (!vm_has_grant(vm, e->key, e->profile))
                         continue;
-                snprintf(decided_by, sizeof(decided_by), "%s", vm->profile_source);
-                snprintf(decided_at, sizeof(decided_at), "%s", strempty(vm->profile_source_loc));
-                x.decided_by = decided_by[0] ? decided_by : NULL;
-                x.decided_by_location = decided_at[0] ? decided_at : NULL;
+                /* What decided it until now: the VM's decision changes
+                 * only with the push, after this record. */
+                x.decided_by = vm->profile_source[0] ? vm->profile_source : NULL;
+                x.decided_by_location = vm->profile_source_loc;
                 r = deliver_update_override(d, vm);
                 if (r < 0)
                         return r;
