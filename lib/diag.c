@@ -20,6 +20,12 @@ int diags_addv(struct diags *d, enum diag_level level, const struct srcloc *loc,
                 return ret;
         if (vasprintf(&msg, fmt, ap) < 0)
                 return -ENOMEM;
+        /* A diagnostic is one line, whatever bytes of the file it quotes
+         * (a scalar's folded line breaks, a CR): control characters are
+         * shown as spaces. */
+        for (char *c = msg; *c; c++)
+                if ((unsigned char) *c < ' ' || *c == 0x7f)
+                        *c = ' ';
         if (loc && loc->file) {
                 file = strdup(loc->file);
                 if (!file) {

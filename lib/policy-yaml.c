@@ -232,11 +232,8 @@ const char *ynode_describe(const struct ynode *n, char buf[64]) {
         case YNODE_SEQUENCE:
                 return "a sequence";
         default:
+                /* Made one line, as every diagnostic is, by diags_addv(). */
                 snprintf(buf, 64, "'%.40s%s'", n->value, strlen(n->value) > 40 ? "..." : "");
-                /* Diagnostics are one line each, whatever a block scalar holds. */
-                for (char *c = buf; *c; c++)
-                        if ((unsigned char) *c < ' ')
-                                *c = ' ';
                 return buf;
         }
 }

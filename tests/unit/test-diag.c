@@ -25,6 +25,15 @@ static void test_format_and_count(void **state) {
         assert_null(diags_first_error(&d));
 }
 
+/* A value quoted from the file may hold line breaks and other controls. */
+static void test_one_line(void **state) {
+        struct diags d = {};
+
+        assert_int_equal(diags_error(&d, NULL, "got '%s'", "0x1c\r\n\t\177" "0/"), -EINVAL);
+        assert_string_equal(d.v[0].message, "got '0x1c    0/'");
+        diags_clear(&d);
+}
+
 static void test_print(void **state) {
         struct diags d = {};
         struct srcloc loc = { .file = "b.yaml", .line = 1, .column = 2 };
@@ -66,6 +75,7 @@ static void test_sort_by_place(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_format_and_count),
+                cmocka_unit_test(test_one_line),
                 cmocka_unit_test(test_print),
                 cmocka_unit_test(test_sort_by_place),
         };
