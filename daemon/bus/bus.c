@@ -101,9 +101,14 @@ static void announce_run(struct vm *vm, void *userdata) {
  * answer's properties, with no PropertiesChanged of its own. */
 static void vm_new(struct bus *b, struct vm *vm) {
         coalesce(b->nvms_event);
-        if (vm_queue_push(&b->announcements, vm) < 0)
-                return (void) announce(b, vm);
         vm->unannounced = true;
+        if (vm_queue_push(&b->announcements, vm) < 0)
+                announce(b, vm);
+}
+
+/* Said already with its first answer: the queue has nothing left for it. */
+static bool announce_wanted(struct vm *vm, void *userdata) {
+        return vm->unannounced;
 }
 
 static void vm_removed(struct bus *b, struct vm *vm) {
@@ -290,6 +295,7 @@ int bus_start(struct bus *b, struct deliver *d, const char *address) {
         b->announcements = (struct vm_queue) {
                 .description = "vm-announcements",
                 .run = announce_run,
+                .still_wanted = announce_wanted,
                 .userdata = b,
                 .registry = d->registry,
                 .event = e,

@@ -57,6 +57,7 @@ struct deliver {
          * all of them (lifecycle.c). */
         struct vm *attach_head, *attach_tail;
         sd_event_source *attach_timer;
+        uint64_t attach_timer_due;      /* when it fires; 0: off */
         /* A rescan for uevents whose creator is gone, at most one a second
          * (watch.c): a host whose VMMs come and go fast sends many. */
         sd_event_source *rescan_timer;

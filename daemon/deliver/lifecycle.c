@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
+#include "deadline.h"
 #include "deliver.h"
 #include "listen.h"
 #include "log.h"
@@ -38,6 +39,7 @@ int deliver_init(struct deliver *d, sd_event *e, struct registry *r, struct reco
 void deliver_done(struct deliver *d) {
         deliver_free_batches(d);
         d->attach_timer = sd_event_source_disable_unref(d->attach_timer);
+        d->attach_timer_due = 0;
         d->rescan_timer = sd_event_source_disable_unref(d->rescan_timer);
         d->grant_timer = sd_event_source_disable_unref(d->grant_timer);
         d->server = session_server_free(d->server, true);
@@ -141,26 +143,17 @@ static void vm_unmanaged(struct deliver *d, struct vm *vm, const char *why) {
         records_mark(d->records, vm);
 }
 
+/* A VM that attaches leaves the timer as it is (deadline.h). */
 static void attach_timer_update(struct deliver *d) {
-        if (!d->attach_timer)
-                return;
-        if (!d->attach_head) {
-                (void) sd_event_source_set_enabled(d->attach_timer, SD_EVENT_OFF);
-                return;
-        }
-        (void) sd_event_source_set_time(d->attach_timer, d->attach_head->attach_deadline);
-        (void) sd_event_source_set_enabled(d->attach_timer, SD_EVENT_ONESHOT);
+        if (d->attach_head)
+                deadline_arm(d->attach_timer, &d->attach_timer_due, d->attach_head->attach_deadline);
 }
 
 void deliver_disarm_attach_timeout(struct deliver *d, struct vm *vm) {
-        bool was_head = d->attach_head == vm;
-
         if (vm->attach_deadline == 0)
                 return;
         LIST_REMOVE_TAIL(attach, d->attach_head, d->attach_tail, vm);
         vm->attach_deadline = 0;
-        if (was_head)
-                attach_timer_update(d);
 }
 
 /* The timeout of one VM: it did not attach in time. */
@@ -198,6 +191,7 @@ static int on_attach_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
         struct deliver *d = userdata;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
+        deadline_fired(&d->attach_timer_due);
         while (d->attach_head && d->attach_head->attach_deadline <= now) {
                 struct vm *vm = d->attach_head;
 

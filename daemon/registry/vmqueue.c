@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "vmqueue.h"
 
 /* The idle-priority queues of one loop, run in one dispatch.  Few loops,
@@ -27,16 +28,32 @@ static void turn_enable(struct vm_queue *q) {
                 (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
-/* The oldest entry is due max lag after it was queued, idle or not. */
-static void arm_late(struct vm_queue *q) {
-        if (!q->late)
+/* Entries at the head that have nothing left to do: their VM is gone, or
+ * its owner did the work by other means (still_wanted says no). */
+static void drop_stale_heads(struct vm_queue *q) {
+        size_t k = 0;
+
+        if (!q->still_wanted)
                 return;
-        if (q->n == 0) {
-                (void) sd_event_source_set_enabled(q->late, SD_EVENT_OFF);
-                return;
+        while (k < q->n) {
+                struct vm *vm = registry_get(q->registry, q->entries[k].key.pid, q->entries[k].key.fd);
+
+                if (vm && q->still_wanted(vm, q->userdata))
+                        break;
+                k++;
         }
-        (void) sd_event_source_set_time(q->late, q->entries[0].queued + q->max_lag_usec);
-        (void) sd_event_source_set_enabled(q->late, SD_EVENT_ONESHOT);
+        if (k == 0)
+                return;
+        memmove(q->entries, q->entries + k, (q->n - k) * sizeof(*q->entries));
+        q->n -= k;
+}
+
+/* The oldest entry is due max lag after it was queued, idle or not.  The
+ * timer stays as it is when the entries it was armed for go (deadline.h). */
+static void arm_late(struct vm_queue *q) {
+        drop_stale_heads(q);
+        if (q->n > 0)
+                deadline_arm(q->late, &q->late_due, q->entries[0].queued + q->max_lag_usec);
 }
 
 void vm_queue_run(struct vm_queue *q, size_t max) {
@@ -127,6 +144,8 @@ static int on_late(sd_event_source *s, uint64_t usec, void *userdata) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         size_t n = 0;
 
+        deadline_fired(&q->late_due);
+        drop_stale_heads(q);
         while (n < q->n && n < VM_QUEUE_BATCH && now - q->entries[n].queued >= q->max_lag_usec)
                 n++;
         vm_queue_run(q, n);
@@ -198,6 +217,7 @@ void vm_queue_done(struct vm_queue *q) {
         turn_leave(q);
         q->source = sd_event_source_disable_unref(q->source);
         q->late = sd_event_source_disable_unref(q->late);
+        q->late_due = 0;
         free(q->entries);
         q->entries = NULL;
         q->n = q->allocated = 0;

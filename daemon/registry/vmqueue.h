@@ -38,6 +38,11 @@ struct vm_queue {
         /* The queue ran empty.  Last thing vm_queue_run() does: it may free
          * the queue.  May be NULL. */
         void (*drained)(void *userdata);
+        /* The entry of vm still has work to do: false when its owner did
+         * it by other means (the bus said a new VM with its first answer).
+         * Entries that have none are dropped from the head before the
+         * late timer is armed for them.  May be NULL: all have. */
+        bool (*still_wanted)(struct vm *vm, void *userdata);
         void *userdata;
         int64_t priority;               /* of the turns: SD_EVENT_PRIORITY_* */
         uint64_t max_lag_usec;          /* 0: no bound */
@@ -52,6 +57,7 @@ struct vm_queue {
         struct vm_queue_turn *turn;     /* idle priority: the turn shared with the loop's other such queues */
         LIST_FIELDS(struct vm_queue, turn);
         sd_event_source *late;          /* the oldest is max lag old: run anyway */
+        uint64_t late_due;              /* when late fires; 0: off */
         struct vm_queue_entry *entries;
         size_t n, allocated;
 };
