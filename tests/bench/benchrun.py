@@ -179,6 +179,23 @@ class Stamped:
                     out.append((int(t), text))
         return out
 
+    def cpu_ns(self):
+        """Time on CPU of all its threads so far (schedstat, ns)."""
+        n = 0
+        for tid in os.listdir("/proc/%d/task" % self.pid):
+            with open("/proc/%d/task/%s/schedstat" % (self.pid, tid)) as f:
+                n += int(f.read().split()[0])
+        return n
+
+    def ctxt_switches(self, kinds=("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+        n = 0
+        for tid in os.listdir("/proc/%d/task" % self.pid):
+            with open("/proc/%d/task/%s/status" % (self.pid, tid)) as f:
+                for line in f:
+                    if line.startswith(kinds):
+                        n += int(line.split()[1])
+        return n
+
     def records_since(self, mark, match, idre):
         m, i = re.compile(match), re.compile(idre)
         out = {}
@@ -249,23 +266,6 @@ class Daemon(Stamped):
     def rss(self):
         return int(self.status()["VmRSS"].split()[0]) * 1024
 
-    def cpu_ns(self):
-        """Time on CPU of all the daemon's threads so far (schedstat, ns)."""
-        n = 0
-        for tid in os.listdir("/proc/%d/task" % self.pid):
-            with open("/proc/%d/task/%s/schedstat" % (self.pid, tid)) as f:
-                n += int(f.read().split()[0])
-        return n
-
-    def ctxt_switches(self, kinds=("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-        n = 0
-        for tid in os.listdir("/proc/%d/task" % self.pid):
-            with open("/proc/%d/task/%s/status" % (self.pid, tid)) as f:
-                for line in f:
-                    if line.startswith(kinds):
-                        n += int(line.split()[1])
-        return n
-
     def nvms(self, bus):
         out = subprocess.run(["busctl", "--address=" + bus.address, "get-property", "org.pmufilterd1",
                               "/org/pmufilterd1", "org.pmufilterd1.Manager", "NVMs"],
@@ -290,6 +290,23 @@ class Echo(Stamped):
             if time.time() > deadline or self.proc.p.poll() is not None:
                 raise Failure("echo-peer did not listen on %s" % self.socket)
             time.sleep(0.02)
+
+
+class LifeFloor(Stamped):
+    """life-floor: the I/O of a VM life in a bare epoll loop (not ours)."""
+
+    def __init__(self, bench, events, bus, name):
+        self.socket = os.path.join(bench.dir, name + ".sock")
+        d = os.path.join(bench.rundir, name)
+        os.makedirs(d, exist_ok=True)
+        self.start_stamped(bench, [bench.prog("life-floor"), "--socket", self.socket, "--bus", bus.address,
+                                   "--events", events, "--dir", d], name, preexec_fn=raise_nofile())
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket):
+            if time.time() > deadline or self.proc.p.poll() is not None:
+                raise Failure("life-floor did not listen on %s" % self.socket)
+            time.sleep(0.02)
+        self.pid = self.proc.pid
 
 
 class Holder:
