@@ -119,8 +119,9 @@ void deliver_record_result(struct deliver *d, struct vm *vm, int error, const ch
 
 /* lifecycle.c -------------------------------------------------------------- */
 /* A VM fd seen by a uevent, the /proc scan or an ATTACH: 1 registered now,
- * 0 known already, -ESRCH its process is gone. */
-int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct vm **ret);
+ * 0 known already, -ESRCH its process is gone.  known: pid's facts as
+ * proc_facts_open() read them just now, taken over (NULL: read them). */
+int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct proc_facts *known, struct vm **ret);
 /* The VM is gone (destroy uevent, VMM exit): drop it. */
 void deliver_vm_gone(struct deliver *d, struct vm *vm, const char *why);
 /* A detected VM has attach_timeout_ms to attach before it is unmanaged. */

@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 
@@ -63,15 +64,22 @@ const char *deliver_socket_path(const struct deliver *d) {
         return s->socket ? s->socket : POLICY_DEFAULT_SOCKET;
 }
 
-int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct vm **ret) {
+int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct proc_facts *known, struct vm **ret) {
         _cleanup_(proc_facts_done) struct proc_facts facts = {};
         struct vm *vm = registry_get(d->registry, pid, fd);
         int r;
 
-        /* One read of /proc/<pid>/stat: the start time and comm. */
-        r = proc_facts_open(pid, &facts);
-        if (r < 0)
-                return r == -ENOMEM ? r : -ESRCH;
+        /* One read of /proc/<pid>/stat: the start time and comm; none if
+         * the caller's read just now (the uevent's, naming the process)
+         * gave them. */
+        if (known && known->pid == pid && known->starttime != 0) {
+                facts = *known;
+                *known = (struct proc_facts) {};
+        } else {
+                r = proc_facts_open(pid, &facts);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -ESRCH;
+        }
         if (vm && vm->starttime == facts.starttime) {
                 if (ret)
                         *ret = vm;
@@ -279,7 +287,7 @@ static size_t register_new(struct deliver *d, struct fd_entry *e, size_t n, bool
                         continue;
                 if (check_others && known_elsewhere(d, first.pid, first.fd))
                         continue;
-                if (deliver_vm_detected(d, first.pid, first.fd, NULL) > 0)
+                if (deliver_vm_detected(d, first.pid, first.fd, NULL, NULL) > 0)
                         found++;
         }
         return found;
@@ -503,13 +511,27 @@ static void on_session_lost(struct vm *vm, int error, const char *reason, void *
         registry_notify(d->registry, REGISTRY_VM_SESSION_LOST, vm, &(struct registry_event_data) { .error = reason });
 }
 
-static void on_session_closed(struct vm *vm, int process_alive, void *userdata) {
+/* Whether vm's process still lives: its pidfd polls readable once it has
+ * exited (pidfd_open(2)); without one, or if the poll fails, its start time. */
+static bool vm_process_alive(const struct vm *vm, int pidfd) {
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        int r;
+
+        r = pidfd >= 0 ? poll(&p, 1, 0) : -1;
+        if (r < 0)
+                return proc_starttime(vm->pid) == vm->starttime;
+        return r == 0;
+}
+
+static void on_session_closed(struct vm *vm, int pidfd, void *userdata) {
         struct deliver *d = userdata;
 
-        /* A live pidfd holds its pid: no other process can have taken it. */
-        if (process_alive < 0)
-                process_alive = proc_starttime(vm->pid) == vm->starttime;
-        if (!process_alive || !proc_fd_is_kvm_vm(vm->pid, vm->fd))
+        /* The VM fd first: a VMM that closed its VM, or exited (its fd
+         * table goes before its sockets close), says so in one readlink,
+         * and whatever process holds the pid now, the VM is not there.
+         * Only a VM fd still open needs the process to be the VM's: a
+         * pidfd live after the readlink held the pid through it. */
+        if (!proc_fd_is_kvm_vm(vm->pid, vm->fd) || !vm_process_alive(vm, pidfd))
                 return deliver_vm_gone(d, vm, "its VMM closed it");
         /* A VM whose filter the kernel refused stays failed: nothing of ours is in force. */
         if (vm->state != VM_FAILED)

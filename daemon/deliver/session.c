@@ -11,7 +11,6 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <sys/syscall.h>
 
 #include "compile.h"
@@ -28,6 +27,11 @@
 
 #define SESSION_FDS_MAX 8       /* more than one is refused, but we must receive them to close them */
 #define SESSION_BATCH 16        /* messages read from one session per wakeup */
+/* Messages taken per recvmmsg(2).  SEQPACKET gives one message a read, and
+ * a well-behaved VMM sends one at a time (ATTACH, APPLIED): a batch that
+ * comes back short met EAGAIN inside the kernel, so one call tells both.
+ * Small, since each may carry SESSION_FDS_MAX fds, held until handled. */
+#define SESSION_RECV_BATCH 4
 
 struct session_server {
         sd_event *event;
@@ -55,6 +59,14 @@ struct session_server {
         struct session *receiving;
         bool keep_stored;               /* freeing at exit: the fd store keeps the sessions */
         bool freeing;
+        /* session_receive()'s buffers, for the one session read at a time. */
+        char bufs[SESSION_RECV_BATCH][PROTO_MSG_MAX + 1];
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * SESSION_FDS_MAX)];
+        } controls[SESSION_RECV_BATCH];
+        struct iovec iovs[SESSION_RECV_BATCH];
+        struct mmsghdr msgs[SESSION_RECV_BATCH];
 };
 
 struct session {
@@ -313,30 +325,18 @@ static void handle_attach(struct session *s, const char *buf, size_t len, int *f
                 session_refuse(s, -r, "%s", reason[0] ? reason : strerror(-r));
 }
 
-/* Whether the VM's process is still there, from the session's pidfd
- * (readable once the process has exited: pidfd_open(2)) rather than from
- * /proc; -1 where the pidfd cannot tell: none, or its process is not the
- * VM's (a CLONE_FILES child attached it). */
-static int peer_alive(const struct session *s) {
-        struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
-        int r;
-
-        if (s->pidfd < 0 || !s->vm || s->cred.pid != s->vm->pid)
-                return -1;
-        r = poll(&p, 1, 0);
-        if (r < 0)
-                return -1;
-        return r == 0;
-}
-
 static void session_closed(struct session *s) {
         struct session_server *server = s->server;
         struct vm *vm = s->vm;
-        int alive = peer_alive(s);
+        _cleanup_close_ int pidfd = -1;
 
+        /* The pidfd speaks for the VM's process only if the peer is that
+         * process (not a CLONE_FILES child that attached it). */
+        if (vm && s->cred.pid == vm->pid)
+                pidfd = TAKE_FD(s->pidfd);
         session_free(s);
         if (vm)
-                server->ops->closed(vm, alive, server->userdata);
+                server->ops->closed(vm, pidfd, server->userdata);
 }
 
 static void handle_message(struct session *s, const char *buf, size_t n, int *fds, size_t n_fds) {
@@ -369,34 +369,11 @@ static void handle_message(struct session *s, const char *buf, size_t n, int *fd
                                s->vm ? "after ATTACH" : "before ATTACH");
 }
 
-/* Receive and handle one message: 0, or -EAGAIN when none was queued.  The
- * session may be freed on the way (closed, refused). */
-static int session_receive(struct session *s) {
-        char buf[PROTO_MSG_MAX + 1];
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int) * SESSION_FDS_MAX)];
-        } control = {};
-        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        int fds[SESSION_FDS_MAX];
+/* The fds that came with a message, into fds (at most SESSION_FDS_MAX). */
+static size_t message_fds(const struct msghdr *mh, int *fds) {
         size_t n_fds = 0;
-        ssize_t n;
 
-        n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n < 0) {
-                if (errno == EAGAIN)
-                        return -EAGAIN;
-                if (errno != EINTR)
-                        session_closed(s);
-                return 0;
-        }
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *) mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
                         int *p = (int *) CMSG_DATA(c);
@@ -404,30 +381,77 @@ static int session_receive(struct session *s) {
                         for (size_t i = 0; i < k && n_fds < SESSION_FDS_MAX; i++)
                                 fds[n_fds++] = p[i];
                 }
+        return n_fds;
+}
+
+/* One received message, refused or handled.  The session may be freed on
+ * the way (closed, refused). */
+static void session_handle(struct session *s, const struct mmsghdr *m, int *fds, size_t n_fds) {
+        const struct msghdr *mh = &m->msg_hdr;
+        size_t n = m->msg_len;
 
         if (n == 0 && n_fds == 0)
                 session_closed(s);
-        else if (mh.msg_flags & MSG_TRUNC)
+        else if (mh->msg_flags & MSG_TRUNC)
                 session_refuse(s, EMSGSIZE, "message larger than %d bytes", PROTO_MSG_MAX);
-        else if ((mh.msg_flags & MSG_CTRUNC) && n_fds >= SESSION_FDS_MAX)
+        else if ((mh->msg_flags & MSG_CTRUNC) && n_fds >= SESSION_FDS_MAX)
                 session_refuse(s, EBADMSG, "too many fds (at most one)");
-        else if (mh.msg_flags & MSG_CTRUNC)
+        else if (mh->msg_flags & MSG_CTRUNC)
                 /* Room was left, so the kernel could not install the fd here:
                  * the daemon is out of descriptors, not the VMM at fault. */
                 session_refuse(s, EMFILE, "pmufilterd could not receive the fd: it is out of file descriptors "
                                "(RLIMIT_NOFILE; %u sessions open)", s->server->n_sessions);
         else
-                handle_message(s, buf, (size_t) n, fds, n_fds);
+                handle_message(s, mh->msg_iov->iov_base, n, fds, n_fds);
+}
 
-        for (size_t i = 0; i < n_fds; i++)
-                safe_close(fds[i]);
-        return 0;
+/* Receive up to SESSION_RECV_BATCH messages in one call and handle them in
+ * order: how many came (fewer than asked: the socket was empty), or
+ * -EAGAIN when none was queued.  The session may be freed on the way
+ * (closed, refused); the fds of the messages after that are closed
+ * unread.  At EOF every slot of the batch reads as EOF (a 0-byte read
+ * counts as a message), and the first ends the session. */
+static int session_receive(struct session *s) {
+        struct session_server *server = s->server;
+        int n;
+
+        for (size_t i = 0; i < SESSION_RECV_BATCH; i++) {
+                server->iovs[i] = (struct iovec) { .iov_base = server->bufs[i], .iov_len = sizeof(server->bufs[i]) };
+                server->msgs[i] = (struct mmsghdr) { .msg_hdr = {
+                        .msg_iov = &server->iovs[i],
+                        .msg_iovlen = 1,
+                        .msg_control = &server->controls[i],
+                        .msg_controllen = sizeof(server->controls[i]),
+                } };
+        }
+        do
+                n = recvmmsg(s->fd, server->msgs, SESSION_RECV_BATCH, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                if (errno == EAGAIN)
+                        return -EAGAIN;
+                session_closed(s);
+                return 0;
+        }
+        for (int i = 0; i < n; i++) {
+                int fds[SESSION_FDS_MAX];
+                size_t n_fds = message_fds(&server->msgs[i].msg_hdr, fds);
+
+                /* Not if an earlier message of the batch ended the session. */
+                if (server->receiving == s)
+                        session_handle(s, &server->msgs[i], fds, n_fds);
+                for (size_t j = 0; j < n_fds; j++)
+                        safe_close(fds[j]);
+        }
+        return n;
 }
 
 /* The socket is edge-triggered (session_new): read it until it is empty.
  * Level-triggered, every loop iteration re-polled every session that had an
  * answer queued, while sd-event dispatches one source per iteration: a
  * change pushed to n VMs cost O(n²) in epoll_wait (docs/benchmarks.md).  A
+ * batch that comes back short says the socket is empty, so a wakeup with
+ * one message costs one call (docs/decisions.md, "Reading a session").  A
  * peer that keeps sending gets SESSION_BATCH messages a turn, then the
  * socket is re-armed (an edge-triggered source re-polls on that) and the
  * others get theirs. */
@@ -437,12 +461,18 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
         unsigned n = 0;
 
         server->receiving = s;
-        while (server->receiving == s && session_receive(s) >= 0)
-                if (++n == SESSION_BATCH) {
+        while (server->receiving == s) {
+                int k = session_receive(s);
+
+                if (k < SESSION_RECV_BATCH)
+                        break;          /* empty (or the session ended) */
+                n += (unsigned) k;
+                if (n >= SESSION_BATCH) {
                         if (server->receiving == s)
                                 (void) sd_event_source_set_io_events(s->io, EPOLLIN | EPOLLET);
                         break;
                 }
+        }
         server->receiving = NULL;
         return 0;
 }

@@ -31,9 +31,10 @@ struct session_ops {
          * could not be sent): error and reason say why.  s is freed. */
         void (*lost)(struct vm *vm, int error, const char *reason, void *userdata);
         /* vm's VMM closed its session or sent DETACH.  s is freed.
-         * process_alive: whether vm's process was still there (from the
-         * session's pidfd), -1 when the session could not tell. */
-        void (*closed)(struct vm *vm, int process_alive, void *userdata);
+         * pidfd: of vm's process, from the session (readable once that
+         * process has exited, pidfd_open(2)), -1 where the session has
+         * none for it; closed after the call. */
+        void (*closed)(struct vm *vm, int pidfd, void *userdata);
         /* How many connections of one uid may wait for their ATTACH. */
         unsigned (*unattached_limit)(void *userdata);
 };

@@ -102,7 +102,7 @@ static void on_uevent(const struct kvm_uevent *ev, void *userdata) {
                         break;
                 }
                 vm = NULL;
-                if (deliver_vm_detected(d, ev->pid, ev->fd, &vm) == -ESRCH)
+                if (deliver_vm_detected(d, ev->pid, ev->fd, ev->facts, &vm) == -ESRCH)
                         log_debug("VM %d-%d: its process exited before we saw it", (int) ev->pid, ev->fd);
                 else if (vm)
                         registry_creator_seen(d->registry, vm);

@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
-#include <sys/syscall.h>
 #include <systemd/sd-login.h>
 
 #include "fileio.h"
@@ -59,8 +58,10 @@ static int read_proc_file(pid_t pid, const char *name, char **ret) {
 }
 
 /* /proc/<pid>/stat: "pid (comm) state ppid ...".  comm may hold spaces and
- * parentheses, so fields are counted from the last ')'. */
-static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm) {
+ * parentheses, so fields are counted from the last ')'.  ret_leader: from
+ * field 38, exit_signal, which the kernel keeps at -1 for any task but a
+ * thread-group leader (its thread_group_leader() is exit_signal >= 0). */
+static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm, bool *ret_leader) {
         _cleanup_free_ char *buf = NULL;
         const char *open_paren, *close_paren, *p;
         uint64_t starttime;
@@ -87,6 +88,19 @@ static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm) {
         if (sscanf(p, "%" SCNu64, &starttime) != 1 || starttime == 0)
                 return -EBADMSG;
 
+        if (ret_leader) {
+                int exit_signal;
+
+                for (unsigned field = 22; field < 38; field++) {
+                        p = strchr(p, ' ');
+                        if (!p)
+                                return -EBADMSG;
+                        p++;
+                }
+                if (sscanf(p, "%d", &exit_signal) != 1)
+                        return -EBADMSG;
+                *ret_leader = exit_signal >= 0;
+        }
         if (ret_comm) {
                 char *comm = strndup(open_paren + 1, (size_t) (close_paren - open_paren - 1));
                 if (!comm)
@@ -100,7 +114,7 @@ static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm) {
 uint64_t proc_starttime(pid_t pid) {
         uint64_t st;
 
-        if (pid <= 0 || read_stat(pid, &st, NULL) < 0)
+        if (pid <= 0 || read_stat(pid, &st, NULL, NULL) < 0)
                 return 0;
         return st;
 }
@@ -133,26 +147,12 @@ static int status_field(const char *status, const char *key, unsigned long *ret)
         return -EBADMSG;
 }
 
-int proc_get_tgid(pid_t tid, pid_t *ret) {
+/* Tgid: of /proc/<tid>/status. */
+static int read_tgid(pid_t tid, pid_t *ret) {
         _cleanup_free_ char *status = NULL;
         unsigned long tgid;
-        int fd, r;
+        int r;
 
-        assert(ret);
-        if (tid <= 0)
-                return -EINVAL;
-        /* Without PIDFD_THREAD, pidfd_open(2) takes only a thread-group
-         * leader (EINVAL for any other thread): for the usual creator, the
-         * VMM's main thread, that answers in two calls without reading
-         * status.  Anything but success is left to status to tell. */
-        fd = (int) syscall(SYS_pidfd_open, tid, 0);
-        if (fd >= 0) {
-                safe_close(fd);
-                *ret = tid;
-                return 0;
-        }
-        if (errno == ESRCH)
-                return -ESRCH;
         r = read_proc_file(tid, "status", &status);
         if (r < 0)
                 return r;
@@ -162,6 +162,45 @@ int proc_get_tgid(pid_t tid, pid_t *ret) {
         if (tgid == 0 || tgid > INT_MAX)
                 return -EBADMSG;
         *ret = (pid_t) tgid;
+        return 0;
+}
+
+int proc_facts_open_task(pid_t tid, struct proc_facts *ret) {
+        struct proc_facts f = {};
+        bool leader;
+        pid_t tgid;
+        int r;
+
+        assert(ret);
+        if (tid <= 0)
+                return -EINVAL;
+        /* /proc/<tid> exists for every thread, not only the leaders it
+         * lists.  For the usual creator, the VMM's main thread, its stat
+         * is the process's: one read answers both questions. */
+        r = read_stat(tid, &f.starttime, &f.comm, &leader);
+        if (r < 0)
+                return r;
+        if (leader) {
+                f.pid = tid;
+                *ret = f;
+                return 0;
+        }
+        free(f.comm);
+        r = read_tgid(tid, &tgid);
+        if (r < 0)
+                return r;
+        return proc_facts_open(tgid, ret);
+}
+
+int proc_get_tgid(pid_t tid, pid_t *ret) {
+        _cleanup_(proc_facts_done) struct proc_facts f = {};
+        int r;
+
+        assert(ret);
+        r = proc_facts_open_task(tid, &f);
+        if (r < 0)
+                return r;
+        *ret = f.pid;
         return 0;
 }
 
@@ -412,7 +451,7 @@ int proc_facts_load(struct proc_facts *f, unsigned mask) {
          * f->starttime only if that one still holds the pid now.  Not
          * proc_starttime(): its 0 for any failure would make -ENOMEM look
          * like a gone process. */
-        r = read_stat(f->pid, &starttime, NULL);
+        r = read_stat(f->pid, &starttime, NULL, NULL);
         if (r < 0)
                 return r;
         if (starttime != f->starttime)
@@ -444,7 +483,7 @@ int proc_facts_open(pid_t pid, struct proc_facts *ret) {
         assert(ret);
         if (pid <= 0)
                 return -EINVAL;
-        r = read_stat(pid, &f.starttime, &f.comm);
+        r = read_stat(pid, &f.starttime, &f.comm, NULL);
         if (r < 0)
                 return r;
         *ret = f;

@@ -22,6 +22,11 @@
  * the source is level-triggered, so the rest wakes it again at once. */
 #define UEVENT_BATCH 1024
 
+/* Messages taken per recvmmsg(2): one call whatever the wakeup brings, up
+ * to this many.  A batch that comes back short ran into EAGAIN inside the
+ * kernel, so the socket was empty then: no read follows to learn it. */
+#define UEVENT_RECV_BATCH 16
+
 /* The kernel's uevents go to multicast group 1 of NETLINK_KOBJECT_UEVENT
  * (udevd relays its own to group 2, which we do not join). */
 #define UEVENT_GROUP_KERNEL 1u
@@ -44,9 +49,23 @@ struct uevent_watcher {
         void *userdata;
         bool lost;              /* report to on_overflow once drained */
         bool enobufs;           /* ... because the kernel dropped uevents */
+        /* on_io() stopped at UEVENT_BATCH with more queued: the loop's
+         * last poll no longer vouches for an empty socket (flush()). */
+        bool backlog;
 
         struct creator *creators;
         size_t n_creators, allocated;
+
+        /* recvmmsg(2)'s buffers: each message its own, and its own room for
+         * the credentials checked on each (receive()). */
+        char bufs[UEVENT_RECV_BATCH][UEVENT_MSG_MAX + 1];
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(struct ucred))];
+        } controls[UEVENT_RECV_BATCH];
+        struct sockaddr_nl addrs[UEVENT_RECV_BATCH];
+        struct iovec iovs[UEVENT_RECV_BATCH];
+        struct mmsghdr msgs[UEVENT_RECV_BATCH];
 };
 
 /* Decimal as the kernel prints it: digits only, no sign, no leading zero. */
@@ -193,11 +212,10 @@ static void creator_add(struct uevent_watcher *w, pid_t tid, int fd, pid_t pid) 
 }
 
 /* CREATE: the thread that created the VM is still inside the ioctl or just
- * out of it, so its process can be read now. */
-static void resolve_create(struct uevent_watcher *w, struct kvm_uevent *ev) {
-        pid_t pid;
-
-        if (proc_get_tgid(ev->tid, &pid) < 0) {
+ * out of it, so its process can be read now, and the facts of that read
+ * go with the event (facts: the caller's, filled in). */
+static void resolve_create(struct uevent_watcher *w, struct kvm_uevent *ev, struct proc_facts *facts) {
+        if (proc_facts_open_task(ev->tid, facts) < 0) {
                 /* The thread is gone; its process may live on with the VM. */
                 if (ev->fd < 0)
                         w->lost = true;
@@ -205,9 +223,10 @@ static void resolve_create(struct uevent_watcher *w, struct kvm_uevent *ev) {
                         creator_add(w, ev->tid, ev->fd, 0);
                 return;
         }
-        ev->pid = pid;
-        if (pid != ev->tid && ev->fd >= 0)
-                creator_add(w, ev->tid, ev->fd, pid);
+        ev->pid = facts->pid;
+        ev->facts = facts;
+        if (ev->pid != ev->tid && ev->fd >= 0)
+                creator_add(w, ev->tid, ev->fd, ev->pid);
 }
 
 /* DESTROY: only what CREATE learnt can be trusted; reading the tid now
@@ -247,65 +266,78 @@ static bool still_open(const struct creator *c) {
 }
 
 static void dispatch_device(struct uevent_watcher *w, const char *buf, size_t len) {
+        _cleanup_(proc_facts_done) struct proc_facts facts = {};
         struct kvm_uevent ev;
 
         if (kvm_uevent_parse_message(buf, len, &ev) < 0)
                 return;
 
         if (ev.type == KVM_UEVENT_CREATE)
-                resolve_create(w, &ev);
+                resolve_create(w, &ev, &facts);
         else
                 resolve_destroy(w, &ev);
         w->on_event(&ev, w->userdata);
 }
 
-/* Receive and dispatch up to max queued events: true once the socket is
- * empty.  Only the kernel's messages count: netlink port 0, and uid 0 in
- * the credentials it attaches (what libudev checks for its "kernel"
- * monitor; only CAP_NET_ADMIN could send to this group at all). */
+/* One message of a batch, if the kernel sent it: netlink port 0, and uid 0
+ * in the credentials it attaches (what libudev checks for its "kernel"
+ * monitor; only CAP_NET_ADMIN could send to this group at all).  Checked
+ * for each message, whatever came with the others. */
+static void receive_one(struct uevent_watcher *w, size_t i) {
+        struct msghdr *mh = &w->msgs[i].msg_hdr;
+        const struct sockaddr_nl *sa = &w->addrs[i];
+        const struct ucred *cred = NULL;
+        size_t n = w->msgs[i].msg_len;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+                    c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
+                        cred = (const struct ucred *) CMSG_DATA(c);
+        if (mh->msg_namelen != sizeof(*sa) || sa->nl_pid != 0 || !cred || cred->uid != 0 ||
+            (mh->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n > UEVENT_MSG_MAX)
+                return;
+        w->bufs[i][n] = 0;
+        dispatch_device(w, w->bufs[i], n);
+}
+
+/* Receive and dispatch up to max queued events, UEVENT_RECV_BATCH a
+ * call: true once the socket is empty (a short batch, or EAGAIN). */
 static bool receive(struct uevent_watcher *w, unsigned max) {
-        char buf[UEVENT_MSG_MAX + 1];
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(struct ucred))];
-        } control;
+        for (unsigned done = 0; done < max;) {
+                int n;
 
-        for (unsigned i = 0; i < max; i++) {
-                struct sockaddr_nl sa;
-                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
-                struct msghdr mh = {
-                        .msg_name = &sa,
-                        .msg_namelen = sizeof(sa),
-                        .msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = &control,
-                        .msg_controllen = sizeof(control),
-                };
-                const struct ucred *cred = NULL;
-                ssize_t n;
-
-                n = recvmsg(w->fd, &mh, MSG_DONTWAIT);
+                /* recvmmsg() writes back each header's lengths and flags. */
+                for (size_t i = 0; i < UEVENT_RECV_BATCH; i++) {
+                        w->iovs[i] = (struct iovec) { .iov_base = w->bufs[i], .iov_len = UEVENT_MSG_MAX };
+                        w->msgs[i] = (struct mmsghdr) { .msg_hdr = {
+                                .msg_name = &w->addrs[i],
+                                .msg_namelen = sizeof(w->addrs[i]),
+                                .msg_iov = &w->iovs[i],
+                                .msg_iovlen = 1,
+                                .msg_control = &w->controls[i],
+                                .msg_controllen = sizeof(w->controls[i]),
+                        } };
+                }
+                n = recvmmsg(w->fd, w->msgs, UEVENT_RECV_BATCH, MSG_DONTWAIT, NULL);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         /* ENOBUFS: the kernel dropped messages for this
                          * socket since the last read.  It is reported once,
-                         * ahead of what is still queued. */
+                         * ahead of what is still queued (an error met after
+                         * some messages of a batch comes with the next
+                         * call, recvmmsg(2)). */
                         if (errno == ENOBUFS) {
                                 w->lost = w->enobufs = true;
                                 continue;
                         }
                         return true;    /* EAGAIN: empty (anything else: nothing to read either) */
                 }
-                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-                            c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
-                                cred = (const struct ucred *) CMSG_DATA(c);
-                if (mh.msg_namelen != sizeof(sa) || sa.nl_pid != 0 || !cred || cred->uid != 0 ||
-                    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-                        continue;
-                buf[n] = 0;
-                dispatch_device(w, buf, (size_t) n);
+                for (int i = 0; i < n; i++)
+                        receive_one(w, (size_t) i);
+                if (n < UEVENT_RECV_BATCH)
+                        return true;    /* the kernel ran into EAGAIN: empty */
+                done += (unsigned) n;
         }
         return false;
 }
@@ -327,7 +359,8 @@ static void drained(struct uevent_watcher *w) {
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct uevent_watcher *w = userdata;
 
-        if (receive(w, UEVENT_BATCH))
+        w->backlog = !receive(w, UEVENT_BATCH);
+        if (!w->backlog)
                 drained(w);
         /* else not drained yet: back soon */
         return 0;
@@ -336,10 +369,18 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 void uevent_watcher_flush(struct uevent_watcher *w) {
         if (!w)
                 return;
+        /* The socket is level-triggered: had anything been queued when the
+         * loop last polled, the source would be pending, or on_io() have
+         * left a backlog since.  Neither: everything queued before that
+         * poll has been read, and reading now would say EAGAIN for it. */
+        if (!w->backlog && sd_event_source_get_pending(w->io) == 0)
+                return;
         /* A bound, should events keep coming: what is left is seen later,
          * as any event is. */
-        if (receive(w, UEVENT_FLUSH_MAX))
+        if (receive(w, UEVENT_FLUSH_MAX)) {
+                w->backlog = false;
                 drained(w);
+        }
 }
 
 int uevent_watcher_set_receive_buffer(struct uevent_watcher *w, int size) {

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+struct proc_facts;
+
 enum kvm_uevent_type {
         KVM_UEVENT_CREATE,
         KVM_UEVENT_DESTROY,
@@ -29,6 +31,11 @@ struct kvm_uevent {
         int fd;
         uint64_t count;         /* COUNT=: VMs alive on the host after this event */
         uint64_t created;       /* CREATED=: VMs ever created since boot */
+        /* CREATE from the watcher: pid's start time and comm, from the read
+         * that named the process (proc_facts_open_task()); NULL where
+         * none was made.  The handler may take them over (and leave an
+         * empty struct); the watcher frees what is left. */
+        struct proc_facts *facts;
 };
 
 /* Pure: from the uevent's property values (any may be NULL).  EVENT, PID,
@@ -63,9 +70,13 @@ int uevent_watcher_new(sd_event *e, uevent_handler_t on_event, uevent_overflow_t
                        void *userdata, struct uevent_watcher **ret);
 struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w);
 
-/* Dispatch what is queued now, before the loop would: an ATTACH is
- * judged on the CREATE uevent of its VM, which the kernel sent before the
- * VMM even had the fd.  NULL is fine. */
+/* Dispatch what is queued, before the loop would: an ATTACH is judged on
+ * the CREATE uevent of its VM, which the kernel sent before the VMM even
+ * had the fd.  Everything queued before the loop last polled is
+ * dispatched when this returns; with nothing of that left (the common
+ * case: the source not pending), it reads nothing (docs/decisions.md, "No
+ * read only to hear EAGAIN").  Called from a dispatch of the loop, about
+ * something that poll saw.  NULL is fine. */
 #define UEVENT_FLUSH_MAX 65536
 void uevent_watcher_flush(struct uevent_watcher *w);
 
