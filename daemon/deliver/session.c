@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 
 #include "compile.h"
+#include "deadline.h"
 #include "fdstore.h"
 #include "list.h"
 #include "log.h"
@@ -46,9 +47,11 @@ struct session_server {
          * another event source, a quarter of a VM's memory). */
         struct session *waiting_head, *waiting_tail;
         sd_event_source *apply_timer;
+        uint64_t apply_timer_due;       /* when it fires; 0: off (deadline.h) */
         /* Sessions that have not sent ATTACH yet, by deadline, one timer. */
         struct session *unattached_head, *unattached_tail;
         sd_event_source *attach_timer;
+        uint64_t attach_timer_due;
         /* Out of fds: accept() stopped until a session closes or a back-off ends. */
         sd_event_source *accept_timer;
         unsigned accept_failures;       /* in this episode */
@@ -83,27 +86,20 @@ struct session {
         LIST_FIELDS(struct session, sessions);
 };
 
+/* An answered APPLY leaves the timer as it is (deadline.h). */
 static void apply_timer_update(struct session_server *server) {
-        if (!server->waiting_head) {
-                (void) sd_event_source_set_enabled(server->apply_timer, SD_EVENT_OFF);
-                return;
-        }
-        (void) sd_event_source_set_time(server->apply_timer, server->waiting_head->apply_deadline);
-        (void) sd_event_source_set_enabled(server->apply_timer, SD_EVENT_ONESHOT);
+        if (server->waiting_head)
+                deadline_arm(server->apply_timer, &server->apply_timer_due, server->waiting_head->apply_deadline);
 }
 
 /* The session's APPLY is answered (or the session ends): stop waiting. */
 static void session_stop_waiting(struct session *s) {
         struct session_server *server = s->server;
-        bool was_head;
 
         if (!server || s->apply_deadline == 0)
                 return;
-        was_head = server->waiting_head == s;
         LIST_REMOVE_TAIL(waiting, server->waiting_head, server->waiting_tail, s);
         s->apply_deadline = 0;
-        if (was_head)
-                apply_timer_update(server);
 }
 
 /* Wait timeout_ms for the answer to the APPLY just sent.  Deadlines mostly
@@ -122,27 +118,21 @@ static void session_start_waiting(struct session *s, uint64_t timeout_ms) {
                 apply_timer_update(server);
 }
 
+/* A session that attaches leaves the timer as it is (deadline.h). */
 static void attach_timer_update(struct session_server *server) {
-        if (!server->unattached_head) {
-                (void) sd_event_source_set_enabled(server->attach_timer, SD_EVENT_OFF);
-                return;
-        }
-        (void) sd_event_source_set_time(server->attach_timer, server->unattached_head->attach_deadline);
-        (void) sd_event_source_set_enabled(server->attach_timer, SD_EVENT_ONESHOT);
+        if (server->unattached_head)
+                deadline_arm(server->attach_timer, &server->attach_timer_due,
+                             server->unattached_head->attach_deadline);
 }
 
 /* The session attached (or ends): it waits for no ATTACH any more. */
 static void session_stop_attach_wait(struct session *s) {
         struct session_server *server = s->server;
-        bool was_head;
 
         if (s->attach_deadline == 0)
                 return;
-        was_head = server->unattached_head == s;
         LIST_REMOVE_TAIL(unattached, server->unattached_head, server->unattached_tail, s);
         s->attach_deadline = 0;
-        if (was_head && !server->freeing)
-                attach_timer_update(server);
 }
 
 /* One deadline for all: appended at the tail, in order. */
@@ -273,6 +263,7 @@ static int on_apply_timeout(sd_event_source *es, uint64_t usec, void *userdata) 
         struct session_server *server = userdata;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
+        deadline_fired(&server->apply_timer_due);
         while (server->waiting_head && server->waiting_head->apply_deadline <= now) {
                 struct session *s = server->waiting_head;
 
@@ -289,6 +280,7 @@ static int on_attach_timeout(sd_event_source *es, uint64_t usec, void *userdata)
         struct session_server *server = userdata;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
+        deadline_fired(&server->attach_timer_due);
         while (server->unattached_head && server->unattached_head->attach_deadline <= now)
                 session_refuse(server->unattached_head, ETIMEDOUT, "no ATTACH within %llu s of connecting",
                                (unsigned long long) (SESSION_ATTACH_TIMEOUT_USEC / 1000000));
