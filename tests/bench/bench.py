@@ -335,7 +335,7 @@ class Bench:
             "uevent": (2 * bare["uevent-recv"], "2 uevent recv() (the one /proc read a VM needs is under facts)"),
             "facts": (bare["proc-stat"], "1 read of /proc/<pid>/stat"),
             "session reads": (bare["recv-attach"] + bare["recv-applied"] + bare["recv-applied"] / 2,
-                              "recvmsg() of ATTACH with its fd, APPLIED (+ EAGAIN), the close"),
+                              "recvmsg() of ATTACH with its fd, APPLIED, the close"),
             "ATTACH": (bare["accept"] + bare["proc-fd-link"] + bare["kcmp"],
                        "accept4 + SO_PEERCRED + SO_PEERPIDFD + epoll_ctl, readlink, kcmp"),
             "match": (0, "none (no system call)"),
