@@ -62,8 +62,9 @@ struct session_server {
         struct session *receiving;
         bool keep_stored;               /* freeing at exit: the fd store keeps the sessions */
         bool freeing;
-        /* session_receive()'s buffers, for the one session read at a time. */
-        char bufs[SESSION_RECV_BATCH][PROTO_MSG_MAX + 1];
+        /* session_receive()'s buffers, for the one session read at a time;
+         * allocated apart and not cleared (pages count once written). */
+        char (*bufs)[PROTO_MSG_MAX + 1];
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int) * SESSION_FDS_MAX)];
@@ -624,7 +625,12 @@ int session_server_new(sd_event *e, int fd, const struct session_ops *ops, void 
                 .userdata = userdata,
                 .fd = fd,
                 .refusals = RATELIMIT_INIT(10 * 1000 * 1000, 20),
+                .bufs = malloc(sizeof(*s->bufs) * SESSION_RECV_BATCH),
         };
+        if (!s->bufs) {
+                session_server_free(s, false);
+                return -ENOMEM;
+        }
         r = sd_event_add_io(e, &s->io, fd, EPOLLIN, on_accept, s);
         if (r < 0) {
                 session_server_free(s, false);
@@ -664,6 +670,7 @@ struct session_server *session_server_free(struct session_server *s, bool keep_s
         sd_event_source_disable_unref(s->apply_timer);
         sd_event_source_disable_unref(s->io);
         safe_close(s->fd);
+        free(s->bufs);
         free(s);
         return NULL;
 }

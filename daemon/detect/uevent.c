@@ -57,8 +57,10 @@ struct uevent_watcher {
         size_t n_creators, allocated;
 
         /* recvmmsg(2)'s buffers: each message its own, and its own room for
-         * the credentials checked on each (receive()). */
-        char bufs[UEVENT_RECV_BATCH][UEVENT_MSG_MAX + 1];
+         * the credentials checked on each (receive()).  Allocated apart and
+         * not cleared: a page counts in the daemon's memory only once a
+         * uevent was written to it. */
+        char (*bufs)[UEVENT_MSG_MAX + 1];
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(struct ucred))];
@@ -412,6 +414,7 @@ struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w) {
         sd_event_source_disable_unref(w->io);
         safe_close(w->fd);
         free(w->creators);
+        free(w->bufs);
         free(w);
         return NULL;
 }
@@ -435,7 +438,10 @@ int uevent_watcher_new(sd_event *e, uevent_handler_t on_event, uevent_overflow_t
                 .on_event = on_event,
                 .on_overflow = on_overflow,
                 .userdata = userdata,
+                .bufs = malloc(sizeof(*w->bufs) * UEVENT_RECV_BATCH),
         };
+        if (!w->bufs)
+                return -ENOMEM;
 
         w->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
         if (w->fd < 0)
