@@ -292,15 +292,18 @@ static int write_guard(FILE *f, const void *userdata) {
  * dropping the stored sessions too: the /proc scan finds every VM, and
  * their VMMs attach again. */
 static bool restore_guard_tripped(struct manager *m, const char *guard) {
-        _cleanup_free_ char *aside = NULL;
+        _cleanup_free_ char *aside = NULL, *legacy_aside = NULL;
         int r;
 
         if (access(guard, F_OK) < 0)
                 return false;
-        if (asprintf(&aside, "%s.unrestored", m->records.dir) < 0)
+        if (asprintf(&aside, "%s.unrestored", m->records.path) < 0 ||
+            asprintf(&legacy_aside, "%s.unrestored", m->records.legacy_dir) < 0)
                 return true;
-        (void) rm_rf_shallow(aside);
-        r = rename(m->records.dir, aside) < 0 ? -errno : 0;
+        /* The per-VM files of an earlier version, if any, too. */
+        (void) rm_rf_shallow(legacy_aside);
+        (void) rename(m->records.legacy_dir, legacy_aside);
+        r = rename(m->records.path, aside) < 0 ? -errno : 0;
         log_full_errno(LOG_CRIT, 0, "The last start of pmufilterd died while restoring its VM records (%s is there): "
                        "restoring none this time%s%s; every VM is found by the /proc scan and its VMM attaches again",
                        guard, r >= 0 ? ", they are kept in " : "", r >= 0 ? aside : "");
@@ -327,7 +330,7 @@ static int restore(struct manager *m) {
 
         r = records_restore(&m->records, &vms, &n, &n_records);
         if (r < 0)
-                return log_error_errno(r, "Failed to read the VM records of %s: %m", m->records.dir);
+                return log_error_errno(r, "Failed to read the VM records of %s: %m", m->records.path);
         for (size_t i = 0; i < n; i++)
                 vms[i]->have_facts = proc_facts_open(vms[i]->pid, &vms[i]->facts) >= 0;
         /* Old state files first: the VMs restored are what their changes
@@ -342,7 +345,7 @@ static int restore(struct manager *m) {
         /* Stored connections whose VM is gone: let systemd drop them too. */
         fdstore_drop_sessions(&m->deliver.fdstore);
         if (n_records > 0)
-                log_info("Restored %zu of %u VM records from %s", m->registry.n_vms, n_records, m->records.dir);
+                log_info("Restored %zu of %u VM records from %s", m->registry.n_vms, n_records, m->records.path);
         /* Decided under the policy in force now: push what changed. */
         r = deliver_apply_batched(&m->deliver, NULL, 0, false, NULL);
         if (r < 0)

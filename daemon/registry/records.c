@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * records.c — the VM records under <runtime dir>/vms/<id>.
+ * records.c — the VM records, one append-only log under
+ * <runtime dir>/records (records.h; docs/architecture.md, "The record").
  */
 #include <assert.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <sys/stat.h>
 
 #include "compile.h"
 #include "fileio.h"
@@ -12,16 +16,22 @@
 #include "procscan.h"
 #include "records.h"
 
-/* A record is a few hundred bytes; 300 events and long claims stay far below. */
-#define RECORD_MAX (64 * 1024)
+/* A log is rewritten whole once it has grown to four times what it held
+ * then: appends stay amortised O(1) per record, and the log at most four
+ * times the live records (or this much). */
+#define RECORDS_COMPACT_MIN (64 * 1024)
+#define RECORDS_COMPACT_FACTOR 4
+
+/* What a start reads of the log at most.  10,000 VMs (docs/benchmarks.md)
+ * of records of a few KiB are some tens of MiB, the log up to four times
+ * that before it is compacted: a bound that no honest log reaches, small
+ * enough to read at once. */
+#define RECORDS_LOG_MAX (128 * 1024 * 1024)
+
+/* "<pid>-<fd>": two ints and a dash. */
+#define RECORD_ID_MAX 24
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
-
-static char *record_path(const struct records *rec, const char *id) {
-        char *p;
-
-        return asprintf(&p, "%s/%s", rec->dir, id) < 0 ? NULL : p;
-}
 
 static int write_record(FILE *out, const void *userdata) {
         const struct vm *vm = userdata;
@@ -56,30 +66,221 @@ static int write_record(FILE *out, const void *userdata) {
         return ferror(out) ? -EIO : 0;
 }
 
+/* One entry of the log: "R <id> <len>\n" and vm's record.  -E2BIG for a
+ * record no reader would take. */
+static int write_entry(FILE *out, const struct vm *vm) {
+        _cleanup_free_ char *body = NULL;
+        size_t len = 0;
+        FILE *f;
+        int r;
+
+        f = open_memstream(&body, &len);
+        if (!f)
+                return -ENOMEM;
+        r = write_record(f, vm);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        if (len > RECORD_MAX)
+                return -E2BIG;
+        fprintf(out, "R %s %zu\n", vm->id, len);
+        fwrite(body, 1, len, out);
+        return ferror(out) ? -EIO : 0;
+}
+
+struct compaction {
+        const struct records *rec;
+        const struct vm *except;        /* gone, not removed yet */
+};
+
+/* The whole log: the current record of every registered VM. */
+static int write_all_entries(FILE *out, const void *userdata) {
+        const struct compaction *c = userdata;
+
+        REGISTRY_FOREACH(vm, c->rec->registry) {
+                int r;
+
+                if (vm == c->except)
+                        continue;
+                r = write_entry(out, vm);
+                if (r < 0 && r != -E2BIG)       /* such a VM is found again by the /proc scan */
+                        return r;
+        }
+        return 0;
+}
+
+static void warn_failed(struct records *rec, int error) {
+        unsigned suppressed;
+
+        if (!ratelimit_below(&rec->failed_said, &suppressed))
+                return;
+        if (suppressed > 0)
+                log_warning("%u more writes of the VM records failed in the last minute", suppressed);
+        log_warning_errno(error, "Failed to write %s: %m", rec->path);
+}
+
+static int open_log(struct records *rec) {
+        struct stat st;
+        bool made_dirs = false;
+        int fd;
+
+        if (rec->fd >= 0)
+                return 0;
+        for (;;) {
+                /* O_NONBLOCK: a FIFO there must not hang the loop (and is refused below). */
+                fd = open(rec->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
+                          0600);
+                if (fd >= 0)
+                        break;
+                if (errno != ENOENT || made_dirs)
+                        return -errno;
+                if (mkdir_parents(rec->path) < 0)
+                        return -errno;
+                made_dirs = true;
+        }
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+
+                safe_close(fd);
+                return r;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                safe_close(fd);
+                return -EBADFD;
+        }
+        rec->fd = fd;
+        rec->size = (uint64_t) st.st_size;
+        return 0;
+}
+
+/* Rewrite the log from the registry, and append to the new one. */
+static int compact(struct records *rec, const struct vm *except) {
+        struct compaction c = { rec, except };
+        int r;
+
+        /* Not synced: the records describe processes, which a power cut ends too. */
+        r = write_file_atomic(rec->path, 0600, WRITE_FILE_MKDIR, write_all_entries, &c);
+        if (r < 0)
+                return r;
+        rec->fd = safe_close(rec->fd);
+        r = open_log(rec);
+        if (r < 0)
+                return r;
+        rec->compacted_size = rec->size;
+        return 0;
+}
+
+static int append_pending(struct records *rec, const char *buf, size_t n) {
+        const char *p = buf;
+        int r;
+
+        r = open_log(rec);
+        if (r < 0)
+                return r;
+        while (p < buf + n) {
+                ssize_t k = write(rec->fd, p, buf + n - p);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        r = k < 0 ? -errno : -EIO;
+                        /* No torn entry for the next ones to follow. */
+                        if (p > buf && ftruncate(rec->fd, (off_t) rec->size) < 0)
+                                rec->fd = safe_close(rec->fd);
+                        return r;
+                }
+                p += k;
+        }
+        rec->size += n;
+        return 0;
+}
+
+static void drop_pending(struct records *rec) {
+        if (rec->pending)
+                fclose(rec->pending);
+        rec->pending = NULL;
+        free(rec->pending_buf);
+        rec->pending_buf = NULL;
+        rec->pending_size = 0;
+}
+
+/* Write what is pending: appended in one write(), or the log rewritten
+ * whole when it has grown enough (or a write failed).  Then the VMs of the
+ * batch are recorded. */
+static void commit(struct records *rec, const struct vm *except) {
+        /* Taken: a listener may record again (a VM that could not be queued). */
+        _cleanup_free_ struct vm_key *batch = TAKE_PTR(rec->batch);
+        size_t n_batch = rec->n_batch, allocated = rec->allocated_batch;
+        uint64_t limit;
+        bool whole;
+        int r = 0;
+
+        rec->n_batch = rec->allocated_batch = 0;
+        if (rec->pending && fflush(rec->pending) != 0)
+                r = -ENOMEM;
+        limit = RECORDS_COMPACT_FACTOR * rec->compacted_size;
+        if (limit < RECORDS_COMPACT_MIN)
+                limit = RECORDS_COMPACT_MIN;
+        whole = rec->broken || rec->size + rec->pending_size > limit;
+        if (r >= 0)
+                r = whole ? compact(rec, except) : append_pending(rec, rec->pending_buf, rec->pending_size);
+        drop_pending(rec);
+        rec->broken = r < 0;
+        if (r < 0) {
+                warn_failed(rec, r);
+                n_batch = 0;
+        }
+        for (size_t i = 0; i < n_batch; i++) {
+                struct vm *vm = registry_get(rec->registry, batch[i].pid, batch[i].fd);
+
+                if (vm)         /* still there */
+                        registry_notify(rec->registry, REGISTRY_VM_RECORDED, vm, NULL);
+        }
+        if (!rec->batch) {      /* kept for the next batch */
+                rec->batch = TAKE_PTR(batch);
+                rec->allocated_batch = allocated;
+        }
+}
+
+static FILE *pending(struct records *rec) {
+        if (!rec->pending)
+                rec->pending = open_memstream(&rec->pending_buf, &rec->pending_size);
+        return rec->pending;
+}
+
 static void record_run(struct vm *vm, void *userdata) {
         struct records *rec = userdata;
-        _cleanup_free_ char *path = NULL;
+        FILE *f;
         int r;
 
         if (!vm->record_dirty)
                 return;
         vm->record_dirty = false;
-        path = record_path(rec, vm->id);
-        if (!path)
-                return (void) log_warning_errno(ENOMEM, "Failed to write the record of VM %s: %m", vm->id);
-        /* Not synced: the records describe processes, which a power cut ends too. */
-        r = write_file_atomic(path, 0600, WRITE_FILE_MKDIR, write_record, vm);
-        if (r < 0) {
-                unsigned suppressed;
-
-                if (!ratelimit_below(&rec->failed_said, &suppressed))
-                        return;
-                if (suppressed > 0)
-                        log_warning("%u more records could not be written in the last minute", suppressed);
-                log_warning_errno(r, "Failed to write %s: %m", path);
+        f = pending(rec);
+        if (!f || !GREEDY_REALLOC(rec->batch, rec->allocated_batch, rec->n_batch + 1)) {
+                rec->broken = true;     /* the next write rewrites it whole */
+                return warn_failed(rec, ENOMEM);
+        }
+        r = write_entry(f, vm);
+        if (r == -E2BIG) {
+                log_warning("The record of VM %s is over %u bytes: not kept (a restart finds the VM by the "
+                            "/proc scan, and its VMM attaches again)", vm->id, RECORD_MAX);
+                fprintf(f, "G %s\n", vm->id);
                 return;
         }
-        registry_notify(rec->registry, REGISTRY_VM_RECORDED, vm, NULL);
+        if (r < 0) {
+                rec->broken = true;
+                return warn_failed(rec, r);
+        }
+        rec->batch[rec->n_batch++] = (struct vm_key) { vm->pid, vm->fd };
+}
+
+static void turn_done(void *userdata) {
+        struct records *rec = userdata;
+
+        if (rec->pending || rec->broken)
+                commit(rec, NULL);
 }
 
 int records_init(struct records *rec, struct registry *r, sd_event *e, const char *runtime_dir) {
@@ -88,10 +289,12 @@ int records_init(struct records *rec, struct registry *r, sd_event *e, const cha
         assert(runtime_dir);
         *rec = (struct records) {
                 .registry = r,
+                .fd = -1,
                 .failed_said = RATELIMIT_INIT(60 * 1000 * 1000ULL, 5),
                 .queue = {
                         .description = "vm-records",
                         .run = record_run,
+                        .turn_done = turn_done,
                         .userdata = rec,
                         .registry = r,
                         .event = e,
@@ -99,19 +302,36 @@ int records_init(struct records *rec, struct registry *r, sd_event *e, const cha
                         .max_lag_usec = 1000 * 1000,
                 },
         };
-        if (asprintf(&rec->dir, "%s/vms", runtime_dir) < 0)
+        if (asprintf(&rec->path, "%s/records", runtime_dir) < 0) {
+                rec->path = NULL;
                 return -ENOMEM;
+        }
+        if (asprintf(&rec->legacy_dir, "%s/vms", runtime_dir) < 0) {
+                rec->legacy_dir = NULL;
+                return -ENOMEM;
+        }
         return 0;
 }
 
 void records_done(struct records *rec) {
         vm_queue_done(&rec->queue);
-        free(rec->dir);
-        rec->dir = NULL;
+        /* What is still pending (a VM gone after the last flush), as it is;
+         * after a failed write the next start reads what is there. */
+        if (rec->pending && !rec->broken && fflush(rec->pending) == 0)
+                (void) append_pending(rec, rec->pending_buf, rec->pending_size);
+        drop_pending(rec);
+        free(rec->batch);
+        rec->batch = NULL;
+        rec->n_batch = rec->allocated_batch = 0;
+        rec->fd = safe_close(rec->fd);
+        free(rec->path);
+        free(rec->legacy_dir);
+        rec->path = rec->legacy_dir = NULL;
 }
 
 void records_flush(struct records *rec) {
         vm_queue_run(&rec->queue, SIZE_MAX);
+        turn_done(rec);
 }
 
 void records_mark(struct records *rec, struct vm *vm) {
@@ -119,15 +339,23 @@ void records_mark(struct records *rec, struct vm *vm) {
         if (vm->record_dirty)
                 return;
         vm->record_dirty = true;
-        if (vm_queue_push(&rec->queue, vm) < 0)
+        if (vm_queue_push(&rec->queue, vm) < 0) {
                 record_run(vm, rec);    /* now, then */
+                commit(rec, NULL);
+        }
 }
 
 void records_forget(struct records *rec, const struct vm *vm) {
-        _cleanup_free_ char *path = record_path(rec, vm->id);
+        FILE *f = pending(rec);
 
-        if (path)
-                (void) unlink(path);
+        if (!f) {
+                rec->broken = true;
+                return warn_failed(rec, ENOMEM);
+        }
+        fprintf(f, "G %s\n", vm->id);
+        /* With a batch coming, in its write: the log keeps the order of events. */
+        if (rec->queue.n == 0)
+                commit(rec, vm);
 }
 
 /* Unsigned decimal (or 0x hex) no greater than max, and nothing else. */
@@ -276,48 +504,286 @@ int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_
         return 0;
 }
 
-/* Register the VM of one record, or delete the record.  1: restored. */
-static int restore_one(struct records *rec, const char *id, const char *path, struct vm **ret) {
+/* Reading the log: a cursor over the bytes to its end.  Each take_*()
+ * gives 1 (taken), 0 (the end came first: a prefix of what was expected)
+ * or -EBADMSG. */
+struct cursor {
+        const char *p;
+        size_t n, i;
+};
+
+static int take_char(struct cursor *c, char ch) {
+        if (c->i == c->n)
+                return 0;
+        if (c->p[c->i] != ch)
+                return -EBADMSG;
+        c->i++;
+        return 1;
+}
+
+/* Decimal in its one spelling (no sign, no leading zero), min to max. */
+static int take_number(struct cursor *c, uint64_t min, uint64_t max, uint64_t *ret) {
+        size_t start = c->i;
+        uint64_t x = 0;
+
+        for (; c->i < c->n && c->p[c->i] >= '0' && c->p[c->i] <= '9'; c->i++) {
+                if (c->i > start && c->p[start] == '0')
+                        return -EBADMSG;
+                x = x * 10 + (uint64_t) (c->p[c->i] - '0');     /* x ≤ max ≤ INT_MAX before: no overflow */
+                if (x > max)
+                        return -EBADMSG;
+        }
+        if (c->i == c->n)
+                return c->i > start && x < min && c->p[start] == '0' ? -EBADMSG : 0;
+        if (c->i == start || x < min)
+                return -EBADMSG;
+        *ret = x;
+        return 1;
+}
+
+#define TAKE(call)                              \
+        do {                                    \
+                int _r = (call);                \
+                if (_r <= 0)                    \
+                        return _r;              \
+        } while (0)
+
+/* "R <pid>-<fd> <len>\n" or "G <pid>-<fd>\n". */
+static int take_header(struct cursor *c, char *ret_kind, char id[static RECORD_ID_MAX], uint64_t *ret_len) {
+        uint64_t pid, fd, len = 0;
+        size_t start;
+        char kind;
+
+        if (c->i == c->n)
+                return 0;
+        kind = c->p[c->i++];
+        if (kind != 'R' && kind != 'G')
+                return -EBADMSG;
+        TAKE(take_char(c, ' '));
+        start = c->i;
+        TAKE(take_number(c, 1, INT_MAX, &pid));
+        TAKE(take_char(c, '-'));
+        TAKE(take_number(c, 0, INT_MAX, &fd));
+        memcpy(id, c->p + start, c->i - start);         /* at most 10 + 1 + 10 */
+        id[c->i - start] = 0;
+        if (kind == 'R') {
+                TAKE(take_char(c, ' '));
+                TAKE(take_number(c, 0, RECORD_MAX, &len));
+        }
+        TAKE(take_char(c, '\n'));
+        *ret_kind = kind;
+        *ret_len = len;
+        return 1;
+}
+
+int records_log_parse(const char *buf, size_t len,
+                      int (*entry)(const char *id, const char *body, size_t body_len, void *userdata),
+                      void *userdata, size_t *ret_good_len) {
+        size_t i = 0;
+        int r = 0;
+
+        assert(buf || len == 0);
+        assert(entry);
+        while (i < len) {
+                struct cursor c = { buf, len, i };
+                char kind = 0, id[RECORD_ID_MAX];
+                uint64_t body_len = 0;
+
+                r = take_header(&c, &kind, id, &body_len);
+                if (r == 0 || (r > 0 && len - c.i < body_len))
+                        r = -ENODATA;
+                if (r > 0)
+                        r = entry(id, kind == 'R' ? buf + c.i : NULL, (size_t) body_len, userdata);
+                if (r < 0)
+                        break;
+                i = c.i + (size_t) body_len;
+        }
+        if (ret_good_len)
+                *ret_good_len = i;
+        return r < 0 ? r : 0;
+}
+
+/* Restoring: the entries of the old files and the log, in order; the last
+ * of each id counts. */
+struct restore_entry {
+        int pid, fd;
+        size_t seq;
+        const char *body;       /* NULL: gone */
+        size_t len;
+};
+
+struct restore {
+        struct records *rec;
+        struct restore_entry *entries;
+        size_t n, allocated;
+        char **bufs;            /* of the old per-VM files */
+        char *aside;            /* the log was set aside there */
+        bool aside_tried;
+};
+
+static int add_entry(const char *id, const char *body, size_t len, void *userdata) {
+        struct restore *s = userdata;
+        int pid, fd, n = 0;
+
+        if (sscanf(id, "%d-%d%n", &pid, &fd, &n) != 2 || id[n] != '\0' || pid <= 0 || fd < 0)
+                return 0;       /* an old file's name (the log's are checked) */
+        if (!GREEDY_REALLOC(s->entries, s->allocated, s->n + 1))
+                return -ENOMEM;
+        s->entries[s->n] = (struct restore_entry) { pid, fd, s->n, body, len };
+        s->n++;
+        return 0;
+}
+
+static int entry_cmp_id(const void *a, const void *b) {
+        const struct restore_entry *x = a, *y = b;
+
+        if (x->pid != y->pid)
+                return x->pid < y->pid ? -1 : 1;
+        if (x->fd != y->fd)
+                return x->fd < y->fd ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int entry_cmp_seq(const void *a, const void *b) {
+        const struct restore_entry *x = a, *y = b;
+
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Kept for a post-mortem, where no start reads it again (once: a later
+ * one would overwrite it). */
+static const char *set_aside(struct restore *s) {
+        const char *path = s->rec->path;
+
+        if (s->aside_tried)
+                return s->aside;
+        s->aside_tried = true;
+        if (asprintf(&s->aside, "%s.corrupt", path) < 0) {
+                s->aside = NULL;
+                return NULL;
+        }
+        if (rename(path, s->aside) < 0) {
+                /* A directory in the way, or there: out of the way both. */
+                if (unlink(s->aside) < 0)
+                        (void) rm_rf_shallow(s->aside);
+                if (rename(path, s->aside) < 0) {
+                        if (unlink(path) < 0)
+                                (void) rm_rf_shallow(path);
+                        free(s->aside);
+                        s->aside = NULL;
+                }
+        }
+        return s->aside;
+}
+
+/* The per-VM files of an earlier version: entries before the log's. */
+static int read_legacy(struct restore *s, bool *ret_found) {
+        _cleanup_(closedirp) DIR *d = opendir(s->rec->legacy_dir);
+        struct dirent *de;
+
+        *ret_found = d;
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *path = NULL, *buf = NULL;
+                size_t len;
+                int r;
+
+                if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
+                        continue;       /* not a record (a temporary file, a .corrupt one) */
+                if (asprintf(&path, "%s/%s", s->rec->legacy_dir, de->d_name) < 0)
+                        return -ENOMEM;
+                r = read_file_bounded(path, RECORD_MAX, READ_FILE_NOFOLLOW, &buf, &len);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        log_error_errno(r, "Failed to read %s: %m; the VM is found by the /proc scan, and its "
+                                        "VMM attaches again", path);
+                        continue;
+                }
+                r = strv_push(&s->bufs, buf);
+                if (r < 0)
+                        return r;
+                r = add_entry(de->d_name, TAKE_PTR(buf), len, s);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The log's entries.  Whatever the bytes, what is before a framing error
+ * is used, and the error said. */
+static int read_log(struct restore *s, char **ret_buf, bool *ret_found) {
+        const char *path = s->rec->path;
         _cleanup_free_ char *buf = NULL;
+        size_t len = 0, good = 0;
+        int r;
+
+        *ret_found = false;
+        r = read_file_bounded(path, RECORDS_LOG_MAX, READ_FILE_NOFOLLOW, &buf, &len);
+        if (r == -ENOENT)
+                return 0;
+        *ret_found = true;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                const char *aside = set_aside(s);
+
+                log_error("%s cannot be read (%s): %s%s; every VM is found by the /proc scan, and its VMM "
+                          "attaches again", path, r == -EBADFD ? "not a regular file" : r == -EFBIG ?
+                          "larger than 128 MiB" : strerror(-r),
+                          aside ? "set aside as " : "removed", strempty(aside));
+                return 0;
+        }
+        r = records_log_parse(buf, len, add_entry, s, &good);
+        if (r == -ENOMEM)
+                return r;
+        if (r == -ENODATA)
+                log_warning("%s: its last entry (from byte %zu of %zu) was cut short, by a daemon stopped while "
+                            "writing it: ignored", path, good, len);
+        else if (r < 0) {
+                const char *aside = set_aside(s);
+
+                log_error("%s: not an entry at byte %zu of %zu: %s%s; the records after it are lost (those "
+                          "VMs are found by the /proc scan, and their VMMs attach again)", path, good, len,
+                          aside ? "set aside as " : "removed", strempty(aside));
+        }
+        *ret_buf = TAKE_PTR(buf);
+        return 0;
+}
+
+/* Register the VM of one record.  1: restored. */
+static int restore_one(struct restore *s, const struct restore_entry *e, struct vm **ret) {
+        struct records *rec = s->rec;
         enum vm_state state;
         struct vm *vm;
-        int pid, fd, n = 0, r;
         uint64_t st;
-        size_t len;
+        int r;
 
-        if (sscanf(id, "%d-%d%n", &pid, &fd, &n) != 2 || id[n] != '\0')
-                return unlink(path), 0;
-        st = proc_starttime(pid);
-        if (st == 0 || !proc_fd_is_kvm_vm(pid, fd))
-                return unlink(path), 0;         /* gone while we were down */
-        r = registry_add(rec->registry, pid, fd, &vm);
+        st = proc_starttime(e->pid);
+        if (st == 0 || !proc_fd_is_kvm_vm(e->pid, e->fd))
+                return 0;       /* gone while we were down */
+        r = registry_add(rec->registry, e->pid, e->fd, &vm);
         if (r < 0)
                 return r == -ENOMEM ? r : 0;
-        r = read_file_bounded(path, RECORD_MAX, READ_FILE_NOFOLLOW, &buf, &len);
-        if (r >= 0)
-                r = record_parse(buf, len, vm, &state);
+        r = record_parse(e->body, e->len, vm, &state);
         if (r == -ENOMEM) {
                 registry_remove(rec->registry, vm);
                 return r;
         }
         if (r < 0) {
-                _cleanup_free_ char *aside = NULL;
+                const char *aside = set_aside(s);
 
-                /* Kept for a post-mortem, where no start reads it again. */
+                log_error("The record of VM %s is unreadable (%s): the VM is found by the /proc scan, and its VMM "
+                          "attaches again, without what the record held (its claims, its last answer); %s%s",
+                          vm->id, r == -EINVAL ? "not a record written by pmufilterd" : strerror(-r),
+                          aside ? "the records were set aside as " : "", strempty(aside));
                 registry_remove(rec->registry, vm);
-                if (asprintf(&aside, "%s.corrupt", path) >= 0 && rename(path, aside) >= 0)
-                        log_error("The record of VM %s is unreadable (%s): set aside as %s; the VM is found by the /proc "
-                                  "scan, and its VMM attaches again, without what the record held (its claims, "
-                                  "its last answer)", id, r == -EINVAL ? "not a record written by pmufilterd" :
-                                  strerror(-r), aside);
-                else
-                        (void) unlink(path);
                 return 0;
         }
         if (vm->starttime != st) {
-                log_warning("Dropping the record of VM %s: its pid was reused", id);
+                log_warning("Dropping the record of VM %s: its pid was reused", vm->id);
                 registry_remove(rec->registry, vm);
-                (void) unlink(path);
                 return 0;
         }
         registry_set_state(rec->registry, vm, state);
@@ -329,33 +795,55 @@ static int restore_one(struct records *rec, const char *id, const char *path, st
 
 int records_restore(struct records *rec, struct vm ***ret, size_t *ret_n, unsigned *ret_n_records) {
         _cleanup_free_ struct vm **vms = NULL;
-        _cleanup_(closedirp) DIR *d = NULL;
-        size_t n = 0, allocated = 0;
-        unsigned n_records = 0;
-        struct dirent *de;
+        _cleanup_free_ char *buf = NULL;
+        struct restore s = { .rec = rec };
+        bool legacy = false, found = false;
+        size_t n = 0, live = 0;
+        int r;
 
         assert(rec);
-        d = opendir(rec->dir);
-        if (d)
-                while ((de = readdir(d))) {
-                        _cleanup_free_ char *path = NULL;
-                        struct vm *vm;
-                        int r;
-
-                        if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
-                                continue;
-                        path = record_path(rec, de->d_name);
-                        if (!path || !GREEDY_REALLOC(vms, allocated, n + 1))
-                                return -ENOMEM;
-                        n_records++;
-                        r = restore_one(rec, de->d_name, path, &vm);
-                        if (r < 0)
-                                return r;
-                        if (r > 0)
-                                vms[n++] = vm;
+        r = read_legacy(&s, &legacy);
+        if (r >= 0)
+                r = read_log(&s, &buf, &found);
+        if (r < 0)
+                goto finish;
+        /* The last entry of each id, in the order of the log. */
+        if (s.n > 0)
+                qsort(s.entries, s.n, sizeof(*s.entries), entry_cmp_id);
+        for (size_t i = 0; i < s.n; i++)
+                if ((i + 1 == s.n || s.entries[i + 1].pid != s.entries[i].pid ||
+                     s.entries[i + 1].fd != s.entries[i].fd) && s.entries[i].body)
+                        s.entries[live++] = s.entries[i];
+        if (live > 0)
+                qsort(s.entries, live, sizeof(*s.entries), entry_cmp_seq);
+        vms = calloc(live + 1, sizeof(*vms));
+        if (!vms) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < live; i++) {
+                r = restore_one(&s, &s.entries[i], &vms[n]);
+                if (r < 0)
+                        goto finish;
+                n += r;
+        }
+        /* The log holds the VMs restored, and nothing else. */
+        if (found || legacy) {
+                r = compact(rec, NULL);
+                if (r < 0) {
+                        rec->broken = true;
+                        log_warning_errno(r, "Failed to write %s: %m", rec->path);
                 }
+        }
+        if (legacy)
+                (void) rm_rf_shallow(rec->legacy_dir);
         *ret = TAKE_PTR(vms);
         *ret_n = n;
-        *ret_n_records = n_records;
-        return 0;
+        *ret_n_records = (unsigned) live;
+        r = 0;
+finish:
+        free(s.entries);
+        strv_free(s.bufs);
+        free(s.aside);
+        return r;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * fuzz-record.c — record_parse() (daemon/registry/records.h), the reader of
- * the KEY=VALUE record the daemon keeps of each VM under
- * <runtime dir>/vms/<pid>-<fd> and reads back, as untrusted input, at every
+ * the KEY=VALUE record the daemon keeps of each VM in the log
+ * <runtime dir>/records and reads back, as untrusted input, at every
  * start.  The input is the record's bytes.
  *
  * Properties: no crash, leak or undefined behaviour; 0, -EINVAL or -ENOMEM,
@@ -16,9 +16,11 @@
  * (LABEL= lines add up), unknown keys ignored; anything else is -EINVAL.
  * What parses is then restored as records_restore() does it (state and
  * name into the registry: found by its NAME and UUID), written by the
- * daemon's own writer (records_mark() + records_flush(), into a directory
- * on /dev/shm) and parsed again: the same VM, so the writer is total on
- * whatever the reader accepts.  registry_done() frees everything the
+ * daemon's own writer (records_mark() + records_flush(), an entry of the
+ * log in a directory on /dev/shm), split by records_log_parse() and parsed
+ * again: the same VM, so the writer is total on whatever the reader
+ * accepts; records_forget() then says it gone.  (The log's framing is
+ * fuzzed by fuzz-records-log.c.)  registry_done() frees everything the
  * parser allocated.
  */
 #include <inttypes.h>
@@ -33,10 +35,10 @@ static sd_event *event;
 
 static void cleanup(void) {
         if (dir) {
-                _cleanup_free_ char *vms = NULL;
+                _cleanup_free_ char *log = NULL;
 
-                if (asprintf(&vms, "%s/vms", dir) >= 0)
-                        (void) rmdir(vms);
+                if (asprintf(&log, "%s/records", dir) >= 0)
+                        (void) unlink(log);
                 (void) rmdir(dir);
         }
         free(dir);
@@ -363,35 +365,74 @@ static void check_same(const struct vm *a, enum vm_state sa, const struct vm *b,
                 fuzz_check(fa->events[i] == fb->events[i], "event %" PRIu32 " read back different", i);
 }
 
-/* Write vm's record with the daemon's writer, parse it into a second VM. */
+/* The last entry of one id in a log (records_log_parse()). */
+struct last_entry {
+        const char *id;
+        const char *body;
+        size_t len;
+        bool seen;
+};
+
+static int on_entry(const char *id, const char *body, size_t len, void *userdata) {
+        struct last_entry *e = userdata;
+
+        if (streq(id, e->id))
+                *e = (struct last_entry) { e->id, body, len, true };
+        return 0;
+}
+
+/* Write vm's record with the daemon's writer (one entry appended to the
+ * log), parse it into a second VM. */
 static void round_trip(struct registry *r, struct vm *vm, enum vm_state state, size_t size) {
         struct records rec;
-        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_free_ char *path = NULL, *buf = NULL, *body = NULL;
+        struct last_entry e = { vm->id };
         struct vm *back;
         enum vm_state back_state;
         size_t len;
         int k;
 
         fuzz_check(records_init(&rec, r, event, dir) == 0, "records_init");
-        if (asprintf(&path, "%s/%s", rec.dir, vm->id) < 0)
+        path = strdup(rec.path);
+        if (!path)
                 abort();
         records_mark(&rec, vm);
         records_flush(&rec);
         /* At most the fixed lines, the lines written by default and each
          * event word as 0x hex (2 bytes more than its shortest spelling,
-         * "1,"): twice the input and some.  read_file_bounded() allocates
-         * the bound. */
+         * "1,"): twice the input and some, and the entry's header.
+         * read_file_bounded() allocates the bound. */
         k = read_file_bounded(path, 2 * size + 4096, READ_FILE_NOFOLLOW, &buf, &len);
-        fuzz_check(k >= 0, "the record written cannot be read: %s", strerror(-k));
+        fuzz_check(k >= 0, "the log written cannot be read: %s", strerror(-k));
+        k = records_log_parse(buf, len, on_entry, &e, NULL);
+        fuzz_check(k == 0, "the log written does not parse: %s", strerror(-k));
+        fuzz_check(e.seen, "no entry of VM %s in the log", vm->id);
+        /* A record over RECORD_MAX is not kept: the VM is said gone. */
+        fuzz_check(e.body || 2 * size + 4096 > RECORD_MAX, "a record of %zu bytes not kept", size);
+        if (e.body) {
+                body = strndup(e.body, e.len);
+                if (!body)
+                        abort();
+                len = e.len;
+        }
+        free(buf);
+        buf = NULL;
         records_forget(&rec, vm);
         records_done(&rec);
-        fuzz_check(access(path, F_OK) < 0, "record not forgotten");
+        k = read_file_bounded(path, 4 * size + 8192, READ_FILE_NOFOLLOW, &buf, &len);
+        fuzz_check(k >= 0, "the log written cannot be read: %s", strerror(-k));
+        e = (struct last_entry) { vm->id };
+        fuzz_check(records_log_parse(buf, len, on_entry, &e, NULL) == 0, "the log does not parse");
+        fuzz_check(e.seen && !e.body, "record not forgotten");
+        (void) unlink(path);
+        if (!body)
+                return;
 
         fuzz_check(registry_add(r, vm->pid, vm->fd + 1, &back) == 0, "registry_add");
-        k = record_parse(buf, len, back, &back_state);
+        k = record_parse(body, strlen(body), back, &back_state);
         if (k == -ENOMEM)
                 return;
-        fuzz_check(k == 0, "what the writer wrote does not parse (%s):\n%.*s", strerror(-k), (int) len, buf);
+        fuzz_check(k == 0, "what the writer wrote does not parse (%s):\n%s", strerror(-k), body);
         restore(r, back, back_state, vm);
         check_same(vm, state, back, back_state);
 }

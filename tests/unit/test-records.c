@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * test-records.c — record_parse(), the reader of the per-VM records the
- * daemon keeps across its restart (daemon/registry/records.c).  A record is
+ * daemon keeps across its restart (daemon/registry/records.c), and
+ * records_log_parse(), the framing of the log that holds them.  A record is
  * untrusted input by the time it is read back: everything write_record()
  * writes must come back as it was, and anything else must be refused
- * without overflowing or leaking.  Pure: records are strings here.
+ * without overflowing or leaking.  Records are strings here; the log
+ * tests write one in a temporary directory with the daemon's writer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <cmocka.h>
 
 #include "compile.h"
+#include "fileio.h"
 #include "kvm-compat.h"
 #include "records.h"
 
@@ -334,6 +337,322 @@ static void test_unknown_state(void **state) {
         expect_invalid("STATE=unknown\n");      /* what vm_state_to_string() says of a bad state */
 }
 
+
+/* ---- the log ------------------------------------------------------------ */
+
+struct seen {
+        char id[8][24];
+        char body[8][64];       /* "" with gone[] for a G entry */
+        bool gone[8];
+        size_t n;
+};
+
+static int on_entry(const char *id, const char *body, size_t len, void *userdata) {
+        struct seen *s = userdata;
+
+        assert_true(s->n < 8);
+        assert_true(len < sizeof(s->body[0]));
+        snprintf(s->id[s->n], sizeof(s->id[0]), "%s", id);
+        if (body)
+                memcpy(s->body[s->n], body, len);
+        s->body[s->n][len] = 0;
+        s->gone[s->n] = !body;
+        s->n++;
+        return 0;
+}
+
+static int log_parse(const char *text, struct seen *s, size_t *good) {
+        *s = (struct seen) {};
+        return records_log_parse(text, strlen(text), on_entry, s, good);
+}
+
+static void test_log_entries(void **state) {
+        struct seen s;
+        size_t good = 99;
+
+        assert_int_equal(log_parse("", &s, &good), 0);
+        assert_int_equal(s.n, 0);
+        assert_int_equal(good, 0);
+
+        static const char log[] = "R 4242-17 5\nA=1\nBR 4242-18 0\nG 4242-17\nR 1-0 3\nx\ny";
+        assert_int_equal(log_parse(log, &s, &good), 0);
+        assert_int_equal(good, strlen(log));
+        assert_int_equal(s.n, 4);
+        assert_string_equal(s.id[0], "4242-17");
+        assert_string_equal(s.body[0], "A=1\nB");      /* exactly len bytes, whatever they are */
+        assert_false(s.gone[0]);
+        assert_string_equal(s.id[1], "4242-18");
+        assert_string_equal(s.body[1], "");
+        assert_false(s.gone[1]);
+        assert_string_equal(s.id[2], "4242-17");
+        assert_true(s.gone[2]);
+        assert_string_equal(s.id[3], "1-0");            /* fd 0 is an fd */
+        assert_string_equal(s.body[3], "x\ny");
+}
+
+/* A write that died half way: the last entry cut short, in its header or
+ * its record.  The entries before it are used. */
+static void test_log_torn_tail(void **state) {
+        static const char *const torn[] = {
+                "R", "R ", "R 4", "R 42-", "R 42-1", "R 42-1 ", "R 42-1 1", "R 42-1 12", "R 42-1 12\n",
+                "R 42-1 12\nSTARTTIME=", "G", "G 42", "G 42-0",
+        };
+        static const char head[] = "G 7-7\n";
+
+        for (size_t i = 0; i < ELEMENTSOF(torn); i++) {
+                _cleanup_free_ char *text = NULL;
+                struct seen s;
+                size_t good = 0;
+                int r;
+
+                assert_true(asprintf(&text, "%s%s", head, torn[i]) > 0);
+                r = log_parse(text, &s, &good);
+                if (r != -ENODATA)
+                        fail_msg("'%s': got %d, expected -ENODATA", torn[i], r);
+                assert_int_equal(good, strlen(head));
+                assert_int_equal(s.n, 1);
+        }
+}
+
+/* Any other framing error: -EBADMSG at the start of the bad entry. */
+static void test_log_bad_framing(void **state) {
+        static const char *const bad[] = {
+                "X 1-1\n", "r 1-1 0\n", "R  1-1 0\n", "R 1-1  0\n", "R 1-1 0 \n", "R 1-1 0\r\n",
+                "R 0-1 0\n",                    /* no pid 0 */
+                "R 01-1 0\n", "R 1-01 0\n", "R 1-1 00\n", "R 1-1 +1\n", "R -1-1 0\n", "R 1--1 0\n",
+                "R 1-1 65537\n",                /* over RECORD_MAX */
+                "R 1-1 99999999999999999999\n",
+                "R 2147483648-1 0\n",           /* over INT_MAX */
+                "R 1-2147483648 0\n",
+                "R 1-1\n", "G 1-1 0\n", "G 1-1 \n", "G 1\n", "G 1-\n", "G -1\n", "\n", "R\n", "G\n",
+                "R 1-1 0x1\n", "R 1-1a 0\n",
+        };
+        static const char head[] = "R 5-5 3\nA=1G 7-7\n";
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *text = NULL;
+                struct seen s;
+                size_t good = 0;
+                int r;
+
+                /* a good entry after it is not read either */
+                assert_true(asprintf(&text, "%s%sR 6-6 0\n", head, bad[i]) > 0);
+                r = log_parse(text, &s, &good);
+                if (r != -EBADMSG)
+                        fail_msg("'%s': got %d, expected -EBADMSG", bad[i], r);
+                assert_int_equal(good, strlen(head));
+                assert_int_equal(s.n, 2);
+        }
+        /* the largest ids and record there may be are framed (cut short here) */
+        {
+                struct seen s;
+
+                assert_int_equal(log_parse("R 2147483647-2147483647 65536\n", &s, NULL), -ENODATA);
+        }
+}
+
+static int stop_at_second(const char *id, const char *body, size_t len, void *userdata) {
+        return ++*(int *) userdata == 2 ? -ECANCELED : 0;
+}
+
+static void test_log_entry_error_stops(void **state) {
+        static const char log[] = "G 1-1\nG 2-2\nG 3-3\n";
+        size_t good = 0;
+        int n = 0;
+
+        assert_int_equal(records_log_parse(log, strlen(log), stop_at_second, &n, &good), -ECANCELED);
+        assert_int_equal(good, 6);
+}
+
+/* The daemon's writer: a temporary runtime directory, VMs in a registry. */
+struct log_fixture {
+        char dir[64];
+        sd_event *event;
+        struct registry registry;
+        struct records rec;
+        struct vm *vms[3];
+};
+
+static void make_vm(struct log_fixture *f, int i, int fd) {
+        struct vm *vm;
+
+        assert_int_equal(registry_add(&f->registry, 4242, fd, &vm), 0);
+        vm->starttime = 1000 + (uint64_t) i;
+        assert_int_equal(free_and_strdup(&vm->name, "vm"), 0);
+        f->vms[i] = vm;
+}
+
+static int log_setup(void **state) {
+        struct log_fixture *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        snprintf(f->dir, sizeof(f->dir), "%s/test-records.XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+        assert_non_null(mkdtemp(f->dir));
+        assert_int_equal(sd_event_new(&f->event), 0);
+        registry_init(&f->registry);
+        assert_int_equal(records_init(&f->rec, &f->registry, f->event, f->dir), 0);
+        for (int i = 0; i < 3; i++)
+                make_vm(f, i, 17 + i);
+        *state = f;
+        return 0;
+}
+
+static int log_teardown(void **state) {
+        struct log_fixture *f = *state;
+
+        records_done(&f->rec);
+        registry_done(&f->registry);
+        sd_event_unref(f->event);
+        (void) rm_rf_shallow(f->dir);
+        free(f);
+        return 0;
+}
+
+/* The log as a start reads it: the last entry of each id, G removing. */
+struct live {
+        char id[8][24];
+        char *body[8];
+        size_t n, entries;
+};
+
+static int on_live(const char *id, const char *body, size_t len, void *userdata) {
+        struct live *l = userdata;
+        size_t i;
+
+        l->entries++;
+        for (i = 0; i < l->n && !streq(l->id[i], id); i++)
+                ;
+        if (i < l->n) {
+                free(l->body[i]);
+                memmove(l->id + i, l->id + i + 1, (l->n - i - 1) * sizeof(l->id[0]));
+                memmove(l->body + i, l->body + i + 1, (l->n - i - 1) * sizeof(l->body[0]));
+                l->n--;
+        }
+        if (!body)
+                return 0;
+        assert_true(l->n < 8);
+        snprintf(l->id[l->n], sizeof(l->id[0]), "%s", id);
+        l->body[l->n] = strndup(body, len);
+        assert_non_null(l->body[l->n]);
+        l->n++;
+        return 0;
+}
+
+static void live_done(struct live *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->body[i]);
+        *l = (struct live) {};
+}
+
+static void read_live(struct log_fixture *f, struct live *l, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+
+        live_done(l);
+        assert_int_equal(read_file_bounded(f->rec.path, 1024 * 1024, READ_FILE_NOFOLLOW, &buf, &len), 0);
+        assert_int_equal(records_log_parse(buf, len, on_live, l, NULL), 0);
+        if (ret_size)
+                *ret_size = len;
+}
+
+static const char *live_body(const struct live *l, const char *id) {
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->id[i], id))
+                        return l->body[i];
+        return NULL;
+}
+
+/* Several VMs through the log and back: each record as record_parse()
+ * reads it, the last one of a VM winning, a VM gone removed. */
+static void test_log_round_trip(void **state) {
+        struct log_fixture *f = *state;
+        struct live l = {};
+        struct vm back = {};
+        enum vm_state st;
+
+        for (int i = 0; i < 3; i++)
+                records_mark(&f->rec, f->vms[i]);
+        records_flush(&f->rec);
+        read_live(f, &l, NULL);
+        assert_int_equal(l.n, 3);
+        assert_int_equal(l.entries, 3);
+        for (int i = 0; i < 3; i++) {
+                const char *body = live_body(&l, f->vms[i]->id);
+
+                assert_non_null(body);
+                assert_int_equal(record_parse(body, strlen(body), &back, &st), 0);
+                assert_true(back.starttime == 1000 + (uint64_t) i);
+                assert_string_equal(back.name, "vm");
+                vm_fields_free(&back);
+        }
+
+        /* Changed twice before its turn: one entry. */
+        assert_int_equal(free_and_strdup(&f->vms[1]->name, "renamed"), 0);
+        records_mark(&f->rec, f->vms[1]);
+        records_mark(&f->rec, f->vms[1]);
+        records_forget(&f->rec, f->vms[2]);     /* a batch is coming: written with it */
+        registry_remove(&f->registry, f->vms[2]);
+        f->vms[2] = NULL;
+        records_flush(&f->rec);
+        read_live(f, &l, NULL);
+        assert_int_equal(l.entries, 5);
+        assert_int_equal(l.n, 2);
+        assert_null(live_body(&l, "4242-19"));
+        assert_int_equal(record_parse(live_body(&l, "4242-18"), strlen(live_body(&l, "4242-18")), &back, &st), 0);
+        assert_string_equal(back.name, "renamed");
+        vm_fields_free(&back);
+
+        /* Gone, and a new VM on the same pid and fd: the log says so in order. */
+        records_forget(&f->rec, f->vms[0]);     /* no batch coming: written now */
+        registry_remove(&f->registry, f->vms[0]);
+        read_live(f, &l, NULL);
+        assert_int_equal(l.n, 1);
+        make_vm(f, 0, 17);
+        f->vms[0]->starttime = 77;
+        records_mark(&f->rec, f->vms[0]);
+        records_flush(&f->rec);
+        read_live(f, &l, NULL);
+        assert_int_equal(l.n, 2);
+        assert_int_equal(record_parse(live_body(&l, "4242-17"), strlen(live_body(&l, "4242-17")), &back, &st), 0);
+        assert_true(back.starttime == 77);
+        vm_fields_free(&back);
+        live_done(&l);
+}
+
+/* Past 64 KiB the log is rewritten whole from the registry: a record per
+ * registered VM and nothing else; then again at four times that size. */
+static void test_log_compaction(void **state) {
+        struct log_fixture *f = *state;
+        struct live l = {};
+        size_t size = 0, last = 0, compactions = 0;
+        unsigned n = 0;
+
+        records_forget(&f->rec, f->vms[2]);
+        registry_remove(&f->registry, f->vms[2]);
+        f->vms[2] = NULL;
+        while (compactions < 2) {
+                f->vms[n % 2]->vcpus = n;
+                records_mark(&f->rec, f->vms[n % 2]);
+                records_flush(&f->rec);
+                n++;
+                read_live(f, &l, &size);
+                assert_true(size <= 64 * 1024);
+                if (size < last) {
+                        /* just compacted: the two VMs, their last records */
+                        compactions++;
+                        assert_int_equal(l.entries, 2);
+                        assert_int_equal(l.n, 2);
+                        assert_true(f->rec.compacted_size == size);
+                        assert_true(f->rec.size == size);
+                }
+                last = size;
+                assert_true(n < 10000);
+        }
+        assert_int_equal(l.n, 2);
+        assert_non_null(strstr(live_body(&l, f->vms[(n - 1) % 2]->id), "VCPUS="));
+        live_done(&l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -347,6 +666,12 @@ int main(void) {
                 cmocka_unit_test(test_nul_byte),
                 cmocka_unit_test(test_cut_short),
                 cmocka_unit_test(test_unknown_state),
+                cmocka_unit_test(test_log_entries),
+                cmocka_unit_test(test_log_torn_tail),
+                cmocka_unit_test(test_log_bad_framing),
+                cmocka_unit_test(test_log_entry_error_stops),
+                cmocka_unit_test_setup_teardown(test_log_round_trip, log_setup, log_teardown),
+                cmocka_unit_test_setup_teardown(test_log_compaction, log_setup, log_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
