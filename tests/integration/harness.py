@@ -120,6 +120,71 @@ def kvm_create_vm():
     return kvm, vm
 
 
+RECORD_MAX = 64 * 1024
+_ENTRY = re.compile(rb"(R) ([1-9][0-9]*-(?:0|[1-9][0-9]*)) (0|[1-9][0-9]*)\n|(G) ([1-9][0-9]*-(?:0|[1-9][0-9]*))\n")
+
+
+def records_log_entries(data):
+    """The entries of the daemon's VM records log (<runtime dir>/records,
+    records.h) as records_log_parse() splits them: "R <id> <len>\\n" and len
+    bytes of the record, or "G <id>\\n".  Returns ([(id, start, end, record
+    bytes or None for G)], how many bytes were entries, why the rest is
+    not: None, "torn" (cut short at the end) or "bad")."""
+    entries, i, why = [], 0, None
+    while i < len(data):
+        m = _ENTRY.match(data, i)
+        if not m:
+            # cut short at the end inside a header: a prefix of a good one
+            prefix = re.fullmatch(rb"[RG]( ([1-9][0-9]*(-((0|[1-9][0-9]*)( (0|[1-9][0-9]*)?)?)?)?)?)?",
+                                  data[i:])
+            prefix = prefix and not (data[i:i + 1] == b"G" and prefix.group(6) is not None)
+            why = "torn" if prefix else "bad"
+            break
+        if m.group(1):
+            n = int(m.group(3))
+            if n > RECORD_MAX:
+                why = "bad"
+                break
+            if m.end() + n > len(data):
+                why = "torn"
+                break
+            entries.append((m.group(2).decode(), i, m.end() + n, data[m.end():m.end() + n]))
+            i = m.end() + n
+        else:
+            entries.append((m.group(5).decode(), i, m.end(), None))
+            i = m.end()
+    return entries, i, why
+
+
+def parse_records_log(data):
+    """The records log as records_restore() reads it: the last entry of an
+    id wins, G removes it.  Returns ({id: record text}, how many bytes were
+    entries, why the rest is not: None, "torn" or "bad")."""
+    entries, good, why = records_log_entries(data)
+    live = {}
+    for vm_id, _, _, body in entries:
+        if body is None:
+            live.pop(vm_id, None)
+        else:
+            live[vm_id] = body.decode("utf-8", "replace")
+    return live, good, why
+
+
+def records_log_entry(vm_id, body):
+    """One "R" entry of the records log, its length right."""
+    body = body.encode() if isinstance(body, str) else body
+    return b"R %s %d\n" % (vm_id.encode(), len(body)) + body
+
+
+def read_records(d):
+    """{VM id: record text} of the log of Daemon d ({} if there is none)."""
+    try:
+        with open(os.path.join(d.dir, "run", "records"), "rb") as f:
+            return parse_records_log(f.read())[0]
+    except FileNotFoundError:
+        return {}
+
+
 class Record:
     def __init__(self, level, message, mid, vm, profile, pid):
         self.level, self.message, self.mid = level, message, mid

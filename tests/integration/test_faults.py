@@ -20,7 +20,7 @@ import time
 import harness
 from faultharness import (Tally, child, compiled, count_records, daemon_fds, held_wait, on_tmpfs, peer, policy,
                           push_check, ready, result, set_receive_buffer, wait_fds, write_atomically)
-from harness import Daemon, attach_msg, check, kvm_create_vm, need, need_kvm, need_root
+from harness import Daemon, attach_msg, check, kvm_create_vm, need, need_kvm, need_root, read_records
 from test_vmm import Held, raise_nofile, restart
 
 # ---------------------------------------------------------------------------
@@ -84,9 +84,9 @@ def test_kill_9_with_1000_sessions_under_load_loses_nothing():
             check(not wrong, "each with its profile: %r" % wrong[:5])
             check(not [r for r in d.records("unmanaged") if r.pid in pids], "none unmanaged after the restart")
             check(not [r for r in d.records("failed") if r.pid in pids], "none failed after the restart")
+            recs = read_records(d)
             for i, profile in list(want.items())[::50]:
-                with open(os.path.join(d.dir, "run", "vms", i)) as f:
-                    rec = dict(l.rstrip("\n").split("=", 1) for l in f if "=" in l)
+                rec = dict(l.split("=", 1) for l in recs.get(i, "").splitlines() if "=" in l)
                 check(rec.get("STATE") == "filtered" and rec.get("PROFILE") == profile,
                       "record of %s says filtered, %s: %r" % (i, profile, rec))
             for h in held:
@@ -394,8 +394,7 @@ def test_slow_client_is_never_recorded_with_a_filter_it_did_not_get():
                 except (socket.timeout, BrokenPipeError, ConnectionResetError):
                     break
             time.sleep(0.5)
-            with open(os.path.join(d.dir, "run", "vms", vm_id)) as f:
-                rec = dict(l.rstrip("\n").split("=", 1) for l in f if "=" in l)
+            rec = dict(l.split("=", 1) for l in read_records(d).get(vm_id, "").splitlines() if "=" in l)
             if rec.get("STATE") == "filtered":
                 check(last is not None and rec.get("EVENTS") == last.get("EVENTS"),
                       "VM %s recorded filtered with EVENTS=%s..., but the last APPLY it got and applied "

@@ -7,7 +7,6 @@ empty policy reloaded, a state file truncated to a comment, a start that
 died restoring.  Each case failed (crash, hang, spin, silent loosening) on
 the daemon before the fixes.  The built daemon, real /dev/kvm, no bus."""
 
-import glob
 import os
 import re
 import signal
@@ -15,12 +14,34 @@ import subprocess
 import time
 
 import harness
-from harness import Daemon, Peer, attach_msg, check, kvm_create_vm, need_kvm, need_root
+from harness import (Daemon, Peer, attach_msg, check, kvm_create_vm, need_kvm, need_root, parse_records_log,
+                     read_records, records_log_entry as entry)
 from test_vmm import Held, config, restart
 
 
-def records(d):
-    return sorted(glob.glob(os.path.join(d.dir, "run", "vms", "*-*")))
+def log_path(d):
+    return os.path.join(d.dir, "run", "records")
+
+
+def wait_record(d, timeout=5):
+    """(id, record) of the first VM in the records log, once written."""
+    deadline = time.time() + timeout
+    while not read_records(d) and time.time() < deadline:
+        time.sleep(0.05)
+    recs = read_records(d)
+    check(recs, "a record is written")
+    return sorted(recs.items())[0]
+
+
+def kill_and_start(d, change):
+    """SIGKILL the daemon, change() its files, start it again."""
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(10)
+    change()
+    with d.lock:
+        d.lines.clear()
+    os.unlink(d.socket)
+    d.start()
 
 
 def cpu_seconds(pid):
@@ -38,20 +59,16 @@ def test_record_with_a_second_events_line_does_not_crash_the_daemon():
         held = Held(d, "--name", "rec", "--label", "kind=steady")
         try:
             held.wait(lambda l: l["event"] == "attach")
-            deadline = time.time() + 5
-            while not records(d) and time.time() < deadline:
-                time.sleep(0.05)
-            check(records(d), "a record is written")
-            d.proc.send_signal(signal.SIGKILL)
-            d.proc.wait(10)
-            with open(records(d)[0], "a") as f:
+            vm_id, body = wait_record(d)
+
+            def second_events_line():
                 # A long line, then a short one: appended at the long one's
                 # count, the short one's values went far past their buffer.
-                f.write("EVENTS=" + ",".join("0x%x" % i for i in range(1, 5000)) + "\nEVENTS=0x1\n")
-            with d.lock:
-                d.lines.clear()
-            os.unlink(d.socket)
-            d.start()
+                # In the log: the same entry again, its length right.
+                with open(log_path(d), "ab") as f:
+                    f.write(entry(vm_id, body + "EVENTS=" + ",".join("0x%x" % i for i in range(1, 5000)) +
+                                  "\nEVENTS=0x1\n"))
+            kill_and_start(d, second_events_line)
             d.wait_line(r"pmufilterd .* running")
             time.sleep(0.5)
             check(d.alive(), "the daemon runs after reading the record:\n" + d.log())
@@ -209,30 +226,142 @@ def test_truncated_state_file_is_set_aside_not_read_as_empty():
 
 
 def test_unreadable_record_is_set_aside_and_the_vm_kept():
-    """A record that cannot be read is moved aside as .corrupt with an error
-    that says where it went and what was lost; the VM is found again by the
-    /proc scan and its VMM attaches again."""
+    """A record that cannot be read drops its VM alone: the records log is
+    copied aside as records.corrupt with an error that says where it went
+    and what was lost; the VM is found again by the /proc scan and its VMM
+    attaches again."""
     need_kvm(); need_root()
     with Daemon(config_text=config()) as d:
         held = Held(d, "--name", "garbled", "--label", "kind=steady")
         try:
             held.wait(lambda l: l["event"] == "attach")
-            deadline = time.time() + 5
-            while not records(d) and time.time() < deadline:
-                time.sleep(0.05)
-            rec = records(d)[0]
-            vm_id = os.path.basename(rec)
-            d.proc.send_signal(signal.SIGKILL)
-            d.proc.wait(10)
-            with open(rec, "wb") as f:
-                f.write(b"PID=1\x00\xff\xfegarbage without an equals sign\n")
-            with d.lock:
-                d.lines.clear()
-            os.unlink(d.socket)
-            d.start()
-            d.wait_line(r"The record of VM %s is unreadable .*set aside as %s\.corrupt" % (vm_id, re.escape(rec)))
-            check(os.path.exists(rec + ".corrupt"), "kept for a post-mortem")
+            vm_id, _ = wait_record(d)
+            garbage = entry(vm_id, b"PID=1\x00\xff\xfegarbage without an equals sign\n")
+
+            def garble():
+                with open(log_path(d), "ab") as f:
+                    f.write(garbage)
+            kill_and_start(d, garble)
+            d.wait_line(r"The record of VM %s is unreadable .*set aside as %s\.corrupt" % (vm_id, re.escape(log_path(d))))
+            with open(log_path(d) + ".corrupt", "rb") as f:
+                check(f.read().endswith(garbage), "kept for a post-mortem")
             d.wait_line(r"Scanned /proc: .* 1 VMs newly found|VM %s detected" % vm_id)
+            check(d.alive(), "the daemon runs")
+        finally:
+            held.stop()
+
+
+def test_records_log_cut_short_or_broken():
+    """The records log, framed by lengths: a last entry cut short (a daemon
+    killed in its write) is ignored with a warning, the VMs before it
+    restored; any other framing error keeps the entries before it, sets the
+    log aside as records.corrupt and says what was lost, and the VMs after
+    it are found by the /proc scan.  Nothing hangs, nothing crashes."""
+    need_kvm(); need_root()
+    with Daemon(config_text=config()) as d:
+        held = Held(d, "--count", "2", "--name", "framed", "--label", "kind=steady")
+        try:
+            held.wait(lambda l: l["event"] == "attach", 2)
+            deadline = time.time() + 5
+            while len(read_records(d)) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            recs = sorted(read_records(d).items())
+            check(len(recs) == 2, "two records: %r" % recs)
+            (a, body_a), (b, body_b) = recs
+
+            def torn():
+                with open(log_path(d), "wb") as f:
+                    f.write(entry(a, body_a) + entry(b, body_b)[:-5])
+            kill_and_start(d, torn)
+            d.wait_line(re.escape(log_path(d)) + r": its last entry .* was cut short.*ignored")
+            d.wait_line(r"Restored 1 of 1 VM records")
+            d.wait_line(r"VM %s detected" % b)
+            check(not os.path.exists(log_path(d) + ".corrupt"), "a torn tail is no corruption")
+
+            for bad in (b"R %s 99999999\n" % a.encode(), b"X garbage\n", b"R 0%s 3\nabc" % a.encode(),
+                        b"R %s -3\n" % a.encode()):
+                def broken():
+                    with open(log_path(d), "wb") as f:
+                        f.write(entry(a, body_a) + bad + entry(b, body_b))
+                kill_and_start(d, broken)
+                d.wait_line(re.escape(log_path(d)) + r": not an entry at byte %d of .*set aside as %s\.corrupt; "
+                            r"the records after it are lost" % (len(entry(a, body_a)), re.escape(log_path(d))))
+                d.wait_line(r"Restored 1 of 1 VM records")
+                with open(log_path(d) + ".corrupt", "rb") as f:
+                    check(bad in f.read(), "set aside whole")
+                d.wait_line(r"VM %s detected" % b)
+                check(d.alive(), "the daemon runs")
+            # And the log written again holds both, well framed.
+            deadline = time.time() + 10
+            while len(read_records(d)) < 2 and time.time() < deadline:
+                time.sleep(0.1)
+            with open(log_path(d), "rb") as f:
+                live, _, why = parse_records_log(f.read())
+            check(sorted(live) == [a, b] and why is None, "the log is whole again: %r %r" % (sorted(live), why))
+        finally:
+            held.stop()
+
+
+def test_records_log_not_a_regular_file():
+    """A FIFO, a symlink (to /etc/passwd) or a directory in place of the
+    records log: a clear error, set aside, nothing hangs, and every VM found
+    by the /proc scan; the log is written again as a file."""
+    need_kvm(); need_root()
+    with Daemon(config_text=config()) as d:
+        held = Held(d, "--name", "notafile", "--label", "kind=steady")
+        try:
+            held.wait(lambda l: l["event"] == "attach")
+            vm_id, _ = wait_record(d)
+            for kind, make in (("FIFO", lambda p: os.mkfifo(p, 0o600)),
+                               ("symlink", lambda p: os.symlink("/etc/passwd", p)),
+                               ("directory", lambda p: os.mkdir(p))):
+                def replace():
+                    os.unlink(log_path(d))
+                    aside = log_path(d) + ".corrupt"
+                    if os.path.isdir(aside) and not os.path.islink(aside):
+                        os.rmdir(aside)
+                    elif os.path.lexists(aside):
+                        os.unlink(aside)
+                    make(log_path(d))
+                kill_and_start(d, replace)
+                d.wait_line(re.escape(log_path(d)) + r" cannot be read \(.*\): set aside as " +
+                            re.escape(log_path(d)) + r"\.corrupt", timeout=10)
+                d.wait_line(r"VM %s detected" % vm_id)
+                check(d.alive(), "the daemon runs (%s)" % kind)
+                with open("/etc/passwd") as f:
+                    check(not f.read().startswith("R "), "nothing written through the symlink")
+                deadline = time.time() + 10
+                while vm_id not in read_records(d) and time.time() < deadline:
+                    time.sleep(0.1)
+                check(os.path.isfile(log_path(d)) and not os.path.islink(log_path(d)) and vm_id in read_records(d),
+                      "the log is a file again, with the VM (%s)" % kind)
+        finally:
+            held.stop()
+
+
+def test_records_of_the_previous_version_are_read_once():
+    """Upgrade under a running VM: the previous version kept a file per VM
+    under <runtime dir>/vms/.  They are read (the log's entries win), then
+    removed with their directory; the VM keeps its record."""
+    need_kvm(); need_root()
+    with Daemon(config_text=config()) as d:
+        held = Held(d, "--name", "upgraded", "--label", "kind=steady")
+        try:
+            held.wait(lambda l: l["event"] == "attach")
+            vm_id, body = wait_record(d)
+            vms = os.path.join(d.dir, "run", "vms")
+
+            def downgrade():
+                os.unlink(log_path(d))
+                os.mkdir(vms)
+                with open(os.path.join(vms, vm_id), "w") as f:
+                    f.write(body)
+                with open(os.path.join(vms, "1-1"), "w") as f:      # a VM gone meanwhile
+                    f.write(body)
+            kill_and_start(d, downgrade)
+            d.wait_line(r"Restored 1 of 2 VM records")
+            check(not os.path.exists(vms), "the old directory is gone")
+            check(sorted(read_records(d)) == [vm_id], "the log holds the VM: %r" % read_records(d))
             check(d.alive(), "the daemon runs")
         finally:
             held.stop()
@@ -247,23 +376,18 @@ def test_a_start_that_died_restoring_is_not_fed_the_same_records():
         held = Held(d, "--name", "guarded", "--label", "kind=steady")
         try:
             held.wait(lambda l: l["event"] == "attach")
-            deadline = time.time() + 5
-            while not records(d) and time.time() < deadline:
-                time.sleep(0.05)
-            vm_id = os.path.basename(records(d)[0])
-            d.proc.send_signal(signal.SIGKILL)
-            d.proc.wait(10)
-            with open(os.path.join(d.dir, "run", "restoring"), "w") as f:
-                f.write("PID=1\n")
-            with d.lock:
-                d.lines.clear()
-            os.unlink(d.socket)
-            d.start()
+            vm_id, _ = wait_record(d)
+
+            def marker():
+                with open(os.path.join(d.dir, "run", "restoring"), "w") as f:
+                    f.write("PID=1\n")
+            kill_and_start(d, marker)
             d.wait_line(r"died while restoring its VM records .*restoring none this time, they are kept in " +
-                        re.escape(os.path.join(d.dir, "run", "vms.unrestored")))
+                        re.escape(log_path(d) + ".unrestored"))
             d.wait_line(r"VM %s detected" % vm_id)
             check(not os.path.exists(os.path.join(d.dir, "run", "restoring")), "the marker is gone")
-            check(os.path.exists(os.path.join(d.dir, "run", "vms.unrestored", vm_id)), "the records are kept aside")
+            with open(log_path(d) + ".unrestored", "rb") as f:
+                check(vm_id in parse_records_log(f.read())[0], "the records are kept aside")
         finally:
             held.stop()
 
