@@ -21,9 +21,13 @@
  *                    wake-up of the peer is part of the send's cost
  *   recv-applied     recvmsg() of an APPLIED (a reader that asks for a batch
  *                    of messages and gets fewer knows the socket empty)
+ *   record-append    write() of 400 B (a record and its entry's header) to
+ *                    a file in DIR (the daemon's tmpfs runtime directory)
+ *                    opened O_APPEND once: what the daemon does per batch of
+ *                    records, and per VM gone
  *   record-write     open(O_CREAT|O_EXCL) + write(400 B) + close + rename
- *                    of a file in DIR (the daemon's tmpfs runtime directory)
- *   record-unlink    unlink() of such a file
+ *                    of a file in DIR: what a compaction of the records log
+ *                    does (with more bytes), and an open() to append again
  *   log-write        write() of a 250-byte line to a pipe whose reader sleeps
  *                    (the daemon's stderr here, read by bench-stamp; the
  *                    journal's socket under systemd)
@@ -295,8 +299,26 @@ static void send_apply(unsigned size) {
 
 static void records(void) {
         char tmp[512], path[512], data[400];
+        int log;
 
         memset(data, 'r', sizeof(data));
+        snprintf(path, sizeof(path), "%s/bench-syscalls-records", dir);
+        log = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (log < 0)
+                die("records log");
+        for (unsigned i = 0; i < count; i++) {
+                uint64_t t0;
+
+                if (i % 1024 == 0 && ftruncate(log, 0) < 0)     /* as compactions keep it small */
+                        die("ftruncate");
+                t0 = now_ns();
+                if (write(log, data, sizeof(data)) != sizeof(data))
+                        die("append");
+                out("record-append", now_ns() - t0);
+        }
+        close(log);
+        (void) unlink(path);
+
         snprintf(path, sizeof(path), "%s/bench-syscalls-record", dir);
         snprintf(tmp, sizeof(tmp), "%s/.#bench-syscalls-recordXXXXXX", dir);
         for (unsigned i = 0; i < count; i++) {
@@ -309,11 +331,8 @@ static void records(void) {
                 if (rename(tmp, path) < 0)
                         die("rename");
                 out("record-write", now_ns() - t0);
-                t0 = now_ns();
-                if (unlink(path) < 0)
-                        die("unlink");
-                out("record-unlink", now_ns() - t0);
         }
+        (void) unlink(path);
 }
 
 static void log_write(void) {

@@ -341,9 +341,9 @@ class Bench:
             "match": (0, "none (no system call)"),
             "APPLY": (bare["send-apply-%d" % apply_size], "1 send() of the APPLY"),
             "APPLIED": (0, "none (the recvmsg is under session reads)"),
-            "records": (c("record_writes") * bare["record-write"] + c("record_unlinks") * bare["record-unlink"],
-                        "%.2f × (create + write + rename) + %.2f × unlink on the tmpfs"
-                        % (c("record_writes"), c("record_unlinks"))),
+            "records": (c("record_writes") * bare["record-append"] + c("record_compactions") * bare["record-write"],
+                        "%.2f × write() appended to the records log + %.3f × compaction (create + write + rename) "
+                        "on the tmpfs" % (c("record_writes"), c("record_compactions"))),
             "signals": (c("signals") * bare["emit"], "%.2f × sd_bus_emit_signal()" % c("signals")),
             "journal": (c("log_lines") * bare["log-write"], "%.2f × write() of a line to a pipe" % c("log_lines")),
             "teardown": (bare["close-session"] + bare["proc-fd-link"],

@@ -772,8 +772,10 @@ STEP_FUNCTIONS = [
     ("APPLIED", "APPLIED parsed, state and waiters",
      ["on_session_applied", "deliver_record_result", "proto_parse_applied", "session_stop_waiting",
       "registry_set_state"]),
-    ("records", "the VM's record under the runtime directory: written, removed",
-     ["record_run", "records_mark", "records_forget", "write_file_atomic", "write_record"]),
+    ("records", "the VM's record in the runtime directory's log: appended a batch per write(), a line when gone; "
+                "compactions",
+     ["record_run", "records_mark", "records_forget", "write_file_atomic", "write_record", "write_entry", "commit",
+      "append_pending", "compact", "write_all_entries", "open_log", "turn_done"]),
     ("signals", "D-Bus signals: VMNew, InterfacesAdded, FilterApplied, PropertiesChanged, VMRemoved, "
                 "InterfacesRemoved, NVMs",
      ["on_registry", "announce_run", "announce_done", "vm_said", "vm_changed", "vm_new", "vm_removed",
@@ -782,7 +784,7 @@ STEP_FUNCTIONS = [
       "sd_bus_emit_object_added", "sd_bus_emit_object_removed"]),
     ("journal", "audit records (here: lines on stderr, a pipe)",
      ["audit_record", "audit_record_extra", "log_full_errno", "sd_journal_sendv", "emit"]),
-    ("teardown", "session closed (its /proc checks), VM dropped (the record's unlink aside)",
+    ("teardown", "session closed (its /proc checks), VM dropped (the record's G line aside)",
      ["deliver_vm_gone", "on_session_closed", "session_closed", "session_free", "registry_remove",
       "deliver_disarm_attach_timeout"]),
     ("status line", "STATUS= counts (sd_notify; no NOTIFY_SOCKET here)",
@@ -849,8 +851,11 @@ def perf_steps(data, daemon_binary="pmufilterd"):
 def strace_counts(log, rundir):
     """What a traced daemon did: syscalls by name, and what they were for:
     'wakes' (epoll_wait that may sleep, returning events), 'record_writes'
-    (renames), 'record_unlinks', 'signals' (D-Bus signals sent), 'log_lines'
-    (writes to stderr), 'proc_reads' (opens under /proc)."""
+    (write()s to the records log: a batch of records, or a VM gone),
+    'record_compactions' (the log renamed into place), 'record_unlinks'
+    (under the runtime directory), 'signals' (D-Bus signals sent),
+    'log_lines' (writes to stderr), 'proc_reads' (opens under /proc).
+    Paths are strace -yy's."""
     c = {}
 
     def add(k, n=1):
@@ -867,7 +872,9 @@ def strace_counts(log, rundir):
                 t = re.search(r", (-?\d+)(, NULL, \d+)?$", args)
                 if ret > 0 and t and t.group(1) != "0":
                     add("wakes")
-            elif name.startswith("rename"):
+            elif name.startswith("rename") and re.search(r'"%s/[^"]*/records"' % re.escape(rundir), args):
+                add("record_compactions")
+            elif name == "write" and re.match(r"\d+<%s/[^>]*/records>" % re.escape(rundir), args):
                 add("record_writes")
             elif name.startswith("unlink") and rundir in args:
                 add("record_unlinks")
