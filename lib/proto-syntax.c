@@ -69,8 +69,15 @@ size_t proto_utf8_invalid_offset(const char *s, size_t n) {
         assert(s || n == 0);
 
         for (size_t i = 0; i < n;) {
-                size_t l = proto_utf8_char_len(u + i, n - i);
+                size_t l;
 
+                /* ASCII, nearly all of any message, a byte at a time here:
+                 * a 300-event APPLY is 2,500 of them. */
+                if (u[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                l = proto_utf8_char_len(u + i, n - i);
                 if (l == 0)
                         return i;
                 i += l;
@@ -85,8 +92,8 @@ bool proto_is_control(unsigned char c) {
 bool proto_has_control(const char *s) {
         assert(s);
 
-        for (; *s; s++)
-                if (proto_is_control((unsigned char) *s))
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++)
+                if (*c < 0x20 || *c == 0x7f)    /* proto_is_control(), inline */
                         return true;
         return false;
 }

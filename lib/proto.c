@@ -371,8 +371,10 @@ static int parse_events(const struct field *f, struct proto_apply *a, char *reas
         if (!a->events)
                 return -ENOMEM;
         for (;;) {
-                size_t l = strcspn(p, ",");
+                size_t l = 0;
 
+                while (p[l] && p[l] != ',')     /* strcspn(p, ","), a call per event less */
+                        l++;
                 if (parse_u64(p, l, true, UINT64_MAX, &a->events[a->n_events]) < 0)
                         return reject(reason, size, "line %u: event %zu of EVENTS is not a 0x-prefixed 64-bit hexadecimal number",
                                       f->line, a->n_events + 1);
