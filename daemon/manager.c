@@ -87,6 +87,19 @@ static void free_options(struct manager_options *o) {
         free((char *) o->metrics_file);
 }
 
+/* Audit records made on a path someone waits on (audit_record_extra_later()):
+ * written in the next idle turn of the loop, if nothing said first. */
+static int on_audit_later(sd_event_source *s, void *userdata) {
+        audit_flush();
+        return 0;
+}
+
+static void audit_later_schedule(void *userdata) {
+        struct manager *m = userdata;
+
+        (void) sd_event_source_set_enabled(m->audit_event, SD_EVENT_ONESHOT);
+}
+
 int manager_new(sd_event *e, const struct manager_options *o, struct fdstore *fdstore, struct manager **ret) {
         _cleanup_(manager_freep) struct manager *m = NULL;
         int r;
@@ -124,6 +137,13 @@ int manager_new(sd_event *e, const struct manager_options *o, struct fdstore *fd
         r = metrics_init(&m->metrics, e, &m->registry, &m->decider, m->options.metrics_file);
         if (r < 0)
                 return r;
+        r = sd_event_add_defer(e, &m->audit_event, on_audit_later, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(m->audit_event, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_description(m->audit_event, "audit-later");
+        (void) sd_event_source_set_enabled(m->audit_event, SD_EVENT_OFF);
+        log_set_later(audit_later_schedule, m);
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -143,6 +163,11 @@ struct manager *manager_free(struct manager *m) {
         metrics_done(&m->metrics);
         decider_done(&m->decider);
         sd_event_source_disable_unref(m->status_event);
+        if (m->audit_event) {
+                log_set_later(NULL, NULL);
+                audit_flush();
+                sd_event_source_disable_unref(m->audit_event);
+        }
         free_options(&m->options);
         sd_event_unref(m->event);
         free(m);

@@ -53,6 +53,7 @@ struct manager {
         struct metrics metrics;
 
         sd_event_source *status_event;  /* coalesces STATUS= updates */
+        sd_event_source *audit_event;   /* audit records said later (log.h) */
 };
 
 /* fdstore: what systemd passed, taken before the event loop existed. */

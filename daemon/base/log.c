@@ -105,12 +105,29 @@ static size_t extra_fields(const struct audit_extra *x, char f[7][1024]) {
         return n;
 }
 
-static void emit(int level, const char *message_id, const char *vm_id, const char *profile,
-                 pid_t pid, const struct audit_extra *x, const char *msg) {
-        _cleanup_free_ char *m = NULL, *p = NULL;
-        char f[7][1024];
-        size_t n = extra_fields(x, f);
+/* Records made with audit_record_extra_later(), oldest first. */
+struct later {
+        struct later *next;
+        int level;
+        const char *message_id;         /* a MID_*: static */
+        char *vm_id, *profile, *msg;
+        pid_t pid;
+        size_t n;
+        char fields[7][1024];           /* extra_fields()' */
+};
 
+static struct later *later_head, **later_tail = &later_head;
+static bool flushing;
+static void (*later_schedule)(void *userdata);
+static void *later_userdata;
+
+static void emit_fields(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
+                        char *const *f, size_t n, const char *msg) {
+        _cleanup_free_ char *m = NULL, *p = NULL;
+
+        /* Whatever is said comes after the records said later. */
+        if (!flushing)
+                audit_flush();
         if (use_journal) {
                 struct iovec iov[6 + 7];
                 char pri[32], pidbuf[32], mid[64], vmid[96], prof[256];
@@ -177,6 +194,45 @@ static void emit(int level, const char *message_id, const char *vm_id, const cha
                 (void) fwrite(line, 1, size, stderr);
 }
 
+static void emit(int level, const char *message_id, const char *vm_id, const char *profile,
+                 pid_t pid, const struct audit_extra *x, const char *msg) {
+        char f[7][1024], *fp[7];
+        size_t n = extra_fields(x, f);
+
+        for (size_t i = 0; i < n; i++)
+                fp[i] = f[i];
+        emit_fields(level, message_id, vm_id, profile, pid, fp, n, msg);
+}
+
+static void later_free(struct later *l) {
+        free(l->vm_id);
+        free(l->profile);
+        free(l->msg);
+        free(l);
+}
+
+void log_set_later(void (*schedule)(void *userdata), void *userdata) {
+        later_schedule = schedule;
+        later_userdata = userdata;
+}
+
+void audit_flush(void) {
+        flushing = true;
+        while (later_head) {
+                struct later *l = later_head;
+                char *fp[7];
+
+                later_head = l->next;
+                if (!later_head)
+                        later_tail = &later_head;
+                for (size_t i = 0; i < l->n; i++)
+                        fp[i] = l->fields[i];
+                emit_fields(l->level, l->message_id, l->vm_id, l->profile, l->pid, fp, l->n, l->msg);
+                later_free(l);
+        }
+        flushing = false;
+}
+
 int log_full_errno(int level, int error, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
@@ -216,6 +272,39 @@ void audit_record_extra(int level, const char *message_id, const char *vm_id, co
                         const struct audit_extra *x, const char *fmt, ...) {
         va_list ap;
 
+        va_start(ap, fmt);
+        audit_recordv(level, message_id, vm_id, profile, pid, x, fmt, ap);
+        va_end(ap);
+}
+
+void audit_record_extra_later(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
+                              const struct audit_extra *x, const char *fmt, ...) {
+        struct later *l;
+        bool ok;
+        va_list ap;
+
+        assert(message_id);
+        l = later_schedule ? calloc(1, sizeof(*l)) : NULL;
+        if (l) {
+                va_start(ap, fmt);
+                ok = vasprintf(&l->msg, fmt, ap) >= 0;
+                va_end(ap);
+                if (!ok)
+                        l->msg = NULL;
+                l->level = level;
+                l->message_id = message_id;
+                l->pid = pid;
+                l->n = extra_fields(x, l->fields);
+                ok = ok && (!vm_id || (l->vm_id = strdup(vm_id))) && (!profile || (l->profile = strdup(profile)));
+                if (ok) {
+                        *later_tail = l;
+                        later_tail = &l->next;
+                        later_schedule(later_userdata);
+                        return;
+                }
+                later_free(l);
+        }
+        /* No loop to say it later, or no memory to keep it: now. */
         va_start(ap, fmt);
         audit_recordv(level, message_id, vm_id, profile, pid, x, fmt, ap);
         va_end(ap);

@@ -73,6 +73,18 @@ struct audit_extra {
 void audit_record_extra(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
                         const struct audit_extra *x, const char *fmt, ...) _printf_(7, 8);
 
+/* The same, made now and written when the daemon's loop next has nothing
+ * more urgent to do, or before anything else is logged, whichever comes
+ * first: for a record made between a request and its answer (a D-Bus
+ * change: the VMM applies the APPLY while the record goes out).  At once
+ * where no loop said how to wait (log_set_later()), or without memory. */
+void audit_record_extra_later(int level, const char *message_id, const char *vm_id, const char *profile,
+                              pid_t pid, const struct audit_extra *x, const char *fmt, ...) _printf_(7, 8);
+/* schedule(userdata): have audit_flush() called soon (at idle priority). */
+void log_set_later(void (*schedule)(void *userdata), void *userdata);
+/* Write the records made with _later() now, oldest first. */
+void audit_flush(void);
+
 /* An audit record.  vm_id, profile may be NULL; pid 0 = none. */
 void audit_record(int level, const char *message_id, const char *vm_id, const char *profile,
                   pid_t pid, const char *fmt, ...) _printf_(6, 7);

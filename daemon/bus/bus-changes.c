@@ -218,12 +218,15 @@ static int change_vm(struct bus *b, sd_bus_message *msg, struct vm *vm, const ch
         }
         if (r < 0)
                 return r;
-        /* The APPLY first, the record of the change while the VMM applies it. */
+        /* The APPLY first, the record of the change while the VMM applies
+         * it: in the loop's next idle turn, or before the VMM's answer is
+         * recorded, whichever comes first (the VMM's answer comes first
+         * when it is fast: the record is not on the caller's path). */
         r = push_and_wait(b, msg, &vm, 1, true);
         bus_caller_audit(&caller, &x);
         x.decided_by = decided_by[0] ? decided_by : NULL;
         x.decided_by_location = decided_at[0] ? decided_at : NULL;
-        audit_record_extra(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
+        audit_record_extra_later(*caution ? LOG_WARNING : LOG_NOTICE, MID_RUNTIME, vm->id, reset ? NULL : profile, vm->pid,
                            &x, "VM %s%s%s%s: profile %s%s%s %sover D-Bus (%s), bound to %s, by uid %u%s%s%s",
                            vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "",
                            reset ? "reset to the policy" : "set to '", reset ? "" : profile, reset ? "" : "'",

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-log.c — daemon/base/log.c: the text form of audit records, escaping,
+ * and records said later (audit_record_extra_later()): held until the
+ * loop's idle turn, or until anything else is logged, and in order.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int pipe_r = -1, saved_stderr = -1;
+static unsigned scheduled;
+
+static void schedule(void *userdata) {
+        scheduled++;
+}
+
+/* stderr into a pipe, non-blocking to read what is there. */
+static int setup(void **state) {
+        int p[2];
+
+        assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+        fflush(stderr);
+        saved_stderr = dup(STDERR_FILENO);
+        assert_true(dup2(p[1], STDERR_FILENO) >= 0);
+        close(p[1]);
+        pipe_r = p[0];
+        unsetenv("JOURNAL_STREAM");
+        log_open();
+        scheduled = 0;
+        return 0;
+}
+
+static int teardown(void **state) {
+        log_set_later(NULL, NULL);
+        audit_flush();
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+        close(pipe_r);
+        return 0;
+}
+
+static size_t drain(char *buf, size_t size) {
+        ssize_t n = read(pipe_r, buf, size - 1);
+
+        buf[n > 0 ? n : 0] = 0;
+        return n > 0 ? (size_t) n : 0;
+}
+
+static void test_later_waits_for_the_idle_turn(void **state) {
+        struct audit_extra x = { .have_caller = true, .caller_uid = 0, .vm_name = "web 1" };
+        char buf[4096];
+
+        log_set_later(schedule, NULL);
+        audit_record_extra_later(LOG_NOTICE, MID_RUNTIME, "10-4", "tenant-a", 10, &x, "VM %s: changed", "10-4");
+        assert_int_equal(scheduled, 1);
+        assert_int_equal(drain(buf, sizeof(buf)), 0);           /* not yet */
+        audit_flush();                                          /* the idle turn */
+        drain(buf, sizeof(buf));
+        assert_string_equal(buf, "pmufilterd: notice: VM 10-4: changed [MESSAGE_ID=" MID_RUNTIME
+                                 " VM_ID=10-4 PROFILE=tenant-a PID=10 CALLER_UID=0 VM_NAME=web\\x201]\n");
+        audit_flush();                                          /* nothing twice */
+        assert_int_equal(drain(buf, sizeof(buf)), 0);
+}
+
+static void test_later_comes_before_anything_said_after_it(void **state) {
+        char buf[4096], *second;
+
+        log_set_later(schedule, NULL);
+        audit_record_extra_later(LOG_NOTICE, MID_RUNTIME, "10-4", NULL, 10, NULL, "first");
+        audit_record_extra_later(LOG_NOTICE, MID_RUNTIME, "10-5", NULL, 11, NULL, "second");
+        audit_record(LOG_INFO, MID_APPLIED, "10-4", "p", 10, "third");
+        drain(buf, sizeof(buf));
+        second = strstr(buf, ": second [");
+        assert_non_null(strstr(buf, "pmufilterd: notice: first ["));
+        assert_non_null(second);
+        assert_true(strstr(buf, ": first [") < second);
+        assert_true(second < strstr(buf, "pmufilterd: info: third ["));
+        audit_flush();
+        assert_int_equal(drain(buf, sizeof(buf)), 0);
+}
+
+static void test_later_without_a_loop_is_now(void **state) {
+        char buf[4096];
+
+        log_set_later(NULL, NULL);
+        audit_record_extra_later(LOG_WARNING, MID_RUNTIME, NULL, NULL, 0, NULL, "now\nand one line");
+        assert_int_equal(scheduled, 0);
+        drain(buf, sizeof(buf));
+        assert_string_equal(buf, "pmufilterd: warning: now\\nand one line [MESSAGE_ID=" MID_RUNTIME
+                                 " VM_ID=n/a PROFILE=n/a PID=0]\n");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_later_waits_for_the_idle_turn, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_later_comes_before_anything_said_after_it, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_later_without_a_loop_is_now, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
