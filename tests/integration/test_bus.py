@@ -769,7 +769,12 @@ def test_old_state_file_is_migrated_to_verified_bindings():
         d.wait_line(r"the change 'name:vm1' \(profile trusted\) is now bound to uid %d with the claimed name "
                     r"'vm1', what VM %s is" % (os.getuid(), p.id))
         d.wait_line(r"the change 'name:gone' \(profile minimal\) is dropped: no running VM claims it")
+        # Said first, then written (with its fsyncs): wait for the file.
+        deadline = time.time() + 10
         text = state_file(d)
+        while "version: 2" not in text and time.time() < deadline:
+            time.sleep(0.05)
+            text = state_file(d)
         check("version: 2" in text and '"uid:%d/name:vm1": "trusted"' % os.getuid() in text and "gone" not in text,
               "state.yaml migrated: " + text)
         b.wait_property(p.path, VM, "Profile", lambda v: v == "trusted", "trusted")
