@@ -181,6 +181,12 @@ int main(int argc, char *argv[]) {
         };
         int r;
 
+        /* A fixed threshold: buffers of 128 KiB and more (a ListVMs or
+         * GetManagedObjects reply at 10,000 VMs, the records log rewritten)
+         * are mapped apart and given back when freed.  glibc's default
+         * raises it to the largest such buffer freed, after which they come
+         * from the heap and its pages stay (docs/benchmarks.md, memory). */
+        (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
         log_open();
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
