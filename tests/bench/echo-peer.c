@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "peer.h"
 
 #define MSG_MAX 16384
 #define CONNS_MAX 4096
@@ -36,19 +37,6 @@ struct conn {
 static const char *apply_events = "", *profile = "bench";
 static unsigned long long serial;
 static struct conn conns[CONNS_MAX];
-
-static int listen_on(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-        if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
-                return -1;
-        strcpy(sa.sun_path, path);
-        (void) unlink(path);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, SOMAXCONN) < 0)
-                return -1;
-        return fd;
-}
 
 static void on_message(struct conn *c) {
         char buf[MSG_MAX], cbuf[CMSG_SPACE(sizeof(int) * 8)];
@@ -96,8 +84,7 @@ int main(int argc, char *argv[]) {
         const char *path = NULL;
         struct timespec ts;
         struct epoll_event ev = { .events = EPOLLIN }, events[64];
-        sigset_t mask;
-        int c, lfd, sfd, ep;
+        int c, lfd = -1, ep;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
@@ -121,23 +108,11 @@ int main(int argc, char *argv[]) {
         clock_gettime(CLOCK_REALTIME, &ts);
         serial = (unsigned long long) ts.tv_sec * 1000000u + (unsigned long long) ts.tv_nsec / 1000u;
         raise_nofile();
-        signal(SIGPIPE, SIG_IGN);
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-        lfd = listen_on(path);
-        ep = epoll_create1(EPOLL_CLOEXEC);
-        if (sfd < 0 || lfd < 0 || ep < 0) {
+        ep = peer_start(path, &lfd);
+        if (ep < 0) {
                 fprintf(stderr, "echo-peer: cannot listen on %s: %m\n", path);
                 return 1;
         }
-        ev.data.u32 = UINT32_MAX;
-        (void) epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-        ev.data.u32 = UINT32_MAX - 1;
-        (void) epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
         for (unsigned i = 0; i < CONNS_MAX; i++)
                 conns[i].fd = -1;
 
@@ -147,11 +122,11 @@ int main(int argc, char *argv[]) {
                 for (int e = 0; e < k; e++) {
                         uint32_t i = events[e].data.u32;
 
-                        if (i == UINT32_MAX - 1) {
+                        if (i == PEER_STOP) {
                                 unlink(path);
                                 return 0;
                         }
-                        if (i == UINT32_MAX) {
+                        if (i == PEER_LISTEN) {
                                 struct ucred cred;
                                 socklen_t l = sizeof(cred);
                                 int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);

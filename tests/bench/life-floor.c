@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "peer.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -74,19 +75,6 @@ static struct conn conns[CONNS_MAX];
 static struct vm vms[VMS_MAX];
 static sd_bus *bus;
 static int records = -1;
-
-static int listen_on(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-        if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
-                return -1;
-        strcpy(sa.sun_path, path);
-        (void) unlink(path);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, SOMAXCONN) < 0)
-                return -1;
-        return fd;
-}
 
 static int uevent_socket(void) {
         struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
@@ -310,8 +298,7 @@ int main(int argc, char *argv[]) {
         struct epoll_event ev = { .events = EPOLLIN }, events[64];
         char rec[4096];
         struct timespec ts;
-        sigset_t mask;
-        int c, lfd, sfd, ufd, ep, r;
+        int c, lfd = -1, ufd, ep, r;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
@@ -337,7 +324,6 @@ int main(int argc, char *argv[]) {
         clock_gettime(CLOCK_REALTIME, &ts);
         serial = (unsigned long long) ts.tv_sec * 1000000u + (unsigned long long) ts.tv_nsec / 1000u;
         raise_nofile();
-        signal(SIGPIPE, SIG_IGN);
         r = bus_connect(address);
         if (r < 0) {
                 fprintf(stderr, "life-floor: cannot connect to %s: %s\n", address, strerror(-r));
@@ -346,23 +332,13 @@ int main(int argc, char *argv[]) {
         snprintf(rec, sizeof(rec), "%s/records", dir);
         records = open(rec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        ep = peer_start(path, &lfd);
         ufd = uevent_socket();
-        lfd = listen_on(path);
-        ep = epoll_create1(EPOLL_CLOEXEC);
-        if (sfd < 0 || ufd < 0 || lfd < 0 || ep < 0 || records < 0) {
+        if (ep < 0 || ufd < 0 || records < 0) {
                 fprintf(stderr, "life-floor: cannot set up (%s, %s): %m\n", path, rec);
                 return 1;
         }
-        ev.data.u32 = UINT32_MAX;
-        (void) epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-        ev.data.u32 = UINT32_MAX - 1;
-        (void) epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
-        ev.data.u32 = UINT32_MAX - 2;
+        ev.data.u32 = UINT32_MAX - 2;   /* the uevents */
         (void) epoll_ctl(ep, EPOLL_CTL_ADD, ufd, &ev);
         for (unsigned i = 0; i < CONNS_MAX; i++)
                 conns[i].fd = -1;
@@ -373,7 +349,7 @@ int main(int argc, char *argv[]) {
                 for (int e = 0; e < k; e++) {
                         uint32_t i = events[e].data.u32;
 
-                        if (i == UINT32_MAX - 1) {
+                        if (i == PEER_STOP) {
                                 unlink(path);
                                 return 0;
                         }
@@ -381,7 +357,7 @@ int main(int argc, char *argv[]) {
                                 on_uevent(ufd);
                                 continue;
                         }
-                        if (i == UINT32_MAX) {
+                        if (i == PEER_LISTEN) {
                                 struct ucred cred;
                                 socklen_t l = sizeof(cred), pl = sizeof(int);
                                 int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), pidfd = -1;
