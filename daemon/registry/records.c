@@ -27,6 +27,10 @@
  * that before it is compacted: a bound that no honest log reaches, small
  * enough to read at once. */
 #define RECORDS_LOG_MAX (128 * 1024 * 1024)
+/* Entries read back at most: a log the daemon wrote holds a few per VM
+ * between compactions (tens of thousands at 10,000 VMs); 128 MiB of "G 1-0"
+ * lines would be 22 million, 700 MiB to sort. */
+#define RECORDS_ENTRIES_MAX (1024 * 1024)
 
 /* "<pid>-<fd>": two ints and a dash. */
 #define RECORD_ID_MAX 24
@@ -228,8 +232,13 @@ static void commit(struct records *rec, const struct vm *except) {
         drop_pending(rec);
         rec->broken = r < 0;
         if (r < 0) {
+                /* Their records are written by the next commit (a whole
+                 * rewrite): they are told then, with that commit's batch. */
                 warn_failed(rec, r);
-                n_batch = 0;
+                rec->batch = TAKE_PTR(batch);
+                rec->n_batch = n_batch;
+                rec->allocated_batch = allocated;
+                return;
         }
         for (size_t i = 0; i < n_batch; i++) {
                 struct vm *vm = registry_get(rec->registry, batch[i].pid, batch[i].fd);
@@ -627,6 +636,8 @@ static int add_entry(const char *id, const char *body, size_t len, void *userdat
 
         if (sscanf(id, "%d-%d%n", &pid, &fd, &n) != 2 || id[n] != '\0' || pid <= 0 || fd < 0)
                 return 0;       /* an old file's name (the log's are checked) */
+        if (s->n >= RECORDS_ENTRIES_MAX)
+                return -E2BIG;
         if (!GREEDY_REALLOC(s->entries, s->allocated, s->n + 1))
                 return -ENOMEM;
         s->entries[s->n] = (struct restore_entry) { pid, fd, s->n, body, len };
@@ -744,9 +755,19 @@ static int read_log(struct restore *s, char **ret_buf, bool *ret_found) {
         else if (r < 0) {
                 const char *aside = set_aside(s);
 
-                log_error("%s: not an entry at byte %zu of %zu: %s%s; the records after it are lost (those "
-                          "VMs are found by the /proc scan, and their VMMs attach again)", path, good, len,
-                          aside ? "set aside as " : "removed", strempty(aside));
+                /* What came after the fault is unknown: a record before it may
+                 * have been replaced or ended since, so none is believed. */
+                s->n = 0;
+                if (r == -E2BIG)
+                        log_error("%s: more than %u entries, not a log pmufilterd writes: %s%s; nothing is "
+                                  "restored from it (every VM is found by the /proc scan, and its VMM attaches "
+                                  "again)", path, RECORDS_ENTRIES_MAX, aside ? "set aside as " : "removed",
+                                  strempty(aside));
+                else
+                        log_error("%s: not an entry at byte %zu of %zu: %s%s; nothing is restored from it "
+                                  "(what came after may have replaced any record before: every VM is found "
+                                  "by the /proc scan, and its VMM attaches again)", path, good, len,
+                                  aside ? "set aside as " : "removed", strempty(aside));
         }
         *ret_buf = TAKE_PTR(buf);
         return 0;

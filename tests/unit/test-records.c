@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sys/stat.h>
 
 #include "compile.h"
 #include "fileio.h"
@@ -653,6 +654,39 @@ static void test_log_compaction(void **state) {
         live_done(&l);
 }
 
+static unsigned recorded[64];
+
+static void on_recorded(struct registry *r, enum registry_event ev, struct vm *vm,
+                        const struct registry_event_data *data, void *userdata) {
+        if (ev == REGISTRY_VM_RECORDED && vm->fd >= 0 && vm->fd < 64)
+                recorded[vm->fd]++;
+}
+
+/* A batch whose write failed is written by the next commit (a whole
+ * rewrite), and its VMs are told then: a new session goes to the fd store
+ * only once told (review of the log, 2026-12-06). */
+static void test_log_failed_write_recorded_later(void **state) {
+        struct log_fixture *f = *state;
+        struct live l = {};
+
+        memset(recorded, 0, sizeof(recorded));
+        assert_int_equal(registry_subscribe(&f->registry, on_recorded, NULL), 0);
+        assert_int_equal(mkdir(f->rec.path, 0700), 0);      /* the log cannot be opened */
+        records_mark(&f->rec, f->vms[0]);
+        records_flush(&f->rec);
+        assert_true(f->rec.broken);
+        assert_int_equal(recorded[17], 0);
+        assert_int_equal(rmdir(f->rec.path), 0);
+        records_mark(&f->rec, f->vms[1]);
+        records_flush(&f->rec);
+        read_live(f, &l, NULL);
+        assert_non_null(live_body(&l, "4242-17"));
+        assert_non_null(live_body(&l, "4242-18"));
+        assert_int_equal(recorded[17], 1);
+        assert_int_equal(recorded[18], 1);
+        live_done(&l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -672,6 +706,7 @@ int main(void) {
                 cmocka_unit_test(test_log_entry_error_stops),
                 cmocka_unit_test_setup_teardown(test_log_round_trip, log_setup, log_teardown),
                 cmocka_unit_test_setup_teardown(test_log_compaction, log_setup, log_teardown),
+                cmocka_unit_test_setup_teardown(test_log_failed_write_recorded_later, log_setup, log_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
