@@ -121,10 +121,79 @@ static bool flushing;
 static void (*later_schedule)(void *userdata);
 static void *later_userdata;
 
+/* A line being built: as much as fits in buf, and n counted past it. */
+struct line {
+        char *buf;
+        size_t size, n;
+};
+
+static void line_add(struct line *l, const char *s, size_t len) {
+        if (l->n + len < l->size)
+                memcpy(l->buf + l->n, s, len);
+        l->n += len;
+}
+
+static void line_adds(struct line *l, const char *s) {
+        line_add(l, s, strlen(s));
+}
+
+/* s as log_escape() writes it, and spaces as \x20 where they would run
+ * into the next field. */
+static void line_add_escaped(struct line *l, const char *s, bool spaces) {
+        const unsigned char *c = (const unsigned char *) s;
+
+        while (*c) {
+                const unsigned char *run = c;
+                char e[8];
+
+                while (*c >= 0x20 && *c != 0x7f && *c != '\\' && !(spaces && *c == ' '))
+                        c++;
+                line_add(l, (const char *) run, (size_t) (c - run));
+                if (!*c)
+                        break;
+                if (*c == '\n')
+                        line_add(l, "\\n", 2);
+                else if (*c == '\\')
+                        line_add(l, "\\\\", 2);
+                else
+                        line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", *c));
+                c++;
+        }
+}
+
+static void format_line(struct line *l, int level, const char *message_id, const char *vm_id,
+                        const char *profile, pid_t pid, char *const *f, size_t n, const char *msg) {
+        char num[16];
+
+        line_adds(l, "pmufilterd: ");
+        line_adds(l, prefix[level & 7]);
+        line_adds(l, ": ");
+        line_add_escaped(l, msg, false);
+        if (!message_id) {
+                line_add(l, "\n", 1);
+                return;
+        }
+        line_adds(l, " [MESSAGE_ID=");
+        line_adds(l, message_id);
+        line_adds(l, " VM_ID=");
+        line_adds(l, strna(vm_id));
+        line_adds(l, " PROFILE=");
+        if (profile)
+                line_add_escaped(l, profile, false);
+        else
+                line_adds(l, "n/a");
+        line_add(l, num, (size_t) snprintf(num, sizeof(num), " PID=%d", (int) pid));
+        /* A value from outside (a VM's name) may hold spaces: as escapes,
+         * so that fields stay apart. */
+        for (size_t i = 0; i < n; i++) {
+                line_add(l, " ", 1);
+                line_add_escaped(l, f[i], true);
+        }
+        line_add(l, "]\n", 2);
+}
+
 static void emit_fields(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
                         char *const *f, size_t n, const char *msg) {
-        _cleanup_free_ char *m = NULL, *p = NULL;
-
         /* Whatever is said comes after the records said later. */
         if (!flushing)
                 audit_flush();
@@ -161,37 +230,21 @@ static void emit_fields(int level, const char *message_id, const char *vm_id, co
         }
         /* One line per message, whatever it carries: the journal keeps
          * fields whole, a text log only has lines.  Built in memory and
-         * written at once: stderr is unbuffered, and a line written piece
-         * by piece is a write() per character of its fields. */
-        m = log_escape(msg);
-        p = log_escape(profile);
-        _cleanup_free_ char *line = NULL;
-        size_t size = 0;
-        FILE *out = open_memstream(&line, &size);
+         * written at once (stderr is unbuffered), on the stack unless it is
+         * long: three such lines per VM life. */
+        char stack[2048];
+        _cleanup_free_ char *heap = NULL;
+        struct line l = { stack, sizeof(stack), 0 };
 
-        if (!out)
-                return;
-        if (message_id) {
-                fprintf(out, "pmufilterd: %s: %s [MESSAGE_ID=%s VM_ID=%s PROFILE=%s PID=%d",
-                        prefix[level & 7], m ? m : "(out of memory)", message_id, strna(vm_id),
-                        strna(profile ? p : NULL), (int) pid);
-                /* A value from outside (a VM's name) may hold spaces: as
-                 * escapes, so that fields stay apart. */
-                for (size_t i = 0; i < n; i++) {
-                        _cleanup_free_ char *e = log_escape(f[i]);
-
-                        fputc(' ', out);
-                        for (const char *c = e ? e : "?"; *c; c++)
-                                if (*c == ' ')
-                                        fputs("\\x20", out);
-                                else
-                                        fputc(*c, out);
-                }
-                fputs("]\n", out);
-        } else
-                fprintf(out, "pmufilterd: %s: %s\n", prefix[level & 7], m ? m : "(out of memory)");
-        if (fclose(out) == 0 && line)
-                (void) fwrite(line, 1, size, stderr);
+        format_line(&l, level, message_id, vm_id, profile, pid, f, n, msg);
+        if (l.n >= l.size) {
+                heap = malloc(l.n + 1);
+                if (!heap)
+                        return;
+                l = (struct line) { heap, l.n + 1, 0 };
+                format_line(&l, level, message_id, vm_id, profile, pid, f, n, msg);
+        }
+        (void) fwrite(l.buf, 1, l.n, stderr);
 }
 
 static void emit(int level, const char *message_id, const char *vm_id, const char *profile,
@@ -233,8 +286,29 @@ void audit_flush(void) {
         flushing = false;
 }
 
+/* fmt formatted into buf, or into *heap when longer (fmt itself without
+ * memory): no allocation for the usual message. */
+_printf_(4, 0)
+static const char *vformat(char *buf, size_t size, char **heap, const char *fmt, va_list ap) {
+        va_list aq;
+        int n;
+
+        va_copy(aq, ap);
+        n = vsnprintf(buf, size, fmt, aq);
+        va_end(aq);
+        if (n >= 0 && (size_t) n < size)
+                return buf;
+        if (vasprintf(heap, fmt, ap) < 0) {
+                *heap = NULL;
+                return fmt;
+        }
+        return *heap;
+}
+
 int log_full_errno(int level, int error, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *heap = NULL;
+        char buf[512];
+        const char *msg;
         va_list ap;
 
         error = error < 0 ? -error : error;
@@ -242,21 +316,19 @@ int log_full_errno(int level, int error, const char *fmt, ...) {
                 return -error;
         errno = error;
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        msg = vformat(buf, sizeof(buf), &heap, fmt, ap);
         va_end(ap);
-        emit(level, NULL, NULL, NULL, 0, NULL, msg ? msg : fmt);
+        emit(level, NULL, NULL, NULL, 0, NULL, msg);
         return -error;
 }
 
 _printf_(7, 0)
 static void audit_recordv(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
                           const struct audit_extra *x, const char *fmt, va_list ap) {
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *heap = NULL;
+        char buf[512];
 
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        emit(level, message_id, vm_id, profile, pid, x, msg ? msg : fmt);
+        emit(level, message_id, vm_id, profile, pid, x, vformat(buf, sizeof(buf), &heap, fmt, ap));
 }
 
 void audit_record(int level, const char *message_id, const char *vm_id, const char *profile,
