@@ -61,13 +61,43 @@ static int read_proc_file(pid_t pid, const char *name, char **ret) {
  * parentheses, so fields are counted from the last ')'.  ret_leader: from
  * field 38, exit_signal, which the kernel keeps at -1 for any task but a
  * thread-group leader (its thread_group_leader() is exit_signal >= 0). */
+/* /proc/<pid>/stat into buf (NUL-terminated): 1 when it fit, 0 when it
+ * did not (read it whole then), -errno.  A stat line is some 52 numbers
+ * and a 16-byte comm, well under a KiB: read on the stack, with none of
+ * the allocations (and malloc's consolidations beside 10,000 sessions) of
+ * read_proc_file(), once per VM and per check of a process. */
+static int read_stat_small(pid_t pid, char *buf, size_t size) {
+        _cleanup_close_ int fd = -1;
+        char path[32];
+        ssize_t k;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return gone_to_esrch(-errno);
+        do
+                k = read(fd, buf, size - 1);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return gone_to_esrch(-errno);
+        if ((size_t) k >= size - 1)
+                return 0;
+        buf[k] = 0;
+        return 1;
+}
+
 static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm, bool *ret_leader) {
-        _cleanup_free_ char *buf = NULL;
-        const char *open_paren, *close_paren, *p;
+        _cleanup_free_ char *heap = NULL;
+        char small[2048];
+        const char *buf = small, *open_paren, *close_paren, *p;
         uint64_t starttime;
         int r;
 
-        r = read_proc_file(pid, "stat", &buf);
+        r = read_stat_small(pid, small, sizeof(small));
+        if (r == 0) {
+                r = read_proc_file(pid, "stat", &heap);
+                buf = heap;
+        }
         if (r < 0)
                 return r;
         open_paren = strchr(buf, '(');

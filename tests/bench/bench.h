@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -54,4 +55,14 @@ static inline void sleep_us(unsigned us) {
 
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
+}
+
+/* The value of KEY= in a uevent's NUL-separated properties, or NULL. */
+static inline const char *uevent_prop(const char *buf, size_t n, const char *key) {
+        size_t kl = strlen(key);
+
+        for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+                if (strncmp(buf + i, key, kl) == 0)
+                        return buf + i + kl;
+        return NULL;
 }

@@ -87,15 +87,6 @@ static int uevent_socket(void) {
         return fd;
 }
 
-static const char *uevent_key(const char *buf, size_t n, const char *key) {
-        size_t l = strlen(key);
-
-        for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
-                if (strncmp(buf + i, key, l) == 0)
-                        return buf + i + l;
-        return NULL;
-}
-
 static void audit(const char *what, const char *id) {
         char line[256];
         int n = snprintf(line, sizeof(line), "life-floor: info: VM %s %s [MESSAGE_ID=0 VM_ID=%s]\n", id, what,
@@ -174,9 +165,9 @@ static void on_uevent(int fd) {
         if (n <= 0)
                 return;
         buf[n] = 0;
-        event = uevent_key(buf, (size_t) n, "EVENT=");
-        pid = uevent_key(buf, (size_t) n, "PID=");
-        stats = uevent_key(buf, (size_t) n, "STATS_PATH=");
+        event = uevent_prop(buf, (size_t) n, "EVENT=");
+        pid = uevent_prop(buf, (size_t) n, "PID=");
+        stats = uevent_prop(buf, (size_t) n, "STATS_PATH=");
         if (!event || strcmp(event, "create") != 0 || !pid || !stats)
                 return;
         /* the creator's facts */

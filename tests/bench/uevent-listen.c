@@ -16,15 +16,6 @@
 
 #include "bench.h"
 
-static const char *prop(const char *buf, size_t n, const char *key) {
-        size_t kl = strlen(key);
-
-        for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
-                if (strncmp(buf + i, key, kl) == 0)
-                        return buf + i + kl;
-        return NULL;
-}
-
 int main(void) {
         struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
         int size = 128 * 1024 * 1024;
@@ -55,9 +46,9 @@ int main(void) {
                         continue;
                 }
                 buf[n] = 0;
-                sys = prop(buf, (size_t) n, "SUBSYSTEM=");
-                event = prop(buf, (size_t) n, "EVENT=");
-                path = prop(buf, (size_t) n, "STATS_PATH=/kvm/");
+                sys = uevent_prop(buf, (size_t) n, "SUBSYSTEM=");
+                event = uevent_prop(buf, (size_t) n, "EVENT=");
+                path = uevent_prop(buf, (size_t) n, "STATS_PATH=/kvm/");
                 if (sys && strcmp(sys, "misc") == 0 && event && strstr(buf, "@/devices/virtual/misc/kvm"))
                         printf("%llu kvm %s %s\n", t, event, path ? path : "?");
                 else
