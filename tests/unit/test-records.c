@@ -687,6 +687,36 @@ static void test_log_failed_write_recorded_later(void **state) {
         live_done(&l);
 }
 
+/* A log of a million and one "G 1-0" lines (6 MiB, all well framed) is no
+ * log the daemon writes: refused before it costs memory to sort, set
+ * aside, nothing restored. */
+static void test_log_too_many_entries(void **state) {
+        struct log_fixture *f = *state;
+        _cleanup_free_ struct vm **vms = NULL;
+        _cleanup_free_ char *aside = NULL;
+        unsigned n_records = 99;
+        size_t n = 99;
+        FILE *out;
+
+        out = fopen(f->rec.path, "we");
+        assert_non_null(out);
+        for (unsigned i = 0; i <= 1024 * 1024; i++)
+                fputs("G 1-0\n", out);
+        assert_int_equal(fclose(out), 0);
+        assert_int_equal(records_restore(&f->rec, &vms, &n, &n_records), 0);
+        assert_int_equal(n, 0);
+        assert_true(asprintf(&aside, "%s.corrupt", f->rec.path) > 0);
+        assert_int_equal(access(aside, F_OK), 0);
+        if (access(f->rec.path, F_OK) == 0) {   /* written again: the registry's VMs alone */
+                struct live l = {};
+
+                read_live(f, &l, NULL);
+                assert_null(live_body(&l, "1-0"));
+                assert_true(l.entries <= 3);
+                live_done(&l);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -707,6 +737,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_log_round_trip, log_setup, log_teardown),
                 cmocka_unit_test_setup_teardown(test_log_compaction, log_setup, log_teardown),
                 cmocka_unit_test_setup_teardown(test_log_failed_write_recorded_later, log_setup, log_teardown),
+                cmocka_unit_test_setup_teardown(test_log_too_many_entries, log_setup, log_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
