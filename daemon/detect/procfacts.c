@@ -20,17 +20,21 @@ static int gone_to_esrch(int r) {
         return r == -ENOENT ? -ESRCH : r;
 }
 
-/* Read /proc/<pid>/<name> whole, NUL-terminated.  These files are small but
- * not bounded (status grows with the number of groups).  stat, status and
- * cgroup are each one record the kernel makes whole on a read()
- * (single_open(), fs/seq_file.c): a read that leaves room in the buffer got
- * all of it, and no read() for the end of the file follows (systemd's
- * read_virtual_file() counts on the same). */
-static int read_proc_file(pid_t pid, const char *name, char **ret) {
+/* Read /proc/<pid>/<name> whole, NUL-terminated, into small while it fits
+ * (*ret = small) and else into a buffer of its own (*ret = *ret_heap,
+ * which the caller frees).  These files are small but not bounded (status
+ * grows with the number of groups).  stat, status and cgroup are each one
+ * record the kernel makes whole on a read() (single_open(),
+ * fs/seq_file.c): a read that leaves room in the buffer got all of it, and
+ * no read() for the end of the file follows (systemd's read_virtual_file()
+ * counts on the same). */
+static int read_proc_file_into(pid_t pid, const char *name, char *small, size_t small_size, char **ret_heap,
+                               const char **ret) {
         char path[64];
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t allocated = 0, n = 0;
+        _cleanup_free_ char *heap = NULL;
+        char *buf = small;
+        size_t size = small_size, allocated = 0, n = 0;
 
         snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, name);
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -40,64 +44,51 @@ static int read_proc_file(pid_t pid, const char *name, char **ret) {
         for (;;) {
                 ssize_t k;
 
-                if (!GREEDY_REALLOC(buf, allocated, n + 1024))
-                        return -ENOMEM;
-                k = read(fd, buf + n, allocated - n - 1);
+                if (n + 1 >= size) {
+                        if (!GREEDY_REALLOC(heap, allocated, n + 1024))
+                                return -ENOMEM;
+                        if (buf == small && n > 0)
+                                memcpy(heap, small, n);
+                        buf = heap;
+                        size = allocated;
+                }
+                k = read(fd, buf + n, size - n - 1);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return gone_to_esrch(-errno);
                 }
                 n += (size_t) k;
-                if (k == 0 || n < allocated - 1)
+                if (k == 0 || n < size - 1)
                         break;
         }
         buf[n] = 0;
-        *ret = TAKE_PTR(buf);
+        *ret = buf;
+        *ret_heap = TAKE_PTR(heap);
         return 0;
+}
+
+static int read_proc_file(pid_t pid, const char *name, char **ret) {
+        const char *unused;
+
+        return read_proc_file_into(pid, name, NULL, 0, ret, &unused);
 }
 
 /* /proc/<pid>/stat: "pid (comm) state ppid ...".  comm may hold spaces and
  * parentheses, so fields are counted from the last ')'.  ret_leader: from
  * field 38, exit_signal, which the kernel keeps at -1 for any task but a
- * thread-group leader (its thread_group_leader() is exit_signal >= 0). */
-/* /proc/<pid>/stat into buf (NUL-terminated): 1 when it fit, 0 when it
- * did not (read it whole then), -errno.  A stat line is some 52 numbers
- * and a 16-byte comm, well under a KiB: read on the stack, with none of
- * the allocations (and malloc's consolidations beside 10,000 sessions) of
- * read_proc_file(), once per VM and per check of a process. */
-static int read_stat_small(pid_t pid, char *buf, size_t size) {
-        _cleanup_close_ int fd = -1;
-        char path[32];
-        ssize_t k;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return gone_to_esrch(-errno);
-        do
-                k = read(fd, buf, size - 1);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return gone_to_esrch(-errno);
-        if ((size_t) k >= size - 1)
-                return 0;
-        buf[k] = 0;
-        return 1;
-}
-
+ * thread-group leader (its thread_group_leader() is exit_signal >= 0).  The
+ * line, some 52 numbers and a 16-byte comm, is read on the stack: once per
+ * VM and per check of a process, and a heap buffer's allocation showed as
+ * malloc_consolidate() beside 10,000 sessions. */
 static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm, bool *ret_leader) {
         _cleanup_free_ char *heap = NULL;
         char small[2048];
-        const char *buf = small, *open_paren, *close_paren, *p;
+        const char *buf, *open_paren, *close_paren, *p;
         uint64_t starttime;
         int r;
 
-        r = read_stat_small(pid, small, sizeof(small));
-        if (r == 0) {
-                r = read_proc_file(pid, "stat", &heap);
-                buf = heap;
-        }
+        r = read_proc_file_into(pid, "stat", small, sizeof(small), &heap, &buf);
         if (r < 0)
                 return r;
         open_paren = strchr(buf, '(');
@@ -220,18 +211,6 @@ int proc_facts_open_task(pid_t tid, struct proc_facts *ret) {
         if (r < 0)
                 return r;
         return proc_facts_open(tgid, ret);
-}
-
-int proc_get_tgid(pid_t tid, pid_t *ret) {
-        _cleanup_(proc_facts_done) struct proc_facts f = {};
-        int r;
-
-        assert(ret);
-        r = proc_facts_open_task(tid, &f);
-        if (r < 0)
-                return r;
-        *ret = f.pid;
-        return 0;
 }
 
 static int read_exe(pid_t pid, char **ret, bool *ret_deleted) {

@@ -78,12 +78,10 @@ static inline int proc_facts_read(pid_t pid, struct proc_facts *ret) {
 /* Field 22 of /proc/<pid>/stat (clock ticks since boot); 0 if gone. */
 uint64_t proc_starttime(pid_t pid);
 
-/* The process (thread group) a task belongs to: the uevent's PID= is the
- * *thread* that created the VM.  A thread-group leader is told by the
- * exit_signal of its /proc/<tid>/stat, any other thread by the Tgid: of
- * its status file.  -ESRCH if the task is gone. */
-int proc_get_tgid(pid_t tid, pid_t *ret);
-/* The same, with the process's facts as proc_facts_open() reads them
- * (ret->pid is the process): for a leader, from the one read of its
- * stat that told it is one. */
+/* The process (thread group) a task belongs to, with its facts as
+ * proc_facts_open() reads them (ret->pid is the process): the uevent's
+ * PID= is the *thread* that created the VM.  A thread-group leader is told
+ * by the exit_signal of its /proc/<tid>/stat (its facts from that one
+ * read), any other thread by the Tgid: of its status file.  -ESRCH if the
+ * task is gone; *ret is untouched on failure. */
 int proc_facts_open_task(pid_t tid, struct proc_facts *ret);

@@ -754,7 +754,7 @@ def markdown(results):
 STEP_FUNCTIONS = [
     ("uevent", "create/destroy uevents received and parsed, the creator found, the VM registered",
      ["on_io", "receive", "dispatch_device", "udev_monitor_receive_device", "kvm_uevent_parse",
-      "kvm_uevent_parse_message", "drained", "proc_get_tgid",
+      "kvm_uevent_parse_message", "drained",
       "resolve_create", "resolve_destroy", "on_uevent", "deliver_vm_detected", "registry_add",
       "deliver_arm_attach_timeout", "registry_creator_seen", "creators_filter", "socket_readable"]),
     ("facts", "process facts (/proc/<pid>/stat: start time, comm)",

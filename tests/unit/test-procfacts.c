@@ -211,7 +211,8 @@ static void test_unit_and_slice(void **state) {
 
 static void test_gone(void **state) {
         struct proc_facts f = { .pid = 4242 };
-        pid_t child, tgid = 4242;
+        struct proc_facts task = { .pid = 4242 };
+        pid_t child;
 
         child = fork();
         assert_true(child >= 0);
@@ -222,8 +223,8 @@ static void test_gone(void **state) {
         assert_int_equal(proc_facts_read(child, &f), -ESRCH);
         assert_int_equal(f.pid, 4242);          /* untouched on failure */
         assert_true(proc_starttime(child) == 0);
-        assert_int_equal(proc_get_tgid(child, &tgid), -ESRCH);
-        assert_int_equal(tgid, 4242);
+        assert_int_equal(proc_facts_open_task(child, &task), -ESRCH);
+        assert_int_equal(task.pid, 4242);       /* untouched on failure */
         assert_int_equal(proc_facts_read(0, &f), -EINVAL);
         assert_true(proc_starttime(-1) == 0);
 }
@@ -326,19 +327,21 @@ static void test_zombie(void **state) {
 }
 
 static void *report_tid(void *arg) {
-        pid_t *out = arg, tgid = 0;
+        _cleanup_(proc_facts_done) struct proc_facts f = {};
+        pid_t *out = arg;
 
         out[0] = gettid();
-        out[1] = proc_get_tgid(out[0], &tgid) < 0 ? -1 : tgid;
+        out[1] = proc_facts_open_task(out[0], &f) < 0 ? -1 : f.pid;
         return NULL;
 }
 
 static void test_tgid(void **state) {
-        pid_t out[2], tgid = 0;
+        _cleanup_(proc_facts_done) struct proc_facts f = {};
+        pid_t out[2];
         pthread_t t;
 
-        assert_int_equal(proc_get_tgid(getpid(), &tgid), 0);
-        assert_int_equal(tgid, getpid());
+        assert_int_equal(proc_facts_open_task(getpid(), &f), 0);
+        assert_int_equal(f.pid, getpid());
         assert_int_equal(pthread_create(&t, NULL, report_tid, out), 0);
         assert_int_equal(pthread_join(t, NULL), 0);
         assert_int_not_equal(out[0], getpid());
