@@ -33,34 +33,6 @@ static const char *const prefix[] = {
         [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
-/* Text that came from outside (a file name, a VM's claimed name, a peer's
- * message) must not start a line of its own on stderr, nor carry control
- * characters: C-style escapes for those, and for the backslash, so that
- * an escape cannot be forged either.  NULL on ENOMEM. */
-char *log_escape(const char *s) {
-        size_t n = 0;
-        char *e, *o;
-
-        if (!s)
-                return NULL;
-        for (const unsigned char *c = (const unsigned char *) s; *c; c++)
-                n += *c < 0x20 || *c == 0x7f ? 4 : *c == '\\' ? 2 : 1;
-        e = o = malloc(n + 1);
-        if (!e)
-                return NULL;
-        for (const unsigned char *c = (const unsigned char *) s; *c; c++)
-                if (*c == '\n')
-                        o += sprintf(o, "\\n");
-                else if (*c < 0x20 || *c == 0x7f)
-                        o += sprintf(o, "\\x%02x", *c);
-                else if (*c == '\\')
-                        o += sprintf(o, "\\\\");
-                else
-                        *o++ = (char) *c;
-        *o = 0;
-        return e;
-}
-
 bool ratelimit_below(struct ratelimit *rl, unsigned *ret_suppressed) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
@@ -137,8 +109,11 @@ static void line_adds(struct line *l, const char *s) {
         line_add(l, s, strlen(s));
 }
 
-/* s as log_escape() writes it, and spaces as \x20 where they would run
- * into the next field. */
+/* Text that came from outside (a file name, a VM's claimed name, a peer's
+ * message) must not start a line of its own on stderr, nor carry control
+ * characters: C-style escapes for those, and for the backslash, so that
+ * an escape cannot be forged either; spaces too (\x20) where they would
+ * run into the next field. */
 static void line_add_escaped(struct line *l, const char *s, bool spaces) {
         const unsigned char *c = (const unsigned char *) s;
 

@@ -38,10 +38,6 @@ int log_full_errno(int level, int error, const char *fmt, ...) _printf_(3, 4);
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
 
-/* s with newlines, control characters and backslashes as C escapes, for a
- * text log (allocated; NULL for NULL or on ENOMEM). */
-char *log_escape(const char *s);
-
 /* At most burst messages per interval, as systemd's log_ratelimit_*():
  * for what a peer can make the daemon say as often as it likes. */
 struct ratelimit {
