@@ -95,7 +95,9 @@ static void temp_name(char *buf, size_t size, const char *path) {
         snprintf(buf, size, "%s.%06" PRIx64, path, counter++ & 0xffffff);
 }
 
-static int write_all(int fd, const char *p, size_t n) {
+int write_all(int fd, const void *buf, size_t n) {
+        const char *p = buf;
+
         while (n > 0) {
                 ssize_t k = write(fd, p, n);
 
@@ -104,6 +106,8 @@ static int write_all(int fd, const char *p, size_t n) {
                                 continue;
                         return -errno;
                 }
+                if (k == 0)
+                        return -EIO;    /* no progress: not a loop without end */
                 p += k;
                 n -= (size_t) k;
         }

@@ -23,6 +23,10 @@ enum {
 int write_file_atomic(const char *path, mode_t mode, unsigned flags,
                       int (*write_fn)(FILE *f, const void *userdata), const void *userdata);
 
+/* All n bytes of buf to fd, a write() at a time, EINTR retried.  -errno
+ * (-EIO where write() made no progress); some bytes may be written then. */
+int write_all(int fd, const void *buf, size_t n);
+
 /* Remove the files of directory path, then the directory (not recursive:
  * the daemon's own directories hold files only).  A missing one is fine. */
 int rm_rf_shallow(const char *path);

@@ -176,25 +176,17 @@ static int compact(struct records *rec, const struct vm *except) {
 }
 
 static int append_pending(struct records *rec, const char *buf, size_t n) {
-        const char *p = buf;
         int r;
 
         r = open_log(rec);
         if (r < 0)
                 return r;
-        while (p < buf + n) {
-                ssize_t k = write(rec->fd, p, buf + n - p);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0) {
-                        r = k < 0 ? -errno : -EIO;
-                        /* No torn entry for the next ones to follow. */
-                        if (p > buf && ftruncate(rec->fd, (off_t) rec->size) < 0)
-                                rec->fd = safe_close(rec->fd);
-                        return r;
-                }
-                p += k;
+        r = write_all(rec->fd, buf, n);
+        if (r < 0) {
+                /* No torn entry for the next ones to follow. */
+                if (ftruncate(rec->fd, (off_t) rec->size) < 0)
+                        rec->fd = safe_close(rec->fd);
+                return r;
         }
         rec->size += n;
         return 0;
