@@ -85,15 +85,11 @@ size_t proto_utf8_invalid_offset(const char *s, size_t n) {
         return n;
 }
 
-bool proto_is_control(unsigned char c) {
-        return c < 0x20 || c == 0x7f;
-}
-
 bool proto_has_control(const char *s) {
         assert(s);
 
         for (const unsigned char *c = (const unsigned char *) s; *c; c++)
-                if (*c < 0x20 || *c == 0x7f)    /* proto_is_control(), inline */
+                if (proto_is_control(*c))
                         return true;
         return false;
 }

@@ -15,7 +15,10 @@ extern const char *const proto_client_table[_PROTO_CLIENT_MAX];
 
 size_t proto_utf8_char_len(const unsigned char *s, size_t n);
 size_t proto_utf8_invalid_offset(const char *s, size_t n);
-bool proto_is_control(unsigned char c);
+/* Inline: checked for every byte of every message. */
+static inline bool proto_is_control(unsigned char c) {
+        return c < 0x20 || c == 0x7f;
+}
 bool proto_has_control(const char *s);
 bool proto_value_ok(const char *s, bool allow_empty);
 bool proto_chars_in(const char *s, const char *extra, bool lower);
