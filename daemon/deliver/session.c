@@ -585,6 +585,12 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
                 return 0;
         }
         session_start_attach_wait(s);
+        /* A VMM sends its ATTACH right behind connect(), so it is mostly
+         * queued by the time we accept: read it in this turn of the loop,
+         * not the next (docs/decisions.md, "Reading a session").  If it is
+         * not there yet, this costs one recvmmsg() that finds nothing, and
+         * the edge-triggered source armed in session_new() reports it. */
+        (void) on_session_io(s->io, s->fd, EPOLLIN, s);
         return 0;
 }
 

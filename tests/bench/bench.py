@@ -191,6 +191,10 @@ class Bench:
 
     # --- phases -----------------------------------------------------------
 
+    def want(self, phase):
+        """--phases: run only these (memory and the set-up always run)."""
+        return not self.o.phases or phase in self.o.phases
+
     def profiled(self, d, phase):
         """perf record -g of the daemon while a phase runs (--profile)."""
         return benchrun.Profile(self.o.profile, d.pid, phase)
@@ -703,11 +707,14 @@ class Bench:
                  unit="us", how="SOCK_SEQPACKET socketpair ping-pong; baseline column: the 300-entry APPLY (%d B)"
                  % size300)
 
-        self.phase_attach(d, echoes, 0)
-        cpu_life, wakes = self.phase_life(d, 0)
-        if self.o.breakdown:
-            self.phase_breakdown(d, bus, cpu_life, wakes, size2, 0)
-        self.phase_runtime_one(d, bus, rtt2)
+        if self.want("attach"):
+            self.phase_attach(d, echoes, 0)
+        if self.want("life"):
+            cpu_life, wakes = self.phase_life(d, 0)
+            if self.o.breakdown:
+                self.phase_breakdown(d, bus, cpu_life, wakes, size2, 0)
+        if self.want("runtime"):
+            self.phase_runtime_one(d, bus, rtt2)
 
         n, procs, own = o.vms, o.procs, o.own
         if n < o.burst:
@@ -730,17 +737,22 @@ class Bench:
             rss_full = d.rss()
             kernel_per_vm = (mem0 - benchrun.mem_available()) / n
             self.phase_memory(d, idle, bare, n, rss_full, kernel_per_vm)
-            self.phase_reads(d, bus)
-            self.phase_runtime_many(d, bus, holders + [extra], rtt2)
+            if self.want("reads"):
+                self.phase_reads(d, bus)
+            if self.want("runtime"):
+                self.phase_runtime_many(d, bus, holders + [extra], rtt2)
             time.sleep(1.0)
-            self.phase_wakeups(d, o.idle_seconds, n)
-            cpu_life, wakes = self.phase_life(d, "%d" % n)
-            if self.o.breakdown:
-                self.phase_breakdown(d, bus, cpu_life, wakes, size2, "%d" % n)
+            if self.want("idle"):
+                self.phase_wakeups(d, o.idle_seconds, n)
+            if self.want("life"):
+                cpu_life, wakes = self.phase_life(d, "%d" % n)
+                if self.o.breakdown:
+                    self.phase_breakdown(d, bus, cpu_life, wakes, size2, "%d" % n)
             kept = n - extra.count
             extra.stop()
             d.wait_vms_below(bus, kept + 10, 120)
-            self.phase_attach(d, echoes, "%d" % n, own)
+            if self.want("attach"):
+                self.phase_attach(d, echoes, "%d" % n, own)
         finally:
             for h in holders + [extra]:
                 h.stop()
@@ -749,7 +761,8 @@ class Bench:
         d.wait_vms_below(bus, 100, 120)
         d.stop()
 
-        self.phase_detection(bus)
+        if self.want("detection"):
+            self.phase_detection(bus)
         self.results["load_end"] = os.getloadavg()
         print("# load average at the end: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
 
@@ -780,6 +793,9 @@ def main():
     ap.add_argument("--no-breakdown", action="store_true",
                     help="skip the per-step breakdown of a VM's life (perf, strace)")
     ap.add_argument("--breakdown", action="store_true", help="run that breakdown with --quick too")
+    ap.add_argument("--phases", type=lambda s: s.split(","), default=None,
+                    help="only these phases, comma-separated: attach, life, runtime, reads, idle, detection "
+                         "(for a quick look at one figure; the table then has only their rows)")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
     opts.attach_samples = 100 if opts.quick else 1000
