@@ -16,6 +16,7 @@
 #include "compile.h"
 #include "deadline.h"
 #include "fdstore.h"
+#include "iomux.h"
 #include "list.h"
 #include "log.h"
 #include "procscan.h"
@@ -39,7 +40,7 @@ struct session_server {
         const struct session_ops *ops;
         void *userdata;
         int fd;
-        sd_event_source *io;
+        struct iomux_entry io;          /* the listening socket */
         struct session *sessions;
         unsigned n_sessions;
         /* Sessions with an APPLY unanswered, by deadline: one timer for all
@@ -78,7 +79,7 @@ struct session {
         int fd;
         int pidfd;
         struct ucred cred;
-        sd_event_source *io;
+        struct iomux_entry io;
         uint64_t apply_deadline;        /* CLOCK_MONOTONIC; 0: not waiting */
         uint64_t attach_deadline;       /* CLOCK_MONOTONIC; 0: attached, or restored */
         struct vm *vm;
@@ -164,7 +165,7 @@ void session_free(struct session *s) {
         session_stop_attach_wait(s);
         LIST_REMOVE(sessions, server->sessions, s);
         server->n_sessions--;
-        sd_event_source_disable_unref(s->io);
+        iomux_remove(&s->io);
         safe_close(s->pidfd);
         safe_close(s->fd);
         free(s);
@@ -440,16 +441,16 @@ static int session_receive(struct session *s) {
 }
 
 /* The socket is edge-triggered (session_new): read it until it is empty.
- * Level-triggered, every loop iteration re-polled every session that had an
- * answer queued, while sd-event dispatches one source per iteration: a
- * change pushed to n VMs cost O(n²) in epoll_wait (docs/benchmarks.md).  A
- * batch that comes back short says the socket is empty, so a wakeup with
- * one message costs one call (docs/decisions.md, "Reading a session").  A
- * peer that keeps sending gets SESSION_BATCH messages a turn, then the
- * socket is re-armed (an edge-triggered source re-polls on that) and the
- * others get theirs. */
-static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        struct session *s = userdata;
+ * Level-triggered, every poll re-reported every session that had an answer
+ * queued, while sd-event dispatched one source per iteration: a change
+ * pushed to n VMs cost O(n²) in epoll_wait (docs/benchmarks.md).  A batch
+ * that comes back short says the socket is empty, so a wakeup with one
+ * message costs one call (docs/decisions.md, "No read only to hear
+ * EAGAIN").  A peer that keeps sending gets SESSION_BATCH messages a
+ * round, then the socket is re-armed (iomux_rearm(): reported again if
+ * still readable) and the others get theirs. */
+static void on_session_io(struct iomux_entry *e, uint32_t revents) {
+        struct session *s = e->userdata;
         struct session_server *server = s->server;
         unsigned n = 0;
 
@@ -462,12 +463,11 @@ static int on_session_io(sd_event_source *es, int fd, uint32_t revents, void *us
                 n += (unsigned) k;
                 if (n >= SESSION_BATCH) {
                         if (server->receiving == s)
-                                (void) sd_event_source_set_io_events(s->io, EPOLLIN | EPOLLET);
+                                (void) iomux_rearm(&s->io);
                         break;
                 }
         }
         server->receiving = NULL;
-        return 0;
 }
 
 /* A session on a connected socket: fresh from accept(), or handed back by
@@ -499,7 +499,14 @@ static int session_new(struct session_server *server, int fd, struct session **r
         if (getsockopt(s->fd, SOL_SOCKET, SO_PEERPIDFD, &s->pidfd, &sl) < 0)
                 s->pidfd = (int) syscall(SYS_pidfd_open, s->cred.pid, 0);
 
-        r = sd_event_add_io(server->event, &s->io, s->fd, EPOLLIN | EPOLLET, on_session_io, s);
+        s->io = (struct iomux_entry) {
+                .fd = s->fd,
+                .events = EPOLLIN | EPOLLET,
+                .rank = IOMUX_RANK_SESSION,
+                .handler = on_session_io,
+                .userdata = s,
+        };
+        r = iomux_add(server->event, &s->io);
         if (r < 0) {
                 session_free(s);
                 return r;
@@ -512,7 +519,7 @@ static int session_new(struct session_server *server, int fd, struct session **r
 
 static void accept_resume(struct session_server *server) {
         (void) sd_event_source_set_enabled(server->accept_timer, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(server->io, SD_EVENT_ON);
+        (void) iomux_set_enabled(&server->io, true);
 }
 
 static int on_accept_backoff(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -524,7 +531,7 @@ static int on_accept_backoff(sd_event_source *es, uint64_t usec, void *userdata)
  * once would spin a core and flood the log.  Stop polling it until a
  * session closes or the back-off ends; say so once per episode. */
 static void accept_pause(struct session_server *server, int error) {
-        (void) sd_event_source_set_enabled(server->io, SD_EVENT_OFF);
+        (void) iomux_set_enabled(&server->io, false);
         if (server->accept_failures++ == 0) {
                 server->accept_paused_since = now_usec(CLOCK_MONOTONIC);
                 log_warning_errno(error, "Cannot accept VMM connections (%m; %u sessions open): "
@@ -554,8 +561,9 @@ static unsigned unattached_of(struct session_server *server, uid_t uid, const st
         return n;
 }
 
-static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        struct session_server *server = userdata;
+static void on_accept(struct iomux_entry *e, uint32_t revents) {
+        struct session_server *server = e->userdata;
+        int fd = e->fd;
         struct session *s;
         unsigned limit;
         int cfd, r;
@@ -566,7 +574,7 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
                         accept_pause(server, errno);
                 else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(errno, "Failed to accept a VMM connection: %m");
-                return 0;
+                return;
         }
         accept_episode_end(server);
         r = session_new(server, cfd, &s);
@@ -575,23 +583,22 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
                         accept_pause(server, -r);
                 else
                         log_warning_errno(r, "Failed to set up a VMM connection: %m");
-                return 0;
+                return;
         }
         /* Idle connections hold fds the VMMs that attach need. */
         limit = server->ops->unattached_limit(server->userdata);
         if (unattached_of(server, s->cred.uid, s) >= limit) {
                 session_refuse(s, EUSERS, "uid %u has %u connections that have not sent ATTACH "
                                "(settings.unattached_sessions_per_uid)", (unsigned) s->cred.uid, limit);
-                return 0;
+                return;
         }
         session_start_attach_wait(s);
         /* A VMM sends its ATTACH right behind connect(), so it is mostly
-         * queued by the time we accept: read it in this turn of the loop,
-         * not the next (docs/decisions.md, "Reading a session").  If it is
+         * queued by the time we accept: read it in this round, not the
+         * next (docs/decisions.md, "No read only to hear EAGAIN").  If it is
          * not there yet, this costs one recvmmsg() that finds nothing, and
-         * the edge-triggered source armed in session_new() reports it. */
-        (void) on_session_io(s->io, s->fd, EPOLLIN, s);
-        return 0;
+         * the edge-triggered entry added in session_new() reports it. */
+        on_session_io(&s->io, EPOLLIN);
 }
 
 int session_restore(struct session_server *server, int fd, struct vm *vm) {
@@ -637,7 +644,14 @@ int session_server_new(sd_event *e, int fd, const struct session_ops *ops, void 
                 session_server_free(s, false);
                 return -ENOMEM;
         }
-        r = sd_event_add_io(e, &s->io, fd, EPOLLIN, on_accept, s);
+        s->io = (struct iomux_entry) {
+                .fd = fd,
+                .events = EPOLLIN,
+                .rank = IOMUX_RANK_LISTEN,
+                .handler = on_accept,
+                .userdata = s,
+        };
+        r = iomux_add(e, &s->io);
         if (r < 0) {
                 session_server_free(s, false);
                 return log_error_errno(r, "Failed to watch the VMM socket: %m");
@@ -674,7 +688,7 @@ struct session_server *session_server_free(struct session_server *s, bool keep_s
         sd_event_source_disable_unref(s->attach_timer);
         sd_event_source_disable_unref(s->accept_timer);
         sd_event_source_disable_unref(s->apply_timer);
-        sd_event_source_disable_unref(s->io);
+        iomux_remove(&s->io);
         safe_close(s->fd);
         free(s->bufs);
         free(s);

@@ -2,7 +2,8 @@
 /*
  * uevent.c — the kvm uevent watcher: the kernel's NETLINK_KOBJECT_UEVENT
  * socket read directly (docs/decisions.md, "Watching VMs"), each message's
- * few keys parsed in place, drained on each wakeup of the sd-event loop.
+ * few keys parsed in place, drained first in each round of the loop's
+ * VMM-facing fds (base/iomux.h).
  * It owns two duties beyond parsing: telling the caller when the kernel
  * dropped events (ENOBUFS), and turning the creating thread the kernel
  * names into its process.
@@ -14,12 +15,13 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "iomux.h"
 #include "procfacts.h"
 #include "procscan.h"
 #include "uevent.h"
 
 /* Messages handled per wakeup before yielding to the loop's other sources;
- * the source is level-triggered, so the rest wakes it again at once. */
+ * the entry is level-triggered, so the rest comes in the next round. */
 #define UEVENT_BATCH 1024
 
 /* Messages taken per recvmmsg(2): one call whatever the wakeup brings, up
@@ -43,7 +45,7 @@ struct creator {
 
 struct uevent_watcher {
         int fd;
-        sd_event_source *io;
+        struct iomux_entry io;
         uevent_handler_t on_event;
         uevent_overflow_t on_overflow;
         void *userdata;
@@ -358,24 +360,23 @@ static void drained(struct uevent_watcher *w) {
         }
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct uevent_watcher *w = userdata;
+static void on_io(struct iomux_entry *e, uint32_t revents) {
+        struct uevent_watcher *w = e->userdata;
 
         w->backlog = !receive(w, UEVENT_BATCH);
         if (!w->backlog)
                 drained(w);
-        /* else not drained yet: back soon */
-        return 0;
+        /* else not drained yet: back soon (the socket is level-triggered) */
 }
 
 void uevent_watcher_flush(struct uevent_watcher *w) {
         if (!w)
                 return;
         /* The socket is level-triggered: had anything been queued when the
-         * loop last polled, the source would be pending, or on_io() have
-         * left a backlog since.  Neither: everything queued before that
-         * poll has been read, and reading now would say EAGAIN for it. */
-        if (!w->backlog && sd_event_source_get_pending(w->io) == 0)
+         * loop last polled, the entry would be pending (iomux.h), or on_io()
+         * have left a backlog since.  Neither: everything queued before
+         * that poll has been read, and reading now would say EAGAIN for it. */
+        if (!w->backlog && !iomux_maybe_pending(&w->io))
                 return;
         /* A bound, should events keep coming: what is left is seen later,
          * as any event is. */
@@ -411,7 +412,7 @@ int uevent_watcher_receive_buffer(struct uevent_watcher *w) {
 struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w) {
         if (!w)
                 return NULL;
-        sd_event_source_disable_unref(w->io);
+        iomux_remove(&w->io);
         safe_close(w->fd);
         free(w->creators);
         free(w->bufs);
@@ -457,10 +458,16 @@ int uevent_watcher_new(sd_event *e, uevent_handler_t on_event, uevent_overflow_t
         if (bind(w->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return -errno;
 
-        r = sd_event_add_io(e, &w->io, w->fd, EPOLLIN, on_io, w);
+        w->io = (struct iomux_entry) {
+                .fd = w->fd,
+                .events = EPOLLIN,
+                .rank = IOMUX_RANK_UEVENT,
+                .handler = on_io,
+                .userdata = w,
+        };
+        r = iomux_add(e, &w->io);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_description(w->io, "kvm-uevent");
 
         *ret = TAKE_PTR(w);
         return 0;

@@ -74,7 +74,7 @@ struct uevent_watcher *uevent_watcher_free(struct uevent_watcher *w);
  * the CREATE uevent of its VM, which the kernel sent before the VMM even
  * had the fd.  Everything queued before the loop last polled is
  * dispatched when this returns; with nothing of that left (the common
- * case: the source not pending), it reads nothing (docs/decisions.md, "No
+ * case: its entry not pending, base/iomux.h), it reads nothing (docs/decisions.md, "No
  * read only to hear EAGAIN").  Called from a dispatch of the loop, about
  * something that poll saw.  NULL is fine. */
 #define UEVENT_FLUSH_MAX 65536
