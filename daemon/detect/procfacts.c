@@ -81,6 +81,31 @@ static int read_proc_file(pid_t pid, const char *name, char **ret) {
  * line, some 52 numbers and a 16-byte comm, is read on the stack: once per
  * VM and per check of a process, and a heap buffer's allocation showed as
  * malloc_consolidate() beside 10,000 sessions. */
+/* A decimal field of /proc/<pid>/stat, ended by a space or the end. */
+static bool parse_u64_field(const char *p, uint64_t *ret) {
+        char *end;
+
+        if (*p < '0' || *p > '9')
+                return false;
+        errno = 0;
+        *ret = strtoull(p, &end, 10);
+        return errno == 0 && (*end == ' ' || *end == '\n' || *end == '\0');
+}
+
+static bool parse_int_field(const char *p, int *ret) {
+        char *end;
+        long v;
+
+        if (*p != '-' && (*p < '0' || *p > '9'))
+                return false;
+        errno = 0;
+        v = strtol(p, &end, 10);
+        if (errno != 0 || end == p || v < INT_MIN || v > INT_MAX || (*end != ' ' && *end != '\n' && *end != '\0'))
+                return false;
+        *ret = (int) v;
+        return true;
+}
+
 static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm, bool *ret_leader) {
         _cleanup_free_ char *heap = NULL;
         char small[2048];
@@ -106,7 +131,9 @@ static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm, bool *
                         return -EBADMSG;
                 p++;
         }
-        if (sscanf(p, "%" SCNu64, &starttime) != 1 || starttime == 0)
+        /* strtoull(), not sscanf(): this runs for every VM created, and
+         * sscanf() sets up a stream for each call. */
+        if (!parse_u64_field(p, &starttime) || starttime == 0)
                 return -EBADMSG;
 
         if (ret_leader) {
@@ -118,7 +145,7 @@ static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm, bool *
                                 return -EBADMSG;
                         p++;
                 }
-                if (sscanf(p, "%d", &exit_signal) != 1)
+                if (!parse_int_field(p, &exit_signal))
                         return -EBADMSG;
                 *ret_leader = exit_signal >= 0;
         }
