@@ -199,6 +199,11 @@ int iomux_rearm(struct iomux_entry *e) {
         return e->enabled ? ctl(e, EPOLL_CTL_MOD) : 0;
 }
 
+void iomux_handled(struct iomux_entry *e) {
+        if (e && e->mux)
+                drop_from_round(e);
+}
+
 bool iomux_maybe_pending(const struct iomux_entry *e) {
         return e && e->mux && e->enabled && (e->pending || e->mux->full);
 }

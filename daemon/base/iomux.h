@@ -23,13 +23,17 @@
 
 #define IOMUX_ROUND_MAX 32
 
-/* The order within a round: a VM's CREATE before the connection of its
- * VMM, the connection before what its session says (its ATTACH is judged
- * with the VM known). */
+/* The order within a round: a connection before what its session says,
+ * what sessions say before the uevents.  A VMM says APPLIED, DETACH or
+ * hangs up before it closes its VM, whose DESTROY frees its session: read
+ * after the DESTROY, those would be lost.  An ATTACH needs its VM's
+ * CREATE known first, which the uevent flush in find_vm() ensures: the
+ * uevent entry pending in the round makes it read (iomux_maybe_pending()),
+ * and a drained socket then needs no handler (iomux_handled()). */
 enum {
-        IOMUX_RANK_UEVENT,
         IOMUX_RANK_LISTEN,
         IOMUX_RANK_SESSION,
+        IOMUX_RANK_UEVENT,
 };
 
 struct iomux;
@@ -59,6 +63,9 @@ void iomux_remove(struct iomux_entry *e);
 int iomux_set_enabled(struct iomux_entry *e, bool enabled);
 /* Edge-triggered: report it again if it is still ready. */
 int iomux_rearm(struct iomux_entry *e);
+/* e's owner read it to empty in this round (a flush): its handler is not
+ * handed the event the round had for it.  Nothing if it had none. */
+void iomux_handled(struct iomux_entry *e);
 /* Whether e may have been ready when the loop last polled without its
  * handler having run since: ready in this round and not handled yet, or
  * the last round was full (more fds were ready than it read). */

@@ -2,8 +2,8 @@
 /*
  * uevent.c — the kvm uevent watcher: the kernel's NETLINK_KOBJECT_UEVENT
  * socket read directly (docs/decisions.md, "Watching VMs"), each message's
- * few keys parsed in place, drained first in each round of the loop's
- * VMM-facing fds (base/iomux.h).
+ * few keys parsed in place, drained last in each round of the loop's
+ * VMM-facing fds, after what the sessions said (base/iomux.h).
  * It owns two duties beyond parsing: telling the caller when the kernel
  * dropped events (ENOBUFS), and turning the creating thread the kernel
  * names into its process.
@@ -382,6 +382,9 @@ void uevent_watcher_flush(struct uevent_watcher *w) {
          * as any event is. */
         if (receive(w, UEVENT_FLUSH_MAX)) {
                 w->backlog = false;
+                /* Read to empty: on_io(), later in this round, would only
+                 * hear EAGAIN. */
+                iomux_handled(&w->io);
                 drained(w);
         }
 }

@@ -203,5 +203,34 @@ def test_kernel_refusal_is_reported_as_failed():
         os.close(vm); os.close(kvm)
 
 
+def test_what_a_session_said_before_its_vm_went_is_heard():
+    """An APPLIED, then the VM closed and the session with it, all queued
+    while the daemon was not looking (stopped): its next wake-up sees the
+    session and the DESTROY uevent ready together.  The APPLIED came first
+    and must be recorded, not lost to the DESTROY freeing the session."""
+    harness.need_kvm()
+    harness.need_root()
+    import signal
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        vm_id = "%d-%d" % (os.getpid(), vm)
+        p = Peer(d.socket)
+        p.send(attach_msg(vm, name="brief"), [vm])
+        apply = p.recv()
+        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        d.wait_records("attach", 1, where=lambda r: r.vm == vm_id)
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % apply["SERIAL"])
+            os.close(vm)            # the last reference: the kernel queues DESTROY
+            p.close()
+            time.sleep(0.1)
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        d.wait_records("gone", 1, where=lambda r: r.vm == vm_id)
+        d.wait_records("applied", 1, timeout=2, where=lambda r: r.vm == vm_id)
+        os.close(kvm)
+
+
 if __name__ == "__main__":
     harness.main(globals())

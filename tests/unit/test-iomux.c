@@ -2,7 +2,8 @@
 /*
  * test-iomux.c — daemon/base/iomux.c on a real sd-event loop and real
  * sockets: every ready fd of a wake-up handled in one dispatch, in rank
- * order; an entry removed or disabled mid-round is not handed its event;
+ * order; an entry removed, disabled or handled (iomux_handled()) mid-round
+ * is not handed its event;
  * what iomux_maybe_pending() says during and after a round; a full round;
  * an edge-triggered entry re-armed; the last entry removed from inside a
  * round (ASan sees a use after free, should there be one).
@@ -32,6 +33,7 @@ struct fixture {
         int disable_on[N];
         int probe_on[N];                /* iomux_maybe_pending() of it, into probed[] */
         int probed[N];
+        int handled_on[N];              /* iomux_handled() of it */
         bool consume;                   /* read what made it ready */
 };
 
@@ -50,6 +52,8 @@ static void handler(struct iomux_entry *e, uint32_t revents) {
                 assert_int_equal(iomux_set_enabled(&f->e[f->disable_on[i]], false), 0);
         if (f->probe_on[i] >= 0)
                 f->probed[i] = iomux_maybe_pending(&f->e[f->probe_on[i]]);
+        if (f->handled_on[i] >= 0)
+                iomux_handled(&f->e[f->handled_on[i]]);
 }
 
 static void add(struct fixture *f, int i, int rank, uint32_t events) {
@@ -74,7 +78,7 @@ static int setup(void **state) {
         assert_int_equal(sd_event_new(&f->loop), 0);
         for (int i = 0; i < N; i++) {
                 assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, f->ends[i]), 0);
-                f->remove_on[i] = f->disable_on[i] = f->probe_on[i] = -1;
+                f->remove_on[i] = f->disable_on[i] = f->probe_on[i] = f->handled_on[i] = -1;
                 f->probed[i] = -1;
         }
         f->consume = true;
@@ -111,11 +115,12 @@ static void test_one_dispatch_in_rank_order(void **state) {
         poke(f, 2);
         poke(f, 1);
         turn(f);
-        /* All three in one iteration, the uevent first, then the listener. */
+        /* All three in one iteration: the listener, the session, then the
+         * uevents (what a session said before its VM's DESTROY is heard). */
         assert_int_equal(f->n_order, 3);
-        assert_int_equal(f->order[0], 1);
-        assert_int_equal(f->order[1], 2);
-        assert_int_equal(f->order[2], 0);
+        assert_int_equal(f->order[0], 2);
+        assert_int_equal(f->order[1], 0);
+        assert_int_equal(f->order[2], 1);
         /* Nothing left: another iteration hands nothing out. */
         turn(f);
         assert_int_equal(f->n_order, 3);
@@ -124,7 +129,7 @@ static void test_one_dispatch_in_rank_order(void **state) {
 static void test_removed_or_disabled_mid_round_is_skipped(void **state) {
         struct fixture *f = *state;
 
-        add(f, 0, IOMUX_RANK_UEVENT, EPOLLIN);
+        add(f, 0, IOMUX_RANK_LISTEN, EPOLLIN);
         add(f, 1, IOMUX_RANK_SESSION, EPOLLIN);
         add(f, 2, IOMUX_RANK_SESSION, EPOLLIN);
         add(f, 3, IOMUX_RANK_SESSION, EPOLLIN);
@@ -148,8 +153,8 @@ static void test_removed_or_disabled_mid_round_is_skipped(void **state) {
 static void test_maybe_pending_during_and_after_a_round(void **state) {
         struct fixture *f = *state;
 
-        add(f, 0, IOMUX_RANK_UEVENT, EPOLLIN);
-        add(f, 1, IOMUX_RANK_SESSION, EPOLLIN);
+        add(f, 0, IOMUX_RANK_SESSION, EPOLLIN);
+        add(f, 1, IOMUX_RANK_UEVENT, EPOLLIN);
         add(f, 2, IOMUX_RANK_SESSION, EPOLLIN);                 /* not ready */
         f->probe_on[0] = 1;     /* ready, handled after it: pending */
         f->probe_on[1] = 0;     /* handled already: not */
@@ -164,6 +169,34 @@ static void test_maybe_pending_during_and_after_a_round(void **state) {
         assert_false(iomux_maybe_pending(&f->e[2]));
         /* Not added: never pending. */
         assert_false(iomux_maybe_pending(&f->e[3]));
+}
+
+/* A session's ATTACH flushes the uevent socket, ready in the same round
+ * after it: the flush read it to empty, so its handler is not called for
+ * nothing; the entry stays watched. */
+static void test_handled_mid_round_is_skipped(void **state) {
+        struct fixture *f = *state;
+        char c;
+
+        f->consume = false;
+        add(f, 0, IOMUX_RANK_SESSION, EPOLLIN | EPOLLET);
+        add(f, 1, IOMUX_RANK_UEVENT, EPOLLIN);
+        f->handled_on[0] = 1;
+        poke(f, 0);
+        poke(f, 1);
+        turn(f);
+        assert_int_equal(f->n_order, 1);
+        assert_int_equal(f->order[0], 0);
+        assert_false(iomux_maybe_pending(&f->e[1]));
+        /* Still readable (level-triggered): the next round has it. */
+        f->handled_on[0] = -1;
+        turn(f);
+        assert_int_equal(f->n_order, 2);
+        assert_int_equal(f->order[1], 1);
+        assert_int_equal(read(f->ends[1][0], &c, 1), 1);
+        /* Outside a round: nothing. */
+        iomux_handled(&f->e[1]);
+        iomux_handled(&f->e[2]);        /* not added */
 }
 
 static void test_a_full_round_leaves_the_rest_for_the_next(void **state) {
@@ -263,6 +296,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_one_dispatch_in_rank_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_removed_or_disabled_mid_round_is_skipped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_maybe_pending_during_and_after_a_round, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_handled_mid_round_is_skipped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_full_round_leaves_the_rest_for_the_next, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_edge_triggered_reported_again_when_rearmed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_last_entry_removed_inside_its_round, setup, teardown),
