@@ -35,31 +35,7 @@ const char *proto_client_to_string(enum proto_client c) {
 /* Length of the UTF-8 character at s (n bytes left), or 0 when it is not a
  * shortest-form encoding of a scalar value (no surrogates, <= U+10FFFF). */
 size_t proto_utf8_char_len(const unsigned char *s, size_t n) {
-        uint32_t cp, min;
-        size_t k;
-
-        assert(s);
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-                k = 1, cp = s[0] & 0x1f, min = 0x80;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                k = 2, cp = s[0] & 0x0f, min = 0x800;
-        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                k = 3, cp = s[0] & 0x07, min = 0x10000;
-        } else
-                return 0;
-        if (n <= k)
-                return 0;
-        for (size_t j = 1; j <= k; j++) {
-                if ((s[j] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return k + 1;
+        return utf8_char_len(s, n);
 }
 
 /* Offset of the first invalid byte, or n when all of s is valid UTF-8. */

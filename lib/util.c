@@ -271,3 +271,40 @@ const char *format_iso8601(char *buf, size_t size, uint64_t usec) {
                 snprintf(buf, size, "@%" PRIu64, usec / USEC_PER_SEC);
         return buf;
 }
+
+bool utf8_is_valid(const char *s) {
+        const unsigned char *u = (const unsigned char *) s;
+        size_t n = strlen(s);
+
+        for (size_t i = 0; i < n;) {
+                size_t l = u[i] < 0x80 ? 1 : utf8_char_len(u + i, n - i);
+
+                if (l == 0)
+                        return false;
+                i += l;
+        }
+        return true;
+}
+
+char *utf8_escape_invalid(const char *s) {
+        const unsigned char *u = (const unsigned char *) s;
+        size_t n = strlen(s), k = 0;
+        char *out = malloc(n * 4 + 1);         /* every byte may become \xNN */
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n;) {
+                size_t l = u[i] < 0x80 ? 1 : utf8_char_len(u + i, n - i);
+
+                if (l == 0) {
+                        k += (size_t) sprintf(out + k, "\\x%02x", u[i]);
+                        i++;
+                        continue;
+                }
+                memcpy(out + k, u + i, l);
+                k += l;
+                i += l;
+        }
+        out[k] = 0;
+        return out;
+}

@@ -93,6 +93,42 @@ static inline const char *startswith(const char *s, const char *prefix) {
 /* Replace *dst with a copy of src (NULL allowed). 0 or -ENOMEM. */
 int free_and_strdup(char **dst, const char *src);
 
+/* UTF-8: the length of the character at s (at most n bytes there), 0 if
+ * it is not a valid one (overlong, a surrogate, beyond U+10FFFF, cut).
+ * Inline: the protocol codec checks every byte of every message with it,
+ * and the client library has no util.c. */
+static inline size_t utf8_char_len(const unsigned char *s, size_t n) {
+        uint32_t cp, min;
+        size_t k;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+                k = 1, cp = s[0] & 0x1f, min = 0x80;
+        } else if ((s[0] & 0xf0) == 0xe0) {
+                k = 2, cp = s[0] & 0x0f, min = 0x800;
+        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+                k = 3, cp = s[0] & 0x07, min = 0x10000;
+        } else
+                return 0;
+        if (n <= k)
+                return 0;
+        for (size_t j = 1; j <= k; j++) {
+                if ((s[j] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return k + 1;
+}
+
+bool utf8_is_valid(const char *s);
+/* A copy of s with each byte that is not part of valid UTF-8 written
+ * "\xNN": bytes from the kernel (a comm, a path) made fit for D-Bus, whose
+ * strings must be UTF-8.  NULL: out of memory. */
+char *utf8_escape_invalid(const char *s);
+
 /* strv: NULL-terminated arrays of owned strings. */
 void strv_free(char **l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)

@@ -109,25 +109,37 @@ static void line_adds(struct line *l, const char *s) {
         line_add(l, s, strlen(s));
 }
 
-/* Text that came from outside (a file name, a VM's claimed name, a peer's
- * message) must not start a line of its own on stderr, nor carry control
- * characters: C-style escapes for those, and for the backslash, so that
- * an escape cannot be forged either; spaces too (\x20) where they would
- * run into the next field. */
-static void line_add_escaped(struct line *l, const char *s, bool spaces) {
-        const unsigned char *c = (const unsigned char *) s;
+/* Text that came from outside (a file name, a VM's claimed name, a
+ * process's comm, a peer's message) must not start a line of its own on
+ * stderr, nor carry control characters or bytes that are no UTF-8 (the
+ * journal would keep such a message as a blob that journalctl does not
+ * show): C-style escapes for those, and for the backslash, so that an
+ * escape cannot be forged either; spaces too (\x20) where they would run
+ * into the next field.  newlines: kept as they are (a journal field). */
+static void line_add_escaped(struct line *l, const char *s, bool spaces, bool newlines) {
+        const unsigned char *c = (const unsigned char *) s, *end = c + strlen(s);
 
         while (*c) {
                 const unsigned char *run = c;
                 char e[8];
 
-                while (*c >= 0x20 && *c != 0x7f && *c != '\\' && !(spaces && *c == ' '))
-                        c++;
+                for (;;) {
+                        if (*c >= 0x80) {
+                                size_t k = utf8_char_len(c, (size_t) (end - c));
+
+                                if (k == 0)
+                                        break;
+                                c += k;
+                        } else if (*c >= 0x20 && *c != 0x7f && *c != '\\' && !(spaces && *c == ' '))
+                                c++;
+                        else
+                                break;
+                }
                 line_add(l, (const char *) run, (size_t) (c - run));
                 if (!*c)
                         break;
                 if (*c == '\n')
-                        line_add(l, "\\n", 2);
+                        line_add(l, newlines ? "\n" : "\\n", newlines ? 1 : 2);
                 else if (*c == '\\')
                         line_add(l, "\\\\", 2);
                 else
@@ -143,7 +155,7 @@ static void format_line(struct line *l, int level, const char *message_id, const
         line_adds(l, "pmufilterd: ");
         line_adds(l, prefix[level & 7]);
         line_adds(l, ": ");
-        line_add_escaped(l, msg, false);
+        line_add_escaped(l, msg, false, false);
         if (!message_id) {
                 line_add(l, "\n", 1);
                 return;
@@ -154,7 +166,7 @@ static void format_line(struct line *l, int level, const char *message_id, const
         line_adds(l, strna(vm_id));
         line_adds(l, " PROFILE=");
         if (profile)
-                line_add_escaped(l, profile, false);
+                line_add_escaped(l, profile, false, false);
         else
                 line_adds(l, "n/a");
         line_add(l, num, (size_t) snprintf(num, sizeof(num), " PID=%d", (int) pid));
@@ -162,9 +174,28 @@ static void format_line(struct line *l, int level, const char *message_id, const
          * so that fields stay apart. */
         for (size_t i = 0; i < n; i++) {
                 line_add(l, " ", 1);
-                line_add_escaped(l, f[i], true);
+                line_add_escaped(l, f[i], true, false);
         }
         line_add(l, "]\n", 2);
+}
+
+/* "MESSAGE=" and msg escaped as on stderr, its lines kept: a journal
+ * field that is no UTF-8 or holds control characters is shown by
+ * journalctl as "[blob data]", which would hide the record. */
+static char *journal_message(const char *msg) {
+        struct line l = { NULL, 0, 0 };
+        char *buf;
+
+        line_adds(&l, "MESSAGE=");
+        line_add_escaped(&l, msg, false, true);
+        buf = malloc(l.n + 1);
+        if (!buf)
+                return NULL;
+        l = (struct line) { buf, l.n + 1, 0 };
+        line_adds(&l, "MESSAGE=");
+        line_add_escaped(&l, msg, false, true);
+        buf[l.n] = 0;
+        return buf;
 }
 
 static void emit_fields(int level, const char *message_id, const char *vm_id, const char *profile, pid_t pid,
@@ -178,12 +209,13 @@ static void emit_fields(int level, const char *message_id, const char *vm_id, co
                 _cleanup_free_ char *message = NULL;
                 size_t k = 0;
 
+                message = journal_message(msg);
+                if (!message)
+                        return;
                 if (!message_id) {
-                        sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level, NULL);
+                        sd_journal_send("%s", message, "PRIORITY=%d", level, NULL);
                         return;
                 }
-                if (asprintf(&message, "MESSAGE=%s", msg) < 0)
-                        return;
                 snprintf(pri, sizeof(pri), "PRIORITY=%d", level);
                 snprintf(mid, sizeof(mid), "MESSAGE_ID=%s", message_id);
                 snprintf(vmid, sizeof(vmid), "VM_ID=%s", strempty(vm_id));

@@ -41,6 +41,8 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         struct decide_input din;
         struct vm_identity id;
         char bound[512] = "";
+        _cleanup_free_ char *bound_buf = NULL;
+        const char *bound_text;
         int r;
 
         deliver_decide_input(vm, &din);
@@ -51,11 +53,16 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         for (size_t i = 0; r >= 0 && d->set && i < d->set->policy->n_rules; i++) {
                 const struct rule *rule = &d->set->policy->rules[i];
                 char loc[PATH_MAX + 16], reason[512];
+                _cleanup_free_ char *buf = NULL;
+                const char *text;
                 int matched;
 
                 srcloc_format(&rule->loc, loc, sizeof(loc));
+                /* The reason quotes facts (an exe's path, a comm) and is
+                 * cut at 512 bytes: not always UTF-8. */
                 matched = match_explain(rule, &din.match, reason, sizeof(reason));
-                r = sd_bus_message_append(reply, "(usbs)", (uint32_t) (i + 1), loc, matched, reason);
+                text = bus_utf8(reason, &buf);
+                r = text ? sd_bus_message_append(reply, "(usbs)", (uint32_t) (i + 1), loc, matched, text) : -ENOMEM;
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
@@ -64,8 +71,11 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         deliver_vm_identity(vm, &id);
         if (overrides_key(&id, &key) >= 0)
                 (void) overrides_describe(key, bound, sizeof(bound));
+        bound_text = bus_utf8(bound, &bound_buf);       /* cut at 512 bytes, maybe mid-character */
+        if (!bound_text)
+                return -ENOMEM;
         r = sd_bus_message_append(reply, "ssssss", strempty(vm->override),
-                                  vm->override ? (vm->override_runtime ? "runtime" : "persistent") : "", bound,
+                                  vm->override ? (vm->override_runtime ? "runtime" : "persistent") : "", bound_text,
                                   strempty(decider_default_profile(d, NULL)), strempty(vm->profile),
                                   vm->profile_source);
         if (r < 0)

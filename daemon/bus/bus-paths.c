@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * bus-paths.c — object paths of VMs and profiles, and the context of the
- * call being dispatched.
+ * bus-paths.c — object paths of VMs and profiles, the context of the
+ * call being dispatched, and strings made fit for D-Bus.
  */
 #include "bus.h"
 
@@ -67,6 +67,14 @@ char *bus_profile_path(const char *name) {
         char *p = NULL;
 
         return sd_bus_path_encode(BUS_PROFILE_PREFIX, name, &p) < 0 ? NULL : p;
+}
+
+const char *bus_utf8(const char *s, char **buf) {
+        *buf = NULL;
+        if (!s || utf8_is_valid(s))
+                return s;
+        *buf = utf8_escape_invalid(s);
+        return *buf;
 }
 
 struct bus *bus_current(sd_bus_message *msg) {

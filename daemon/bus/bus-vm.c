@@ -120,8 +120,13 @@ static int prop_flags(sd_bus *bus, const char *path, const char *interface, cons
 }
 
 static int append_pair(sd_bus_message *reply, const char *key, const char *value) {
+        _cleanup_free_ char *buf = NULL;
+
         if (isempty(value))
                 return 0;
+        value = bus_utf8(value, &buf);
+        if (!value)
+                return -ENOMEM;
         return sd_bus_message_append(reply, "{ss}", key, value);
 }
 
@@ -193,14 +198,17 @@ static int prop_claimed(sd_bus *bus, const char *path, const char *interface, co
 /* What a change made for this VM over D-Bus is bound to, in words. */
 static int prop_bound_to(sd_bus *bus, const char *path, const char *interface, const char *property,
                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *key = NULL;
+        _cleanup_free_ char *key = NULL, *text_buf = NULL;
         struct vm_identity id;
+        const char *text;
         char buf[512];
 
         deliver_vm_identity(userdata, &id);
         if (overrides_key(&id, &key) < 0)
                 return sd_bus_message_append(reply, "s", "");
-        return sd_bus_message_append(reply, "s", overrides_describe(key, buf, sizeof(buf)));
+        /* Cut at 512 bytes, maybe in the middle of a claimed name's character. */
+        text = bus_utf8(overrides_describe(key, buf, sizeof(buf)), &text_buf);
+        return text ? sd_bus_message_append(reply, "s", text) : -ENOMEM;
 }
 
 static int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

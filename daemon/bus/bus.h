@@ -53,6 +53,12 @@ struct bus {
 /* Connect (address, else the system bus), register the objects, take the
  * name, attach to the loop, and subscribe to the registry. */
 int bus_start(struct bus *b, struct deliver *d, const char *address);
+/* s as a D-Bus string may carry it: s itself when it is UTF-8, else a copy
+ * with the other bytes written "\xNN" into *buf (the caller frees it).  A
+ * process's comm, its exe's path or a text cut at a buffer's end need not
+ * be UTF-8, and sd-bus refuses the whole reply for one such string.  NULL:
+ * out of memory. */
+const char *bus_utf8(const char *s, char **buf);
 void bus_stop(struct bus *b);
 
 /* Objects are registered before the name is taken (systemd's order). */

@@ -378,6 +378,18 @@ static int parse_number(const char *v, uint64_t max, uint64_t *ret) {
                 _r;                                                     \
         })
 
+/* A string the daemon wrote: UTF-8 without control characters, as ATTACH
+ * takes a NAME or a label and as D-Bus needs its strings (one that is not
+ * would fail every ListVMs).  Else the record is not one of ours. */
+static int parse_text(const char *v, char **field) {
+        for (const unsigned char *c = (const unsigned char *) v; *c; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                        return -EINVAL;
+        if (!utf8_is_valid(v))
+                return -EINVAL;
+        return free_and_strdup(field, v);
+}
+
 /* EVENTS=0x..,0x..: replaces what an earlier EVENTS= line gave. */
 static int parse_events(const char *s, struct compiled_filter *f) {
         size_t n = 0;
@@ -461,23 +473,36 @@ int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_
                         have_in_force = true;
                 }
                 else if (streq(line, "NAME"))
-                        r = free_and_strdup(&vm->name, v);
+                        r = parse_text(v, &vm->name);
                 else if (streq(line, "UUID"))
-                        r = free_and_strdup(&vm->uuid, v);
+                        r = parse_text(v, &vm->uuid);
                 else if (streq(line, "CLIENT"))
                         vm->client = vm_client_from_string(v);
-                else if (streq(line, "LABEL"))
-                        r = strv_extend(&vm->labels, v);
-                else if (streq(line, "PROFILE"))
-                        r = free_and_strdup(&vm->profile, v);
-                else if (streq(line, "PROFILE_SOURCE"))
-                        snprintf(vm->profile_source, sizeof(vm->profile_source), "%s", v);
-                else if (streq(line, "OVERRIDE"))
-                        r = free_and_strdup(&vm->override, v);
+                else if (streq(line, "LABEL")) {
+                        _cleanup_free_ char *label = NULL;
+
+                        r = parse_text(v, &label);
+                        if (r >= 0)
+                                r = strchr(label, '=') && label[0] != '=' ? strv_push(&vm->labels, label) : -EINVAL;
+                        if (r >= 0)
+                                label = NULL;   /* the list's now */
+                } else if (streq(line, "PROFILE"))
+                        r = parse_text(v, &vm->profile);
+                else if (streq(line, "PROFILE_SOURCE")) {
+                        _cleanup_free_ char *source = NULL;
+
+                        r = parse_text(v, &source);
+                        /* Whole, or not at all: cut, it could end mid-character. */
+                        if (r >= 0 && strlen(source) >= sizeof(vm->profile_source))
+                                r = -EINVAL;
+                        if (r >= 0)
+                                strcpy(vm->profile_source, source);
+                } else if (streq(line, "OVERRIDE"))
+                        r = parse_text(v, &vm->override);
                 else if (streq(line, "OVERRIDE_RUNTIME"))
                         r = PARSE_INTO(v, 1, vm->override_runtime);
                 else if (streq(line, "LAST_ERROR"))
-                        r = free_and_strdup(&vm->last_error, v);
+                        r = parse_text(v, &vm->last_error);
                 else if (streq(line, "PMU_OFF"))
                         r = PARSE_INTO(v, 1, vm->filter->pmu_off);
                 else if (streq(line, "ACTION"))

@@ -12,7 +12,9 @@
  * line may lack its newline), every number unsigned decimal or 0x hex in
  * its one spelling (no sign, no blank, no decimal leading zero, no second 0x)
  * within its field's range, STATE one of the seven states, EVENTS= empty
- * or words joined by commas, the last line of a key the one that counts
+ * or words joined by commas, the strings (NAME, UUID, LABEL, PROFILE,
+ * OVERRIDE, PROFILE_SOURCE, LAST_ERROR) UTF-8 without control characters
+ * (a LABEL with its KEY=, a PROFILE_SOURCE that fits its field), the last line of a key the one that counts
  * (LABEL= lines add up), unknown keys ignored; anything else is -EINVAL.
  * What parses is then restored as records_restore() does it (state and
  * name into the registry: found by its NAME and UUID), written by the
@@ -155,6 +157,67 @@ static bool is_number_key(const char *key) {
         return max_of(key) > 0;
 }
 
+/* Well-formed UTF-8 as Unicode's table 3-7 lists the byte sequences. */
+static bool utf8_ok(const unsigned char *s) {
+        while (*s) {
+                unsigned char b = *s;
+                unsigned char lo = 0x80, hi = 0xbf;
+                size_t more;
+
+                if (b < 0x80) {
+                        s++;
+                        continue;
+                }
+                if (b >= 0xc2 && b <= 0xdf)
+                        more = 1;
+                else if (b == 0xe0)
+                        more = 2, lo = 0xa0;
+                else if (b == 0xed)
+                        more = 2, hi = 0x9f;
+                else if (b >= 0xe1 && b <= 0xef)
+                        more = 2;
+                else if (b == 0xf0)
+                        more = 3, lo = 0x90;
+                else if (b == 0xf4)
+                        more = 3, hi = 0x8f;
+                else if (b >= 0xf1 && b <= 0xf3)
+                        more = 3;
+                else
+                        return false;
+                s++;
+                for (size_t i = 0; i < more; i++, s++) {
+                        if (*s < lo || *s > hi)
+                                return false;
+                        lo = 0x80, hi = 0xbf;
+                }
+        }
+        return true;
+}
+
+/* The strings the daemon writes: UTF-8 with no control character; a
+ * label KEY=VALUE with a key; a profile source that fits its field. */
+static bool text_ok(const char *key, const char *v) {
+        static const char *const texts[] = {
+                "NAME", "UUID", "LABEL", "PROFILE", "OVERRIDE", "PROFILE_SOURCE", "LAST_ERROR",
+        };
+        bool text = false;
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++)
+                text = text || streq(key, texts[i]);
+        if (!text)
+                return true;
+        for (const unsigned char *c = (const unsigned char *) v; *c; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                        return false;
+        if (!utf8_ok((const unsigned char *) v))
+                return false;
+        if (streq(key, "LABEL") && (v[0] == '=' || !strchr(v, '=')))
+                return false;
+        if (streq(key, "PROFILE_SOURCE") && strlen(v) >= sizeof(((struct vm *) NULL)->profile_source))
+                return false;
+        return true;
+}
+
 /* Split copy (NUL-terminated, no NUL inside) into lines: false if one has
  * no '=' or a value is not what its key takes. */
 static bool oracle_lines(char *copy, struct line **ret, size_t *ret_n) {
@@ -199,7 +262,8 @@ static bool oracle_lines(char *copy, struct line **ret, size_t *ret_n) {
                         ok = false;
                         for (size_t s = 0; s < ELEMENTSOF(states); s++)
                                 ok = ok || streq(v, states[s]);
-                }
+                } else
+                        ok = text_ok(k, v);
                 if (!ok)
                         return false;
         }

@@ -833,5 +833,50 @@ def test_corrupt_state_file_is_set_aside():
             p.close()
 
 
+# A VMM that names itself with bytes that are no UTF-8 (prctl(PR_SET_NAME)
+# takes any), creates a VM and waits.
+NON_UTF8_VMM = r"""
+import ctypes, fcntl, os, sys
+ctypes.CDLL(None).prctl(15, ctypes.c_char_p(b"\xff\xfeevil\xe2\x82"), 0, 0, 0)
+kvm = os.open("/dev/kvm", os.O_RDWR)
+print(fcntl.ioctl(kvm, 0xAE01, 0), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_facts_that_are_no_utf8_are_shown_escaped():
+    """D-Bus strings must be UTF-8, and sd-bus refuses a whole reply for one
+    that is not: a VMM whose comm is no UTF-8 must not hide its VM's
+    verified facts or its explanation from the operator, nor the daemon's
+    log lines about it from the journal (a message that is no UTF-8 is a
+    blob journalctl does not show).  Each such byte is written \\xNN."""
+    import subprocess
+    import sys
+    config = CONFIG + "  - match: { comm: qemu-system-x86 }\n    profile: trusted\n"
+    with world(config=config) as w:
+        b, d = w.bus, w.d
+        c = subprocess.Popen([sys.executable, "-c", NON_UTF8_VMM], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            vm = "%d-%d" % (c.pid, int(c.stdout.readline()))
+            path = b.call(MGR_PATH, MGR, "GetVM", "s", vm)[0]
+            facts = b.get(path, VM, "VerifiedFacts")
+            want = "\\xff\\xfeevil\\xe2\\x82"
+            check(facts.get("comm") == want, "VerifiedFacts comm: %r" % facts)
+            check(facts.get("exe", "").endswith("python3") or "python" in facts.get("exe", ""),
+                  "the rest of the facts is there: %r" % facts)
+            # The rule on comm quotes it: cut or not, the reason is UTF-8.
+            explained = b.call(path, VM, "Explain")
+            check(len(explained) == 7 and explained[4] == "minimal", "Explain answers: %r" % explained)
+            reasons = [r[3] for r in explained[0]]
+            check(any("comm '%s' does not match" % want in r for r in reasons), "Explain's reasons: %r" % reasons)
+            check(vm in [v[0] for v in b.call(MGR_PATH, MGR, "ListVMs")[0]], "ListVMs lists it")
+            # Unmanaged after the attach timeout: the line names its comm, escaped.
+            line = d.wait_line(re.escape(vm) + r" .*unmanaged", timeout=10)
+            check(want in line, "the log line escapes the comm: %r" % line)
+        finally:
+            c.stdin.close()
+            c.wait(10)
+
+
 if __name__ == "__main__":
     harness.main(globals())

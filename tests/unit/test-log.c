@@ -114,8 +114,26 @@ static void test_long_line_and_escapes(void **state) {
         assert_string_equal(buf, want);
 }
 
+/* A comm or a path from the kernel need not be UTF-8: each byte that is
+ * not part of a valid character as \xNN (the journal would keep such a
+ * message as a blob journalctl does not show); valid characters, several
+ * bytes each, as they are; a character cut at the end of the string too. */
+static void test_bytes_that_are_no_utf8(void **state) {
+        char buf[1024];
+
+        log_info("comm %s, path %s, cut %s", "\xff\xfe" "evil", "/opt/caf\xc3\xa9/\xe2\x82\xac", "x\xe2\x82");
+        drain(buf, sizeof(buf));
+        assert_string_equal(buf, "pmufilterd: info: comm \\xff\\xfeevil, path /opt/caf\xc3\xa9/\xe2\x82\xac, "
+                                 "cut x\\xe2\\x82\n");
+        /* An overlong form and a surrogate are no UTF-8 either. */
+        log_info("%s %s", "\xc0\xaf", "\xed\xa0\x80");
+        drain(buf, sizeof(buf));
+        assert_string_equal(buf, "pmufilterd: info: \\xc0\\xaf \\xed\\xa0\\x80\n");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_bytes_that_are_no_utf8, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_later_waits_for_the_idle_turn, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_later_comes_before_anything_said_after_it, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_later_without_a_loop_is_now, setup, teardown),

@@ -236,6 +236,32 @@ static void test_unknown_key(void **state) {
         vm_fields_free(&vm);
 }
 
+/* Strings are what the daemon writes: UTF-8 without control characters
+ * (D-Bus refuses a whole ListVMs for one string that is not UTF-8), a
+ * label with its key, a profile source whole. */
+static void test_strings_the_daemon_would_not_write(void **state) {
+        static const char *const bad[] = {
+                "NAME=\xff\xfe\n", "NAME=a\x01b\n", "UUID=\xc0\xaf\n", "LABEL=k=\xe2\x82\n",
+                "LABEL=no-key-value\n", "LABEL==v\n", "PROFILE=p\x7f\n", "OVERRIDE=\xed\xa0\x80\n",
+                "LAST_ERROR=cut \xe2\x82\n", "PROFILE_SOURCE=rule:\x1b[2J\n",
+                "PROFILE_SOURCE=rule:123456789012345678901234567890123456789012345678901234567890123456789\n",
+        };
+        struct vm vm = {};
+        enum vm_state st;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *text = NULL;
+
+                assert_true(asprintf(&text, HEAD "%s", bad[i]) > 0);
+                expect_invalid(text);
+        }
+        /* Characters of several bytes are fine. */
+        assert_int_equal(parse(HEAD "NAME=caf\xc3\xa9-\xe2\x82\xac\nLABEL=tier=g\xc3\xb6ld\nLAST_ERROR=\n", &vm, &st), 0);
+        assert_string_equal(vm.name, "caf\xc3\xa9-\xe2\x82\xac");
+        assert_string_equal(vm.labels[0], "tier=g\xc3\xb6ld");
+        vm_fields_free(&vm);
+}
+
 static void test_line_without_equals(void **state) {
         expect_invalid("STATE=filtered\nGARBAGE\nNAME=vm-1\n");
         expect_invalid("NAME=vm-1\nSTATE");
@@ -724,6 +750,7 @@ int main(void) {
                 cmocka_unit_test(test_events_twice),
                 cmocka_unit_test(test_empty_events),
                 cmocka_unit_test(test_unknown_key),
+                cmocka_unit_test(test_strings_the_daemon_would_not_write),
                 cmocka_unit_test(test_line_without_equals),
                 cmocka_unit_test(test_bad_numbers),
                 cmocka_unit_test(test_bad_events),
