@@ -286,7 +286,7 @@ bool utf8_is_valid(const char *s) {
         return true;
 }
 
-char *utf8_escape_invalid(const char *s) {
+char *utf8_escape(const char *s, bool controls) {
         const unsigned char *u = (const unsigned char *) s;
         size_t n = strlen(s), k = 0;
         char *out = malloc(n * 4 + 1);         /* every byte may become \xNN */
@@ -295,10 +295,12 @@ char *utf8_escape_invalid(const char *s) {
                 return NULL;
         for (size_t i = 0; i < n;) {
                 size_t l = u[i] < 0x80 ? 1 : utf8_char_len(u + i, n - i);
+                bool control = u[i] < 0x20 || u[i] == 0x7f || (l == 2 && u[i] == 0xc2 && u[i + 1] <= 0x9f);
 
-                if (l == 0) {
-                        k += (size_t) sprintf(out + k, "\\x%02x", u[i]);
-                        i++;
+                if (l == 0 || (controls && control)) {
+                        for (size_t j = 0; j < (l == 0 ? 1 : l); j++)
+                                k += (size_t) sprintf(out + k, "\\x%02x", u[i + j]);
+                        i += l == 0 ? 1 : l;
                         continue;
                 }
                 memcpy(out + k, u + i, l);

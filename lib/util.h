@@ -94,7 +94,9 @@ static inline const char *startswith(const char *s, const char *prefix) {
 int free_and_strdup(char **dst, const char *src);
 
 /* UTF-8: the length of the character at s (at most n bytes there), 0 if
- * it is not a valid one (overlong, a surrogate, beyond U+10FFFF, cut).
+ * it is not a valid one (overlong, a surrogate, beyond U+10FFFF, cut) or
+ * a noncharacter (U+FDD0..U+FDEF, U+xxFFFE, U+xxFFFF): sd-bus refuses a
+ * string with one, and the whole message with it.
  * Inline: the protocol codec checks every byte of every message with it,
  * and the client library has no util.c. */
 static inline size_t utf8_char_len(const unsigned char *s, size_t n) {
@@ -120,14 +122,18 @@ static inline size_t utf8_char_len(const unsigned char *s, size_t n) {
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
                 return 0;
+        if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+                return 0;
         return k + 1;
 }
 
 bool utf8_is_valid(const char *s);
 /* A copy of s with each byte that is not part of valid UTF-8 written
  * "\xNN": bytes from the kernel (a comm, a path) made fit for D-Bus, whose
- * strings must be UTF-8.  NULL: out of memory. */
-char *utf8_escape_invalid(const char *s);
+ * strings must be UTF-8.  controls: also the control characters (C0, DEL,
+ * C1), byte by byte: a text that must stay one line (a VM's last error,
+ * kept in its record).  NULL: out of memory. */
+char *utf8_escape(const char *s, bool controls);
 
 /* strv: NULL-terminated arrays of owned strings. */
 void strv_free(char **l);

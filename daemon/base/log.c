@@ -111,26 +111,28 @@ static void line_adds(struct line *l, const char *s) {
 
 /* Text that came from outside (a file name, a VM's claimed name, a
  * process's comm, a peer's message) must not start a line of its own on
- * stderr, nor carry control characters or bytes that are no UTF-8 (the
- * journal would keep such a message as a blob that journalctl does not
- * show): C-style escapes for those, and for the backslash, so that an
+ * stderr, nor carry control characters (C0, DEL, C1) or bytes that are no
+ * UTF-8: C-style escapes for those, and for the backslash, so that an
  * escape cannot be forged either; spaces too (\x20) where they would run
- * into the next field.  newlines: kept as they are (a journal field). */
-static void line_add_escaped(struct line *l, const char *s, bool spaces, bool newlines) {
+ * into the next field.  journal: for a journal field, where journalctl
+ * shows one that is no UTF-8 or holds control characters as a blob, but
+ * newlines and backslashes (a unit's name: machine-qemu\x2d1.scope) are
+ * the text's own and stay. */
+static void line_add_escaped(struct line *l, const char *s, bool spaces, bool journal) {
         const unsigned char *c = (const unsigned char *) s, *end = c + strlen(s);
 
         while (*c) {
                 const unsigned char *run = c;
+                size_t k = 0;
                 char e[8];
 
                 for (;;) {
                         if (*c >= 0x80) {
-                                size_t k = utf8_char_len(c, (size_t) (end - c));
-
-                                if (k == 0)
-                                        break;
+                                k = utf8_char_len(c, (size_t) (end - c));
+                                if (k == 0 || (k == 2 && c[0] == 0xc2 && c[1] <= 0x9f))
+                                        break;  /* no UTF-8, or a C1 control (U+009B is a terminal's CSI) */
                                 c += k;
-                        } else if (*c >= 0x20 && *c != 0x7f && *c != '\\' && !(spaces && *c == ' '))
+                        } else if (*c >= 0x20 && *c != 0x7f && !(*c == '\\' && !journal) && !(spaces && *c == ' '))
                                 c++;
                         else
                                 break;
@@ -139,10 +141,16 @@ static void line_add_escaped(struct line *l, const char *s, bool spaces, bool ne
                 if (!*c)
                         break;
                 if (*c == '\n')
-                        line_add(l, newlines ? "\n" : "\\n", newlines ? 1 : 2);
+                        line_add(l, journal ? "\n" : "\\n", journal ? 1 : 2);
                 else if (*c == '\\')
                         line_add(l, "\\\\", 2);
-                else
+                else if (*c >= 0x80 && k == 2) {
+                        /* a C1 control: both of its bytes */
+                        line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", c[0]));
+                        line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", c[1]));
+                        c += 2;
+                        continue;
+                } else
                         line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", *c));
                 c++;
         }

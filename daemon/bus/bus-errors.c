@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "bus-errors.h"
+#include "bus.h"
 #include "registry.h"
 #include "state.h"
 
@@ -99,7 +100,14 @@ int bus_error_ambiguous(sd_bus_error *error, const char *name, struct vm *const 
 }
 
 int bus_reply_apply_failed(sd_bus_message *msg, unsigned n_failed, const char *first_error) {
-        return sd_bus_reply_method_errorf(msg, BUS_ERROR_APPLY_FAILED, "%s%s",
-                                          first_error ? first_error : "filter not applied",
+        _cleanup_free_ char *buf = NULL;
+        /* The reason a session ended may quote what its VMM sent, cut at a
+         * buffer's end: an error message that is no UTF-8 could not be
+         * sent, and the caller would wait for its timeout. */
+        const char *text = bus_utf8(first_error ? first_error : "filter not applied", &buf);
+
+        if (!text)
+                return -ENOMEM;
+        return sd_bus_reply_method_errorf(msg, BUS_ERROR_APPLY_FAILED, "%s%s", text,
                                           n_failed > 1 ? " (and more VMs failed)" : "");
 }

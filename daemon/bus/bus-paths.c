@@ -73,7 +73,7 @@ const char *bus_utf8(const char *s, char **buf) {
         *buf = NULL;
         if (!s || utf8_is_valid(s))
                 return s;
-        *buf = utf8_escape_invalid(s);
+        *buf = utf8_escape(s, false);
         return *buf;
 }
 

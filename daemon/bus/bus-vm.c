@@ -41,6 +41,7 @@ int bus_vm_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_
 static int prop_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct vm *vm = userdata;
+        _cleanup_free_ char *buf = NULL;
         const char *v = NULL;
 
         if (streq(property, "Id"))
@@ -63,7 +64,10 @@ static int prop_string(sd_bus *bus, const char *path, const char *interface, con
                 v = vm->filter ? (vm->filter->action ? "deny" : "allow") : NULL;
         else if (streq(property, "LastError"))
                 v = vm->last_error;
-        return sd_bus_message_append(reply, "s", strempty(v));
+        /* Checked where they come in (ATTACH, records, vm_set_last_error());
+         * the location is a policy file's path: any bytes. */
+        v = bus_utf8(strempty(v), &buf);
+        return v ? sd_bus_message_append(reply, "s", v) : -ENOMEM;
 }
 
 static int prop_in_force(sd_bus *bus, const char *path, const char *interface, const char *property,

@@ -193,9 +193,12 @@ static void on_registry(struct registry *r, enum registry_event ev, struct vm *v
                 break;
         case REGISTRY_VM_APPLIED: {
                 bool announced = vm_said(b, vm);
+                _cleanup_free_ char *buf = NULL;
+                const char *error = bus_utf8(strempty(data->error), &buf);
 
-                (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "FilterApplied", "ssbs",
-                                          vm->id, strempty(vm->profile), data->ok, strempty(data->error));
+                if (error)
+                        (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "FilterApplied",
+                                                  "ssbs", vm->id, strempty(vm->profile), data->ok, error);
                 if (!announced)
                         vm_changed(b, vm);
                 break;
@@ -226,11 +229,16 @@ static void on_registry(struct registry *r, enum registry_event ev, struct vm *v
         case REGISTRY_POLICY_SWAPPED:
                 profiles_changed(b, data->old_names);
                 break;
-        case REGISTRY_POLICY_RELOADED:
-                (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "Reloaded", "bs", data->ok,
-                                          strempty(data->error));
+        case REGISTRY_POLICY_RELOADED: {
+                _cleanup_free_ char *buf = NULL;
+                const char *error = bus_utf8(strempty(data->error), &buf);      /* may quote a file's bytes */
+
+                if (error)
+                        (void) sd_bus_emit_signal(b->bus, BUS_PATH, "org.pmufilterd1.Manager", "Reloaded", "bs",
+                                                  data->ok, error);
                 settings_changed(b);
                 break;
+        }
         case REGISTRY_VM_RECORDED:
         case _REGISTRY_EVENT_MAX:
                 break;

@@ -217,12 +217,10 @@ int deliver_adopt(struct deliver *d, struct vm *vm) {
         r = inject_pmu_filter(vm->pid, vm->fd, f->action, f->flags, f->fixed_counter_bitmap, f->events,
                               f->nevents, ADOPT_TIMEOUT_MS, &res);
         if (r < 0) {
-                char *msg = NULL;
+                _cleanup_free_ char *msg = NULL;
 
-                if (asprintf(&msg, "adoption by ptrace refused: %s", res.reason) >= 0) {
-                        free(vm->last_error);
-                        vm->last_error = msg;
-                }
+                if (asprintf(&msg, "adoption by ptrace refused: %s", res.reason) >= 0)
+                        vm_set_last_error(vm, msg);
                 audit_record(LOG_WARNING, MID_REFUSED, vm->id, vm->profile, vm->pid,
                              "VM %s: not adopted by injection: %s", vm->id, res.reason);
                 registry_notify(d->registry, REGISTRY_VM_CHANGED, vm, NULL);
@@ -248,7 +246,7 @@ void deliver_record_result(struct deliver *d, struct vm *vm, int error, const ch
                 registry_set_state(d->registry, vm, injected ? VM_ADOPTED : VM_FILTERED);
                 vm->applied_usec = now_usec(CLOCK_REALTIME);
                 vm->in_force = true;
-                (void) free_and_strdup(&vm->last_error, note);
+                vm_set_last_error(vm, note);
                 registry_notify(d->registry, REGISTRY_VM_APPLIED, vm,
                                 &(struct registry_event_data) { .ok = true, .error = note });
                 audit_record(LOG_INFO, MID_APPLIED, vm->id, vm->profile, vm->pid,
@@ -262,7 +260,7 @@ void deliver_record_result(struct deliver *d, struct vm *vm, int error, const ch
                 if (asprintf(&msg, "KVM_SET_PMU_EVENT_FILTER%s failed: %s", injected ? " (injected)" : "",
                              strerror(error)) < 0)
                         msg = NULL;
-                (void) free_and_strdup(&vm->last_error, msg);
+                vm_set_last_error(vm, msg);
                 registry_notify(d->registry, REGISTRY_VM_APPLIED, vm,
                                 &(struct registry_event_data) { .ok = false, .error = msg });
                 audit_record(LOG_ERR, MID_FAILED, vm->id, vm->profile, vm->pid,

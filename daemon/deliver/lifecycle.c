@@ -135,7 +135,7 @@ static void vm_unmanaged(struct deliver *d, struct vm *vm, const char *why) {
         const char *comm = strna(vm->have_facts ? vm->facts.comm : NULL);
 
         registry_set_state(d->registry, vm, VM_UNMANAGED);
-        (void) free_and_strdup(&vm->last_error, why);
+        vm_set_last_error(vm, why);
         if (s->unmanaged == UNMANAGED_KILL) {
                 int r = pidfd_kill(vm->pid, vm->starttime);
 
@@ -186,7 +186,7 @@ static void attach_timed_out(struct deliver *d, struct vm *vm) {
         snprintf(why, sizeof(why), "no ATTACH within %u ms", decider_settings(d->decider)->attach_timeout_ms);
         if (decider_settings(d->decider)->adopt == ADOPT_PTRACE) {
                 /* A refused injection says why in last_error: said after the timeout. */
-                (void) free_and_strdup(&vm->last_error, NULL);
+                vm_set_last_error(vm, NULL);
                 if (deliver_adopt(d, vm) >= 0)
                         return;
                 if (vm->last_error)
@@ -506,7 +506,7 @@ static void on_session_lost(struct vm *vm, int error, const char *reason, void *
         registry_set_state(d->registry, vm, VM_FAILED);
         vm->in_force = false;
         vm->last_errno = error;
-        (void) free_and_strdup(&vm->last_error, reason);
+        vm_set_last_error(vm, reason);
         records_mark(d->records, vm);
         registry_notify(d->registry, REGISTRY_VM_SESSION_LOST, vm, &(struct registry_event_data) { .error = reason });
 }

@@ -502,7 +502,8 @@ int record_parse(const char *buf, size_t len, struct vm *vm, enum vm_state *ret_
                 else if (streq(line, "OVERRIDE_RUNTIME"))
                         r = PARSE_INTO(v, 1, vm->override_runtime);
                 else if (streq(line, "LAST_ERROR"))
-                        r = parse_text(v, &vm->last_error);
+                        /* A text, not an identity: escaped as when it was set. */
+                        vm_set_last_error(vm, v);
                 else if (streq(line, "PMU_OFF"))
                         r = PARSE_INTO(v, 1, vm->filter->pmu_off);
                 else if (streq(line, "ACTION"))

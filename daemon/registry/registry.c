@@ -306,6 +306,12 @@ void registry_remove(struct registry *r, struct vm *vm) {
         vm_free(vm);
 }
 
+void vm_set_last_error(struct vm *vm, const char *text) {
+        free(vm->last_error);
+        /* Out of memory: no error text rather than an unsafe one. */
+        vm->last_error = text ? utf8_escape(text, true) : NULL;
+}
+
 void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s) {
         assert(r);
         assert(vm);

@@ -176,6 +176,11 @@ int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret);
 void registry_remove(struct registry *r, struct vm *vm);
 /* Every change of a registered VM's state goes through here (the counts). */
 void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s);
+/* vm->last_error = text, one line of UTF-8: a byte that is no UTF-8 or a
+ * control character written \xNN.  It may quote a VMM's claims or a path
+ * it chose, cut at a buffer's end; it goes to D-Bus (LastError) and to the
+ * VM's record, whose lines it must not split.  NULL clears it. */
+void vm_set_last_error(struct vm *vm, const char *text);
 /* The CREATE uevent of vm was seen: its DESTROY will name it. */
 void registry_creator_seen(struct registry *r, struct vm *vm);
 

@@ -13,8 +13,10 @@
  * its one spelling (no sign, no blank, no decimal leading zero, no second 0x)
  * within its field's range, STATE one of the seven states, EVENTS= empty
  * or words joined by commas, the strings (NAME, UUID, LABEL, PROFILE,
- * OVERRIDE, PROFILE_SOURCE, LAST_ERROR) UTF-8 without control characters
- * (a LABEL with its KEY=, a PROFILE_SOURCE that fits its field), the last line of a key the one that counts
+ * OVERRIDE, PROFILE_SOURCE) UTF-8 without control characters or
+ * noncharacters (a LABEL with its KEY=, a PROFILE_SOURCE that fits its
+ * field), LAST_ERROR any text, kept with what is no UTF-8 or a control
+ * character as \xNN, the last line of a key the one that counts
  * (LABEL= lines add up), unknown keys ignored; anything else is -EINVAL.
  * What parses is then restored as records_restore() does it (state and
  * name into the registry: found by its NAME and UUID), written by the
@@ -157,48 +159,81 @@ static bool is_number_key(const char *key) {
         return max_of(key) > 0;
 }
 
-/* Well-formed UTF-8 as Unicode's table 3-7 lists the byte sequences. */
-static bool utf8_ok(const unsigned char *s) {
-        while (*s) {
-                unsigned char b = *s;
-                unsigned char lo = 0x80, hi = 0xbf;
-                size_t more;
+/* The length of the well-formed UTF-8 sequence at s, as Unicode's table
+ * 3-7 lists them, or 0; noncharacters (U+FDD0..U+FDEF, U+xxFFFE/F), which
+ * D-Bus refuses, count as not well-formed. */
+static size_t seq_len(const unsigned char *s) {
+        unsigned char b = s[0], lo = 0x80, hi = 0xbf;
+        uint32_t cp;
+        size_t more;
 
-                if (b < 0x80) {
-                        s++;
-                        continue;
-                }
-                if (b >= 0xc2 && b <= 0xdf)
-                        more = 1;
-                else if (b == 0xe0)
-                        more = 2, lo = 0xa0;
-                else if (b == 0xed)
-                        more = 2, hi = 0x9f;
-                else if (b >= 0xe1 && b <= 0xef)
-                        more = 2;
-                else if (b == 0xf0)
-                        more = 3, lo = 0x90;
-                else if (b == 0xf4)
-                        more = 3, hi = 0x8f;
-                else if (b >= 0xf1 && b <= 0xf3)
-                        more = 3;
-                else
+        if (b < 0x80)
+                return 1;
+        if (b >= 0xc2 && b <= 0xdf)
+                more = 1, cp = b & 0x1f;
+        else if (b == 0xe0)
+                more = 2, lo = 0xa0, cp = b & 0x0f;
+        else if (b == 0xed)
+                more = 2, hi = 0x9f, cp = b & 0x0f;
+        else if (b >= 0xe1 && b <= 0xef)
+                more = 2, cp = b & 0x0f;
+        else if (b == 0xf0)
+                more = 3, lo = 0x90, cp = b & 0x07;
+        else if (b == 0xf4)
+                more = 3, hi = 0x8f, cp = b & 0x07;
+        else if (b >= 0xf1 && b <= 0xf3)
+                more = 3, cp = b & 0x07;
+        else
+                return 0;
+        for (size_t i = 1; i <= more; i++) {
+                if (s[i] < lo || s[i] > hi)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+                lo = 0x80, hi = 0xbf;
+        }
+        if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+                return 0;
+        return more + 1;
+}
+
+static bool utf8_ok(const unsigned char *s) {
+        for (size_t l; *s; s += l)
+                if ((l = seq_len(s)) == 0)
                         return false;
-                s++;
-                for (size_t i = 0; i < more; i++, s++) {
-                        if (*s < lo || *s > hi)
-                                return false;
-                        lo = 0x80, hi = 0xbf;
+        return true;
+}
+
+/* LAST_ERROR= as it is kept: each byte of what is no UTF-8, and of a
+ * control character (C0, DEL, C1), as \xNN.  Caller frees. */
+static char *escaped(const char *v) {
+        const unsigned char *s = (const unsigned char *) v;
+        char *out = malloc(strlen(v) * 4 + 1), *o = out;
+
+        if (!out)
+                abort();
+        while (*s) {
+                size_t l = seq_len(s);
+                bool control = *s < 0x20 || *s == 0x7f || (l == 2 && s[0] == 0xc2 && s[1] < 0xa0);
+
+                if (l == 0 || control) {
+                        for (size_t i = 0; i < (l ? l : 1); i++)
+                                o += sprintf(o, "\\x%02x", s[i]);
+                        s += l ? l : 1;
+                } else {
+                        memcpy(o, s, l);
+                        o += l;
+                        s += l;
                 }
         }
-        return true;
+        *o = 0;
+        return out;
 }
 
 /* The strings the daemon writes: UTF-8 with no control character; a
  * label KEY=VALUE with a key; a profile source that fits its field. */
 static bool text_ok(const char *key, const char *v) {
         static const char *const texts[] = {
-                "NAME", "UUID", "LABEL", "PROFILE", "OVERRIDE", "PROFILE_SOURCE", "LAST_ERROR",
+                "NAME", "UUID", "LABEL", "PROFILE", "OVERRIDE", "PROFILE_SOURCE",
         };
         bool text = false;
 
@@ -331,7 +366,13 @@ static void check_oracle(const struct vm *vm, enum vm_state state, const struct 
         CHECK_STR(uuid, "UUID");
         CHECK_STR(profile, "PROFILE");
         CHECK_STR(override, "OVERRIDE");
-        CHECK_STR(last_error, "LAST_ERROR");
+        if (last(lines, n, "LAST_ERROR")) {
+                _cleanup_free_ char *want = escaped(last(lines, n, "LAST_ERROR"));
+
+                fuzz_check(streq_ptr(vm->last_error, want), "LAST_ERROR=%s kept as \"%s\", expected \"%s\"",
+                           last(lines, n, "LAST_ERROR"), strna(vm->last_error), want);
+        } else
+                fuzz_check(!vm->last_error, "no LAST_ERROR=, kept as \"%s\"", vm->last_error);
 
         /* CLIENT=: one of the static names, or NULL for anything else. */
         if (client && (streq(client, "library") || streq(client, "preload") || streq(client, "ptrace")))

@@ -125,10 +125,11 @@ static void test_bytes_that_are_no_utf8(void **state) {
         drain(buf, sizeof(buf));
         assert_string_equal(buf, "pmufilterd: info: comm \\xff\\xfeevil, path /opt/caf\xc3\xa9/\xe2\x82\xac, "
                                  "cut x\\xe2\\x82\n");
-        /* An overlong form and a surrogate are no UTF-8 either. */
-        log_info("%s %s", "\xc0\xaf", "\xed\xa0\x80");
+        /* An overlong form, a surrogate and a noncharacter are no UTF-8
+         * either; a C1 control (CSI) is a control character. */
+        log_info("%s %s %s %s", "\xc0\xaf", "\xed\xa0\x80", "\xef\xbf\xbe", "\xc2\x9b" "2J");
         drain(buf, sizeof(buf));
-        assert_string_equal(buf, "pmufilterd: info: \\xc0\\xaf \\xed\\xa0\\x80\n");
+        assert_string_equal(buf, "pmufilterd: info: \\xc0\\xaf \\xed\\xa0\\x80 \\xef\\xbf\\xbe \\xc2\\x9b2J\n");
 }
 
 int main(void) {

@@ -151,6 +151,11 @@ static const struct bad bad_table[] = {
         { PROTO_DETACH, "PMUFILTER/1 DETACH\nA=\xed\xa0\x80\n", 0, "invalid UTF-8" },        /* surrogate */
         { PROTO_DETACH, "PMUFILTER/1 DETACH\nA=\xf4\x90\x80\x80\n", 0, "invalid UTF-8" },    /* > U+10FFFF */
         { PROTO_DETACH, "PMUFILTER/1 DETACH\nA=\xe2\x82\n", 0, "invalid UTF-8" },            /* truncated */
+        /* Noncharacters: sd-bus refuses a string with one, and a NAME with
+         * one would fail every ListVMs. */
+        { PROTO_DETACH, "PMUFILTER/1 DETACH\nA=\xef\xbf\xbe\n", 0, "invalid UTF-8" },        /* U+FFFE */
+        { PROTO_DETACH, "PMUFILTER/1 DETACH\nA=\xef\xb7\x90\n", 0, "invalid UTF-8" },        /* U+FDD0 */
+        { PROTO_DETACH, "PMUFILTER/1 DETACH\nA=\xf4\x8f\xbf\xbf\n", 0, "invalid UTF-8" },    /* U+10FFFF */
         { PROTO_DETACH, "PMUFILTER/2 DETACH\n", 0, "unsupported protocol version" },
         { PROTO_DETACH, "HELLO\n", 0, "expected \"PMUFILTER/1 <VERB>\"" },
         { PROTO_DETACH, "PMUFILTER/1  DETACH\n", 0, "unknown verb" },
