@@ -307,9 +307,12 @@ void registry_remove(struct registry *r, struct vm *vm) {
 }
 
 void vm_set_last_error(struct vm *vm, const char *text) {
+        /* Made before the old one goes: text may be it.  Out of memory: no
+         * error text rather than an unsafe one. */
+        char *t = text ? utf8_escape(text, true) : NULL;
+
         free(vm->last_error);
-        /* Out of memory: no error text rather than an unsafe one. */
-        vm->last_error = text ? utf8_escape(text, true) : NULL;
+        vm->last_error = t;
 }
 
 void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s) {
