@@ -306,11 +306,28 @@ void registry_remove(struct registry *r, struct vm *vm) {
         vm_free(vm);
 }
 
+/* Where to cut an escaped text of more than max bytes: not inside a
+ * character nor inside a \xNN, so that what is left reads back as itself. */
+static size_t escaped_cut(const char *s, size_t max) {
+        size_t n = max;
+
+        while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+                n--;
+        for (size_t k = 1; k <= 3 && k <= n; k++)
+                if (s[n - k] == '\\' && s[n - k + 1] == 'x') {
+                        n -= k;
+                        break;
+                }
+        return n;
+}
+
 void vm_set_last_error(struct vm *vm, const char *text) {
         /* Made before the old one goes: text may be it.  Out of memory: no
          * error text rather than an unsafe one. */
         char *t = text ? utf8_escape(text, true) : NULL;
 
+        if (t && strlen(t) > VM_LAST_ERROR_MAX)
+                t[escaped_cut(t, VM_LAST_ERROR_MAX)] = 0;
         free(vm->last_error);
         vm->last_error = t;
 }

@@ -176,10 +176,13 @@ int registry_add(struct registry *r, pid_t pid, int fd, struct vm **ret);
 void registry_remove(struct registry *r, struct vm *vm);
 /* Every change of a registered VM's state goes through here (the counts). */
 void registry_set_state(struct registry *r, struct vm *vm, enum vm_state s);
-/* vm->last_error = text, one line of UTF-8: a byte that is no UTF-8 or a
- * control character written \xNN.  It may quote a VMM's claims or a path
- * it chose, cut at a buffer's end; it goes to D-Bus (LastError) and to the
- * VM's record, whose lines it must not split.  NULL clears it. */
+/* vm->last_error = text as one line of UTF-8 (a byte that is no UTF-8 or a
+ * control character written \xNN), at most VM_LAST_ERROR_MAX bytes of it
+ * (cut between characters and escapes).  It may quote a VMM's claims or a
+ * path it chose, cut at a buffer's end; it goes to D-Bus (LastError) and to
+ * the VM's record, whose lines it must not split nor make too long to be
+ * read back; read back, it is itself.  NULL clears it. */
+#define VM_LAST_ERROR_MAX 1024
 void vm_set_last_error(struct vm *vm, const char *text);
 /* The CREATE uevent of vm was seen: its DESTROY will name it. */
 void registry_creator_seen(struct registry *r, struct vm *vm);
