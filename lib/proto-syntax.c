@@ -32,34 +32,6 @@ const char *proto_client_to_string(enum proto_client c) {
         return (unsigned) c < _PROTO_CLIENT_MAX ? proto_client_table[c] : NULL;
 }
 
-/* Length of the UTF-8 character at s (n bytes left), or 0 when it is not a
- * shortest-form encoding of a scalar value (no surrogates, <= U+10FFFF). */
-size_t proto_utf8_char_len(const unsigned char *s, size_t n) {
-        return utf8_char_len(s, n);
-}
-
-/* Offset of the first invalid byte, or n when all of s is valid UTF-8. */
-size_t proto_utf8_invalid_offset(const char *s, size_t n) {
-        const unsigned char *u = (const unsigned char *) s;
-
-        assert(s || n == 0);
-
-        for (size_t i = 0; i < n;) {
-                size_t l;
-
-                /* ASCII, nearly all of any message, a byte at a time here:
-                 * a 300-event APPLY is 2,500 of them. */
-                if (u[i] < 0x80) {
-                        i++;
-                        continue;
-                }
-                l = proto_utf8_char_len(u + i, n - i);
-                if (l == 0)
-                        return i;
-                i += l;
-        }
-        return n;
-}
 
 bool proto_has_control(const char *s) {
         assert(s);
@@ -77,7 +49,7 @@ bool proto_value_ok(const char *s, bool allow_empty) {
                 return false;
         if (!allow_empty && !*s)
                 return false;
-        return !proto_has_control(s) && proto_utf8_invalid_offset(s, strlen(s)) == strlen(s);
+        return !proto_has_control(s) && utf8_is_valid(s);
 }
 
 bool proto_chars_in(const char *s, const char *extra, bool lower) {
@@ -123,7 +95,7 @@ void proto_sanitize_message(char *dst, size_t size, const char *src) {
         if (size == 0)
                 return;
         for (size_t i = 0; i < n;) {
-                size_t l = proto_utf8_char_len(s + i, n - i);
+                size_t l = utf8_char_len(s + i, n - i);
 
                 if (l == 0 || (l == 1 && proto_is_control(s[i]))) {
                         if (o + 1 >= size)

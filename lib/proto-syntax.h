@@ -13,8 +13,6 @@
 extern const char *const proto_verb_table[_PROTO_VERB_MAX];
 extern const char *const proto_client_table[_PROTO_CLIENT_MAX];
 
-size_t proto_utf8_char_len(const unsigned char *s, size_t n);
-size_t proto_utf8_invalid_offset(const char *s, size_t n);
 /* Inline: checked for every byte of every message. */
 static inline bool proto_is_control(unsigned char c) {
         return c < 0x20 || c == 0x7f;

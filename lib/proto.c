@@ -143,7 +143,7 @@ static int message_parse(const void *buf, size_t len, int expected, enum proto_v
         nul = memchr(buf, 0, len);
         if (nul)
                 return reject(reason, size, "NUL byte at offset %zu", (size_t) (nul - (const char *) buf));
-        off = proto_utf8_invalid_offset(buf, len);
+        off = utf8_invalid_offset(buf, len);
         if (off < len)
                 return reject(reason, size, "invalid UTF-8 at offset %zu", off);
 

@@ -272,20 +272,6 @@ const char *format_iso8601(char *buf, size_t size, uint64_t usec) {
         return buf;
 }
 
-bool utf8_is_valid(const char *s) {
-        const unsigned char *u = (const unsigned char *) s;
-        size_t n = strlen(s);
-
-        for (size_t i = 0; i < n;) {
-                size_t l = u[i] < 0x80 ? 1 : utf8_char_len(u + i, n - i);
-
-                if (l == 0)
-                        return false;
-                i += l;
-        }
-        return true;
-}
-
 char *utf8_escape(const char *s, bool controls) {
         const unsigned char *u = (const unsigned char *) s;
         size_t n = strlen(s), k = 0;
@@ -294,10 +280,9 @@ char *utf8_escape(const char *s, bool controls) {
         if (!out)
                 return NULL;
         for (size_t i = 0; i < n;) {
-                size_t l = u[i] < 0x80 ? 1 : utf8_char_len(u + i, n - i);
-                bool control = u[i] < 0x20 || u[i] == 0x7f || (l == 2 && u[i] == 0xc2 && u[i + 1] <= 0x9f);
+                size_t l = utf8_char_len(u + i, n - i);
 
-                if (l == 0 || (controls && control)) {
+                if (l == 0 || (controls && utf8_char_is_control(u + i, l))) {
                         for (size_t j = 0; j < (l == 0 ? 1 : l); j++)
                                 k += (size_t) sprintf(out + k, "\\x%02x", u[i + j]);
                         i += l == 0 ? 1 : l;

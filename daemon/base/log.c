@@ -127,15 +127,11 @@ static void line_add_escaped(struct line *l, const char *s, bool spaces, bool jo
                 char e[8];
 
                 for (;;) {
-                        if (*c >= 0x80) {
-                                k = utf8_char_len(c, (size_t) (end - c));
-                                if (k == 0 || (k == 2 && c[0] == 0xc2 && c[1] <= 0x9f))
-                                        break;  /* no UTF-8, or a C1 control (U+009B is a terminal's CSI) */
-                                c += k;
-                        } else if (*c >= 0x20 && *c != 0x7f && !(*c == '\\' && !journal) && !(spaces && *c == ' '))
-                                c++;
-                        else
+                        k = utf8_char_len(c, (size_t) (end - c));
+                        if (!*c || k == 0 || utf8_char_is_control(c, k) || (*c == '\\' && !journal) ||
+                            (spaces && *c == ' '))
                                 break;
+                        c += k;
                 }
                 line_add(l, (const char *) run, (size_t) (c - run));
                 if (!*c)
@@ -144,15 +140,10 @@ static void line_add_escaped(struct line *l, const char *s, bool spaces, bool jo
                         line_add(l, journal ? "\n" : "\\n", journal ? 1 : 2);
                 else if (*c == '\\')
                         line_add(l, "\\\\", 2);
-                else if (*c >= 0x80 && k == 2) {
-                        /* a C1 control: both of its bytes */
-                        line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", c[0]));
-                        line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", c[1]));
-                        c += 2;
-                        continue;
-                } else
-                        line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", *c));
-                c++;
+                else    /* each byte: of no UTF-8, or of a control character (a C1 has two) */
+                        for (size_t j = 0; j < (k ? k : 1); j++)
+                                line_add(l, e, (size_t) snprintf(e, sizeof(e), "\\x%02x", c[j]));
+                c += k ? k : 1;
         }
 }
 
