@@ -114,13 +114,36 @@ int write_all(int fd, const void *buf, size_t n) {
         return 0;
 }
 
+int format_in_memory(int (*write_fn)(FILE *f, const void *userdata), const void *userdata, char **ret,
+                     size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        assert(write_fn);
+        assert(ret);
+        assert(ret_size);
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        r = write_fn(f, userdata);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}
+
 int write_file_atomic(const char *path, mode_t mode, unsigned flags,
                       int (*write_fn)(FILE *f, const void *userdata), const void *userdata) {
         _cleanup_free_ char *tmp = NULL, *buf = NULL;
         _cleanup_close_ int fd = -1;
         bool made_dirs = false;
         size_t size = 0, tmp_size;
-        FILE *f;
         int r;
 
         assert(path);
@@ -128,12 +151,7 @@ int write_file_atomic(const char *path, mode_t mode, unsigned flags,
 
         /* Formatted in memory first: the file is then one write(), and
          * nothing is created when write_fn fails. */
-        f = open_memstream(&buf, &size);
-        if (!f)
-                return -ENOMEM;
-        r = write_fn(f, userdata);
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
+        r = format_in_memory(write_fn, userdata, &buf, &size);
         if (r < 0)
                 return r;
 

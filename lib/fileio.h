@@ -15,6 +15,11 @@ enum {
         WRITE_FILE_MKDIR = 1 << 1,      /* create missing parent directories (0755) */
 };
 
+/* What write_fn puts into a stream, in memory: *ret (malloc'd, the
+ * caller's) and its length.  -errno of write_fn, or -ENOMEM. */
+int format_in_memory(int (*write_fn)(FILE *f, const void *userdata), const void *userdata, char **ret,
+                     size_t *ret_size);
+
 /* Write what write_fn puts into the stream to path atomically: a temporary
  * file in the same directory, renamed over path only when everything was
  * written.  mode is the new file's mode, whatever the umask (read once per

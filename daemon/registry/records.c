@@ -75,15 +75,9 @@ static int write_record(FILE *out, const void *userdata) {
 static int write_entry(FILE *out, const struct vm *vm) {
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
-        FILE *f;
         int r;
 
-        f = open_memstream(&body, &len);
-        if (!f)
-                return -ENOMEM;
-        r = write_record(f, vm);
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
+        r = format_in_memory(write_record, vm, &body, &len);
         if (r < 0)
                 return r;
         if (len > RECORD_MAX)
