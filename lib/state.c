@@ -27,8 +27,6 @@
 #include "fileio.h"
 #include "state.h"
 
-/* More is not ours: a state file holds a default and a line per override. */
-#define STATE_FILE_MAX (1024 * 1024)
 
 void state_done(struct state *s) {
         free(s->default_profile);
@@ -40,11 +38,75 @@ void state_done(struct state *s) {
         *s = (struct state) {};
 }
 
+/* The claim of a key: what follows "uid:<n>/" ("uuid:…", "name:…"), the
+ * whole key otherwise ("machine:…", version 1's "uuid:…", "name:…"). */
+static const char *claim_of(const char *key) {
+        const char *v = startswith(key, "uid:");
+
+        if (v && *v >= '0' && *v <= '9') {
+                v += strspn(v, "0123456789");
+                if (*v == '/')
+                        return v + 1;
+        }
+        return key;
+}
+
+/* Entries are kept in the order of (claim, key) (state.h). */
+static int key_cmp(const char *a, const char *b) {
+        int r = strcmp(claim_of(a), claim_of(b));
+
+        return r != 0 ? r : strcmp(a, b);
+}
+
+/* The first entry not before key (n: none); *ret_found whether it is key. */
+static size_t locate(const struct state *s, const char *key, bool *ret_found) {
+        size_t lo = 0, hi = s->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (key_cmp(s->v[mid].key, key) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_found = lo < s->n && streq(s->v[lo].key, key);
+        return lo;
+}
+
 struct state_entry *state_entry_get(const struct state *s, const char *key) {
-        for (size_t i = 0; i < s->n; i++)
-                if (streq(s->v[i].key, key))
-                        return &s->v[i];
-        return NULL;
+        bool found;
+        size_t i = locate(s, key, &found);
+
+        return found ? &s->v[i] : NULL;
+}
+
+/* claim against "<kind>:<value>", as strcmp() orders them; value NULL:
+ * 0 for any claim of kind. */
+static int claim_cmp(const char *claim, const char *kind, const char *value) {
+        size_t k = strlen(kind);
+        int r = strncmp(claim, kind, k);
+
+        if (r != 0)
+                return r;
+        claim += k;
+        if (*claim != ':')
+                return (int) (unsigned char) *claim - ':';
+        return value ? strcmp(claim + 1, value) : 0;
+}
+
+bool state_has_claim(const struct state *s, const char *kind, const char *value) {
+        size_t lo = 0, hi = s->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (claim_cmp(claim_of(s->v[mid].key), kind, value) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < s->n && claim_cmp(claim_of(s->v[lo].key), kind, value) == 0;
 }
 
 const char *state_get(const struct state *s, const char *key) {
@@ -71,33 +133,39 @@ uint64_t state_next_expiry(const struct state *s) {
         return next;
 }
 
-int state_set(struct state *s, const char *key, const char *profile) {
-        struct state_entry *e;
+void state_remove_at(struct state *s, size_t i) {
+        assert(i < s->n);
+        free(s->v[i].key);
+        free(s->v[i].profile);
+        memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(s->v[0]));
+        s->n--;
+}
 
-        for (size_t i = 0; i < s->n; i++)
-                if (streq(s->v[i].key, key)) {
-                        if (profile) {
-                                s->v[i].expires_usec = 0;
-                                return free_and_strdup(&s->v[i].profile, profile);
-                        }
-                        free(s->v[i].key);
-                        free(s->v[i].profile);
-                        s->v[i] = s->v[--s->n];
+int state_set(struct state *s, const char *key, const char *profile) {
+        struct state_entry e;
+        bool found;
+        size_t i = locate(s, key, &found);
+
+        if (found) {
+                if (!profile) {
+                        state_remove_at(s, i);
                         return 0;
                 }
+                s->v[i].expires_usec = 0;
+                return free_and_strdup(&s->v[i].profile, profile);
+        }
         if (!profile)
                 return 0;
-        e = reallocarray(s->v, s->n + 1, sizeof(*e));
-        if (!e)
+        if (!GREEDY_REALLOC(s->v, s->allocated, s->n + 1))
                 return -ENOMEM;
-        s->v = e;
-        e = &s->v[s->n];
-        *e = (struct state_entry) { .key = strdup(key), .profile = strdup(profile) };
-        if (!e->key || !e->profile) {
-                free(e->key);
-                free(e->profile);
+        e = (struct state_entry) { .key = strdup(key), .profile = strdup(profile) };
+        if (!e.key || !e.profile) {
+                free(e.key);
+                free(e.profile);
                 return -ENOMEM;
         }
+        memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(s->v[0]));
+        s->v[i] = e;
         s->n++;
         return 0;
 }
@@ -262,7 +330,7 @@ int state_load(const char *path, struct state *ret, char **ret_error) {
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                if (asprintf(ret_error, "%s", r == -EFBIG ? "larger than 1 MiB" :
+                if (asprintf(ret_error, "%s", r == -EFBIG ? "larger than 16 MiB" :
                                               r == -EBADFD || r == -EISDIR ? "not a regular file" :
                                               r == -ELOOP ? "a symbolic link, which pmufilterd never writes" :
                                               strerror(-r)) < 0)
@@ -297,8 +365,20 @@ static size_t utf8_decode(const unsigned char *s, uint32_t *ret) {
 void yaml_put_scalar(FILE *f, const char *s) {
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p;) {
+                size_t plain = 0;
                 uint32_t c;
-                size_t l = utf8_decode(p, &c);
+                size_t l;
+
+                /* Printable ASCII but the two escaped, as one run: keys and
+                 * profile names are that. */
+                while (p[plain] >= 0x20 && p[plain] < 0x7f && p[plain] != '"' && p[plain] != '\\')
+                        plain++;
+                if (plain > 0) {
+                        fwrite(p, 1, plain, f);
+                        p += plain;
+                        continue;
+                }
+                l = utf8_decode(p, &c);
 
                 if (l == 0) {
                         /* Not UTF-8, which YAML cannot hold: keep the file
@@ -356,7 +436,11 @@ static int write_state(FILE *f, const void *userdata) {
                         fprintf(f, explicit_key ? "\n  : %" PRIu64 "\n" : ": %" PRIu64 "\n", s->v[i].expires_usec);
                 }
         }
-        return ferror(f) ? -EIO : 0;
+        if (ferror(f))
+                return -EIO;
+        /* What state_load() would refuse is not written: the file there
+         * stays as it was, and the change is refused. */
+        return ftell(f) > STATE_FILE_MAX ? -EFBIG : 0;
 }
 
 int state_save(const char *path, const struct state *s) {

@@ -15,13 +15,21 @@ struct state_entry {
         uint64_t expires_usec;  /* a time-limited grant: CLOCK_REALTIME µs it ends at; 0: none */
 };
 
+/* The largest state file read, and written: some 300,000 changes. */
+#define STATE_FILE_MAX (16 * 1024 * 1024)
+
 /* The longest grant (SetVMProfileFor, `profile set --for`): 31 days. */
 #define STATE_GRANT_MAX_USEC (UINT64_C(31) * 24 * 3600 * USEC_PER_SEC)
 
+/* v is in the order of (claim, key), the claim being what a key binds
+ * the change to beyond its uid ("uid:0/name:vm-7" → "name:vm-7"): a key is
+ * found, and whether any key holds a claim told, by a binary search (a
+ * host's state files may hold the changes of many thousand VMs), and the
+ * file lists the changes bound to one name or UUID together. */
 struct state {
         char *default_profile;
         struct state_entry *v;
-        size_t n;
+        size_t n, allocated;
 };
 
 void state_done(struct state *s);
@@ -33,7 +41,8 @@ bool state_key_valid(const char *key);
 int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error);
 /* Read path; a missing file is an empty state.  A corrupt one is -EINVAL. */
 int state_load(const char *path, struct state *ret, char **ret_error);
-/* Write atomically: temp file, fsync, rename, fsync of the directory. */
+/* Write atomically: temp file, fsync, rename, fsync of the directory.
+ * -EFBIG, and nothing written, when the file would be over STATE_FILE_MAX. */
 int state_save(const char *path, const struct state *s);
 /* The same without the fsyncs, for a store that does not outlive a reboot
  * (the runtime one, on the tmpfs of /run): the rename keeps it whole should
@@ -46,6 +55,11 @@ int state_set(struct state *s, const char *key, const char *profile);
 const char *state_get(const struct state *s, const char *key);
 /* The entry of key, or NULL. */
 struct state_entry *state_entry_get(const struct state *s, const char *key);
+/* Whether a key of s has the claim "<kind>:<value>" (kind "machine",
+ * "uuid" or "name"); value NULL: any claim of that kind. */
+bool state_has_claim(const struct state *s, const char *kind, const char *value);
+/* Remove the i-th entry, keeping the order. */
+void state_remove_at(struct state *s, size_t i);
 /* Make key's entry a grant ending at usec (0: none).  -ENOENT: no entry. */
 int state_set_expiry(struct state *s, const char *key, uint64_t usec);
 /* The earliest expiry of a grant in s; 0: none. */

@@ -112,41 +112,22 @@ const struct state_entry *overrides_lookup_entry(const struct decider *d, const 
         return NULL;
 }
 
-/* Could key be the one key_of() builds for a VM claiming uuid or name, for
- * some uid?  true also for a key of no form key_of() builds (a version 1
- * key the start-up has not migrated): such a key asks for every fact, as
- * before this shortcut existed. */
-static bool claim_key_may_match(const char *key, const char *uuid, const char *name) {
-        const char *v = startswith(key, "uid:"), *claim;
-
-        if (!v || !isdigit((unsigned char) *v))
-                return true;
-        v += strspn(v, "0123456789");
-        if ((claim = startswith(v, "/uuid:")))
-                return uuid && streq(claim, uuid);
-        if ((claim = startswith(v, "/name:")))
-                return name && streq(claim, name);
-        return true;
-}
-
+/* Which facts a lookup for a VM claiming uuid and name needs: a key on
+ * its claims (of any uid) needs the uid, and the machine too (a VM in a
+ * machine is known by the machine alone, kinds_of(), so a key on its
+ * claims must not reach it); a machine key anywhere needs the machine.
+ * Each a binary search (state.h), not a walk of the stores. */
 unsigned overrides_facts_needed(const struct decider *d, const char *uuid, const char *name) {
-        bool machine = false, claims = false;
+        bool machine = false;
 
         assert(d);
         for (int runtime = 1; runtime >= 0; runtime--) {
                 const struct state *s = runtime ? &d->runtime : &d->persistent;
 
-                for (size_t i = 0; i < s->n && !claims; i++) {
-                        if (startswith(s->v[i].key, "machine:"))
-                                machine = true;
-                        else if (claim_key_may_match(s->v[i].key, uuid, name))
-                                claims = true;
-                }
+                if ((uuid && state_has_claim(s, "uuid", uuid)) || (name && state_has_claim(s, "name", name)))
+                        return PROC_FACT_MACHINE | PROC_FACT_IDS;
+                machine = machine || state_has_claim(s, "machine", NULL);
         }
-        /* A VM in a machine is known by the machine alone (kinds_of()): a key
-         * on its claims must not reach it, so the claims need the machine too. */
-        if (claims)
-                return PROC_FACT_MACHINE | PROC_FACT_IDS;
         return machine ? PROC_FACT_MACHINE : 0;
 }
 

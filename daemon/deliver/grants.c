@@ -137,12 +137,13 @@ void deliver_grants_expire(struct deliver *d, bool at_start) {
         }
         /* Every ended grant out of the store first: what a VM gets now is
          * what is beneath, never another grant that ended too. */
-        for (size_t i = 0; i < rt->n;)
-                if (rt->v[i].expires_usec > 0 && rt->v[i].expires_usec <= now) {
+        for (size_t i = 0, kept = 0, n_all = rt->n; i < n_all; i++) {
+                if (rt->v[i].expires_usec > 0 && rt->v[i].expires_usec <= now)
                         ended[n_ended++] = rt->v[i];
-                        rt->v[i] = rt->v[--rt->n];
-                } else
-                        i++;
+                else
+                        rt->v[kept++] = rt->v[i];       /* in order (state.h) */
+                rt->n = kept;
+        }
         if (n_ended > 0)
                 (void) save_runtime(d);
         /* A VM holds one override, so it is in one ended grant at most. */

@@ -38,6 +38,21 @@ sys.path.insert(0, os.path.join(SRC, "tests/integration"))
 import benchrun  # noqa: E402
 from benchrun import Proc, Skip, pct, ratio  # noqa: E402
 
+# Entries in each state file of the overrides phase.
+OVERRIDES = 10000
+
+
+def seed_state(path, n, prefix):
+    """A state file of n per-VM entries, as pmufilterd writes it, for VMs
+    that are not running: half keyed on a claimed name, half on a claimed
+    UUID, of two uids."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("version: 2\nvms:\n")
+        for i in range(n):
+            key = ("uid:%d/name:%s-%05d" % (i % 2 * 107, prefix, i) if i % 2 == 0 else
+                   "uid:%d/uuid:%08x-0000-4000-8000-%012x" % (i % 2 * 107, i, i))
+            f.write('  "%s": "bench-2"\n' % key)
 
 
 def config_text():
@@ -540,6 +555,47 @@ class Bench:
         self.results["idle"] = {"ctxt": after - before, "uevents_ctxt_window": host1, "strace": wakes,
                                 "uevents_strace_window": host2}
 
+    def phase_overrides(self, bus, rtt2):
+        """A host with a history of per-VM changes: OVERRIDES entries in each
+        state file (persistent and runtime), none of them for a running VM.
+        The attach (each looks its VM up in both stores) and SetVMProfile
+        (which rewrites the runtime store whole, as pmufilterd(8) says it
+        is kept) beside the same figures with empty stores."""
+        n = OVERRIDES
+        d = benchrun.Daemon(self, verbose=False, bus=bus, name="overrides",
+                            seed=lambda persistent, runtime: (seed_state(persistent, n, "gone"),
+                                                              seed_state(runtime, n, "was")))
+        echo = benchrun.Echo(self, self.apply2_events, "bench-2", "echo2-overrides")
+        try:
+            with self.profiled(d, "overrides"):
+                self._phase_overrides(d, bus, echo, rtt2, n)
+        finally:
+            echo.stop()
+            d.stop()
+
+    def _phase_overrides(self, d, bus, echo, rtt2, n):
+        if True:
+            sent, _ = self.attach_samples([("min", echo), ("min", d)], None, self.o.attach_samples)
+            self.row("attach, 2 entries, 0 other sessions, %d overrides in each state file: minimal client → "
+                     "pmufilterd" % n, sent[1], sent[0], None, unit="us",
+                     how="as the attach rows above, the daemon started with state files of %d entries each "
+                         "(none for these VMs)" % n)
+            h = benchrun.Holder(self, d.socket, 1, trace=True)
+            try:
+                vm = "hold-%d-0" % h.proc.pid
+                k = self.o.runtime_samples // 3
+                ping = bus.bench("ping", "--count", str(k))
+                h.command("reset")
+                setvm = bus.bench("set-vm", "--vm", vm, "--profiles", "bench-2b,bench-2", "--count", str(k))
+                ioctl = h.applies()
+                base = [ping[i] + ioctl[i % len(ioctl)] + rtt2[i % len(rtt2)] for i in range(k)]
+                self.row("runtime change, 1 VM, %d overrides in each state file: SetVMProfile → APPLIED" % n,
+                         setvm, base, None, unit="us",
+                         how="as the row with empty stores; the runtime state file (%d entries) is written "
+                             "whole before the APPLY" % (n + 1))
+            finally:
+                h.stop()
+
     def phase_detection(self, bus):
         d = benchrun.Daemon(self, verbose=True, bus=bus, name="detect")
         listen = benchrun.Listener(self)
@@ -761,6 +817,8 @@ class Bench:
         d.wait_vms_below(bus, 100, 120)
         d.stop()
 
+        if self.want("overrides"):
+            self.phase_overrides(bus, rtt2)
         if self.want("detection"):
             self.phase_detection(bus)
         self.results["load_end"] = os.getloadavg()
@@ -794,7 +852,7 @@ def main():
                     help="skip the per-step breakdown of a VM's life (perf, strace)")
     ap.add_argument("--breakdown", action="store_true", help="run that breakdown with --quick too")
     ap.add_argument("--phases", type=lambda s: s.split(","), default=None,
-                    help="only these phases, comma-separated: attach, life, runtime, reads, idle, detection "
+                    help="only these phases, comma-separated: attach, life, runtime, reads, idle, overrides, detection "
                          "(for a quick look at one figure; the table then has only their rows)")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)

@@ -228,9 +228,11 @@ class Stamped:
 
 
 class Daemon(Stamped):
-    def __init__(self, bench, verbose, bus, name):
+    def __init__(self, bench, verbose, bus, name, seed=None):
         d = os.path.join(bench.dir, name)
         os.makedirs(d)
+        if seed:    # seed(persistent state file, runtime state file)
+            seed(os.path.join(d, "state", "state.yaml"), os.path.join(bench.rundir, name, "state.yaml"))
         self.socket = os.path.join(d, "vmm.sock")
         argv = [getattr(bench, "daemon_bin", None) or os.path.join(bench.build, "daemon/pmufilterd"), "--config", bench.config, "--socket", self.socket,
                 "--state-dir", os.path.join(d, "state"), "--runtime-dir", os.path.join(bench.rundir, name)]

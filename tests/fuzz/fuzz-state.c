@@ -8,7 +8,8 @@
  * Properties: no crash or leak; on failure *ret untouched, -EINVAL with a
  * reason (or -ENOMEM); on success every VM key is of a form state.h
  * names ("machine:UUID", "uid:N/uuid:UUID", "uid:N/name:NAME", or version
- * 1's "uuid:..." and "name:..."), keys unique; and what state_save() writes of it, state_load() reads back
+ * 1's "uuid:..." and "name:..."), keys unique and in state.h's order (each
+ * found by state_entry_get()); and what state_save() writes of it, state_load() reads back
  * as the same state, grants' expiries too (the writer is total on whatever
  * the reader accepts).
  */
@@ -59,6 +60,19 @@ static bool key_form_ok(const char *key) {
         return (startswith(p, "/uuid:") || startswith(p, "/name:")) && p[6];
 }
 
+/* The order of lib/state.h, (claim, key), written apart from state.c. */
+static int key_order(const char *a, const char *b) {
+        const char *ca = a, *cb = b, *p;
+        int r;
+
+        if ((p = startswith(a, "uid:")) && (p = strchr(p, '/')))
+                ca = p + 1;
+        if ((p = startswith(b, "uid:")) && (p = strchr(p, '/')))
+                cb = p + 1;
+        r = strcmp(ca, cb);
+        return r != 0 ? r : strcmp(a, b);
+}
+
 static void check_same(const struct state *a, const struct state *b) {
         fuzz_check(streq_ptr(a->default_profile, b->default_profile),
                    "default_profile \"%s\" read back as \"%s\"", strna(a->default_profile), strna(b->default_profile));
@@ -97,6 +111,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_check(s.v[i].profile, "key \"%s\" without a profile", s.v[i].key);
                 for (size_t j = 0; j < i; j++)
                         fuzz_check(!streq(s.v[i].key, s.v[j].key), "key \"%s\" twice", s.v[i].key);
+                fuzz_check(i == 0 || key_order(s.v[i - 1].key, s.v[i].key) < 0, "key \"%s\" after \"%s\"",
+                           s.v[i].key, s.v[i - 1].key);
+                fuzz_check(state_entry_get(&s, s.v[i].key) == &s.v[i], "key \"%s\" not found", s.v[i].key);
         }
 
         r = state_save(path, &s);
