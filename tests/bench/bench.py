@@ -512,6 +512,19 @@ class Bench:
                            % (bare[0] / 2**20, bare[1] / 2**20, bare[2] / 2**20))
         self.rows[-1]["target"] = "≤ 3.00 MiB"
         self.rows[-1]["pass"] = idle[0] <= 3 * 2**20
+        # What the difference is made of: the objects only the daemon maps,
+        # its own program against the bare service's, anonymous memory.
+        ours, theirs = self.rss_objects
+        only = sorted(((k, v) for k, v in ours.items() if k not in theirs and k not in ("[exe]", "[anon]")),
+                      key=lambda kv: -kv[1])
+        shared = sum(v for k, v in ours.items() if k in theirs and k not in ("[exe]", "[anon]"))
+        shared_bare = sum(v for k, v in theirs.items() if k in ours and k not in ("[exe]", "[anon]"))
+        note = ("idle RSS by what is mapped, pmufilterd / the bare sd-bus service: its program %d / %d KiB, "
+                "anonymous %d / %d KiB, the libraries both map %d / %d KiB, only pmufilterd's: %s" %
+                (ours.get("[exe]", 0), theirs.get("[exe]", 0), ours.get("[anon]", 0), theirs.get("[anon]", 0),
+                 shared, shared_bare, ", ".join("%s %d KiB" % kv for kv in only if kv[1] > 0) or "none"))
+        self.results["notes"].append(note)
+        print("# " + note, flush=True)
         per_vm = (rss_full - idle[0]) / vms
         # MemAvailable is the host's: other VMs coming and going can swamp it.
         kernel = [kernel_per_vm] if kernel_per_vm > 0 else []
@@ -746,6 +759,7 @@ class Bench:
         time.sleep(1.0)
         idle = benchrun.memory(d.pid)
         bare = benchrun.memory(bus.echo.pid)
+        self.rss_objects = (benchrun.rss_by_object(d.pid), benchrun.rss_by_object(bus.echo.pid))
         bus.echo.stop()
         mem0 = benchrun.mem_available()
 

@@ -627,6 +627,23 @@ def memory(pid):
     return v.get("Rss", 0), v.get("Pss", 0), v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
 
 
+def rss_by_object(pid):
+    """KiB of RSS of pid per mapped object: a file's base name, "[anon]" for
+    anonymous memory (heap, stack, private mappings), "[exe]" for the
+    program's own file."""
+    exe = os.path.realpath("/proc/%d/exe" % pid)
+    v, name = {}, None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            p = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                path = p[5] if len(p) >= 6 else ""
+                name = ("[exe]" if path == exe else os.path.basename(path) if path.startswith("/") else "[anon]")
+            elif p and p[0] == "Rss:" and name:
+                v[name] = v.get(name, 0) + int(p[1])
+    return v
+
+
 def fs_type(path):
     """The file system a path is on, from /proc/mounts (longest mount point)."""
     best, kind = "", "?"

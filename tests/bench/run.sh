@@ -3,7 +3,7 @@
 # Run the benchmarks against the build in BUILD and print the table of
 # docs/benchmarks.md (the same as `meson test -C BUILD --suite bench -v`).
 #   tests/bench/run.sh BUILD [--quick] [--json FILE] [--markdown FILE] [--strict] [--keep]
-#                      [--phases attach,life,runtime,reads,idle,detection]
+#                      [--phases attach,life,runtime,reads,idle,overrides,detection]
 #                      [--profile DIR] [--no-breakdown | --breakdown]
 # Use a release build: meson setup --buildtype=release BUILD.  The full run
 # breaks a VM's life down by step with perf and strace when both exist.
