@@ -44,11 +44,14 @@ int bus_error_not_managed(sd_bus_error *error, const struct vm *vm, bool for_cha
 }
 
 int bus_error_persist_failed(sd_bus_error *error, const char *path, int r) {
+        /* ResetVMProfile takes a running VM: the changes of VMs that are
+         * gone leave the file only by hand, with the daemon stopped. */
         if (r == -EFBIG)
                 return sd_bus_error_setf(error, BUS_ERROR_PERSIST_FAILED,
                                          "Not changed: %s would be over %u MiB, more than pmufilterd reads back; "
-                                         "reset the changes of VMs that are gone first", path,
-                                         STATE_FILE_MAX / (1024 * 1024));
+                                         "reset changes of running VMs, or remove those of VMs that are gone "
+                                         "from the file while pmufilterd is stopped", path,
+                                         (unsigned) (STATE_FILE_MAX / (1024 * 1024)));
         return sd_bus_error_setf(error, BUS_ERROR_PERSIST_FAILED, "Failed to write %s: %s", path, strerror(-r));
 }
 

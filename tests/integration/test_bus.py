@@ -781,6 +781,56 @@ def test_old_state_file_is_migrated_to_verified_bindings():
         check(b.get(p.path, VM, "ProfileSource") == "persistent", "from the migrated change")
 
 
+STATE_FILE_MAX = 16 * 1024 * 1024       # lib/state.h
+
+
+def test_change_that_would_outgrow_the_state_file_is_refused():
+    """A change that would make state.yaml larger than the daemon reads
+    back is refused (PersistFailed, saying so and how to make room: the
+    changes of VMs that are gone cannot be reset over D-Bus) and undone:
+    the file stays byte for byte, the VM keeps its profile; a change
+    elsewhere (the runtime file) is still made."""
+    with world() as w:
+        b, d = w.bus, w.d
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(10)
+        os.makedirs(os.path.join(d.dir, "state"), exist_ok=True)
+        # Exactly as the daemon writes it, a few bytes short of the limit.
+        head = "# Written by pmufilterd: changes made over D-Bus. Do not edit while it runs.\nversion: 2\nvms:\n"
+        lines, size, i = [], len(head), 0
+        while True:
+            line = '  "uid:0/name:%s%06d": "minimal"\n' % ("n" * 200, i)
+            if size + len(line) > STATE_FILE_MAX - 10:
+                break
+            lines.append(line)
+            size += len(line)
+            i += 1
+        pad = STATE_FILE_MAX - 10 - size - len('  "uid:0/name:": "minimal"\n')
+        if pad > 0:
+            lines.append('  "uid:0/name:%s": "minimal"\n' % ("p" * pad))
+        text = head + "".join(lines)
+        check(STATE_FILE_MAX - 30 < len(text) <= STATE_FILE_MAX, "%d bytes" % len(text))
+        path = os.path.join(d.dir, "state", "state.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        if os.path.exists(d.socket):
+            os.unlink(d.socket)
+        d.start()
+        p = w.attach("vm1", label_tier="gold")
+        b.wait_property(p.path, VM, "Profile", lambda v: v == "gold", "gold")
+        b.gcall_error(MGR_PATH, MGR + ".SetVMProfile", "vm1", "minimal", "false",
+                      error="org.pmufilterd1.PersistFailed", message=r"state\.yaml would be over 16 MiB.*running VMs.*"
+                      r"VMs that are gone from the file while pmufilterd is stopped")
+        with open(path) as f:
+            check(f.read() == text, "state.yaml is as it was")
+        v = b.props(p.path, VM)
+        check(v["Profile"] == "gold" and v["ProfileSource"] == "rule:1",
+              "vm1 still follows the rules: %s/%s" % (v["Profile"], v["ProfileSource"]))
+        b.call(MGR_PATH, MGR, "SetVMProfile", "ssb", "vm1", "minimal", "true")
+        b.wait_property(p.path, VM, "Profile", lambda v: v == "minimal", "minimal")
+        check(b.get(p.path, VM, "ProfileSource") == "runtime", "a runtime change is still made")
+
+
 def test_change_records_say_who_asked():
     """Every change's audit record carries the caller's uid, pid and bus
     name, the VM's name and what decided its profile before."""
