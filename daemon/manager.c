@@ -250,6 +250,7 @@ static int migrate_state(struct manager *m, bool runtime) {
         const char *dir = runtime ? m->options.runtime_dir : m->options.state_dir;
         _cleanup_free_ char *path = NULL;
         bool changed = false;
+        int r;
 
         for (size_t i = 0; i < s->n;) {
                 _cleanup_free_ char *old = NULL, *profile = NULL, *key = NULL, *value = NULL;
@@ -300,8 +301,9 @@ static int migrate_state(struct manager *m, bool runtime) {
                 return 0;
         if (asprintf(&path, "%s/state.yaml", dir) < 0)
                 return log_error_errno(ENOMEM, "Failed to migrate the state files: %m");
-        if (state_save(path, s) < 0)
-                log_warning("Failed to write %s after its migration: %m", path);
+        r = state_save(path, s);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write %s after its migration: %m", path);
         return 0;
 }
 

@@ -831,6 +831,24 @@ def test_change_that_would_outgrow_the_state_file_is_refused():
         check(b.get(p.path, VM, "ProfileSource") == "runtime", "a runtime change is still made")
 
 
+def test_migrated_state_file_not_written_says_why():
+    """A migrated state.yaml that cannot be written back is said so in the
+    journal with the reason (here: a value of tabs, each written as an
+    escape, makes it larger than the daemon reads back)."""
+    with world() as w:
+        d = w.d
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(10)
+        os.makedirs(os.path.join(d.dir, "state"), exist_ok=True)
+        with open(os.path.join(d.dir, "state", "state.yaml"), "w") as f:
+            f.write('version: 1\nvms:\n  "name:gone": minimal\n  "uid:0/name:tabs": "%s"\n' % ("\t" * (5 << 20)))
+        if os.path.exists(d.socket):
+            os.unlink(d.socket)
+        d.start()
+        d.wait_line(r"the change 'name:gone' \(profile minimal\) is dropped")
+        d.wait_line(r"Failed to write \S+/state\.yaml after its migration: File too large")
+
+
 def test_change_records_say_who_asked():
     """Every change's audit record carries the caller's uid, pid and bus
     name, the VM's name and what decided its profile before."""
