@@ -9,7 +9,8 @@
  * reason (or -ENOMEM); on success every VM key is of a form state.h
  * names ("machine:UUID", "uid:N/uuid:UUID", "uid:N/name:NAME", or version
  * 1's "uuid:..." and "name:..."), keys unique and in state.h's order (each
- * found by state_entry_get()); and what state_save() writes of it, state_load() reads back
+ * found by state_entry_get(), each claim told by state_has_claim() as a
+ * walk tells it); and what state_save() writes of it, state_load() reads back
  * as the same state, grants' expiries too (the writer is total on whatever
  * the reader accepts).
  */
@@ -73,6 +74,50 @@ static int key_order(const char *a, const char *b) {
         return r != 0 ? r : strcmp(a, b);
 }
 
+/* What a walk of s says of "<kind>:<value>" (value NULL: any of kind). */
+static bool walk_has_claim(const struct state *s, const char *kind, const char *value) {
+        for (size_t i = 0; i < s->n; i++) {
+                const char *c = s->v[i].key, *p;
+
+                if ((p = startswith(c, "uid:")) && (p = strchr(p, '/')))
+                        c = p + 1;
+                if ((p = startswith(c, kind)) && *p == ':' && (!value || streq(p + 1, value)))
+                        return true;
+        }
+        return false;
+}
+
+/* state_has_claim() says what the walk says, for each entry's own claim
+ * and for claims just beside it. */
+static void check_claims(const struct state *s) {
+        static const char *const kinds[] = { "machine", "uuid", "name" };
+
+        for (size_t k = 0; k < ELEMENTSOF(kinds); k++)
+                fuzz_check(state_has_claim(s, kinds[k], NULL) == walk_has_claim(s, kinds[k], NULL),
+                           "state_has_claim(%s, any) differs from a walk", kinds[k]);
+        for (size_t i = 0; i < s->n; i++)
+                for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
+                        const char *c = s->v[i].key, *p;
+                        _cleanup_free_ char *longer = NULL;
+
+                        if ((p = startswith(c, "uid:")) && (p = strchr(p, '/')))
+                                c = p + 1;
+                        if (!(p = startswith(c, kinds[k])) || *p != ':')
+                                continue;
+                        fuzz_check(state_has_claim(s, kinds[k], p + 1), "claim of \"%s\" not found", s->v[i].key);
+                        if (asprintf(&longer, "%s\x01", p + 1) < 0)
+                                abort();
+                        fuzz_check(state_has_claim(s, kinds[k], longer) == walk_has_claim(s, kinds[k], longer),
+                                   "state_has_claim(%s, \"%s\") differs from a walk", kinds[k], longer);
+                        if (p[1]) {
+                                longer[strlen(longer) - 2] = 0;         /* one byte shorter */
+                                fuzz_check(state_has_claim(s, kinds[k], longer) ==
+                                           walk_has_claim(s, kinds[k], longer),
+                                           "state_has_claim(%s, \"%s\") differs from a walk", kinds[k], longer);
+                        }
+                }
+}
+
 static void check_same(const struct state *a, const struct state *b) {
         fuzz_check(streq_ptr(a->default_profile, b->default_profile),
                    "default_profile \"%s\" read back as \"%s\"", strna(a->default_profile), strna(b->default_profile));
@@ -115,6 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            s.v[i].key, s.v[i - 1].key);
                 fuzz_check(state_entry_get(&s, s.v[i].key) == &s.v[i], "key \"%s\" not found", s.v[i].key);
         }
+
+        check_claims(&s);
 
         r = state_save(path, &s);
         fuzz_check(r == 0, "state_save: %s", strerror(-r));
