@@ -176,12 +176,12 @@ struct manager *manager_free(struct manager *m) {
 
 /* One state file (lib/state.h); a corrupt one is reported and set aside.
  * Grants are runtime changes only: one in the persistent file is corrupt. */
-static void load_state(const char *dir, struct state *s, bool runtime) {
+static int load_state(const char *dir, struct state *s, bool runtime) {
         _cleanup_free_ char *path = NULL, *error = NULL, *aside = NULL;
         int r;
 
         if (asprintf(&path, "%s/state.yaml", dir) < 0)
-                return (void) log_error_errno(ENOMEM, "Failed to read the state files: %m");
+                return log_error_errno(ENOMEM, "Failed to read the state files: %m");
         r = state_load(path, s, &error);
         if (r >= 0 && !runtime && state_next_expiry(s) > 0) {
                 state_done(s);
@@ -189,12 +189,18 @@ static void load_state(const char *dir, struct state *s, bool runtime) {
                 r = -EINVAL;
         }
         if (r >= 0)
-                return;
+                return 0;
+        /* A file that could not be read now (no memory, an I/O error, no
+         * permission) is not corrupt: starting without its changes would
+         * write over them with the next one.  Better not to start. */
+        if (r != -EINVAL)
+                return log_error_errno(r, "Failed to read %s: %m", path);
         if (asprintf(&aside, "%s.corrupt", path) >= 0 && rename(path, aside) >= 0)
                 log_error("%s: %s: set aside as %s; starting without these changes", path, strna(error), aside);
         else
                 log_error("%s: %s: ignored", path, strna(error));
         *s = (struct state) {};
+        return 0;
 }
 
 /* One VM of the last run, registered from its record: its override, its
@@ -387,8 +393,12 @@ int manager_startup(struct manager *m) {
         r = deliver_load_policy(&m->deliver);
         if (r < 0)
                 return r;
-        load_state(m->options.state_dir, &m->decider.persistent, false);
-        load_state(m->options.runtime_dir, &m->decider.runtime, true);
+        r = load_state(m->options.state_dir, &m->decider.persistent, false);
+        if (r < 0)
+                return r;
+        r = load_state(m->options.runtime_dir, &m->decider.runtime, true);
+        if (r < 0)
+                return r;
         if (!m->options.no_bus) {
                 r = bus_start(&m->bus, &m->deliver, m->options.bus_address);
                 m->have_bus = true;

@@ -203,7 +203,7 @@ int read_file_bounded(const char *path, size_t max, unsigned flags, char **ret, 
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
-        size_t n = 0;
+        size_t n = 0, allocated;
 
         assert(path);
         assert(ret);
@@ -218,12 +218,27 @@ int read_file_bounded(const char *path, size_t max, unsigned flags, char **ret, 
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
         /* Read to the cap plus one byte rather than trusting st_size: the
-         * file may change under us. */
-        buf = malloc(max + 1);
+         * file may change under us.  st_size (and a page) is where the
+         * buffer starts, not the cap: the caps are far above the usual. */
+        allocated = (uint64_t) st.st_size < max ? (size_t) st.st_size + 4096 : max + 1;
+        if (allocated > max + 1)
+                allocated = max + 1;
+        buf = malloc(allocated);
         if (!buf)
                 return -ENOMEM;
         for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
+                ssize_t k;
+
+                if (n == allocated) {
+                        size_t more = allocated > (max + 1) / 2 ? max + 1 : allocated * 2;
+                        char *p = realloc(buf, more);
+
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                        allocated = more;
+                }
+                k = read(fd, buf + n, allocated - n);
 
                 if (k < 0) {
                         if (errno == EINTR)

@@ -344,7 +344,7 @@ class Daemon:
         if self.reader:
             self.reader.join(10)
         check(not self.sanitizer, "pmufilterd: the sanitizer reported:\n" + "\n".join(self.sanitizer))
-        return self.proc.returncode
+        return self.proc.returncode if self.proc else None
 
     def __enter__(self):
         return self

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 import types
 
@@ -899,6 +900,34 @@ def test_corrupt_state_file_is_set_aside():
                   "a new state.yaml is written: " + state_file(d))
         finally:
             p.close()
+
+
+def test_unreadable_state_file_stops_the_start_and_stays():
+    """A state file that cannot be read now (here: mode 000 and a daemon
+    without CAP_DAC_OVERRIDE) is not corrupt: the daemon does not start
+    without its changes, which its next change would write over, and
+    leaves the file where it is."""
+    harness.need_root()
+    if not shutil.which("setpriv"):
+        raise harness.Skip("setpriv (util-linux) is not installed")
+    with Daemon(config_text=CONFIG, start=False) as d:
+        path = os.path.join(d.dir, "state", "state.yaml")
+        os.makedirs(os.path.dirname(path))
+        text = 'version: 2\nvms:\n  "uid:0/name:vm1": minimal\n'
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0)
+        r = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search", harness.DAEMON,
+                            "--config", d.config, "--socket", d.socket] + d.args,
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode != 0, "the daemon started without its state file:\n" + r.stderr)
+        check(not harness.SANITIZER_REPORT.search(r.stderr), "the sanitizer reported:\n" + r.stderr)
+        check(re.search(r"Failed to read %s: Permission denied" % re.escape(path), r.stderr),
+              "the error names the file and why:\n" + r.stderr)
+        check(not os.path.exists(path + ".corrupt"), "the file was set aside as corrupt")
+        os.chmod(path, 0o600)
+        with open(path) as f:
+            check(f.read() == text, "the file is as it was")
 
 
 # A VMM that names itself with bytes that are no UTF-8 (prctl(PR_SET_NAME)

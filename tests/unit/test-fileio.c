@@ -140,12 +140,30 @@ static void test_mkdir(void **state) {
         assert_int_equal(rm_rf_shallow(d), 0);
 }
 
+/* A file whose st_size says less than it holds (procfs says 0): read
+ * whole, the buffer grown past its first guess, and still refused past
+ * the cap. */
+static void test_read_past_st_size(void **state) {
+        _cleanup_free_ char *buf = NULL, *again = NULL;
+        size_t size = 0, size2 = 0;
+        struct stat st;
+
+        assert_int_equal(stat("/proc/self/smaps", &st), 0);
+        assert_int_equal(st.st_size, 0);
+        assert_int_equal(read_file_bounded("/proc/self/smaps", 16 << 20, 0, &buf, &size), 0);
+        assert_true(size > 3 * 4096);
+        assert_int_equal(strlen(buf), size);
+        assert_non_null(strstr(buf, "Rss:"));
+        assert_int_equal(read_file_bounded("/proc/self/smaps", 5000, 0, &again, &size2), -EFBIG);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mode_despite_umask),      /* first: see there */
                 cmocka_unit_test(test_write_and_replace),
                 cmocka_unit_test(test_hostile_directory),
                 cmocka_unit_test(test_mkdir),
+                cmocka_unit_test(test_read_past_st_size),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
