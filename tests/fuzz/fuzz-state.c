@@ -164,6 +164,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_claims(&s);
 
         r = state_save(path, &s);
+        /* The writer refuses a file over STATE_FILE_MAX; what it writes of
+         * an input is at most about five times the input (quotes, indents,
+         * a control character as \x09), so only an input near a fifth of
+         * the cap may be refused. */
+        if (r == -EFBIG && size * 5 + 4096 > STATE_FILE_MAX) {
+                state_done(&s);
+                return 0;
+        }
         fuzz_check(r == 0, "state_save: %s", strerror(-r));
         r = state_load(path, &back, &error2);
         fuzz_check(r == 0, "what state_save() wrote does not load: %s", strna(error2));

@@ -828,14 +828,15 @@ static void test_overrides_facts_needed(void **state) {
         static const uid_t uids[] = { 0, 107 };
         unsigned checked = 0, saved = 0;
 
-        /* Each subset of the keys, runtime or persistent by the next bit. */
+        /* Each subset of the keys, each key runtime or persistent by a bit of
+         * a hash of the subset (not another key's bit: every key is both). */
         for (unsigned set = 0; set < (1u << ELEMENTSOF(keys)); set++) {
                 struct decider d = {};
 
                 for (size_t k = 0; k < ELEMENTSOF(keys); k++)
                         if (set & (1u << k))
                                 assert_int_equal(overrides_set(&d, keys[k], k % 2 ? "tenant-a" : "tenant-b",
-                                                               (set >> (k + 1)) & 1), 0);
+                                                               ((set * 2654435761u) >> (k + 7)) & 1), 0);
                 for (size_t m = 0; m < ELEMENTSOF(machines); m++)
                         for (size_t u = 0; u < ELEMENTSOF(uuids); u++)
                                 for (size_t n = 0; n < ELEMENTSOF(names); n++)
