@@ -53,7 +53,7 @@
 
 #define SERIES_MAX 4
 
-enum client_kind { CLIENT_MIN, CLIENT_LIB };
+enum client_kind { CLIENT_MIN, CLIENT_MIN_CHECKED, CLIENT_LIB };
 
 static struct {
         const char *sockets[SERIES_MAX];
@@ -94,7 +94,8 @@ static int attach_one(unsigned series, unsigned i, int kvm) {
                 t1 = now_ns();
         } else {
                 t0 = now_ns();
-                r = min_attach(vm, arg.sockets[series], name, arg.labels[0], &sock);
+                r = min_attach_checked(vm, arg.sockets[series], name, arg.labels[0],
+                                       arg.kinds[series] == CLIENT_MIN_CHECKED, &sock);
                 t1 = now_ns();
         }
 
@@ -320,11 +321,13 @@ static int parse_args(int argc, char *argv[]) {
                         if (c == ARG_SERIES) {
                                 if (strncmp(optarg, "min:", 4) == 0)
                                         kind = CLIENT_MIN;
+                                else if (strncmp(optarg, "minchk:", 7) == 0)
+                                        kind = CLIENT_MIN_CHECKED;
                                 else if (strncmp(optarg, "lib:", 4) != 0) {
-                                        fprintf(stderr, "bench-vmm: --series min:PATH or lib:PATH\n");
+                                        fprintf(stderr, "bench-vmm: --series min:PATH, minchk:PATH or lib:PATH\n");
                                         return -EINVAL;
                                 }
-                                path = optarg + 4;
+                                path = strchr(optarg, ':') + 1;
                         }
                         arg.kinds[arg.n_series] = kind;
                         arg.sockets[arg.n_series++] = path;

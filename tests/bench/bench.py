@@ -225,7 +225,7 @@ class Bench:
         if own:
             cond += " (%d of them the measuring VMM's own)" % own
         for label, entries in ((None, 2), ("300", 300)):
-            series = [("min", echoes[entries]), ("min", d), ("lib", d)]
+            series = [("min", echoes[entries]), ("min", d), ("lib", d), ("minchk", d)]
             sent, acked = self.attach_samples(series, label, n, own, d.socket)
             target = ((1.5, 2.0) if entries == 2 else (1.2, 2.0)) if loaded else None
             self.row("attach, %d entries, %s: minimal client → pmufilterd" % (entries, cond),
@@ -238,6 +238,14 @@ class Bench:
             self.row("libpmufilter-client's own cost, %d entries, %s: pmufilter_attach() vs the minimal client, "
                      "both → pmufilterd" % (entries, cond), sent[2], sent[1], (1.1, None), unit="us",
                      how="the library's attach against the same daemon, vs the minimal client's, samples in turn")
+            self.row("  of which the contract's three calls, %d entries, %s: the minimal client with them vs "
+                     "without, both → pmufilterd" % (entries, cond), sent[3], sent[1], None, unit="us",
+                     how="min_attach_checked(): the peer-uid check and the two socket timeouts that "
+                         "pmufilterd-vmm(7) has a client make, as the library makes them")
+            self.row("  and the library's own, %d entries, %s: pmufilter_attach() vs the minimal client with "
+                     "those calls" % (entries, cond), sent[2], sent[3], None, unit="us",
+                     how="what is left of the library's cost: its codec, its session object, its checks of "
+                         "the APPLY")
 
     def phase_life(self, d, others):
         """The daemon's own CPU per VM life, create uevent to destroy uevent."""

@@ -11,18 +11,22 @@
  *
  *   min_attach(vm, path, name, label, &sock)   0 (the kernel's answer: 0 or
  *                                              -errno of the ioctl), or -errno
+ *   min_attach_checked(..., true, &sock)       the same with the library's
+ *                                              three contract calls
  *   min_answer(vm, sock)                       one later APPLY, answered
  *   close(sock)                                ends the session (= DETACH)
  */
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -89,7 +93,8 @@ static inline int min_apply(int vm, int sock, char *buf, size_t n) {
 /* A session for vm on the socket at path: connect, ATTACH, APPLY, ioctl,
  * APPLIED.  *ret_sock is the session (close it to end it); on failure it
  * is -1 and nothing is left open. */
-static inline int min_attach(int vm, const char *path, const char *name, const char *label, int *ret_sock) {
+static inline int min_attach_checked(int vm, const char *path, const char *name, const char *label, bool checks,
+                                     int *ret_sock) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char buf[MIN_MSG_MAX + 1];
         union {
@@ -99,6 +104,7 @@ static inline int min_attach(int vm, const char *path, const char *name, const c
         struct iovec iov = { .iov_base = buf };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                              .msg_controllen = sizeof(control.buf) };
+        struct timeval tv = { .tv_sec = 10 };
         struct cmsghdr *c;
         ssize_t n;
         int sock, l, r;
@@ -108,8 +114,27 @@ static inline int min_attach(int vm, const char *path, const char *name, const c
         if (sock < 0)
                 return -errno;
         strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+        /* checks: the three calls pmufilterd-vmm(7) has a client make that
+         * a VMM need not, each as libpmufilter-client makes it (a send
+         * timeout before connect(), the peer's uid after, a receive timeout
+         * before the APPLY): what is left of the library's cost is its own. */
+        if (checks && setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                goto fail;
         if (connect(sock, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 goto fail;
+        if (checks) {
+                struct ucred cred = {};
+                socklen_t cl = sizeof(cred);
+
+                if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+                        goto fail;
+                if (cred.uid != 0) {
+                        errno = EPERM;
+                        goto fail;
+                }
+                if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+                        goto fail;
+        }
         l = snprintf(buf, sizeof(buf), "PMUFILTER/1 ATTACH\nVMFD=%d\nNAME=%s\n%s%s", vm, name,
                      label ? "LABEL." : "", label ? label : "");
         if (label)
@@ -141,6 +166,10 @@ fail:
         r = -errno;
         close(sock);
         return r;
+}
+
+static inline int min_attach(int vm, const char *path, const char *name, const char *label, int *ret_sock) {
+        return min_attach_checked(vm, path, name, label, false, ret_sock);
 }
 
 /* A later APPLY on an attached session: read it and answer it. */
