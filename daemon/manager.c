@@ -188,8 +188,13 @@ static int load_state(const char *dir, struct state *s, bool runtime) {
                 error = strdup("'expires_usec': a grant ends with the runtime state, it is never persistent");
                 r = -EINVAL;
         }
-        if (r >= 0)
+        if (r >= 0) {
+                if (!state_fits(s))
+                        log_error("%s: as pmufilterd writes it, it would be over %u MiB: every change that "
+                                  "writes it is refused until changes of VMs that are gone are removed from it, "
+                                  "with the daemon stopped", path, STATE_FILE_MAX / (1024 * 1024));
                 return 0;
+        }
         /* A file that could not be read now (no memory, an I/O error, no
          * permission) is not corrupt: starting without its changes would
          * write over them with the next one.  Better not to start. */

@@ -443,6 +443,15 @@ static int write_state(FILE *f, const void *userdata) {
         return ftell(f) > STATE_FILE_MAX ? -EFBIG : 0;
 }
 
+bool state_fits(const struct state *s) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+
+        assert(s);
+        /* -ENOMEM here says nothing of the size: take it as fitting. */
+        return format_in_memory(write_state, s, &buf, &size) != -EFBIG;
+}
+
 int state_save(const char *path, const struct state *s) {
         assert(path);
         assert(s);

@@ -44,6 +44,9 @@ int state_load(const char *path, struct state *ret, char **ret_error);
 /* Write atomically: temp file, fsync, rename, fsync of the directory.
  * -EFBIG, and nothing written, when the file would be over STATE_FILE_MAX. */
 int state_save(const char *path, const struct state *s);
+/* Whether s, as state_save() writes it, is within STATE_FILE_MAX: a file
+ * edited by hand may read in and not write back (escapes, quotes). */
+bool state_fits(const struct state *s);
 /* The same without the fsyncs, for a store that does not outlive a reboot
  * (the runtime one, on the tmpfs of /run): the rename keeps it whole should
  * the daemon die. */

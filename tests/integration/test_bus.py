@@ -850,6 +850,26 @@ def test_migrated_state_file_not_written_says_why():
         d.wait_line(r"Failed to write \S+/state\.yaml after its migration: File too large")
 
 
+def test_state_file_that_would_not_write_back_is_said_at_start():
+    """A state.yaml edited by hand that reads in but, as the daemon writes
+    it, would be over the limit (a value of tabs, each an escape) is said
+    at start-up: every change that writes it will be refused."""
+    with world() as w:
+        d = w.d
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(10)
+        os.makedirs(os.path.join(d.dir, "state"), exist_ok=True)
+        path = os.path.join(d.dir, "state", "state.yaml")
+        with open(path, "w") as f:
+            f.write('version: 2\nvms:\n  "uid:0/name:tabs": "%s"\n' % ("\t" * (5 << 20)))
+        if os.path.exists(d.socket):
+            os.unlink(d.socket)
+        d.start()
+        d.wait_line(re.escape(path) + r": as pmufilterd writes it, it would be over 16 MiB: every change that "
+                    r"writes it is refused")
+        check(d.alive(), "the daemon runs")
+
+
 def test_change_records_say_who_asked():
     """Every change's audit record carries the caller's uid, pid and bus
     name, the VM's name and what decided its profile before."""

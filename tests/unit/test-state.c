@@ -183,6 +183,7 @@ static void test_no_file_the_reader_refuses(void **unused) {
                 assert_true(asprintf(&key, "uid:%zu/name:%s", n, name) > 0);
                 assert_int_equal(state_set(&s, key, "tenant-b"), 0);
         }
+        assert_false(state_fits(&s));
         assert_int_equal(state_save_volatile(path, &s), -EFBIG);
         assert_int_equal(state_save(path, &s), -EFBIG);
         assert_int_equal(state_load(path, &back, &error), 0);
@@ -192,6 +193,7 @@ static void test_no_file_the_reader_refuses(void **unused) {
         /* Fewer, of about 1,050 bytes each in the file, fit and read back. */
         while (s.n > STATE_FILE_MAX / 1100)
                 state_remove_at(&s, s.n - 1);
+        assert_true(state_fits(&s));
         assert_int_equal(state_save_volatile(path, &s), 0);
         if (state_load(path, &back, &error) != 0)
                 fail_msg("%s", error);
