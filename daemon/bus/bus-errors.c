@@ -25,15 +25,28 @@ int bus_error_profile_gone(sd_bus_error *error) {
         return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROFILE, "The profile is gone");
 }
 
+/* The policy's errors quote its files by name, which a conf.d fragment may
+ * have of any bytes, and a state directory's path is root's to choose: an
+ * error message that is no UTF-8 could not be sent at all (bus_utf8()). */
 int bus_error_lockdown(sd_bus_error *error, const char *why) {
+        _cleanup_free_ char *buf = NULL;
+        const char *text = bus_utf8(strna(why), &buf);
+
+        if (!text)
+                return -ENOMEM;
         return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG,
                                  "The daemon is in lockdown (the policy failed to load: %s); fix it and reload first",
-                                 strna(why));
+                                 text);
 }
 
 int bus_error_reload_failed(sd_bus_error *error, const char *why) {
+        _cleanup_free_ char *buf = NULL;
+        const char *text = bus_utf8(strna(why), &buf);
+
+        if (!text)
+                return -ENOMEM;
         return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "The policy was not reloaded, the old one stays: %s",
-                                 strna(why));
+                                 text);
 }
 
 int bus_error_not_managed(sd_bus_error *error, const struct vm *vm, bool for_change) {
@@ -43,7 +56,12 @@ int bus_error_not_managed(sd_bus_error *error, const struct vm *vm, bool for_cha
                                             : "nothing can apply its filter");
 }
 
-int bus_error_persist_failed(sd_bus_error *error, const char *path, int r) {
+int bus_error_persist_failed(sd_bus_error *error, const char *path_raw, int r) {
+        _cleanup_free_ char *buf = NULL;
+        const char *path = bus_utf8(path_raw, &buf);
+
+        if (!path)
+                return -ENOMEM;
         /* ResetVMProfile takes a running VM: the changes of VMs that are
          * gone leave the file only by hand, with the daemon stopped. */
         if (r == -EFBIG)

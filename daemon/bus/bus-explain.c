@@ -53,16 +53,18 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         for (size_t i = 0; r >= 0 && d->set && i < d->set->policy->n_rules; i++) {
                 const struct rule *rule = &d->set->policy->rules[i];
                 char loc[PATH_MAX + 16], reason[512];
-                _cleanup_free_ char *buf = NULL;
-                const char *text;
+                _cleanup_free_ char *buf = NULL, *loc_buf = NULL;
+                const char *text, *loc_text;
                 int matched;
 
                 srcloc_format(&rule->loc, loc, sizeof(loc));
+                loc_text = bus_utf8(loc, &loc_buf);     /* a conf.d file's name: any bytes */
                 /* The reason quotes facts (an exe's path, a comm) and is
                  * cut at 512 bytes: not always UTF-8. */
                 matched = match_explain(rule, &din.match, reason, sizeof(reason));
                 text = bus_utf8(reason, &buf);
-                r = text ? sd_bus_message_append(reply, "(usbs)", (uint32_t) (i + 1), loc, matched, text) : -ENOMEM;
+                r = text && loc_text ? sd_bus_message_append(reply, "(usbs)", (uint32_t) (i + 1), loc_text, matched, text)
+                                     : -ENOMEM;
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

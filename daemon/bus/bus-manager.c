@@ -227,19 +227,19 @@ static int prop_get(sd_bus *bus, const char *path, const char *interface, const 
         if (streq(property, "DefaultProfile"))
                 return sd_bus_message_append(reply, "s", strempty(decider_default_profile(dec, NULL)));
         if (streq(property, "ConfigFiles"))
-                return sd_bus_message_append_strv(reply, dec->set ? dec->set->policy->files : NULL);
+                return bus_append_strv_utf8(reply, dec->set ? dec->set->policy->files : NULL);
         if (streq(property, "NVMs"))
                 return sd_bus_message_append(reply, "u", (uint32_t) b->deliver->registry->n_vms);
         if (streq(property, "Lockdown"))
                 return sd_bus_message_append(reply, "b", dec->lockdown);
         if (streq(property, "Warnings"))
-                return sd_bus_message_append_strv(reply, b->deliver->warnings);
+                return bus_append_strv_utf8(reply, b->deliver->warnings);
         if (streq(property, "ForeignVMs"))
                 return sd_bus_message_append(reply, "u", (uint32_t) b->deliver->foreign_vms);
         if (streq(property, "ReloadWarnings"))
-                return sd_bus_message_append_strv(reply, dec->reload_warnings);
+                return bus_append_strv_utf8(reply, dec->reload_warnings);
         if (streq(property, "LastError"))
-                return sd_bus_message_append(reply, "s", strempty(dec->last_error));
+                return bus_append_utf8(reply, dec->last_error);
         if (streq(property, "HostPMU"))
                 return sd_bus_message_append(reply, "s", b->deliver->pmu->name);
         if (streq(property, "FilterSupported"))

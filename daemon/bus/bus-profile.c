@@ -81,7 +81,7 @@ static int prop_get(sd_bus *bus, const char *path, const char *interface, const 
         if (streq(property, "PMU"))
                 return sd_bus_message_append(reply, "s", f->pmu_off ? "off" : "on");
         if (streq(property, "Source"))
-                return sd_bus_message_append(reply, "s", strempty(p->source_file));
+                return bus_append_utf8(reply, p->source_file);      /* a conf.d file's name: any bytes */
         if (streq(property, "VMs")) {
                 r = sd_bus_message_open_container(reply, 'a', "o");
                 if (r < 0)

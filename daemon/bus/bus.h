@@ -59,6 +59,12 @@ int bus_start(struct bus *b, struct deliver *d, const char *address);
  * be UTF-8, and sd-bus refuses the whole reply for one such string.  NULL:
  * out of memory. */
 const char *bus_utf8(const char *s, char **buf);
+/* A string array, each as bus_utf8() gives it: the policy's file names
+ * (a conf.d fragment may be named with any bytes) and the texts that
+ * quote them. */
+int bus_append_strv_utf8(sd_bus_message *m, char *const *l);
+/* One string property through bus_utf8(). */
+int bus_append_utf8(sd_bus_message *m, const char *s);
 void bus_stop(struct bus *b);
 
 /* Objects are registered before the name is taken (systemd's order). */

@@ -996,5 +996,46 @@ def test_facts_that_are_no_utf8_are_shown_escaped():
             c.wait(10)
 
 
+def test_policy_file_named_with_any_bytes_is_shown_escaped():
+    """A policy file's name may be any bytes (a conf.d fragment's, or
+    --config's): the properties, objects and errors that quote it write each
+    byte that is no UTF-8 as \\xNN, where sd-bus would refuse the whole
+    reply (Manager.ConfigFiles, a Profile's Source, GetManagedObjects,
+    Explain's rule locations, a failed Reload's error)."""
+    import tempfile
+    harness.need_kvm()
+    harness.need_root()
+    need_bus_tools()
+    tmp = tempfile.mkdtemp(prefix="pmufilterd-test.")
+    config = os.path.join(tmp, "policy-\udcff.yaml")      # the byte 0xff on disk
+    with open(config, "w") as f:
+        f.write(CONFIG)
+    shown = os.path.join(tmp, "policy-\\xff.yaml")
+    try:
+        with SystemBus() as b, Daemon(config=config, bus=b.address) as d:
+            check(b.get(MGR_PATH, MGR, "ConfigFiles") == [shown], "ConfigFiles: %r" % b.get(MGR_PATH, MGR, "ConfigFiles"))
+            gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold")[0]
+            check(b.get(gold, PROFILE, "Source") == shown, "Source: %r" % b.get(gold, PROFILE, "Source"))
+            p = AutoPeer(d.socket, name="vm1", label_tier="gold")
+            try:
+                p.wait_applies(1)
+                path = b.call(MGR_PATH, MGR, "GetVM", "s", "vm1")[0]
+                b.wait_property(path, VM, "State", lambda v: v == "filtered", "filtered")
+                check(b.get(path, VM, "ProfileSourceLocation").startswith(shown + ":"),
+                      "ProfileSourceLocation: %r" % b.get(path, VM, "ProfileSourceLocation"))
+                rules = b.call(path, VM, "Explain")[0]
+                check(rules and rules[0][1].startswith(shown + ":"), "Explain's rule location: %r" % rules)
+                objects = b.call(MGR_PATH, OBJMGR, "GetManagedObjects")[0]
+                check(path in objects and gold in objects, "GetManagedObjects answers: %r" % sorted(objects)[:4])
+                with open(config, "w") as f:
+                    f.write("version: 1\nprofiles: [ this is not a mapping\n")
+                b.gcall_error(MGR_PATH, MGR + ".Reload", error="org.pmufilterd1.InvalidConfig",
+                              message=r"the old one stays: .*" + re.escape(shown))
+            finally:
+                p.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     harness.main(globals())
