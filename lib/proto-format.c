@@ -7,8 +7,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
@@ -23,50 +21,69 @@ struct writer {
         size_t n;
 };
 
-_printf_(2, 3)
-static void writef(struct writer *w, const char *fmt, ...) {
-        bool room = w->n < w->size;
-        va_list ap;
-        int l;
-
-        va_start(ap, fmt);
-        l = vsnprintf(room ? w->buf + w->n : NULL, room ? w->size - w->n : 0, fmt, ap);
-        va_end(ap);
-        if (l > 0)
-                w->n += (size_t) l;
+/* Append n bytes; past the buffer's end they are counted only, and
+ * writer_finish() says -ENOBUFS. */
+static void write_bytes(struct writer *w, const char *p, size_t n) {
+        if (w->n + n <= w->size)
+                memcpy(w->buf + w->n, p, n);
+        w->n += n;
 }
 
-/* A comma (unless first) and 0x<hex>, as "%s0x%" PRIx64 would write it:
- * by hand, since an APPLY carries up to PROTO_EVENTS_MAX of them and
- * vsnprintf() per event was most of the cost of formatting a big one. */
-static void write_event(struct writer *w, bool first, uint64_t v) {
-        char tmp[2 + 2 + 16], *p = tmp + sizeof(tmp);
-        size_t l;
+static void write_str(struct writer *w, const char *s) {
+        write_bytes(w, s, strlen(s));
+}
+
+/* A number, decimal or 0x<hex>, as "%" PRIu64 or "0x%" PRIx64 would write
+ * it, preceded by a comma unless first: by hand, since vsnprintf() per
+ * field was most of the cost of formatting a message (an APPLY carries up
+ * to PROTO_EVENTS_MAX events). */
+static void write_number(struct writer *w, bool comma, bool hex, uint64_t v) {
+        char tmp[1 + 2 + 20], *p = tmp + sizeof(tmp);
 
         do {
-                *--p = "0123456789abcdef"[v & 0xf];
-                v >>= 4;
+                *--p = hex ? "0123456789abcdef"[v & 0xf] : (char) ('0' + v % 10);
+                v = hex ? v >> 4 : v / 10;
         } while (v);
-        *--p = 'x';
-        *--p = '0';
-        if (!first)
+        if (hex) {
+                *--p = 'x';
+                *--p = '0';
+        }
+        if (comma)
                 *--p = ',';
-        l = (size_t) (tmp + sizeof(tmp) - p);
-        if (w->n + l <= w->size)
-                memcpy(w->buf + w->n, p, l);    /* else: counted only, writer_finish() says -ENOBUFS */
-        w->n += l;
+        write_bytes(w, p, (size_t) (tmp + sizeof(tmp) - p));
 }
 
+/* "KEY=<value>\n" */
+static void write_field(struct writer *w, const char *key, const char *value) {
+        write_str(w, key);
+        write_bytes(w, "=", 1);
+        write_str(w, value);
+        write_bytes(w, "\n", 1);
+}
+
+static void write_field_number(struct writer *w, const char *key, bool hex, uint64_t v) {
+        write_str(w, key);
+        write_bytes(w, "=", 1);
+        write_number(w, false, hex, v);
+        write_bytes(w, "\n", 1);
+}
+
+/* The length; the text is NUL-terminated where the buffer has room for
+ * that too (one byte more than the message). */
 static int writer_finish(const struct writer *w) {
         if (w->n > PROTO_MSG_MAX)
                 return -EMSGSIZE;
         if (w->n > w->size)
                 return -ENOBUFS;
+        if (w->n < w->size)
+                w->buf[w->n] = 0;
         return (int) w->n;
 }
 
 static void write_header(struct writer *w, enum proto_verb v) {
-        writef(w, PROTO_MAGIC " %s\n", proto_verb_table[v]);
+        write_str(w, PROTO_MAGIC " ");
+        write_str(w, proto_verb_table[v]);
+        write_bytes(w, "\n", 1);
 }
 
 int proto_format_attach(char *buf, size_t size, const struct proto_attach *m) {
@@ -87,14 +104,17 @@ int proto_format_attach(char *buf, size_t size, const struct proto_attach *m) {
         }
 
         write_header(&w, PROTO_ATTACH);
-        writef(&w, "VMFD=%d\nVCPUS=%u\n", m->vmfd, m->vcpus);
+        write_field_number(&w, "VMFD", false, (uint64_t) m->vmfd);
+        write_field_number(&w, "VCPUS", false, m->vcpus);
         if (m->name)
-                writef(&w, "NAME=%s\n", m->name);
+                write_field(&w, "NAME", m->name);
         if (m->uuid)
-                writef(&w, "UUID=%s\n", m->uuid);
-        writef(&w, "CLIENT=%s\n", proto_client_table[m->client]);
-        for (size_t i = 0; i < m->n_labels; i++)
-                writef(&w, "LABEL.%s=%s\n", m->labels[i].key, m->labels[i].value);
+                write_field(&w, "UUID", m->uuid);
+        write_field(&w, "CLIENT", proto_client_table[m->client]);
+        for (size_t i = 0; i < m->n_labels; i++) {
+                write_str(&w, "LABEL.");
+                write_field(&w, m->labels[i].key, m->labels[i].value);
+        }
         return writer_finish(&w);
 }
 
@@ -109,16 +129,18 @@ int proto_format_apply(char *buf, size_t size, const struct proto_apply *m) {
 
         write_header(&w, PROTO_APPLY);
         if (m->vm)
-                writef(&w, "VM=%s\n", m->vm);
-        writef(&w, "SERIAL=%" PRIu64 "\n", m->serial);
+                write_field(&w, "VM", m->vm);
+        write_field_number(&w, "SERIAL", false, m->serial);
         if (m->profile)
-                writef(&w, "PROFILE=%s\n", m->profile);
-        writef(&w, "PMU=%s\nACTION=%s\nFLAGS=%" PRIu32 "\nFIXED=0x%" PRIx32 "\nEVENTS=",
-               m->pmu_off ? "off" : "on", m->action == 0 ? "allow" : "deny",
-               m->flags, m->fixed_counter_bitmap);
+                write_field(&w, "PROFILE", m->profile);
+        write_field(&w, "PMU", m->pmu_off ? "off" : "on");
+        write_field(&w, "ACTION", m->action == 0 ? "allow" : "deny");
+        write_field_number(&w, "FLAGS", false, m->flags);
+        write_field_number(&w, "FIXED", true, m->fixed_counter_bitmap);
+        write_str(&w, "EVENTS=");
         for (size_t i = 0; i < m->n_events; i++)
-                write_event(&w, i == 0, m->events[i]);
-        writef(&w, "\n");
+                write_number(&w, i > 0, true, m->events[i]);
+        write_bytes(&w, "\n", 1);
         return writer_finish(&w);
 }
 
@@ -132,9 +154,10 @@ int proto_format_applied(char *buf, size_t size, const struct proto_applied *m) 
                 return -EINVAL;
 
         write_header(&w, PROTO_APPLIED);
-        writef(&w, "SERIAL=%" PRIu64 "\nERRNO=%d\n", m->serial, m->error);
+        write_field_number(&w, "SERIAL", false, m->serial);
+        write_field_number(&w, "ERRNO", false, (uint64_t) m->error);
         if (m->has_pmu_error)
-                writef(&w, "PMU_ERRNO=%d\n", m->pmu_error);
+                write_field_number(&w, "PMU_ERRNO", false, (uint64_t) m->pmu_error);
         return writer_finish(&w);
 }
 
@@ -147,9 +170,9 @@ int proto_format_error(char *buf, size_t size, const struct proto_error *m) {
                 return -EINVAL;
 
         write_header(&w, PROTO_ERROR);
-        writef(&w, "ERRNO=%d\n", m->error);
+        write_field_number(&w, "ERRNO", false, (uint64_t) m->error);
         if (m->message)
-                writef(&w, "MESSAGE=%s\n", m->message);
+                write_field(&w, "MESSAGE", m->message);
         return writer_finish(&w);
 }
 

@@ -362,6 +362,30 @@ static void test_format_refuses(void **state) {
         assert_int_equal(proto_format_error(buf, sizeof(buf), &(struct proto_error) { .error = 1, .message = "a\nb" }), -EINVAL);
 }
 
+/* A buffer of exactly the message's length holds the whole message (no
+ * NUL written over its last byte); one byte shorter is -ENOBUFS; one
+ * longer also gets the NUL. */
+static void test_format_exact_fit(void **state) {
+        static const char detach[] = "PMUFILTER/1 DETACH\n";
+        struct proto_applied a = { .serial = 42, .error = 0 };
+        static const char applied[] = "PMUFILTER/1 APPLIED\nSERIAL=42\nERRNO=0\n";
+        char buf[64];
+
+        memset(buf, 'x', sizeof(buf));
+        assert_int_equal(proto_format_detach(buf, strlen(detach)), (int) strlen(detach));
+        assert_memory_equal(buf, detach, strlen(detach));
+        assert_int_equal(buf[strlen(detach)], 'x');
+        assert_int_equal(proto_format_detach(buf, strlen(detach) - 1), -ENOBUFS);
+        assert_int_equal(proto_format_detach(buf, strlen(detach) + 1), (int) strlen(detach));
+        assert_string_equal(buf, detach);
+
+        memset(buf, 'x', sizeof(buf));
+        assert_int_equal(proto_format_applied(buf, strlen(applied), &a), (int) strlen(applied));
+        assert_memory_equal(buf, applied, strlen(applied));
+        assert_int_equal(proto_format_applied(buf, 0, &a), -ENOBUFS);
+        assert_int_equal(proto_format_applied(NULL, 0, &a), -ENOBUFS);
+}
+
 static void test_sanitize(void **state) {
         char buf[16];
 
@@ -473,6 +497,7 @@ int main(void) {
                 cmocka_unit_test(test_labels_limit),
                 cmocka_unit_test(test_size_limits),
                 cmocka_unit_test(test_format_refuses),
+                cmocka_unit_test(test_format_exact_fit),
                 cmocka_unit_test(test_sanitize),
                 cmocka_unit_test(test_hostile),
         };
