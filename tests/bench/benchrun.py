@@ -760,6 +760,10 @@ def markdown(results):
     for r in results["rows"]:
         m, b, q = cells(r)
         rows.append("| %s | %s | %s | %s | %s | %s |" % (r["what"], m, b, q, r.get("target", ""), verdict(r)))
+    misses = results.get("misses")
+    if misses:
+        rows += ["", "Each miss, with what this run measured of its cause:", ""]
+        rows += ["* %s: %s" % (x["what"], x["why"]) for x in misses]
     return "\n".join(rows) + "\n"
 
 
