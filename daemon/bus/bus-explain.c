@@ -21,9 +21,13 @@ int bus_prop_rules(sd_bus *bus, const char *path, const char *interface, const c
         for (size_t i = 0; r >= 0 && set && i < set->policy->n_rules; i++) {
                 const struct rule *rule = &set->policy->rules[i];
                 char loc[PATH_MAX + 16];
+                _cleanup_free_ char *loc_buf = NULL;
+                const char *loc_text;
 
                 srcloc_format(&rule->loc, loc, sizeof(loc));
-                r = sd_bus_message_append(reply, "(uss)", (uint32_t) (i + 1), loc, rule->profile);
+                loc_text = bus_utf8(loc, &loc_buf);     /* a conf.d file's name: any bytes */
+                r = loc_text ? sd_bus_message_append(reply, "(uss)", (uint32_t) (i + 1), loc_text, rule->profile)
+                             : -ENOMEM;
         }
         if (r < 0)
                 return r;

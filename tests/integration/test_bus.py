@@ -1000,8 +1000,9 @@ def test_policy_file_named_with_any_bytes_is_shown_escaped():
     """A policy file's name may be any bytes (a conf.d fragment's, or
     --config's): the properties, objects and errors that quote it write each
     byte that is no UTF-8 as \\xNN, where sd-bus would refuse the whole
-    reply (Manager.ConfigFiles, a Profile's Source, GetManagedObjects,
-    Explain's rule locations, a failed Reload's error)."""
+    reply (Manager.ConfigFiles and Rules, a Profile's Source,
+    GetManagedObjects, Explain's rule locations, a failed Reload's
+    error)."""
     import tempfile
     harness.need_kvm()
     harness.need_root()
@@ -1016,6 +1017,9 @@ def test_policy_file_named_with_any_bytes_is_shown_escaped():
             check(b.get(MGR_PATH, MGR, "ConfigFiles") == [shown], "ConfigFiles: %r" % b.get(MGR_PATH, MGR, "ConfigFiles"))
             gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold")[0]
             check(b.get(gold, PROFILE, "Source") == shown, "Source: %r" % b.get(gold, PROFILE, "Source"))
+            rules = b.get(MGR_PATH, MGR, "Rules")
+            check(rules and all(r[1].startswith(shown + ":") for r in rules), "Rules: %r" % rules)
+            check("Rules" in b.props(MGR_PATH, MGR), "GetAll of the Manager answers")
             p = AutoPeer(d.socket, name="vm1", label_tier="gold")
             try:
                 p.wait_applies(1)
