@@ -1041,5 +1041,32 @@ def test_policy_file_named_with_any_bytes_is_shown_escaped():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_state_file_strings_that_dbus_refuses_are_shown_escaped():
+    """A state file edited by hand may hold, through YAML's escapes, a
+    non-character (U+FFFE, U+FDD0) that libyaml takes and sd-bus refuses:
+    the default profile and an override it names must not make the
+    Manager's properties, or Explain, fail."""
+    harness.need_kvm()
+    harness.need_root()
+    need_bus_tools()
+    with SystemBus() as b, Daemon(config_text=CONFIG, bus=b.address, start=False) as d:
+        path = os.path.join(d.dir, "state", "state.yaml")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write('version: 2\ndefault_profile: "x\\uFFFE"\nvms:\n  "uid:0/name:vm1": "y\\uFDD0"\n')
+        d.start()
+        check("DefaultProfile" in b.props(MGR_PATH, MGR), "GetAll of the Manager answers")
+        check(b.get(MGR_PATH, MGR, "DefaultProfile") == "x\\xef\\xbf\\xbe",
+              "DefaultProfile: %r" % b.get(MGR_PATH, MGR, "DefaultProfile"))
+        p = AutoPeer(d.socket, name="vm1", label_tier="gold")
+        try:
+            p.wait_applies(1)
+            vm = b.call(MGR_PATH, MGR, "GetVM", "s", "vm1")[0]
+            explained = b.call(vm, VM, "Explain")
+            check(explained[1] == "y\\xef\\xb7\\x90", "Explain's override: %r" % explained[1:])
+        finally:
+            p.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())
