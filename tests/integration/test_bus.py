@@ -950,6 +950,25 @@ def test_unreadable_state_file_stops_the_start_and_stays():
             check(f.read() == text, "the file is as it was")
 
 
+def test_state_file_that_is_a_socket_is_set_aside():
+    """A socket where the state file goes cannot even be opened (ENXIO): it
+    is not a regular file, set aside as one, not an unreadable file that
+    stops the start."""
+    import socket
+    harness.need_root()
+    with Daemon(config_text=CONFIG, start=False) as d:
+        path = os.path.join(d.dir, "state", "state.yaml")
+        os.makedirs(os.path.dirname(path))
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.bind(path)
+            d.start()
+            d.wait_line(r"not a regular file: set aside as " + re.escape(path + ".corrupt"))
+            check(os.path.exists(path + ".corrupt") and not os.path.exists(path), "the socket was set aside")
+        finally:
+            s.close()
+
+
 # A VMM that names itself with bytes that are no UTF-8 (prctl(PR_SET_NAME)
 # takes any), creates a VM and waits.
 NON_UTF8_VMM = r"""
