@@ -209,8 +209,10 @@ int read_file_bounded(const char *path, size_t max, unsigned flags, char **ret, 
         assert(ret);
         /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (flags & READ_FILE_NOFOLLOW ? O_NOFOLLOW : 0));
+        /* A socket, or a device with no driver, cannot be opened at all:
+         * not a regular file either (a state file there is set aside). */
         if (fd < 0)
-                return -errno;
+                return errno == ENXIO || errno == ENODEV ? -EBADFD : -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))

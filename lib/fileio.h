@@ -41,6 +41,7 @@ int mkdir_parents(const char *path);
 
 /* Read a regular file of at most max bytes into a NUL-terminated buffer.
  * -ENOENT if missing, -EFBIG if larger, -EISDIR for a directory, -EBADFD
- * for anything else that is not a regular file (a FIFO, a device). */
+ * for anything else that is not a regular file (a FIFO, a device, a
+ * socket, which open() refuses with ENXIO). */
 #define READ_FILE_NOFOLLOW 1u        /* a symlink there is not ours: ELOOP */
 int read_file_bounded(const char *path, size_t max, unsigned flags, char **ret, size_t *ret_size);

@@ -226,6 +226,13 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
                 if (!yaml_parser_parse(&parser, &ev)) {
                         yaml_mark_t at = parser.problem_mark;
 
+                        /* Out of memory says nothing of the file: not
+                         * corrupt, not to be set aside (load_state()). */
+                        if (parser.error == YAML_MEMORY_ERROR) {
+                                r = -ENOMEM;
+                                break;
+                        }
+
                         /* The reader (encoding, control characters) gives
                          * a byte offset instead of a mark. */
                         if (parser.error == YAML_READER_ERROR) {

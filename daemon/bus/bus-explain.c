@@ -21,9 +21,13 @@ int bus_prop_rules(sd_bus *bus, const char *path, const char *interface, const c
         for (size_t i = 0; r >= 0 && set && i < set->policy->n_rules; i++) {
                 const struct rule *rule = &set->policy->rules[i];
                 char loc[PATH_MAX + 16];
+                _cleanup_free_ char *loc_buf = NULL;
+                const char *loc_text;
 
                 srcloc_format(&rule->loc, loc, sizeof(loc));
-                r = sd_bus_message_append(reply, "(uss)", (uint32_t) (i + 1), loc, rule->profile);
+                loc_text = bus_utf8(loc, &loc_buf);     /* a conf.d file's name: any bytes */
+                r = loc_text ? sd_bus_message_append(reply, "(uss)", (uint32_t) (i + 1), loc_text, rule->profile)
+                             : -ENOMEM;
         }
         if (r < 0)
                 return r;
@@ -41,8 +45,8 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         struct decide_input din;
         struct vm_identity id;
         char bound[512] = "";
-        _cleanup_free_ char *bound_buf = NULL;
-        const char *bound_text;
+        _cleanup_free_ char *bound_buf = NULL, *override_buf = NULL, *default_buf = NULL;
+        const char *bound_text, *override_text, *default_text;
         int r;
 
         deliver_decide_input(vm, &din);
@@ -74,12 +78,16 @@ int bus_method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (overrides_key(&id, &key) >= 0)
                 (void) overrides_describe(key, bound, sizeof(bound));
         bound_text = bus_utf8(bound, &bound_buf);       /* cut at 512 bytes, maybe mid-character */
-        if (!bound_text)
+        /* The override and the default are a state file's, which may be
+         * edited by hand: libyaml takes a non-character ("\uFFFE"), sd-bus
+         * does not. */
+        override_text = bus_utf8(strempty(vm->override), &override_buf);
+        default_text = bus_utf8(strempty(decider_default_profile(d, NULL)), &default_buf);
+        if (!bound_text || !override_text || !default_text)
                 return -ENOMEM;
-        r = sd_bus_message_append(reply, "ssssss", strempty(vm->override),
+        r = sd_bus_message_append(reply, "ssssss", override_text,
                                   vm->override ? (vm->override_runtime ? "runtime" : "persistent") : "", bound_text,
-                                  strempty(decider_default_profile(d, NULL)), strempty(vm->profile),
-                                  vm->profile_source);
+                                  default_text, strempty(vm->profile), vm->profile_source);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);

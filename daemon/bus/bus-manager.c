@@ -225,7 +225,7 @@ static int prop_get(sd_bus *bus, const char *path, const char *interface, const 
         if (streq(property, "Version"))
                 return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
         if (streq(property, "DefaultProfile"))
-                return sd_bus_message_append(reply, "s", strempty(decider_default_profile(dec, NULL)));
+                return bus_append_utf8(reply, decider_default_profile(dec, NULL));     /* a state file's: see Explain */
         if (streq(property, "ConfigFiles"))
                 return bus_append_strv_utf8(reply, dec->set ? dec->set->policy->files : NULL);
         if (streq(property, "NVMs"))

@@ -950,6 +950,25 @@ def test_unreadable_state_file_stops_the_start_and_stays():
             check(f.read() == text, "the file is as it was")
 
 
+def test_state_file_that_is_a_socket_is_set_aside():
+    """A socket where the state file goes cannot even be opened (ENXIO): it
+    is not a regular file, set aside as one, not an unreadable file that
+    stops the start."""
+    import socket
+    harness.need_root()
+    with Daemon(config_text=CONFIG, start=False) as d:
+        path = os.path.join(d.dir, "state", "state.yaml")
+        os.makedirs(os.path.dirname(path))
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.bind(path)
+            d.start()
+            d.wait_line(r"not a regular file: set aside as " + re.escape(path + ".corrupt"))
+            check(os.path.exists(path + ".corrupt") and not os.path.exists(path), "the socket was set aside")
+        finally:
+            s.close()
+
+
 # A VMM that names itself with bytes that are no UTF-8 (prctl(PR_SET_NAME)
 # takes any), creates a VM and waits.
 NON_UTF8_VMM = r"""
@@ -1000,8 +1019,9 @@ def test_policy_file_named_with_any_bytes_is_shown_escaped():
     """A policy file's name may be any bytes (a conf.d fragment's, or
     --config's): the properties, objects and errors that quote it write each
     byte that is no UTF-8 as \\xNN, where sd-bus would refuse the whole
-    reply (Manager.ConfigFiles, a Profile's Source, GetManagedObjects,
-    Explain's rule locations, a failed Reload's error)."""
+    reply (Manager.ConfigFiles and Rules, a Profile's Source,
+    GetManagedObjects, Explain's rule locations, a failed Reload's
+    error)."""
     import tempfile
     harness.need_kvm()
     harness.need_root()
@@ -1016,6 +1036,9 @@ def test_policy_file_named_with_any_bytes_is_shown_escaped():
             check(b.get(MGR_PATH, MGR, "ConfigFiles") == [shown], "ConfigFiles: %r" % b.get(MGR_PATH, MGR, "ConfigFiles"))
             gold = b.call(MGR_PATH, MGR, "GetProfile", "s", "gold")[0]
             check(b.get(gold, PROFILE, "Source") == shown, "Source: %r" % b.get(gold, PROFILE, "Source"))
+            rules = b.get(MGR_PATH, MGR, "Rules")
+            check(rules and all(r[1].startswith(shown + ":") for r in rules), "Rules: %r" % rules)
+            check("Rules" in b.props(MGR_PATH, MGR), "GetAll of the Manager answers")
             p = AutoPeer(d.socket, name="vm1", label_tier="gold")
             try:
                 p.wait_applies(1)
@@ -1035,6 +1058,33 @@ def test_policy_file_named_with_any_bytes_is_shown_escaped():
                 p.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_state_file_strings_that_dbus_refuses_are_shown_escaped():
+    """A state file edited by hand may hold, through YAML's escapes, a
+    non-character (U+FFFE, U+FDD0) that libyaml takes and sd-bus refuses:
+    the default profile and an override it names must not make the
+    Manager's properties, or Explain, fail."""
+    harness.need_kvm()
+    harness.need_root()
+    need_bus_tools()
+    with SystemBus() as b, Daemon(config_text=CONFIG, bus=b.address, start=False) as d:
+        path = os.path.join(d.dir, "state", "state.yaml")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write('version: 2\ndefault_profile: "x\\uFFFE"\nvms:\n  "uid:0/name:vm1": "y\\uFDD0"\n')
+        d.start()
+        check("DefaultProfile" in b.props(MGR_PATH, MGR), "GetAll of the Manager answers")
+        check(b.get(MGR_PATH, MGR, "DefaultProfile") == "x\\xef\\xbf\\xbe",
+              "DefaultProfile: %r" % b.get(MGR_PATH, MGR, "DefaultProfile"))
+        p = AutoPeer(d.socket, name="vm1", label_tier="gold")
+        try:
+            p.wait_applies(1)
+            vm = b.call(MGR_PATH, MGR, "GetVM", "s", "vm1")[0]
+            explained = b.call(vm, VM, "Explain")
+            check(explained[1] == "y\\xef\\xb7\\x90", "Explain's override: %r" % explained[1:])
+        finally:
+            p.close()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -157,6 +159,54 @@ static void test_read_past_st_size(void **state) {
         assert_int_equal(read_file_bounded("/proc/self/smaps", 5000, 0, &again, &size2), -EFBIG);
 }
 
+/* The cap is the last size read: exactly max bytes is the file, one more
+ * is -EFBIG, whether st_size is below, at or above the cap. */
+static void test_read_at_the_cap(void **state) {
+        _cleanup_free_ char *d = tmpdir(), *path = NULL;
+
+        assert_true(asprintf(&path, "%s/f", d) > 0);
+        for (size_t size = 0; size <= 10000; size += size < 4100 ? 1 : 997) {
+                _cleanup_free_ char *text = malloc(size + 1);
+                size_t maxes[] = { size, size + 1, size > 0 ? size - 1 : 0, size / 2, 4096, 4097, 8193 };
+
+                assert_non_null(text);
+                memset(text, 'a', size);
+                text[size] = 0;
+                assert_int_equal(write_file_atomic(path, 0600, 0, write_text, text), 0);
+                for (size_t i = 0; i < ELEMENTSOF(maxes); i++) {
+                        _cleanup_free_ char *buf = NULL;
+                        size_t got = SIZE_MAX;
+                        int r = read_file_bounded(path, maxes[i], 0, &buf, &got);
+
+                        if (size > maxes[i]) {
+                                assert_int_equal(r, -EFBIG);
+                                continue;
+                        }
+                        assert_int_equal(r, 0);
+                        assert_int_equal(got, size);
+                        assert_string_equal(buf, text);
+                }
+        }
+        assert_int_equal(rm_rf_shallow(d), 0);
+}
+
+/* A socket cannot be opened at all (ENXIO): it is not a regular file
+ * either, and a caller that sets such a thing aside must be told so. */
+static void test_read_socket(void **state) {
+        _cleanup_free_ char *d = tmpdir();
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_free_ char *buf = NULL;
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", d);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(read_file_bounded(sa.sun_path, 4096, 0, &buf, NULL), -EBADFD);
+        assert_int_equal(read_file_bounded(sa.sun_path, 4096, READ_FILE_NOFOLLOW, &buf, NULL), -EBADFD);
+        close(fd);
+        assert_int_equal(rm_rf_shallow(d), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mode_despite_umask),      /* first: see there */
@@ -164,6 +214,8 @@ int main(void) {
                 cmocka_unit_test(test_hostile_directory),
                 cmocka_unit_test(test_mkdir),
                 cmocka_unit_test(test_read_past_st_size),
+                cmocka_unit_test(test_read_at_the_cap),
+                cmocka_unit_test(test_read_socket),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
