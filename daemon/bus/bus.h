@@ -53,11 +53,13 @@ struct bus {
 /* Connect (address, else the system bus), register the objects, take the
  * name, attach to the loop, and subscribe to the registry. */
 int bus_start(struct bus *b, struct deliver *d, const char *address);
-/* s as a D-Bus string may carry it: s itself when it is UTF-8, else a copy
- * with the other bytes written "\xNN" into *buf (the caller frees it).  A
- * process's comm, its exe's path or a text cut at a buffer's end need not
- * be UTF-8, and sd-bus refuses the whole reply for one such string.  NULL:
- * out of memory. */
+/* s as a D-Bus string may carry it and a terminal may show it: s itself
+ * when it is UTF-8 without control characters, else a copy with the other
+ * bytes and every control character (C0, DEL, C1) written "\xNN" into
+ * *buf (the caller frees it).  A process's comm, its exe's path or a text
+ * cut at a buffer's end need not be UTF-8, and sd-bus refuses the whole
+ * reply for one such string; a comm is any bytes a process chose, and
+ * pmufilterctl shows it on an operator's terminal.  NULL: out of memory. */
 const char *bus_utf8(const char *s, char **buf);
 /* A string array, each as bus_utf8() gives it: the policy's file names
  * (a conf.d fragment may be named with any bytes) and the texts that

@@ -1015,6 +1015,43 @@ def test_facts_that_are_no_utf8_are_shown_escaped():
             c.wait(10)
 
 
+# A VMM whose comm is a terminal's escape sequence (prctl(PR_SET_NAME)
+# takes any bytes but NUL): ESC [31m, then BEL.
+ESCAPE_VMM = r"""
+import ctypes, fcntl, os, sys
+ctypes.CDLL(None).prctl(15, ctypes.c_char_p(b"\x1b[31mRED\x07"), 0, 0, 0)
+kvm = os.open("/dev/kvm", os.O_RDWR)
+print(fcntl.ioctl(kvm, 0xAE01, 0), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_facts_with_control_characters_are_shown_escaped():
+    """A fact a process chose (its comm) with control characters reaches
+    D-Bus with each written \\xNN, so that pmufilterctl never puts a
+    VMM's escape sequences on the operator's terminal (show, explain)."""
+    import subprocess
+    import sys
+    with world() as w:
+        b = w.bus
+        c = subprocess.Popen([sys.executable, "-c", ESCAPE_VMM], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            vm = "%d-%d" % (c.pid, int(c.stdout.readline()))
+            path = b.call(MGR_PATH, MGR, "GetVM", "s", vm)[0]
+            comm = b.get(path, VM, "VerifiedFacts").get("comm")
+            check(comm == "\\x1b[31mRED\\x07", "VerifiedFacts comm: %r" % comm)
+            for verb in (["show", vm], ["explain", vm], ["list"]):
+                r = subprocess.run([harness.CTL, "--bus-address=" + b.address] + verb, capture_output=True,
+                                   timeout=60)
+                out = r.stdout + r.stderr
+                check(r.returncode == 0 and b"RED" in out, "pmufilterctl %s: %r" % (verb[0], out[-300:]))
+                check(b"\x1b" not in out and b"\x07" not in out,
+                      "pmufilterctl %s put a control character on the terminal: %r" % (verb[0], out[-300:]))
+        finally:
+            c.stdin.close()
+            c.wait(10)
+
+
 def test_policy_file_named_with_any_bytes_is_shown_escaped():
     """A policy file's name may be any bytes (a conf.d fragment's, or
     --config's): the properties, objects and errors that quote it write each
