@@ -39,6 +39,12 @@ sys.path.insert(0, os.path.join(SRC, "tests/integration"))
 import benchrun  # noqa: E402
 from benchrun import Proc, Skip, pct, ratio  # noqa: E402
 
+# The libc entry points of the system calls the daemon's attach makes, as
+# perf names a sample's leaf (leading underscores and __GI_ dropped).
+SYSCALL_LEAVES = {"accept4", "getsockopt", "epoll_ctl", "syscall", "GI___readlink", "readlink", "readlinkat",
+                  "recvmmsg", "close", "libc_sendmsg", "send", "GI___libc_write", "libc_open64", "GI___libc_open",
+                  "fcntl64", "libc_fcntl64", "read", "GI___libc_read"}
+
 # Entries in each state file of the overrides phase.
 OVERRIDES = 10000
 
@@ -894,8 +900,13 @@ class Bench:
                 if step:
                     why += ("; per VM life its ATTACH step (accept, peer credentials and pidfd, the VM fd's "
                             "readlink and kcmp, the session's epoll_ctl: the checks of the trust model) "
-                            "costs %s against %s of the same calls made bare" %
+                            "costs %s against %s of the same calls made bare in a loop" %
                             (f(step["value"], "us"), f(step["base"], "us")))
+                    where = self.results.get("life_where_0", {}).get("ATTACH")
+                    if where:
+                        n_all = sum(where.values()) or 1
+                        n_sys = sum(v for k, v in where.items() if k.split(" < ")[0].lstrip("_") in SYSCALL_LEAVES)
+                        why += ", %.0f%% of its samples in those system calls (perf)" % (100.0 * n_sys / n_all)
             elif "SetVMProfile → APPLIED" in w and self.results.get("setvm_syscalls"):
                 c = self.results["setvm_syscalls"]
                 why = ("the floor is %s; per call the daemon also makes the state file's %.0f openat, %.0f "
