@@ -969,15 +969,18 @@ def test_state_file_that_is_a_socket_is_set_aside():
             s.close()
 
 
-# A VMM that names itself with bytes that are no UTF-8 (prctl(PR_SET_NAME)
-# takes any), creates a VM and waits.
-NON_UTF8_VMM = r"""
-import ctypes, fcntl, os, sys
-ctypes.CDLL(None).prctl(15, ctypes.c_char_p(b"\xff\xfeevil\xe2\x82\xef\xbf\xbe"), 0, 0, 0)
-kvm = os.open("/dev/kvm", os.O_RDWR)
-print(fcntl.ioctl(kvm, 0xAE01, 0), flush=True)
-sys.stdin.read()
-"""
+def comm_vmm(comm):
+    """A VMM that names itself comm (bytes: prctl(PR_SET_NAME) takes any but
+    NUL), creates a VM, prints its fd and waits."""
+    return ("import ctypes, fcntl, os, sys\n"
+            "ctypes.CDLL(None).prctl(15, ctypes.c_char_p(%r), 0, 0, 0)\n"
+            "kvm = os.open('/dev/kvm', os.O_RDWR)\n"
+            "print(fcntl.ioctl(kvm, 0xAE01, 0), flush=True)\n"
+            "sys.stdin.read()\n" % comm)
+
+
+# Bytes that are no UTF-8, then U+FFFE.
+NON_UTF8_VMM = comm_vmm(b"\xff\xfeevil\xe2\x82\xef\xbf\xbe")
 
 
 def test_facts_that_are_no_utf8_are_shown_escaped():
@@ -1015,15 +1018,8 @@ def test_facts_that_are_no_utf8_are_shown_escaped():
             c.wait(10)
 
 
-# A VMM whose comm is a terminal's escape sequence (prctl(PR_SET_NAME)
-# takes any bytes but NUL): ESC [31m, then BEL.
-ESCAPE_VMM = r"""
-import ctypes, fcntl, os, sys
-ctypes.CDLL(None).prctl(15, ctypes.c_char_p(b"\x1b[31mRED\x07"), 0, 0, 0)
-kvm = os.open("/dev/kvm", os.O_RDWR)
-print(fcntl.ioctl(kvm, 0xAE01, 0), flush=True)
-sys.stdin.read()
-"""
+# A terminal's escape sequence: ESC [31m, then BEL.
+ESCAPE_VMM = comm_vmm(b"\x1b[31mRED\x07")
 
 
 def test_facts_with_control_characters_are_shown_escaped():
