@@ -109,9 +109,14 @@ int bus_method_preview_reload(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ssssb)");
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = sd_bus_message_append(reply, "(ssssb)", p[i].vm->id, strempty(p[i].vm->name),
-                                          strempty(p[i].old_profile), p[i].new_profile, p[i].filter_changes);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_free_ char *buf = NULL;
+                const char *name = bus_utf8(strempty(p[i].vm->name), &buf);    /* a claim: C1 controls */
+
+                r = name ? sd_bus_message_append(reply, "(ssssb)", p[i].vm->id, name, strempty(p[i].old_profile),
+                                                 p[i].new_profile, p[i].filter_changes)
+                         : -ENOMEM;
+        }
         reload_preview_free(p, n);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

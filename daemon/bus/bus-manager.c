@@ -33,16 +33,19 @@ static int method_list_vms(sd_bus_message *msg, void *userdata, sd_bus_error *er
          * were most of this call at 10,000 VMs (docs/benchmarks.md). */
         REGISTRY_FOREACH(vm, b->deliver->registry) {
                 uint32_t pid = (uint32_t) vm->pid;
-                const char *path;
+                _cleanup_free_ char *name_buf = NULL;
+                const char *path, *name;
 
                 if (r < 0)
                         break;
                 path = vm_path_of(&vp, vm->id);
-                r = path ? sd_bus_message_open_container(reply, 'r', "ssssuo") : -ENOBUFS;
+                /* A claimed NAME has no C0 control, but may have a C1 one. */
+                name = bus_utf8(strempty(vm->name), &name_buf);
+                r = !path ? -ENOBUFS : !name ? -ENOMEM : sd_bus_message_open_container(reply, 'r', "ssssuo");
                 if (r >= 0)
                         r = sd_bus_message_append_basic(reply, 's', vm->id);
                 if (r >= 0)
-                        r = sd_bus_message_append_basic(reply, 's', strempty(vm->name));
+                        r = sd_bus_message_append_basic(reply, 's', name);
                 if (r >= 0)
                         r = sd_bus_message_append_basic(reply, 's', strempty(vm->profile));
                 if (r >= 0)

@@ -87,12 +87,14 @@ static int prop_labels(sd_bus *bus, const char *path, const char *interface, con
                 return r;
         if (vm->labels)
                 for (char **l = vm->labels; *l; l++) {
-                        const char *eq = strchr(*l, '=');
-                        _cleanup_free_ char *k = strndup(*l, eq ? (size_t) (eq - *l) : strlen(*l));
+                        const char *eq = strchr(*l, '='), *value;
+                        _cleanup_free_ char *k = strndup(*l, eq ? (size_t) (eq - *l) : strlen(*l)), *buf = NULL;
 
-                        if (!k)
+                        /* A claimed value has no C0 control, but may have a C1 one. */
+                        value = bus_utf8(eq ? eq + 1 : "", &buf);
+                        if (!k || !value)
                                 return -ENOMEM;
-                        r = sd_bus_message_append(reply, "{ss}", k, eq ? eq + 1 : "");
+                        r = sd_bus_message_append(reply, "{ss}", k, value);
                         if (r < 0)
                                 return r;
                 }

@@ -1048,6 +1048,35 @@ def test_facts_with_control_characters_are_shown_escaped():
             c.wait(10)
 
 
+def test_claims_with_c1_control_characters_are_shown_escaped():
+    """ATTACH takes a NAME or label value without C0 or DEL, but a C1
+    control (U+0080..U+009F: U+009B is a CSI to a terminal) is UTF-8 and
+    passes: every D-Bus string that carries a claim writes it \\xNN as
+    bus_utf8() does (ListVMs, Labels, PreviewReload, not only Name and
+    ClaimedFacts), so that pmufilterctl never puts it on a terminal."""
+    import subprocess
+    claim = "c1\u009b31mRED\u0085"
+    want = "c1\\xc2\\x9b31mRED\\xc2\\x85"
+    with world() as w:
+        b = w.bus
+        p = w.attach(claim, label_note=claim)
+        check(b.get(p.path, VM, "Name") == want, "Name: %r" % b.get(p.path, VM, "Name"))
+        check(b.get(p.path, VM, "ClaimedFacts").get("label.note") == want, "ClaimedFacts")
+        labels = b.get(p.path, VM, "Labels")
+        check(labels.get("note") == want, "Labels: %r" % labels)
+        names = [v[1] for v in b.call(MGR_PATH, MGR, "ListVMs")[0] if v[0] == p.id]
+        check(names == [want], "ListVMs: %r" % names)
+        preview = [v[1] for v in b.call(MGR_PATH, MGR, "PreviewReload")[0] if v[0] == p.id]
+        check(preview == [want], "PreviewReload: %r" % preview)
+        for verb in (["show", p.id], ["list"], ["reload", "--dry-run"]):
+            r = subprocess.run([harness.CTL, "--bus-address=" + b.address] + verb, capture_output=True,
+                               timeout=60)
+            out = r.stdout + r.stderr
+            check(b"RED" in out, "pmufilterctl %s: %r" % (verb[0], out[-300:]))
+            check(b"\xc2\x9b" not in out and b"\xc2\x85" not in out,
+                  "pmufilterctl %s put a C1 control on the terminal: %r" % (" ".join(verb), out[-300:]))
+
+
 def test_policy_file_named_with_any_bytes_is_shown_escaped():
     """A policy file's name may be any bytes (a conf.d fragment's, or
     --config's): the properties, objects and errors that quote it write each
