@@ -195,6 +195,17 @@ static void drop_pending(struct records *rec) {
         rec->pending_size = 0;
 }
 
+/* The log removed (or replaced) under the daemon: appended to, it would be
+ * read by no later start.  One fstat() a batch. */
+static bool log_unlinked(struct records *rec) {
+        struct stat st;
+
+        if (rec->fd < 0 || fstat(rec->fd, &st) < 0 || st.st_nlink > 0)
+                return false;
+        log_warning("%s was removed while pmufilterd ran: written again whole", rec->path);
+        return true;
+}
+
 /* Write what is pending: appended in one write(), or the log rewritten
  * whole when it has grown enough (or a write failed).  Then the VMs of the
  * batch are recorded. */
@@ -212,7 +223,7 @@ static void commit(struct records *rec, const struct vm *except) {
         limit = RECORDS_COMPACT_FACTOR * rec->compacted_size;
         if (limit < RECORDS_COMPACT_MIN)
                 limit = RECORDS_COMPACT_MIN;
-        whole = rec->broken || rec->size + rec->pending_size > limit;
+        whole = rec->broken || rec->size + rec->pending_size > limit || log_unlinked(rec);
         if (r >= 0)
                 r = whole ? compact(rec, except) : append_pending(rec, rec->pending_buf, rec->pending_size);
         drop_pending(rec);

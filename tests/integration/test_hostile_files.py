@@ -343,6 +343,32 @@ def test_records_log_not_a_regular_file():
             held.stop()
 
 
+def test_records_log_removed_under_the_daemon_is_written_again():
+    """The records log removed while the daemon runs (someone cleaning
+    /run) is written again whole at the next change, with every VM, rather
+    than appended to a file no later start reads."""
+    need_kvm(); need_root()
+    with Daemon(config_text=config()) as d:
+        first = Held(d, "--name", "first", "--label", "kind=steady")
+        second = None
+        try:
+            first.wait(lambda l: l["event"] == "attach")
+            vm_id, _ = wait_record(d)
+            os.unlink(log_path(d))
+            second = Held(d, "--name", "second", "--label", "kind=steady")
+            second.wait(lambda l: l["event"] == "attach")
+            d.wait_line(re.escape(log_path(d)) + r" was removed while pmufilterd ran: written again whole")
+            deadline = time.time() + 10
+            while len(read_records(d)) < 2 and time.time() < deadline:
+                time.sleep(0.1)
+            recs = read_records(d)
+            check(vm_id in recs and len(recs) == 2, "the log holds both VMs again: %s" % sorted(recs))
+        finally:
+            first.stop()
+            if second:
+                second.stop()
+
+
 def test_records_of_the_previous_version_are_read_once():
     """Upgrade under a running VM: the previous version kept a file per VM
     under <runtime dir>/vms/.  They are read (the log's entries win), then
