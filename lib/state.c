@@ -58,20 +58,32 @@ static int key_cmp(const char *a, const char *b) {
         return r != 0 ? r : strcmp(a, b);
 }
 
-/* The first entry not before key (n: none); *ret_found whether it is key. */
-static size_t locate(const struct state *s, const char *key, bool *ret_found) {
+/* The index of the first entry for which before(its key, arg) is false
+ * (n: none); before() must be true for a prefix of v, in its order. */
+static size_t lower_bound(const struct state *s, bool (*before)(const char *key, const void *arg), const void *arg) {
         size_t lo = 0, hi = s->n;
 
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
 
-                if (key_cmp(s->v[mid].key, key) < 0)
+                if (before(s->v[mid].key, arg))
                         lo = mid + 1;
                 else
                         hi = mid;
         }
-        *ret_found = lo < s->n && streq(s->v[lo].key, key);
         return lo;
+}
+
+static bool key_before(const char *key, const void *arg) {
+        return key_cmp(key, arg) < 0;
+}
+
+/* The first entry not before key (n: none); *ret_found whether it is key. */
+static size_t locate(const struct state *s, const char *key, bool *ret_found) {
+        size_t i = lower_bound(s, key_before, key);
+
+        *ret_found = i < s->n && streq(s->v[i].key, key);
+        return i;
 }
 
 struct state_entry *state_entry_get(const struct state *s, const char *key) {
@@ -95,18 +107,20 @@ static int claim_cmp(const char *claim, const char *kind, const char *value) {
         return value ? strcmp(claim + 1, value) : 0;
 }
 
+struct claim {
+        const char *kind, *value;
+};
+
+static bool claim_before(const char *key, const void *arg) {
+        const struct claim *c = arg;
+
+        return claim_cmp(claim_of(key), c->kind, c->value) < 0;
+}
+
 bool state_has_claim(const struct state *s, const char *kind, const char *value) {
-        size_t lo = 0, hi = s->n;
+        size_t i = lower_bound(s, claim_before, &(struct claim) { kind, value });
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (claim_cmp(claim_of(s->v[mid].key), kind, value) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo < s->n && claim_cmp(claim_of(s->v[lo].key), kind, value) == 0;
+        return i < s->n && claim_cmp(claim_of(s->v[i].key), kind, value) == 0;
 }
 
 const char *state_get(const struct state *s, const char *key) {
