@@ -272,7 +272,7 @@ const char *format_iso8601(char *buf, size_t size, uint64_t usec) {
         return buf;
 }
 
-char *utf8_escape(const char *s, bool controls) {
+char *utf8_escape(const char *s) {
         const unsigned char *u = (const unsigned char *) s;
         size_t n = strlen(s), k = 0;
         char *out = malloc(n * 4 + 1);         /* every byte may become \xNN */
@@ -282,7 +282,7 @@ char *utf8_escape(const char *s, bool controls) {
         for (size_t i = 0; i < n;) {
                 size_t l = utf8_char_len(u + i, n - i);
 
-                if (l == 0 || (controls && utf8_char_is_control(u + i, l))) {
+                if (l == 0 || utf8_char_is_control(u + i, l)) {
                         for (size_t j = 0; j < (l == 0 ? 1 : l); j++)
                                 k += (size_t) sprintf(out + k, "\\x%02x", u[i + j]);
                         i += l == 0 ? 1 : l;

@@ -162,12 +162,28 @@ static inline bool utf8_char_is_control(const unsigned char *s, size_t k) {
         return (k == 1 && (s[0] < 0x20 || s[0] == 0x7f)) || (k == 2 && s[0] == 0xc2 && s[1] <= 0x9f);
 }
 
-/* A copy of s with each byte that is not part of valid UTF-8 written
- * "\xNN": bytes from the kernel (a comm, a path) made fit for D-Bus, whose
- * strings must be UTF-8.  controls: also the control characters (C0, DEL,
- * C1), byte by byte: a text that must stay one line (a VM's last error,
- * kept in its record).  NULL: out of memory. */
-char *utf8_escape(const char *s, bool controls);
+/* Whether s is UTF-8 without a control character: what utf8_escape()
+ * leaves as it is. */
+static inline bool utf8_is_plain(const char *s) {
+        const unsigned char *u = (const unsigned char *) s;
+        size_t n = strlen(s);
+
+        for (size_t i = 0; i < n;) {
+                size_t l = utf8_char_len(u + i, n - i);
+
+                if (l == 0 || utf8_char_is_control(u + i, l))
+                        return false;
+                i += l;
+        }
+        return true;
+}
+
+/* A copy of s with each byte that is not part of valid UTF-8, and each
+ * byte of a control character (C0, DEL, C1), written "\xNN": bytes from
+ * the kernel or a peer (a comm, a path) made fit for D-Bus, whose strings
+ * must be UTF-8, and for one line of a record or a terminal.  NULL: out of
+ * memory. */
+char *utf8_escape(const char *s);
 
 /* strv: NULL-terminated arrays of owned strings. */
 void strv_free(char **l);

@@ -69,26 +69,11 @@ char *bus_profile_path(const char *name) {
         return sd_bus_path_encode(BUS_PROFILE_PREFIX, name, &p) < 0 ? NULL : p;
 }
 
-/* UTF-8 without a control character: what goes out as it is. */
-static bool is_plain_text(const char *s) {
-        const unsigned char *u = (const unsigned char *) s;
-        size_t n = strlen(s);
-
-        for (size_t i = 0; i < n;) {
-                size_t l = utf8_char_len(u + i, n - i);
-
-                if (l == 0 || utf8_char_is_control(u + i, l))
-                        return false;
-                i += l;
-        }
-        return true;
-}
-
 const char *bus_utf8(const char *s, char **buf) {
         *buf = NULL;
-        if (!s || is_plain_text(s))
+        if (!s || utf8_is_plain(s))
                 return s;
-        *buf = utf8_escape(s, true);
+        *buf = utf8_escape(s);
         return *buf;
 }
 

@@ -324,7 +324,7 @@ static size_t escaped_cut(const char *s, size_t max) {
 void vm_set_last_error(struct vm *vm, const char *text) {
         /* Made before the old one goes: text may be it.  Out of memory: no
          * error text rather than an unsafe one. */
-        char *t = text ? utf8_escape(text, true) : NULL;
+        char *t = text ? utf8_escape(text) : NULL;
 
         if (t && strlen(t) > VM_LAST_ERROR_MAX)
                 t[escaped_cut(t, VM_LAST_ERROR_MAX)] = 0;
