@@ -14,6 +14,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "procscan.h"
+#include "proto-syntax.h"
 #include "records.h"
 
 /* A log is rewritten whole once it has grown to four times what it held
@@ -383,14 +384,12 @@ static int parse_number(const char *v, uint64_t max, uint64_t *ret) {
                 _r;                                                     \
         })
 
-/* A string the daemon wrote: UTF-8 without control characters, as ATTACH
- * takes a NAME or a label and as D-Bus needs its strings (one that is not
- * would fail every ListVMs).  Else the record is not one of ours. */
+/* A string the daemon wrote: what ATTACH takes as a NAME or a label
+ * (proto_value_ok(): UTF-8 without C0 or DEL), which D-Bus needs too (one
+ * that is not would fail every ListVMs).  Else the record is not one of
+ * ours. */
 static int parse_text(const char *v, char **field) {
-        for (const unsigned char *c = (const unsigned char *) v; *c; c++)
-                if (*c < 0x20 || *c == 0x7f)
-                        return -EINVAL;
-        if (!utf8_is_valid(v))
+        if (!proto_value_ok(v, true))
                 return -EINVAL;
         return free_and_strdup(field, v);
 }
