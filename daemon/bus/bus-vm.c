@@ -41,7 +41,6 @@ int bus_vm_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_
 static int prop_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct vm *vm = userdata;
-        _cleanup_free_ char *buf = NULL;
         const char *v = NULL;
 
         if (streq(property, "Id"))
@@ -66,8 +65,7 @@ static int prop_string(sd_bus *bus, const char *path, const char *interface, con
                 v = vm->last_error;
         /* Checked where they come in (ATTACH, records, vm_set_last_error());
          * the location is a policy file's path: any bytes. */
-        v = bus_utf8(strempty(v), &buf);
-        return v ? sd_bus_message_append(reply, "s", v) : -ENOMEM;
+        return bus_append_utf8(reply, v);
 }
 
 static int prop_in_force(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -204,17 +202,15 @@ static int prop_claimed(sd_bus *bus, const char *path, const char *interface, co
 /* What a change made for this VM over D-Bus is bound to, in words. */
 static int prop_bound_to(sd_bus *bus, const char *path, const char *interface, const char *property,
                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *key = NULL, *text_buf = NULL;
+        _cleanup_free_ char *key = NULL;
         struct vm_identity id;
-        const char *text;
         char buf[512];
 
         deliver_vm_identity(userdata, &id);
         if (overrides_key(&id, &key) < 0)
                 return sd_bus_message_append(reply, "s", "");
         /* Cut at 512 bytes, maybe in the middle of a claimed name's character. */
-        text = bus_utf8(overrides_describe(key, buf, sizeof(buf)), &text_buf);
-        return text ? sd_bus_message_append(reply, "s", text) : -ENOMEM;
+        return bus_append_utf8(reply, overrides_describe(key, buf, sizeof(buf)));
 }
 
 static int method_set_profile(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
