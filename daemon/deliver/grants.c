@@ -125,7 +125,7 @@ void deliver_grants_expire(struct deliver *d, bool at_start) {
         _cleanup_free_ struct state_entry *ended = NULL;
         _cleanup_free_ struct vm **vms = NULL;
         uint64_t now = now_usec(CLOCK_REALTIME);
-        size_t n_ended = 0, n = 0;
+        size_t n_ended = 0, n = 0, kept = 0;
         int r = 0;
 
         assert(d);
@@ -137,13 +137,12 @@ void deliver_grants_expire(struct deliver *d, bool at_start) {
         }
         /* Every ended grant out of the store first: what a VM gets now is
          * what is beneath, never another grant that ended too. */
-        for (size_t i = 0, kept = 0, n_all = rt->n; i < n_all; i++) {
+        for (size_t i = 0; i < rt->n; i++)
                 if (rt->v[i].expires_usec > 0 && rt->v[i].expires_usec <= now)
                         ended[n_ended++] = rt->v[i];
                 else
                         rt->v[kept++] = rt->v[i];       /* in order (state.h) */
-                rt->n = kept;
-        }
+        rt->n = kept;
         if (n_ended > 0)
                 (void) save_runtime(d);
         /* A VM holds one override, so it is in one ended grant at most. */
