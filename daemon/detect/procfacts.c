@@ -74,13 +74,6 @@ static int read_proc_file(pid_t pid, const char *name, char **ret) {
         return read_proc_file_into(pid, name, NULL, 0, ret, &unused);
 }
 
-/* /proc/<pid>/stat: "pid (comm) state ppid ...".  comm may hold spaces and
- * parentheses, so fields are counted from the last ')'.  ret_leader: from
- * field 38, exit_signal, which the kernel keeps at -1 for any task but a
- * thread-group leader (its thread_group_leader() is exit_signal >= 0).  The
- * line, some 52 numbers and a 16-byte comm, is read on the stack: once per
- * VM and per check of a process, and a heap buffer's allocation showed as
- * malloc_consolidate() beside 10,000 sessions. */
 /* A decimal field of /proc/<pid>/stat, ended by a space or the end. */
 static bool parse_u64_field(const char *p, uint64_t *ret) {
         char *end;
@@ -106,6 +99,13 @@ static bool parse_int_field(const char *p, int *ret) {
         return true;
 }
 
+/* /proc/<pid>/stat: "pid (comm) state ppid ...".  comm may hold spaces and
+ * parentheses, so fields are counted from the last ')'.  ret_leader: from
+ * field 38, exit_signal, which the kernel keeps at -1 for any task but a
+ * thread-group leader (its thread_group_leader() is exit_signal >= 0).  The
+ * line, some 52 numbers and a 16-byte comm, is read on the stack: once per
+ * VM and per check of a process, and a heap buffer's allocation showed as
+ * malloc_consolidate() beside 10,000 sessions. */
 static int read_stat(pid_t pid, uint64_t *ret_starttime, char **ret_comm, bool *ret_leader) {
         _cleanup_free_ char *heap = NULL;
         char small[2048];
