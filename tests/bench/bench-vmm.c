@@ -4,7 +4,7 @@
  * side of these figures, every timestamp CLOCK_MONOTONIC ns, one line each:
  *
  *   bench-vmm attach --series KIND:PATH [--series KIND:PATH ...] --count N
- *                    [--label K=V] [--gap-us U] [--own N --own-socket PATH]
+ *                    [--label K=V] [--gap-us U] [--settle-us S] [--own N --own-socket PATH]
  *      N samples per series: create a VM (not timed), then t0, then the
  *      whole attach (connect, ATTACH with the fd, APPLY, the VMM's own
  *      KVM_SET_PMU_EVENT_FILTER, APPLIED sent), then t1; end the session,
@@ -15,8 +15,14 @@
  *      share the host's load and none always goes first.  --socket PATH is
  *      --series lib:PATH.  --own N first attaches N VMs of this process
  *      to PATH with the minimal client and keeps them attached throughout:
- *      the measuring VMM is one with many VMs of its own.
- *      "held <n>", then "attach <series index> <pid>-<vm fd> <t0> <t1> <rc>"
+ *      the measuring VMM is one with many VMs of its own.  --settle-us S
+ *      waits S µs between creating the VM and t0: the peer has handled the
+ *      VM's create uevent before the ATTACH comes (a VMM that attaches at
+ *      once, as the library and the shim do, does not wait).
+ *      "held <n>", then "attach <series index> <pid>-<vm fd> <t0> <t1> <rc>",
+ *      and for the minimal client "steps <series index> <pid>-<vm fd> <sent>
+ *      <received> <applied>": ns after t0 at which the ATTACH was sent, the
+ *      APPLY received and the VMM's ioctl done.
  *
  *   bench-vmm life --socket PATH --count N [--gap-us U] [--alive-us A]
  *      N whole VM lives with the minimal client, one at a time: create the
@@ -65,6 +71,7 @@ static struct {
         unsigned size;
         unsigned hold_n;
         unsigned alive_us;
+        unsigned settle_us;
         const char *hold_socket;
         bool hold;
         bool wait_go;
@@ -83,6 +90,8 @@ static int attach_one(unsigned series, unsigned i, int kvm) {
                 return -errno;
         }
         snprintf(name, sizeof(name), "bench-%d-%u", (int) getpid(), i);
+        if (arg.settle_us > 0)
+                sleep_us(arg.settle_us);
         if (arg.kinds[series] == CLIENT_LIB) {
                 a.socket_path = arg.sockets[series];
                 a.name = name;
@@ -101,6 +110,10 @@ static int attach_one(unsigned series, unsigned i, int kvm) {
 
         printf("attach %u %d-%d %llu %llu %d\n", series, (int) getpid(), vm, (unsigned long long) t0,
                (unsigned long long) t1, r);
+        if (arg.kinds[series] != CLIENT_LIB && r >= 0)
+                printf("steps %u %d-%d %llu %llu %llu\n", series, (int) getpid(), vm,
+                       (unsigned long long) (min_steps.sent - t0), (unsigned long long) (min_steps.received - t0),
+                       (unsigned long long) (min_steps.applied - t0));
         if (r < 0)
                 fprintf(stderr, "bench-vmm: attach to %s: %s\n", arg.sockets[series],
                         arg.kinds[series] == CLIENT_LIB ? pmufilter_last_error() : strerror(-r));
@@ -290,7 +303,7 @@ static int run_rtt(void) {
 
 static int parse_args(int argc, char *argv[]) {
         enum { ARG_SOCKET = 0x100, ARG_SERIES, ARG_COUNT, ARG_LABEL, ARG_GAP, ARG_SIZE, ARG_HOLD, ARG_WAIT_GO,
-               ARG_HOLD_SOCKET, ARG_OWN, ARG_ALIVE };
+               ARG_HOLD_SOCKET, ARG_OWN, ARG_ALIVE, ARG_SETTLE };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "series", required_argument, NULL, ARG_SERIES },
@@ -302,6 +315,7 @@ static int parse_args(int argc, char *argv[]) {
                 { "hold", no_argument, NULL, ARG_HOLD },
                 { "own", required_argument, NULL, ARG_OWN },
                 { "alive-us", required_argument, NULL, ARG_ALIVE },
+                { "settle-us", required_argument, NULL, ARG_SETTLE },
                 { "wait-go", no_argument, NULL, ARG_WAIT_GO },
                 {}
         };
@@ -353,6 +367,9 @@ static int parse_args(int argc, char *argv[]) {
                         break;
                 case ARG_ALIVE:
                         arg.alive_us = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case ARG_SETTLE:
+                        arg.settle_us = (unsigned) strtoul(optarg, NULL, 10);
                         break;
                 case ARG_OWN:
                         arg.hold_n = (unsigned) strtoul(optarg, NULL, 10);
