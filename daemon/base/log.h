@@ -81,6 +81,17 @@ void log_set_later(void (*schedule)(void *userdata), void *userdata);
 /* Write the records made with _later() now, oldest first. */
 void audit_flush(void);
 
+/* A record made now and written when its owner says (audit_held_say()):
+ * an attach's, made as its APPLY goes and written with the VMM's answer,
+ * so that the daemon writes nothing while the VMM applies the filter
+ * (docs/architecture.md, "The life of one VM").  NULL, the record written
+ * at once, without memory to hold it. */
+struct audit_held;
+struct audit_held *audit_record_held(int level, const char *message_id, const char *vm_id, const char *profile,
+                                     pid_t pid, const char *fmt, ...) _printf_(6, 7);
+/* Write *h, if any, and free it. */
+void audit_held_say(struct audit_held **h);
+
 /* An audit record.  vm_id, profile may be NULL; pid 0 = none. */
 void audit_record(int level, const char *message_id, const char *vm_id, const char *profile,
                   pid_t pid, const char *fmt, ...) _printf_(6, 7);

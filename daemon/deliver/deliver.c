@@ -241,6 +241,7 @@ void deliver_record_result(struct deliver *d, struct vm *vm, int error, const ch
         const char *via = injected ? " by injection" : "";
         _cleanup_free_ char *msg = NULL;
 
+        audit_held_say(&vm->attach_said);       /* the attach this answers, first */
         vm->last_errno = error;
         if (error == 0) {
                 registry_set_state(d->registry, vm, injected ? VM_ADOPTED : VM_FILTERED);

@@ -105,6 +105,7 @@ int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct proc_facts 
 }
 
 void deliver_vm_gone(struct deliver *d, struct vm *vm, const char *why) {
+        audit_held_say(&vm->attach_said);
         audit_record(LOG_INFO, MID_GONE, vm->id, vm->profile, vm->pid, "VM %s is gone: %s", vm->id, why);
         deliver_disarm_attach_timeout(d, vm);
         session_free(vm->session);
@@ -461,21 +462,30 @@ static int on_session_attach(struct session *s, const struct ucred *peer, struct
                 snprintf(reason, reason_size, "cannot decide a filter for VM %s: %s", vm->id, strerror(-r));
                 return r;
         }
-        /* The APPLY first: the VMM's ioctl then runs while we write the
-         * record of the attach.  A failed push ends the session (and says
-         * why); the VM and the record of its attach stay. */
+        /* The APPLY first, and then nothing written until the VMM answers:
+         * the audit record of the attach is made now and written with the
+         * answer, the VM's record is written after it (with the answer's).
+         * The VMM's ioctl needs a CPU when the kernel wakes it, and on a
+         * small host the daemon's writes would hold the one it is on
+         * (docs/architecture.md, "The life of one VM").  A failed push ends
+         * the session (and says why); the VM and its attach's record stay. */
         r = deliver_push(d, vm);
-        audit_record(LOG_INFO, MID_ATTACH, vm->id, vm->profile, vm->pid,
-                     "VM %s attached by %s (pid %d, uid %u, %s%s%s): profile '%s' (%s)", vm->id,
-                     strna(vm->facts.comm), (int) vm->pid, (unsigned) uid, strna(vm->client),
-                     vm->name ? ", name " : "", strempty(vm->name), vm->profile,
-                     deliver_source_text(vm->profile_source, vm->profile_source_loc, source, sizeof(source)));
-        if (r < 0)
+        audit_held_say(&vm->attach_said);       /* a second ATTACH on the session's VM: the first's */
+        vm->attach_said = audit_record_held(
+                        LOG_INFO, MID_ATTACH, vm->id, vm->profile, vm->pid,
+                        "VM %s attached by %s (pid %d, uid %u, %s%s%s): profile '%s' (%s)", vm->id,
+                        strna(vm->facts.comm), (int) vm->pid, (unsigned) uid, strna(vm->client),
+                        vm->name ? ", name " : "", strempty(vm->name), vm->profile,
+                        deliver_source_text(vm->profile_source, vm->profile_source_loc, source, sizeof(source)));
+        if (r < 0) {
+                audit_held_say(&vm->attach_said);
                 return 0;       /* the session ended, with the reason */
+        }
         /* Survive our own restart: systemd keeps the connection for us,
-         * handed over with the record that names it (on_vm_recorded()). */
+         * handed over with the record that names it (on_vm_recorded()),
+         * which the answer writes (deliver_record_result()), or the
+         * session's end. */
         vm->session_unstored = true;
-        records_mark(d->records, vm);
         return 0;
 }
 
@@ -503,6 +513,7 @@ static void on_session_applied(struct session *s, struct vm *vm, const struct pr
 static void on_session_lost(struct vm *vm, int error, const char *reason, void *userdata) {
         struct deliver *d = userdata;
 
+        audit_held_say(&vm->attach_said);
         registry_set_state(d->registry, vm, VM_FAILED);
         vm->in_force = false;
         vm->last_errno = error;
@@ -526,6 +537,7 @@ static bool vm_process_alive(const struct vm *vm, int pidfd) {
 static void on_session_closed(struct vm *vm, int pidfd, void *userdata) {
         struct deliver *d = userdata;
 
+        audit_held_say(&vm->attach_said);
         /* The VM fd first: a VMM that closed its VM, or exited (its fd
          * table goes before its sockets close), says so in one readlink,
          * and whatever process holds the pid now, the VM is not there.

@@ -215,6 +215,8 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
         n = proto_format_error(buf, sizeof(buf), &e);
         if (n > 0)
                 (void) session_send(s, buf, (size_t) n);
+        if (vm)         /* the attach the refusal ends, before it */
+                audit_held_say(&vm->attach_said);
         /* A peer can make us refuse it as often as it likes. */
         if (ratelimit_below(&server->refusals, &suppressed))
                 audit_record(LOG_WARNING, MID_REFUSED, s->vm ? s->vm->id : NULL, NULL, s->cred.pid,

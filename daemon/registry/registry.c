@@ -63,6 +63,7 @@ static void vm_free(struct vm *vm) {
         /* Completed already when it went (registry_notify(REMOVED)); at exit,
          * whoever still waits hears that nothing more will come. */
         vm_waiters_complete(vm, false, "pmufilterd stopped");
+        audit_held_say(&vm->attach_said);
         free(vm->id);
         proc_facts_done(&vm->facts);
         free(vm->name);

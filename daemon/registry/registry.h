@@ -17,6 +17,7 @@
 #include <systemd/sd-event.h>
 
 #include "list.h"
+#include "log.h"
 #include "procfacts.h"
 #include "util.h"
 
@@ -85,6 +86,7 @@ struct vm {
 
         /* Owned by the layers above; the registry only frees the VM. */
         struct session *session;        /* deliver/: NULL unless attached */
+        struct audit_held *attach_said; /* deliver/: the attach's audit record, written with the answer */
         bool session_unstored;          /* deliver/: its session goes to the fd store with the record */
         bool unannounced;               /* bus/: VMNew, InterfacesAdded not said yet */
         bool claims_said;               /* bus/: Name, UUID, Labels, Client said for its session */

@@ -138,6 +138,8 @@ class Bench:
         peer's record of it).  own: VMs of bench-vmm's own kept attached to
         own_socket meanwhile."""
         argv = [self.prog("bench-vmm"), "attach", "--count", str(count), "--gap-us", "2000"]
+        if self.o.settle_us:
+            argv += ["--settle-us", str(self.o.settle_us)]
         for kind, peer in series:
             argv += ["--series", "%s:%s" % (kind, peer.socket)]
         if label:
@@ -157,10 +159,21 @@ class Bench:
                                   peer.records_since(mark, r"^applied ", r"^applied (\d+-\d+)"))
         sent = [[] for _ in series]
         acked = [[] for _ in series]
+        self.last_steps = [{"connect": [], "answer": [], "ioctl": [], "applied": []} for _ in series]
+        whole = {}
         for line in out.stdout.splitlines():
+            if line.startswith("steps "):     # the minimal client's steps, ns after t0 (after its attach line)
+                _, idx, vmid, s_sent, s_received, s_applied = line.split()
+                st = self.last_steps[int(idx)]
+                st["connect"].append(int(s_sent))
+                st["answer"].append(int(s_received) - int(s_sent))
+                st["ioctl"].append(int(s_applied) - int(s_received))
+                st["applied"].append(whole[(idx, vmid)] - int(s_applied))
+                continue
             if not line.startswith("attach "):
                 continue
             _, idx, vmid, t0, t1, rc = line.split()
+            whole[(idx, vmid)] = int(t1) - int(t0)
             idx, t0, t1 = int(idx), int(t0), int(t1)
             sent[idx].append(t1 - t0)
             t = benchrun.first_after(recs[id(series[idx][1])].get(vmid, []), t0)
@@ -239,6 +252,22 @@ class Bench:
                      sent[1], sent[0], target, unit="us",
                      how="ATTACH→APPLIED sent by the minimal client (min-client.h, no library), fresh VM per "
                          "sample; floor: the same client against echo-peer (a fixed APPLY, no work)")
+            steps = self.last_steps
+            self.row("  of which the connect and ATTACH, %d entries, %s: socket() → ATTACH sent" % (entries, cond),
+                     steps[1]["connect"], steps[0]["connect"], None, unit="us",
+                     how="the minimal client's own clock: the peer accepts meanwhile")
+            self.row("  and the peer's answer, %d entries, %s: ATTACH sent → APPLY received" % (entries, cond),
+                     steps[1]["answer"], steps[0]["answer"], None, unit="us",
+                     how="the minimal client's own clock: what the peer does before its APPLY (pmufilterd: "
+                         "accept, the trust model's checks, the VM found, the decision), vs the echo peer's")
+            self.row("  and the VMM's ioctl, %d entries, %s: APPLY received → KVM_SET_PMU_EVENT_FILTER done"
+                     % (entries, cond), steps[1]["ioctl"], steps[0]["ioctl"], None, unit="us",
+                     how="the same ioctl of the same events: longer where the peer keeps a CPU the VMM needs "
+                         "after its APPLY")
+            self.row("  and the APPLIED, %d entries, %s: ioctl done → APPLIED sent" % (entries, cond),
+                     steps[1]["applied"], steps[0]["applied"], None, unit="us",
+                     how="one send(); longer where the peer, woken by it, takes the CPU before the VMM's "
+                         "send() returns")
             self.row("attach acknowledged (record written), %d entries, %s" % (entries, cond),
                      acked[1], acked[0], None, unit="us",
                      how="ATTACH→daemon's 'applied' record read from its stderr, vs the echo peer's line")
@@ -897,6 +926,17 @@ class Bench:
             elif re.match(r"attach, \d+ entries, \S+ other sessions.*: minimal client", w):
                 step = self.find("VM life at 0, step: ATTACH")
                 why = "the daemon's extra over the echo peer: %s" % f(r["p50"] - r["base_p50"], "us")
+                cond = re.match(r"attach, (\d+ entries, .*?): minimal client", w).group(1)
+                parts = [(name, self.find("  %s %s:" % (lead, cond))) for name, lead in
+                         (("connect and ATTACH", "of which the connect and ATTACH,"),
+                          ("the answer", "and the peer's answer,"), ("the VMM's ioctl", "and the VMM's ioctl,"),
+                          ("the APPLIED", "and the APPLIED,"))]
+                if all(p for _, p in parts):
+                    why += ("; by the minimal client's clock, each step's p50 beside the echo peer's: %s "
+                            "(a peer that runs while the client is in a step shows in it: the echo peer's "
+                            "answer often lands inside the client's send)" %
+                            ", ".join("%s %s / %s" % (name, f(p["p50"], "us"), f(p["base_p50"], "us"))
+                                      for name, p in parts))
                 if step:
                     why += ("; per VM life its ATTACH step (accept, peer credentials and pidfd, the VM fd's "
                             "readlink and kcmp, the session's epoll_ctl: the checks of the trust model) "
@@ -955,6 +995,9 @@ def main():
     ap.add_argument("--phases", type=lambda s: s.split(","), default=None,
                     help="only these phases, comma-separated: attach, life, runtime, reads, idle, overrides, detection "
                          "(for a quick look at one figure; the table then has only their rows)")
+    ap.add_argument("--settle-us", type=int, default=0, metavar="US",
+                    help="wait US µs between creating each VM and timing its attach (the peer has handled "
+                         "the create uevent first; a real VMM attaches at once)")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
     opts.attach_samples = 100 if opts.quick else 1000

@@ -239,6 +239,8 @@ class Daemon(Stamped):
         argv += ["--bus-address", bus.address] if bus else ["--no-bus"]
         if verbose:
             argv.append("-v")
+        # As pmufilterd.service runs it: CPUSchedulingPolicy=batch.
+        argv = ["chrt", "--batch", "0"] + argv
         self.name = name
         self.stopping = False
         # As pmufilterd.socket starts it: the VMM socket is passed, bound by

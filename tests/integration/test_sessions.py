@@ -170,6 +170,66 @@ def test_client_that_never_answers_apply():
         os.close(vm); os.close(kvm)
 
 
+def test_attach_is_written_with_its_answer():
+    """While a VMM applies its filter the daemon writes nothing (its writes
+    would hold the CPU the VMM's ioctl wakes up on): the attach's audit
+    record comes with the answer, before it, and with whatever else ends
+    the wait, a closed session or no answer in time, never lost."""
+    harness.need_kvm()
+    harness.need_root()
+
+    def said(d, vm_id):
+        with d.lock:
+            return [i for i, l in enumerate(d.lines) if "VM %s attached by " % vm_id in l]
+
+    with Daemon(config_text=CONFIG) as d:
+        kvm = None
+        vms = []
+        for how in ("answers", "hangs up", "never answers"):
+            k, vm = kvm_create_vm()
+            kvm = kvm or k
+            if k != kvm:
+                os.close(k)
+            vms.append(vm)
+            vm_id = "%d-%d" % (os.getpid(), vm)
+            p = Peer(d.socket)
+            p.send(attach_msg(vm, name="quiet-" + how.replace(" ", "-")), [vm])
+            apply = p.recv()
+            check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "%s: expected APPLY, got %r" % (how, apply))
+            time.sleep(0.3)
+            check(not said(d, vm_id), "%s: nothing of the attach is written before the VMM answers:\n%s"
+                  % (how, d.log()))
+            log = os.path.join(d.dir, "run", "records")
+            data = open(log, "rb").read() if os.path.exists(log) else b""
+            check(all(e[0] != vm_id for e in harness.records_log_entries(data)[0]),
+                  "%s: the VM's record is not written before its answer either" % how)
+            if how == "answers":
+                p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % apply["SERIAL"])
+                d.wait_line(r"VM %s.*: filter of profile 'minimal' applied" % vm_id)
+                with d.lock:
+                    applied = [i for i, l in enumerate(d.lines) if "VM %s" % vm_id in l and "applied" in l]
+                check(said(d, vm_id) and said(d, vm_id)[0] < applied[0],
+                      "the attach's record is written, before the APPLIED's:\n%s" % d.log())
+                d.wait_records("applied", 1, where=lambda r: r.vm == vm_id)
+            elif how == "hangs up":
+                p.close()
+                d.wait_line(r"VM %s: session closed" % vm_id)
+                check(said(d, vm_id), "a session closed before its answer still has its attach written")
+            else:
+                msg = p.recv()
+                check(msg and msg.get("ERRNO") == "110", "no answer in time: ETIMEDOUT, got %r" % msg)
+                d.wait_line(r"VM %s attached by " % vm_id)
+                with d.lock:
+                    refused = [i for i, l in enumerate(d.lines) if "Refused VMM session" in l and "no APPLIED" in l]
+                check(refused and said(d, vm_id)[0] < refused[-1],
+                      "the attach is written before the refusal that ends it:\n%s" % d.log())
+            check(len(said(d, vm_id)) == 1, "%s: the attach is written once" % how)
+            p.close()
+        for vm in vms:
+            os.close(vm)
+        os.close(kvm)
+
+
 def test_vm_detected_then_unmanaged_then_attached():
     harness.need_kvm()
     harness.need_root()
@@ -218,7 +278,12 @@ def test_what_a_session_said_before_its_vm_went_is_heard():
         p.send(attach_msg(vm, name="brief"), [vm])
         apply = p.recv()
         check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
-        d.wait_records("attach", 1, where=lambda r: r.vm == vm_id)
+        # The ATTACH handled: the daemon is back asleep in its loop (the
+        # attach's record waits for the answer, pmufilterd(8) AUDIT TRAIL).
+        deadline = time.time() + 10
+        while open("/proc/%d/stat" % d.proc.pid).read().rsplit(")", 1)[1].split()[0] != "S":
+            check(time.time() < deadline, "the daemon never went back to sleep")
+            time.sleep(0.01)
         os.kill(d.proc.pid, signal.SIGSTOP)
         try:
             p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % apply["SERIAL"])
@@ -229,6 +294,7 @@ def test_what_a_session_said_before_its_vm_went_is_heard():
             os.kill(d.proc.pid, signal.SIGCONT)
         d.wait_records("gone", 1, where=lambda r: r.vm == vm_id)
         d.wait_records("applied", 1, timeout=2, where=lambda r: r.vm == vm_id)
+        d.wait_records("attach", 1, timeout=2, where=lambda r: r.vm == vm_id)
         os.close(kvm)
 
 
