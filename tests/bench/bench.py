@@ -450,12 +450,34 @@ class Bench:
             ping = bus.bench("ping", "--count", str(n))
             h.command("reset")
             cpu0 = d.cpu_ns()
-            setvm = bus.bench("set-vm", "--vm", vm, "--profiles", "bench-2b,bench-2", "--count", str(n))
+            calls = [tuple(int(x) for x in l.split()[1:3])
+                     for l in bus.bench("set-vm", "--vm", vm, "--profiles", "bench-2b,bench-2", "--count", str(n),
+                                        raw=True)]
+            setvm = [dt for dt, _ in calls]
             cpu = (d.cpu_ns() - cpu0) / n
-            ioctl = h.applies()
+            traced = [tuple(int(x) for x in l.split()[1:4]) for l in h.proc.lines_now()[h.mark:]
+                      if l.startswith("apply ")]
+            ioctl = [t[0] for t in traced]
             base = [ping[i] + ioctl[i % len(ioctl)] + rtt2[i % len(rtt2)] for i in range(n)]
             self.row("runtime change, 1 VM: SetVMProfile → APPLIED", setvm, base, (1.5, None), unit="us",
                      how="D-Bus call until its reply (sent after APPLIED), vs bus Ping + the VMM's ioctl + one protocol round trip")
+            # Each call's two halves around the VMM's own work, by its APPLY
+            # (the holder's clock is the caller's: CLOCK_MONOTONIC).
+            ins, outs, half = [], [], []
+            j = 0
+            for i, (dt, t0) in enumerate(calls):
+                while j < len(traced) and traced[j][1] < t0:
+                    j += 1
+                if j < len(traced) and traced[j][2] <= t0 + dt:
+                    ins.append(traced[j][1] - t0)
+                    outs.append(t0 + dt - traced[j][2])
+                    half.append((ping[i % len(ping)] + rtt2[i % len(rtt2)]) // 2)
+            self.row("  of which the call to its APPLY: SetVMProfile sent → the VMM has the APPLY", ins, half, None,
+                     unit="us", how="the bus call through dbus-daemon, the daemon's checks, the state file "
+                                    "written, the APPLY sent; floor: half a bus Ping + half a protocol round trip")
+            self.row("  and the APPLIED to the reply: APPLIED sent → the reply received", outs, half, None,
+                     unit="us", how="the daemon reads APPLIED and replies through dbus-daemon; floor: the same "
+                                    "halves")
             self.row_value("runtime change, 1 VM: the daemon's own CPU per SetVMProfile", cpu, None,
                            unit="us", how="Δ /proc/<pid>/schedstat run time over the calls / calls: everything "
                                           "the daemon does for one (bus message in and out, state file, APPLY, "
@@ -947,13 +969,19 @@ class Bench:
                         n_all = sum(where.values()) or 1
                         n_sys = sum(v for k, v in where.items() if k.split(" < ")[0].lstrip("_") in SYSCALL_LEAVES)
                         why += ", %.0f%% of its samples in those system calls (perf)" % (100.0 * n_sys / n_all)
-            elif "SetVMProfile → APPLIED" in w and self.results.get("setvm_syscalls"):
+            elif w.startswith("runtime change, 1 VM: SetVMProfile → APPLIED") and self.results.get("setvm_syscalls"):
                 c = self.results["setvm_syscalls"]
                 why = ("the floor is %s; per call the daemon also makes the state file's %.0f openat, %.0f "
                        "rename and %.0f close (a change is kept before it is pushed), writes %.0f audit lines "
                        "and sends %.1f signals (strace of 20 calls)" %
                        (f(r["base_p50"], "us"), c.get("openat", 0), c.get("rename", 0), c.get("close", 0),
                         c.get("log_lines", 0), c.get("signals", 0)))
+                a = self.find("  of which the call to its APPLY:")
+                b = self.find("  and the APPLIED to the reply:")
+                if a and b:
+                    why += ("; by the caller's and the VMM's clocks, the call to its APPLY takes %s (floor %s), "
+                            "the APPLIED to the reply %s (floor %s)" %
+                            (f(a["p50"], "us"), f(a["base_p50"], "us"), f(b["p50"], "us"), f(b["base_p50"], "us")))
             elif w.startswith("ListVMs answered during that change"):
                 alone = self.find("D-Bus read at ")
                 if alone and "ListVMs" in alone["what"]:

@@ -8,7 +8,7 @@
  *       nothing in it (sd-bus answers it inside the daemon's loop).
  *   bus-bench set-vm     --address A --vm ID --profiles P,Q --count N
  *       SetVMProfile(ID, P|Q alternately, runtime) — it replies when the
- *       VMM has answered APPLIED.                         "setvm <ns>"
+ *       VMM has answered APPLIED.                         "setvm <ns> <t0>"
  *   bus-bench set-default --address A --profile P [--probe-ms M]
  *       SetDefaultProfile(P, runtime) on one connection; meanwhile, on a
  *       second one, ListVMs every M ms until the first call returns.
@@ -117,7 +117,7 @@ static int run_set_vm(sd_bus *bus) {
 
                 if (r < 0)
                         return fail("SetVMProfile", r, &e);
-                printf("setvm %llu\n", (unsigned long long) (now_ns() - t0));
+                printf("setvm %llu %llu\n", (unsigned long long) (now_ns() - t0), (unsigned long long) t0);
         }
         return 0;
 }

@@ -14,7 +14,9 @@
  * VM is attached, then reads commands on stdin:
  *   stats   "stats <applies> <sum of ioctl ns> <ns of the last APPLIED sent> <failed>"
  *   reset   zero the counters
- * With --trace, also "apply <ioctl ns>" for every APPLY answered.
+ * With --trace, also "apply <ioctl ns> <in> <out>" for every APPLY answered:
+ * when its handling began (the APPLY read) and when the APPLIED was sent,
+ * CLOCK_MONOTONIC ns.
  * and exits, closing every VM and session, when stdin closes.
  */
 #include <getopt.h>
@@ -52,7 +54,7 @@ static int answer_apply(struct held *h, const char *buf, size_t n) {
         struct proto_apply a = {};
         struct proto_applied ans = {};
         char out[128], reason[PROTO_REASON_MAX];
-        uint64_t t0, dt;
+        uint64_t t_in = now_ns(), t0, dt;
         int r, l;
 
         r = proto_parse_apply(buf, n, &a, reason, sizeof(reason));
@@ -77,7 +79,8 @@ static int answer_apply(struct held *h, const char *buf, size_t n) {
         stats.last_ns = now_ns();
         /* After the answer: the trace must not delay it. */
         if (arg.trace) {
-                printf("apply %llu\n", (unsigned long long) dt);
+                printf("apply %llu %llu %llu\n", (unsigned long long) dt, (unsigned long long) t_in,
+                       (unsigned long long) stats.last_ns);
                 fflush(stdout);
         }
         return 0;
