@@ -230,6 +230,41 @@ def test_attach_is_written_with_its_answer():
         os.close(kvm)
 
 
+def test_vm_applying_at_stop_keeps_its_record():
+    """A VMM that has its APPLY and has not answered when the daemon stops
+    (a restart) has its VM's record written at the stop, as any attached
+    VM has, and its session goes to the fd store with it: the next start
+    restores the VM and sends the APPLY again (pmufilterd(8), RESTART).
+    The record waited for the answer, and the stop wrote only records that
+    waited for nothing: the VM came back as new, its session lost."""
+    harness.need_kvm()
+    harness.need_root()
+    import signal
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        vm_id = "%d-%d" % (os.getpid(), vm)
+        p = Peer(d.socket)
+        p.send(attach_msg(vm, name="applying"), [vm])
+        apply = p.recv()
+        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(10)
+        log = os.path.join(d.dir, "run", "records")
+        data = open(log, "rb").read() if os.path.exists(log) else b""
+        mine = [e for e in harness.records_log_entries(data)[0] if e[0] == vm_id]
+        check(mine and mine[-1][3] is not None and (b"SERIAL=%s\n" % apply["SERIAL"].encode()) in mine[-1][3],
+              "the stop writes the record of the VM, its APPLY unanswered: %r\n%s" % (mine, d.log()))
+        check(len(d.records("attach", vm=vm_id)) == 1, "the attach is written once, at the stop:\n%s" % d.log())
+        with d.lock:
+            d.lines.clear()
+        os.unlink(d.socket)
+        d.start()
+        d.wait_line(r"VM %s: restored without a session" % vm_id)
+        p.close()
+        os.close(vm)
+        os.close(kvm)
+
+
 def test_vm_detected_then_unmanaged_then_attached():
     harness.need_kvm()
     harness.need_root()
