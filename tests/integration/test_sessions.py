@@ -265,6 +265,37 @@ def test_vm_applying_at_stop_keeps_its_record():
         os.close(kvm)
 
 
+def test_attach_is_written_before_a_reload_while_its_vmm_applies():
+    """The attach's record waits for the VMM's answer; a reload meanwhile
+    comes after the attach in the trail, as in time: the attach's profile
+    and the rule that chose it are the policy's before the reload."""
+    harness.need_kvm()
+    harness.need_root()
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        vm_id = "%d-%d" % (os.getpid(), vm)
+        p = Peer(d.socket)
+        p.send(attach_msg(vm, name="reloaded"), [vm])
+        apply = p.recv()
+        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        d.write_config(CONFIG.replace("default_profile: minimal", "default_profile: gold"))
+        d.reload()
+        d.wait_line(r"Reloaded the policy")
+        again = p.recv()
+        check(again and again.get("PROFILE") == "gold", "the reload pushes gold, got %r" % again)
+        p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % again["SERIAL"])
+        d.wait_line(r"VM %s.*: filter of profile 'gold' applied" % vm_id)
+        with d.lock:
+            attached = [i for i, l in enumerate(d.lines) if "VM %s attached by " % vm_id in l]
+            reloaded = [i for i, l in enumerate(d.lines) if "Reloaded the policy" in l]
+        check(len(attached) == 1 and "profile 'minimal'" in d.lines[attached[0]],
+              "the attach is written once, with the profile it was given:\n%s" % d.log())
+        check(attached[0] < reloaded[0], "the attach is written before the reload after it:\n%s" % d.log())
+        p.close()
+        os.close(vm)
+        os.close(kvm)
+
+
 def test_vm_detected_then_unmanaged_then_attached():
     harness.need_kvm()
     harness.need_root()
