@@ -154,6 +154,12 @@ struct manager *manager_free(struct manager *m) {
         /* What a restart reads back, while the sessions still are there to
          * go to the fd store with their records. */
         deliver_free_batches(&m->deliver);
+        /* A VMM still applying its first filter has no record yet (its
+         * answer writes it): written now, with the APPLY the next start
+         * sends again, and its session goes to the fd store with it. */
+        REGISTRY_FOREACH(vm, &m->registry)
+                if (vm->session_unstored)
+                        records_mark(&m->records, vm);
         records_flush(&m->records);
         deliver_done(&m->deliver);
         if (m->have_bus)

@@ -280,6 +280,10 @@ int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profi
         r = save_changed(b, !runtime, &u, error);
         if (r < 0)
                 return r;
+        /* The attaches whose VMMs are still applying were decided by the
+         * default before: their records come before the change's. */
+        REGISTRY_FOREACH(vm, reg)
+                audit_held_say(&vm->attach_said);
         bus_caller_audit(&caller, &x);
         audit_record_extra(LOG_NOTICE, MID_RUNTIME, NULL, profile, 0, &x,
                            "Default profile set to '%s' over D-Bus (%s), by uid %u%s%s", profile,

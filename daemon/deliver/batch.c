@@ -38,6 +38,10 @@ static void batch_one(struct vm *vm, void *userdata) {
         struct deliver *d = b->deliver;
         int r;
 
+        /* A VMM still applying its attach's filter: the attach's record
+         * before any of the change (the D-Bus call's, the new APPLY's
+         * answer), which comes after it. */
+        audit_held_say(&vm->attach_said);
         r = deliver_decide(d, vm);
         if (r < 0)
                 return (void) log_error_errno(r, "VM %s: failed to decide its filter: %m", vm->id);

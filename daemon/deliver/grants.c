@@ -91,6 +91,7 @@ static int end_grant(struct deliver *d, const struct state_entry *e, bool at_sta
                 if (dec.rule_loc)
                         srcloc_format(dec.rule_loc, now_loc, sizeof(now_loc));
                 deliver_source_text(dec.source, dec.rule_loc ? now_loc : NULL, now_by, sizeof(now_by));
+                audit_held_say(&vm->attach_said);       /* the attach, before what ends after it */
                 audit_record_extra(LOG_NOTICE, MID_RUNTIME, vm->id, dec.profile, vm->pid, &x,
                                    "Grant of profile '%s' to VM %s%s%s%s expired%s; now '%s' (from %s)", e->profile,
                                    vm->id, vm->name ? " (" : "", strempty(vm->name), vm->name ? ")" : "", when,

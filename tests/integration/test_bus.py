@@ -890,6 +890,43 @@ def test_change_records_say_who_asked():
         check(re.search(r"CALLER_UID=0 CALLER_PID=\d+ .*CALLER_BUS_NAME=:", line), "the record: " + line)
 
 
+def test_attach_is_written_before_a_change_made_while_its_vmm_applies():
+    """The attach's record waits for the VMM's answer (pmufilterd(8), AUDIT
+    TRAIL); a change of the VM's profile made while it waits comes after
+    the attach, in the trail as in time, not before it."""
+    with world() as w:
+        b, d = w.bus, w.d
+        kvm, vm = kvm_create_vm()
+        vm_id = "%d-%d" % (os.getpid(), vm)
+        p = Peer(d.socket)
+        try:
+            p.send(attach_msg(vm, name="slow"), [vm])
+            first = p.recv()
+            check(first and first["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % first)
+            # SetVMProfile replies when the VMM has applied the change.
+            call = subprocess.Popen(["busctl", "--address=" + b.address, "call", NAME, MGR_PATH, MGR,
+                                     "SetVMProfile", "ssb", "slow", "gold", "true"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            second = p.recv()
+            check(second and second.get("PROFILE") == "gold", "expected the APPLY of gold, got %r" % second)
+            changed = r"VM %s \(slow\): profile set to 'gold' over D-Bus" % vm_id
+            d.wait_line(changed)
+            p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % first["SERIAL"])
+            p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % second["SERIAL"])
+            check(call.wait(10) == 0, "SetVMProfile: %s" % call.stderr.read())
+            d.wait_line(r"VM %s.*: filter of profile 'gold' applied" % vm_id)
+            with d.lock:
+                attached = [i for i, l in enumerate(d.lines) if "VM %s attached by " % vm_id in l]
+                set_at = [i for i, l in enumerate(d.lines) if re.search(changed, l)]
+            check(len(attached) == 1 and "profile 'minimal'" in d.lines[attached[0]],
+                  "the attach is written once, with the profile it was given:\n%s" % d.log())
+            check(attached[0] < set_at[0], "the attach is written before the change made after it:\n%s" % d.log())
+        finally:
+            p.close()
+            os.close(vm)
+            os.close(kvm)
+
+
 def test_corrupt_state_file_is_set_aside():
     harness.need_kvm()
     harness.need_root()

@@ -230,6 +230,72 @@ def test_attach_is_written_with_its_answer():
         os.close(kvm)
 
 
+def test_vm_applying_at_stop_keeps_its_record():
+    """A VMM that has its APPLY and has not answered when the daemon stops
+    (a restart) has its VM's record written at the stop, as any attached
+    VM has, and its session goes to the fd store with it: the next start
+    restores the VM and sends the APPLY again (pmufilterd(8), RESTART).
+    The record waited for the answer, and the stop wrote only records that
+    waited for nothing: the VM came back as new, its session lost."""
+    harness.need_kvm()
+    harness.need_root()
+    import signal
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        vm_id = "%d-%d" % (os.getpid(), vm)
+        p = Peer(d.socket)
+        p.send(attach_msg(vm, name="applying"), [vm])
+        apply = p.recv()
+        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(10)
+        log = os.path.join(d.dir, "run", "records")
+        data = open(log, "rb").read() if os.path.exists(log) else b""
+        mine = [e for e in harness.records_log_entries(data)[0] if e[0] == vm_id]
+        check(mine and mine[-1][3] is not None and (b"SERIAL=%s\n" % apply["SERIAL"].encode()) in mine[-1][3],
+              "the stop writes the record of the VM, its APPLY unanswered: %r\n%s" % (mine, d.log()))
+        check(len(d.records("attach", vm=vm_id)) == 1, "the attach is written once, at the stop:\n%s" % d.log())
+        with d.lock:
+            d.lines.clear()
+        os.unlink(d.socket)
+        d.start()
+        d.wait_line(r"VM %s: restored without a session" % vm_id)
+        p.close()
+        os.close(vm)
+        os.close(kvm)
+
+
+def test_attach_is_written_before_a_reload_while_its_vmm_applies():
+    """The attach's record waits for the VMM's answer; a reload meanwhile
+    comes after the attach in the trail, as in time: the attach's profile
+    and the rule that chose it are the policy's before the reload."""
+    harness.need_kvm()
+    harness.need_root()
+    with Daemon(config_text=CONFIG) as d:
+        kvm, vm = kvm_create_vm()
+        vm_id = "%d-%d" % (os.getpid(), vm)
+        p = Peer(d.socket)
+        p.send(attach_msg(vm, name="reloaded"), [vm])
+        apply = p.recv()
+        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        d.write_config(CONFIG.replace("default_profile: minimal", "default_profile: gold"))
+        d.reload()
+        d.wait_line(r"Reloaded the policy")
+        again = p.recv()
+        check(again and again.get("PROFILE") == "gold", "the reload pushes gold, got %r" % again)
+        p.send("PMUFILTER/1 APPLIED\nSERIAL=%s\nERRNO=0\n" % again["SERIAL"])
+        d.wait_line(r"VM %s.*: filter of profile 'gold' applied" % vm_id)
+        with d.lock:
+            attached = [i for i, l in enumerate(d.lines) if "VM %s attached by " % vm_id in l]
+            reloaded = [i for i, l in enumerate(d.lines) if "Reloaded the policy" in l]
+        check(len(attached) == 1 and "profile 'minimal'" in d.lines[attached[0]],
+              "the attach is written once, with the profile it was given:\n%s" % d.log())
+        check(attached[0] < reloaded[0], "the attach is written before the reload after it:\n%s" % d.log())
+        p.close()
+        os.close(vm)
+        os.close(kvm)
+
+
 def test_vm_detected_then_unmanaged_then_attached():
     harness.need_kvm()
     harness.need_root()
