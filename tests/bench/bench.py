@@ -238,6 +238,31 @@ class Bench:
         with self.profiled(d, "attach-%s" % others):
             self._phase_attach(d, echoes, others, own)
 
+    def phase_attach_busy(self, d, echoes):
+        """The attach with every CPU busy (a busy loop per CPU, as on a host
+        whose tenants' vCPUs keep every CPU running), the daemon as
+        pmufilterd.service runs it (SCHED_BATCH: it waits for a running
+        task's slice to end instead of preempting it) and, for the price of
+        that policy, switched to SCHED_OTHER for a second series and back.
+        No target (docs/decisions.md, "The daemon yields the CPU to the
+        VMM")."""
+        busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(os.cpu_count() or 1)]
+        try:
+            time.sleep(0.3)
+            for policy in ("batch", "other"):
+                subprocess.run(["chrt", "-a", "--" + policy, "-p", "0", str(d.pid)], check=True,
+                               stdout=subprocess.DEVNULL)
+                sent, _ = self.attach_samples([("min", echoes[2]), ("min", d)], None, self.o.attach_samples // 3)
+                self.row("attach, 2 entries, 0 other sessions, every CPU busy, the daemon as SCHED_%s: minimal "
+                         "client → pmufilterd" % policy.upper(), sent[1], sent[0], None, unit="us",
+                         how="a busy loop per CPU meanwhile; pmufilterd.service runs the daemon as SCHED_BATCH; "
+                             "the echo peer is SCHED_OTHER")
+        finally:
+            subprocess.run(["chrt", "-a", "--batch", "-p", "0", str(d.pid)], stdout=subprocess.DEVNULL)
+            for p in busy:
+                p.kill()
+                p.wait()
+
     def _phase_attach(self, d, echoes, others, own):
         n = self.o.attach_samples
         loaded = own > 0
@@ -845,6 +870,7 @@ class Bench:
 
         if self.want("attach"):
             self.phase_attach(d, echoes, 0)
+            self.phase_attach_busy(d, echoes)
         if self.want("life"):
             cpu_life, wakes = self.phase_life(d, 0)
             if self.o.breakdown:
