@@ -53,6 +53,17 @@ def expect_error(p, reason_rx, what):
     return msg
 
 
+def attached_until_apply(d, name):
+    """A new VM attached under name and its APPLY received, not answered:
+    (kvm fd, vm fd, VM id, peer, APPLY)."""
+    kvm, vm = kvm_create_vm()
+    p = Peer(d.socket)
+    p.send(attach_msg(vm, name=name), [vm])
+    apply = p.recv()
+    check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "%s: expected APPLY, got %r" % (name, apply))
+    return kvm, vm, "%d-%d" % (os.getpid(), vm), p, apply
+
+
 def test_hostile_clients_lose_only_their_session():
     harness.need_kvm()
     harness.need_root()
@@ -183,19 +194,10 @@ def test_attach_is_written_with_its_answer():
             return [i for i, l in enumerate(d.lines) if "VM %s attached by " % vm_id in l]
 
     with Daemon(config_text=CONFIG) as d:
-        kvm = None
-        vms = []
+        fds = []
         for how in ("answers", "hangs up", "never answers"):
-            k, vm = kvm_create_vm()
-            kvm = kvm or k
-            if k != kvm:
-                os.close(k)
-            vms.append(vm)
-            vm_id = "%d-%d" % (os.getpid(), vm)
-            p = Peer(d.socket)
-            p.send(attach_msg(vm, name="quiet-" + how.replace(" ", "-")), [vm])
-            apply = p.recv()
-            check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "%s: expected APPLY, got %r" % (how, apply))
+            kvm, vm, vm_id, p, apply = attached_until_apply(d, "quiet-" + how.replace(" ", "-"))
+            fds += [vm, kvm]
             time.sleep(0.3)
             check(not said(d, vm_id), "%s: nothing of the attach is written before the VMM answers:\n%s"
                   % (how, d.log()))
@@ -219,15 +221,15 @@ def test_attach_is_written_with_its_answer():
                 msg = p.recv()
                 check(msg and msg.get("ERRNO") == "110", "no answer in time: ETIMEDOUT, got %r" % msg)
                 d.wait_line(r"VM %s attached by " % vm_id)
+                d.wait_line(r"Refused VMM session .*no APPLIED")
                 with d.lock:
                     refused = [i for i, l in enumerate(d.lines) if "Refused VMM session" in l and "no APPLIED" in l]
                 check(refused and said(d, vm_id)[0] < refused[-1],
                       "the attach is written before the refusal that ends it:\n%s" % d.log())
             check(len(said(d, vm_id)) == 1, "%s: the attach is written once" % how)
             p.close()
-        for vm in vms:
-            os.close(vm)
-        os.close(kvm)
+        for fd in fds:
+            os.close(fd)
 
 
 def test_vm_applying_at_stop_keeps_its_record():
@@ -241,12 +243,7 @@ def test_vm_applying_at_stop_keeps_its_record():
     harness.need_root()
     import signal
     with Daemon(config_text=CONFIG) as d:
-        kvm, vm = kvm_create_vm()
-        vm_id = "%d-%d" % (os.getpid(), vm)
-        p = Peer(d.socket)
-        p.send(attach_msg(vm, name="applying"), [vm])
-        apply = p.recv()
-        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        kvm, vm, vm_id, p, apply = attached_until_apply(d, "applying")
         d.proc.send_signal(signal.SIGTERM)
         d.proc.wait(10)
         log = os.path.join(d.dir, "run", "records")
@@ -272,12 +269,7 @@ def test_attach_is_written_before_a_reload_while_its_vmm_applies():
     harness.need_kvm()
     harness.need_root()
     with Daemon(config_text=CONFIG) as d:
-        kvm, vm = kvm_create_vm()
-        vm_id = "%d-%d" % (os.getpid(), vm)
-        p = Peer(d.socket)
-        p.send(attach_msg(vm, name="reloaded"), [vm])
-        apply = p.recv()
-        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        kvm, vm, vm_id, p, apply = attached_until_apply(d, "reloaded")
         d.write_config(CONFIG.replace("default_profile: minimal", "default_profile: gold"))
         d.reload()
         d.wait_line(r"Reloaded the policy")
@@ -338,12 +330,7 @@ def test_what_a_session_said_before_its_vm_went_is_heard():
     harness.need_root()
     import signal
     with Daemon(config_text=CONFIG) as d:
-        kvm, vm = kvm_create_vm()
-        vm_id = "%d-%d" % (os.getpid(), vm)
-        p = Peer(d.socket)
-        p.send(attach_msg(vm, name="brief"), [vm])
-        apply = p.recv()
-        check(apply and apply["_verb"] == "PMUFILTER/1 APPLY", "expected APPLY, got %r" % apply)
+        kvm, vm, vm_id, p, apply = attached_until_apply(d, "brief")
         # The ATTACH handled: the daemon is back asleep in its loop (the
         # attach's record waits for the answer, pmufilterd(8) AUDIT TRAIL).
         deadline = time.time() + 10
