@@ -282,8 +282,7 @@ int change_default_profile(struct bus *b, sd_bus_message *msg, const char *profi
                 return r;
         /* The attaches whose VMMs are still applying were decided by the
          * default before: their records come before the change's. */
-        REGISTRY_FOREACH(vm, reg)
-                audit_held_say(&vm->attach_said);
+        deliver_say_held_attaches(b->deliver);
         bus_caller_audit(&caller, &x);
         audit_record_extra(LOG_NOTICE, MID_RUNTIME, NULL, profile, 0, &x,
                            "Default profile set to '%s' over D-Bus (%s), by uid %u%s%s", profile,

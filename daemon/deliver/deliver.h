@@ -124,6 +124,9 @@ void deliver_record_result(struct deliver *d, struct vm *vm, int error, const ch
 int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct proc_facts *known, struct vm **ret);
 /* The VM is gone (destroy uevent, VMM exit): drop it. */
 void deliver_vm_gone(struct deliver *d, struct vm *vm, const char *why);
+/* Write the attach records still held for VMMs applying their filter
+ * (vm->attach_said): before a change to what decided them. */
+void deliver_say_held_attaches(struct deliver *d);
 /* A detected VM has attach_timeout_ms to attach before it is unmanaged. */
 void deliver_arm_attach_timeout(struct deliver *d, struct vm *vm);
 void deliver_disarm_attach_timeout(struct deliver *d, struct vm *vm);

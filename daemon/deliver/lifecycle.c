@@ -104,6 +104,11 @@ int deliver_vm_detected(struct deliver *d, pid_t pid, int fd, struct proc_facts 
         return 1;
 }
 
+void deliver_say_held_attaches(struct deliver *d) {
+        REGISTRY_FOREACH(vm, d->registry)
+                audit_held_say(&vm->attach_said);
+}
+
 void deliver_vm_gone(struct deliver *d, struct vm *vm, const char *why) {
         audit_held_say(&vm->attach_said);
         audit_record(LOG_INFO, MID_GONE, vm->id, vm->profile, vm->pid, "VM %s is gone: %s", vm->id, why);
@@ -470,7 +475,7 @@ static int on_session_attach(struct session *s, const struct ucred *peer, struct
          * (docs/architecture.md, "The life of one VM").  A failed push ends
          * the session (and says why); the VM and its attach's record stay. */
         r = deliver_push(d, vm);
-        audit_held_say(&vm->attach_said);       /* a second ATTACH on the session's VM: the first's */
+        audit_held_say(&vm->attach_said);       /* none: every end of a wait wrote it; never leaked */
         vm->attach_said = audit_record_held(
                         LOG_INFO, MID_ATTACH, vm->id, vm->profile, vm->pid,
                         "VM %s attached by %s (pid %d, uid %u, %s%s%s): profile '%s' (%s)", vm->id,
@@ -513,7 +518,6 @@ static void on_session_applied(struct session *s, struct vm *vm, const struct pr
 static void on_session_lost(struct vm *vm, int error, const char *reason, void *userdata) {
         struct deliver *d = userdata;
 
-        audit_held_say(&vm->attach_said);
         registry_set_state(d->registry, vm, VM_FAILED);
         vm->in_force = false;
         vm->last_errno = error;

@@ -190,8 +190,7 @@ int deliver_reload(struct deliver *d, struct vm_waiter *waiter) {
         (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
         /* The attaches whose VMMs are still applying were decided by the
          * policy before: their records come before the reload's. */
-        REGISTRY_FOREACH(vm, d->registry)
-                audit_held_say(&vm->attach_said);
+        deliver_say_held_attaches(d);
         r = policy_set_load(d, &s, &error);
         if (r < 0) {
                 (void) decider_set_last_error(d->decider, error);

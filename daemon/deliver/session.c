@@ -215,7 +215,7 @@ static void session_refuse(struct session *s, int error, const char *fmt, ...) {
         n = proto_format_error(buf, sizeof(buf), &e);
         if (n > 0)
                 (void) session_send(s, buf, (size_t) n);
-        if (vm)         /* the attach the refusal ends, before it */
+        if (vm)         /* the attach the refusal ends, before it (and before ops->lost) */
                 audit_held_say(&vm->attach_said);
         /* A peer can make us refuse it as often as it likes. */
         if (ratelimit_below(&server->refusals, &suppressed))

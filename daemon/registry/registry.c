@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "compile.h"
+#include "log.h"
 #include "proto.h"
 #include "registry.h"
 #include "waiter.h"

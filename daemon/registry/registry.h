@@ -17,9 +17,10 @@
 #include <systemd/sd-event.h>
 
 #include "list.h"
-#include "log.h"
 #include "procfacts.h"
 #include "util.h"
+
+struct audit_held;       /* base/log.h */
 
 enum vm_state {
         VM_DETECTED,    /* seen (uevent, /proc scan), no session yet */
