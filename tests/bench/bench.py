@@ -135,7 +135,8 @@ class Bench:
     def attach_samples(self, series, label, count, own=0, own_socket=None):
         """Samples taken in turn by one bench-vmm, one series per (client
         kind, peer): per series (latency until APPLIED sent, until the
-        peer's record of it).  own: VMs of bench-vmm's own kept attached to
+        peer's record of it, the minimal client's steps: connect, answer,
+        ioctl, applied).  own: VMs of bench-vmm's own kept attached to
         own_socket meanwhile."""
         argv = [self.prog("bench-vmm"), "attach", "--count", str(count), "--gap-us", "2000"]
         if self.o.settle_us:
@@ -159,12 +160,12 @@ class Bench:
                                   peer.records_since(mark, r"^applied ", r"^applied (\d+-\d+)"))
         sent = [[] for _ in series]
         acked = [[] for _ in series]
-        self.last_steps = [{"connect": [], "answer": [], "ioctl": [], "applied": []} for _ in series]
+        steps = [{"connect": [], "answer": [], "ioctl": [], "applied": []} for _ in series]
         whole = {}
         for line in out.stdout.splitlines():
             if line.startswith("steps "):     # the minimal client's steps, ns after t0 (after its attach line)
                 _, idx, vmid, s_sent, s_received, s_applied = line.split()
-                st = self.last_steps[int(idx)]
+                st = steps[int(idx)]
                 st["connect"].append(int(s_sent))
                 st["answer"].append(int(s_received) - int(s_sent))
                 st["ioctl"].append(int(s_applied) - int(s_received))
@@ -179,7 +180,7 @@ class Bench:
             t = benchrun.first_after(recs[id(series[idx][1])].get(vmid, []), t0)
             if t is not None:
                 acked[idx].append(t - t0)
-        return sent, acked
+        return sent, acked, steps
 
     def life_cpu(self, d, count, label=None, tries=3):
         """The daemon's CPU per VM life: count lives by bench-vmm (minimal
@@ -252,7 +253,7 @@ class Bench:
             for policy in ("batch", "other"):
                 subprocess.run(["chrt", "-a", "--" + policy, "-p", "0", str(d.pid)], check=True,
                                stdout=subprocess.DEVNULL)
-                sent, _ = self.attach_samples([("min", echoes[2]), ("min", d)], None, self.o.attach_samples // 3)
+                sent, _, _ = self.attach_samples([("min", echoes[2]), ("min", d)], None, self.o.attach_samples // 3)
                 self.row("attach, 2 entries, 0 other sessions, every CPU busy, the daemon as SCHED_%s: minimal "
                          "client → pmufilterd" % policy.upper(), sent[1], sent[0], None, unit="us",
                          how="a busy loop per CPU meanwhile; pmufilterd.service runs the daemon as SCHED_BATCH; "
@@ -271,13 +272,12 @@ class Bench:
             cond += " (%d of them the measuring VMM's own)" % own
         for label, entries in ((None, 2), ("300", 300)):
             series = [("min", echoes[entries]), ("min", d), ("lib", d), ("minchk", d)]
-            sent, acked = self.attach_samples(series, label, n, own, d.socket)
+            sent, acked, steps = self.attach_samples(series, label, n, own, d.socket)
             target = ((1.5, 2.0) if entries == 2 else (1.2, 2.0)) if loaded else None
             self.row("attach, %d entries, %s: minimal client → pmufilterd" % (entries, cond),
                      sent[1], sent[0], target, unit="us",
                      how="ATTACH→APPLIED sent by the minimal client (min-client.h, no library), fresh VM per "
                          "sample; floor: the same client against echo-peer (a fixed APPLY, no work)")
-            steps = self.last_steps
             self.row("  of which the connect and ATTACH, %d entries, %s: socket() → ATTACH sent" % (entries, cond),
                      steps[1]["connect"], steps[0]["connect"], None, unit="us",
                      how="the minimal client's own clock: the peer accepts meanwhile")
@@ -679,7 +679,7 @@ class Bench:
 
     def _phase_overrides(self, d, bus, echo, rtt2, n):
         if True:
-            sent, _ = self.attach_samples([("min", echo), ("min", d)], None, self.o.attach_samples)
+            sent, _, _ = self.attach_samples([("min", echo), ("min", d)], None, self.o.attach_samples)
             self.row("attach, 2 entries, 0 other sessions, %d overrides in each state file: minimal client → "
                      "pmufilterd" % n, sent[1], sent[0], None, unit="us",
                      how="as the attach rows above, the daemon started with state files of %d entries each "
