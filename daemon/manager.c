@@ -205,7 +205,7 @@ static int load_state(const char *dir, struct state *s, bool runtime) {
          * permission) is not corrupt: starting without its changes would
          * write over them with the next one.  Better not to start. */
         if (r != -EINVAL)
-                return log_error_errno(r, "Failed to read %s: %m", path);
+                return log_error_errno(r, "Failed to read %s: %s", path, error ? error : strerror(-r));
         if (asprintf(&aside, "%s.corrupt", path) >= 0 && rename(path, aside) >= 0)
                 log_error("%s: %s: set aside as %s; starting without these changes", path, strna(error), aside);
         else

@@ -10,6 +10,7 @@
 
 #include "fileio.h"
 #include "policy.h"
+#include "yaml-dl.h"
 
 /* A policy is a few KiB; a larger file is a mistake, not a policy. */
 #define POLICY_FILE_MAX (4u * 1024 * 1024)
@@ -87,6 +88,9 @@ static int load_paths(char **paths, bool settings_only, struct policy **ret, str
 
         if (strv_length(paths) == 0)
                 return diags_error(d, NULL, "no policy file given");
+        /* libyaml loaded once for all the files; if it cannot be, each
+         * file says so. */
+        _cleanup_(yaml_dl_releasep) bool held = yaml_dl_acquire(NULL) >= 0;
         r = policy_new(&p);
         if (r < 0)
                 return r;

@@ -7,10 +7,9 @@
  * for them, and refusing them keeps the loader simple and fuzz-safe (no
  * "billion laughs" expansion, no shared nodes in the tree).
  */
-#include <yaml.h>
-
 #include "policy-yaml.h"
 #include "suggest.h"
+#include "yaml-dl.h"
 
 void ynode_free(struct ynode *n) {
         if (!n)
@@ -23,7 +22,7 @@ void ynode_free(struct ynode *n) {
 }
 
 static void yaml_parser_deletep(yaml_parser_t *parser) {
-        yaml_parser_delete(parser);
+        sym_yaml_parser_delete(parser);
 }
 
 static struct srcloc mark_loc(const char *file, yaml_mark_t m) {
@@ -185,7 +184,7 @@ static int handle_event(struct builder *b, const yaml_event_t *e) {
         }
 }
 
-int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **ret, struct diags *d) {
+static int parse_events(const char *file, const char *buf, size_t len, struct ynode **ret, struct diags *d) {
         _cleanup_(yaml_parser_deletep) yaml_parser_t parser = {};
         struct builder b = { .file = file, .d = d };
         bool done = false;
@@ -194,20 +193,20 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
         assert(buf || len == 0);
         assert(ret);
 
-        if (!yaml_parser_initialize(&parser))
+        if (!sym_yaml_parser_initialize(&parser))
                 return -ENOMEM;
-        yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+        sym_yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
 
         while (!done && r >= 0) {
                 yaml_event_t e;
 
-                if (!yaml_parser_parse(&parser, &e)) {
+                if (!sym_yaml_parser_parse(&parser, &e)) {
                         r = syntax_error(&parser, file, buf, len, d);
                         break;
                 }
                 r = handle_event(&b, &e);
                 done = e.type == YAML_STREAM_END_EVENT;
-                yaml_event_delete(&e);
+                sym_yaml_event_delete(&e);
         }
         if (r < 0) {
                 ynode_free(b.root);
@@ -215,6 +214,19 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
         }
         *ret = b.root;
         return 0;
+}
+
+/* libyaml is held for the parse only: the tree is our own copy. */
+int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **ret, struct diags *d) {
+        const char *why;
+        int r;
+
+        r = yaml_dl_acquire(&why);
+        if (r < 0)
+                return diags_error(d, &(struct srcloc) { .file = file }, "%s", why);
+        r = parse_events(file, buf, len, ret, d);
+        yaml_dl_release();
+        return r;
 }
 
 /* Typed access to nodes below: each failure is a located error naming what

@@ -22,10 +22,9 @@
  */
 #include <assert.h>
 #include <inttypes.h>
-#include <yaml.h>
-
 #include "fileio.h"
 #include "state.h"
+#include "yaml-dl.h"
 
 
 void state_done(struct state *s) {
@@ -224,7 +223,7 @@ static int parse_expiry(struct state *s, const char *key, const char *v, const y
 }
 
 /* Walk the event stream: a mapping of scalars, where `vms` maps scalars to scalars. */
-int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error) {
+static int parse_events(const char *buf, size_t len, struct state *ret, char **ret_error) {
         struct state s = {};
         yaml_parser_t parser;
         yaml_event_t ev;
@@ -233,11 +232,11 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
         bool versioned = false;
         char *key = NULL;
 
-        if (!yaml_parser_initialize(&parser))
+        if (!sym_yaml_parser_initialize(&parser))
                 return -ENOMEM;
-        yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+        sym_yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
         for (bool done = false; !done && r == 0;) {
-                if (!yaml_parser_parse(&parser, &ev)) {
+                if (!sym_yaml_parser_parse(&parser, &ev)) {
                         yaml_mark_t at = parser.problem_mark;
 
                         /* Out of memory says nothing of the file: not
@@ -320,13 +319,13 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
                 default:
                         break;
                 }
-                yaml_event_delete(&ev);
+                sym_yaml_event_delete(&ev);
         }
         /* Every file we write says its version first: one that does not
          * (empty, truncated to a comment) lost what it held. */
         if (r == 0 && !versioned)
                 r = fail(ret_error, &(yaml_mark_t) {}, "no 'version': not a whole state file (truncated?)");
-        yaml_parser_delete(&parser);
+        sym_yaml_parser_delete(&parser);
         free(key);
         if (r < 0) {
                 state_done(&s);
@@ -334,6 +333,22 @@ int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error
         }
         *ret = s;
         return 0;
+}
+
+/* libyaml is held for the parse only.  Not loading it is not a corrupt
+ * file: -ELIBACC, with the reason in *ret_error. */
+int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error) {
+        const char *why;
+        int r;
+
+        r = yaml_dl_acquire(&why);
+        if (r < 0) {
+                *ret_error = strdup(why);
+                return r;
+        }
+        r = parse_events(buf, len, ret, ret_error);
+        yaml_dl_release();
+        return r;
 }
 
 int state_load(const char *path, struct state *ret, char **ret_error) {

@@ -37,9 +37,11 @@ void state_done(struct state *s);
 /* A key state.yaml may hold (version 1's "uuid:…" and "name:…" too). */
 bool state_key_valid(const char *key);
 
-/* Parse a state file's contents (pure).  -EINVAL with a reason in *ret_error. */
+/* Parse a state file's contents (pure).  -EINVAL with a reason in *ret_error;
+ * -ELIBACC, the reason there too, if libyaml cannot be loaded (lib/yaml-dl.h). */
 int state_parse(const char *buf, size_t len, struct state *ret, char **ret_error);
-/* Read path; a missing file is an empty state.  A corrupt one is -EINVAL. */
+/* Read path; a missing file is an empty state.  A corrupt one is -EINVAL;
+ * other errors (-ELIBACC as state_parse()) say nothing of the file. */
 int state_load(const char *path, struct state *ret, char **ret_error);
 /* Write atomically: temp file, fsync, rename, fsync of the directory.
  * -EFBIG, and nothing written, when the file would be over STATE_FILE_MAX. */

@@ -31,6 +31,7 @@
 #include "kvm.h"
 #include "pmu.h"
 #include "policy.h"
+#include "yaml-dl.h"
 
 #define FRAGMENTS_MAX 4
 
@@ -58,6 +59,11 @@ static struct target targets[] = {
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
+        /* libyaml held for the whole run: not loaded again per input. */
+        if (yaml_dl_acquire(NULL) < 0) {
+                fprintf(stderr, "fuzz-policy: libyaml cannot be loaded\n");
+                abort();
+        }
         for (size_t i = 0; i < ELEMENTSOF(targets); i++) {
                 struct target *t = &targets[i];
 

@@ -18,6 +18,7 @@
 
 #include "fuzz.h"
 #include "state.h"
+#include "yaml-dl.h"
 
 static char *dir, *path;
 
@@ -42,6 +43,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                 abort();
         }
         atexit(cleanup);
+        /* libyaml held for the whole run: not loaded again per input. */
+        if (yaml_dl_acquire(NULL) < 0) {
+                fprintf(stderr, "fuzz-state: libyaml cannot be loaded\n");
+                abort();
+        }
         return 0;
 }
 
