@@ -141,7 +141,9 @@ static int run(const struct manager_options *o) {
         r = fdstore_take_passed(&fdstore);
         if (r < 0)
                 return r;
-        r = sd_event_default(&e);
+        /* Not sd_event_default(): that one checks its thread with a
+         * gettid() system call on every turn of the loop (4 per VM life). */
+        r = sd_event_new(&e);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
         r = manager_new(e, o, &fdstore, &m);
