@@ -547,7 +547,7 @@ class Bench:
     def _phase_reads(self, d, bus):
         n = self.o.read_samples
         sizes = {m: bus.reply_size(m) for m in ("ListVMs", "GetManagedObjects")}
-        echo = bus.echo_serve(self, sizes["ListVMs"], sizes["GetManagedObjects"])
+        echo = bus.echo_serve(self, sizes["ListVMs"], sizes["GetManagedObjects"], mirror=True)
         try:
             nvms = d.nvms(bus)
             for method in ("ListVMs", "GetManagedObjects"):
@@ -561,6 +561,17 @@ class Bench:
                              "carrying one byte array, from a service with nothing behind it, on the same bus"
                          % (sizes[method], echo_size))
                 self.results["reply_bytes_" + method] = sizes[method]
+                if method != "ListVMs":
+                    continue
+                # The same entries from a service that has them ready: what
+                # sd-bus (marshalling) and dbus-daemon (validating every
+                # field, relaying) cost for 6 fields per VM, without our walk.
+                same, same_entries = bus.call("ListVMsMirror", n, dest=echo, path="/bench",
+                                              interface="org.pmufilterd1.BenchEcho")
+                self.row("  ListVMs vs the same %d entries from a bare sd-bus service" % same_entries, got, same,
+                         None, unit="ms",
+                         how="call until reply, vs ListVMsMirror of bus-bench echo-serve: pmufilterd's own "
+                             "entries, asked once, built again field by field as the daemon builds them")
         finally:
             bus.echo.stop()
 
@@ -570,17 +581,27 @@ class Bench:
 
     def _phase_runtime_many(self, d, bus, holders, rtt2):
         rows = []
-        for profile in ("bench-2b", "bench-2"):
-            for h in holders:
-                h.command("reset")
-            lines = bus.bench("set-default", "--profile", profile, "--probe-ms", "20", raw=True)
-            t0, t1 = next((int(a), int(b)) for k, a, b in (l.split()[:3] for l in lines if l.startswith("setdefault")))
-            probes = [int(l.split()[2]) for l in lines if l.startswith("listvms ")]
-            stats = [h.stats() for h in holders]
-            applies = sum(s[0] for s in stats)
-            ioctl = sum(s[1] for s in stats)
-            base = ioctl + applies * pct(rtt2, 50)
-            rows.append((t1 - t0, base, applies, max(probes) if probes else None, len(probes), ioctl))
+        # The same ListVMs reply from a bare service, probed in turn with the
+        # daemon's during the change: the bus's share of a slow probe.
+        echo = bus.echo_serve(self, 0, 0, mirror=True)
+        try:
+            for profile in ("bench-2b", "bench-2"):
+                for h in holders:
+                    h.command("reset")
+                lines = bus.bench("set-default", "--profile", profile, "--probe-ms", "20", "--mirror-dest", echo,
+                                  raw=True)
+                t0, t1 = next((int(a), int(b)) for k, a, b in (l.split()[:3] for l in lines
+                                                               if l.startswith("setdefault")))
+                probes = [int(l.split()[2]) for l in lines if l.startswith("listvms ")]
+                mirrored = [int(l.split()[2]) for l in lines if l.startswith("mirror ")]
+                stats = [h.stats() for h in holders]
+                applies = sum(s[0] for s in stats)
+                ioctl = sum(s[1] for s in stats)
+                base = ioctl + applies * pct(rtt2, 50)
+                rows.append((t1 - t0, base, applies, max(probes) if probes else None, len(probes), ioctl,
+                             max(mirrored) if mirrored else None, len(mirrored)))
+        finally:
+            bus.echo.stop()
         best = min(rows, key=lambda r: r[0] / r[1])
         worst = max(rows, key=lambda r: r[0] / r[1])
         self.row_total("runtime change, default profile over %d VMs: SetDefaultProfile → all APPLIED" % best[2],
@@ -589,9 +610,16 @@ class Bench:
                            "two changes (there and back)")
         probe_max = max((r[3] for r in rows if r[3] is not None), default=None)
         self.row_value("ListVMs answered during that change (worst of %d probes)" % sum(r[4] for r in rows),
-                       probe_max, 50e6, unit="ms", how="a ListVMs every 20 ms on a second connection")
+                       probe_max, 50e6, unit="ms", how="a ListVMs every 40 ms on a second connection, "
+                                                       "alternating with the probe below")
+        mirror_max = max((r[6] for r in rows if r[6] is not None), default=None)
+        self.row_value("  the same entries from a bare sd-bus service during that change (worst of %d probes)" %
+                       sum(r[7] for r in rows), mirror_max, None, unit="ms",
+                       how="ListVMsMirror of bus-bench echo-serve --mirror (pmufilterd's entries, built as it "
+                           "builds them), on the same connection, 20 ms after each ListVMs")
         self.results["runtime_many"] = [{"ns": r[0], "baseline_ns": r[1], "applies": r[2], "ioctl_ns": r[5],
-                                         "listvms_max_ns": r[3], "probes": r[4]} for r in rows]
+                                         "listvms_max_ns": r[3], "probes": r[4], "mirror_max_ns": r[6],
+                                         "mirror_probes": r[7]} for r in rows]
 
     def phase_memory(self, d, idle, bare, vms, rss_full, kernel_per_vm):
         """idle: (RSS, PSS, private) of the daemon at start; bare: the same of
@@ -957,12 +985,16 @@ class Bench:
                             floor["ratio"] or 0))
             elif w.startswith("memory: idle RSS") and getattr(self, "rss_objects", None):
                 ours, theirs = self.rss_objects
-                yaml = sum(v for k, v in ours.items() if k.startswith("libyaml"))
+                libs = [k for k in ours if k not in ("[exe]", "[anon]")]
+                only = sum(v for k, v in ours.items() if k in libs and k not in theirs)
+                shared = sum(v for k, v in ours.items() if k in libs and k in theirs)
+                shared_bare = sum(v for k, v in theirs.items() if k in libs)
                 why = ("a bare sd-bus service on the same bus has %s; beyond it pmufilterd maps its own "
-                       "program (%d KiB; the service's: %d), libyaml (%d KiB) and %d KiB of anonymous memory "
-                       "against the service's %d" % (f(r["base"], "KiB"), ours.get("[exe]", 0),
-                                                    theirs.get("[exe]", 0), yaml, ours.get("[anon]", 0),
-                                                    theirs.get("[anon]", 0)))
+                       "program (%d KiB; the service's: %d), %d KiB of the libraries both map (the service: "
+                       "%d), %d KiB of libraries only it maps, and %d KiB of anonymous memory against the "
+                       "service's %d" % (f(r["base"], "KiB"), ours.get("[exe]", 0), theirs.get("[exe]", 0),
+                                         shared, shared_bare, only, ours.get("[anon]", 0),
+                                         theirs.get("[anon]", 0)))
             elif w.startswith("libpmufilter-client's own cost"):
                 m = re.match(r"libpmufilter-client's own cost, (\d+ entries, .*?): pmufilter_attach", w)
                 calls = m and self.find("  of which the contract's three calls, %s:" % m.group(1))
@@ -995,13 +1027,18 @@ class Bench:
                         n_all = sum(where.values()) or 1
                         n_sys = sum(v for k, v in where.items() if k.split(" < ")[0].lstrip("_") in SYSCALL_LEAVES)
                         why += ", %.0f%% of its samples in those system calls (perf)" % (100.0 * n_sys / n_all)
-            elif w.startswith("runtime change, 1 VM: SetVMProfile → APPLIED") and self.results.get("setvm_syscalls"):
-                c = self.results["setvm_syscalls"]
-                why = ("the floor is %s; per call the daemon also makes the state file's %.0f openat, %.0f "
-                       "rename and %.0f close (a change is kept before it is pushed), writes %.0f audit lines "
-                       "and sends %.1f signals (strace of 20 calls)" %
-                       (f(r["base_p50"], "us"), c.get("openat", 0), c.get("rename", 0), c.get("close", 0),
-                        c.get("log_lines", 0), c.get("signals", 0)))
+            elif w.startswith("runtime change, 1 VM: SetVMProfile → APPLIED"):
+                c = self.results.get("setvm_syscalls")
+                why = "the floor is %s" % f(r["base_p50"], "us")
+                if c:
+                    why += ("; per call the daemon also makes the state file's %.0f openat, %.0f rename and "
+                            "%.0f close (a change is kept before it is pushed), writes %.0f audit lines and "
+                            "sends %.1f signals (strace of 20 calls)" %
+                            (c.get("openat", 0), c.get("rename", 0), c.get("close", 0), c.get("log_lines", 0),
+                             c.get("signals", 0)))
+                cpu = self.find("runtime change, 1 VM: the daemon's own CPU per SetVMProfile")
+                if cpu:
+                    why += "; the daemon's own CPU per call is %s" % f(cpu["value"], "us")
                 a = self.find("  of which the call to its APPLY:")
                 b = self.find("  and the APPLIED to the reply:")
                 if a and b:
@@ -1010,11 +1047,26 @@ class Bench:
                             (f(a["p50"], "us"), f(a["base_p50"], "us"), f(b["p50"], "us"), f(b["base_p50"], "us")))
             elif w.startswith("ListVMs answered during that change"):
                 alone = self.find("D-Bus read at ")
-                if alone and "ListVMs" in alone["what"]:
-                    why = ("ListVMs alone takes %s against %s for the same bytes from a bare service; during "
-                           "the change dbus-daemon relays that reply 2 KiB per connection per iteration while "
-                           "the change keeps the CPUs busy (docs/benchmarks.md)" %
-                           (f(alone["p50"], "ms"), f(alone["base_p50"], "ms")))
+                same = self.find("  ListVMs vs the same ")
+                during = self.find("  the same entries from a bare sd-bus service during that change")
+                parts = []
+                if during and during.get("value") is not None:
+                    parts.append("the same reply from a bare sd-bus service (the daemon's entries, built as "
+                                 "it builds them), probed in turn on the same connection, took up to %s"
+                                 % f(during["value"], "ms"))
+                if same:
+                    parts.append("idle, ListVMs takes %s against %s for that same reply from the bare "
+                                 "service (sd-bus marshalling and dbus-daemon validating its 6 fields per VM) "
+                                 "and %s for as many bytes in one array" %
+                                 (f(same["p50"], "ms"), f(same["base_p50"], "ms"),
+                                  f(alone["base_p50"], "ms") if alone else "?"))
+                elif alone and "ListVMs" in alone["what"]:
+                    parts.append("ListVMs alone takes %s against %s for the same bytes from a bare service" %
+                                 (f(alone["p50"], "ms"), f(alone["base_p50"], "ms")))
+                if parts:
+                    why = "; ".join(parts) + ("; during the change dbus-daemon relays it 2 KiB per connection "
+                                              "per iteration while the change keeps the CPUs busy "
+                                              "(docs/benchmarks.md)")
             r["why"] = why or "no cause measured in this run"
             whys.append(r)
         self.results["misses"] = [{"what": r["what"], "why": r["why"]} for r in whys]

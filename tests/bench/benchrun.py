@@ -419,10 +419,11 @@ class Bus:
         lines = self.bench("call", *args, raw=True)
         return [int(l.split()[1]) for l in lines], int(lines[-1].split()[2])
 
-    def echo_serve(self, bench, list_bytes, objects_bytes):
+    def echo_serve(self, bench, list_bytes, objects_bytes, mirror=False):
         # A method return's header here is ~100 bytes: the blob makes up the rest.
         self.echo = Proc(bench.procs, self.bench_argv("echo-serve", "--list-bytes", str(max(0, list_bytes - 100)),
-                                                      "--objects-bytes", str(max(0, objects_bytes - 100))))
+                                                      "--objects-bytes", str(max(0, objects_bytes - 100)),
+                                                      *(["--mirror"] if mirror else [])))
         _, line = self.echo.wait_line(lambda l: l.startswith("serving "), 120)
         return line.split()[1]
 

@@ -9,10 +9,12 @@
  *   bus-bench set-vm     --address A --vm ID --profiles P,Q --count N
  *       SetVMProfile(ID, P|Q alternately, runtime) — it replies when the
  *       VMM has answered APPLIED.                         "setvm <ns> <t0>"
- *   bus-bench set-default --address A --profile P [--probe-ms M]
+ *   bus-bench set-default --address A --profile P [--probe-ms M] [--mirror-dest NAME]
  *       SetDefaultProfile(P, runtime) on one connection; meanwhile, on a
  *       second one, ListVMs every M ms until the first call returns.
- *       "setdefault <t0> <t1>", "listvms <t0> <ns> <entries>" per probe
+ *       "setdefault <t0> <t1>", "listvms <t0> <ns> <entries>" per probe;
+ *       with --mirror-dest (an echo-serve --mirror), every other probe is
+ *       its ListVMsMirror instead: "mirror <t0> <ns> <entries>"
  *   bus-bench call       --address A --method ListVMs|GetManagedObjects --count N
  *                        [--dest NAME --path P --interface I]
  *       "call <ns> <entries>"
@@ -22,12 +24,17 @@
  *       timed around the call (sd-bus marshals and writes it there, waking
  *       dbus-daemon), U µs apart (default 300: dbus-daemon sleeps again).
  *       "emit <ns>"
- *   bus-bench echo-serve --address A --list-bytes N --objects-bytes M
+ *   bus-bench echo-serve --address A --list-bytes N --objects-bytes M [--mirror]
  *       The floor of the D-Bus reads: answers org.pmufilterd1.BenchEcho
  *       ListVMs and GetManagedObjects at /bench with one byte array of N
  *       (M) bytes, as large as pmufilterd's reply: the same bytes through the
- *       same bus, with nothing to walk or marshal behind them.  Prints
- *       "serving <unique name>"; stops on SIGTERM.
+ *       same bus, with nothing to walk or marshal behind them.  With
+ *       --mirror, also ListVMsMirror: pmufilterd's own ListVMs entries
+ *       (asked once, at start) built again field by field as the daemon
+ *       builds them, "a(ssssuo)": the same reply from a service that has
+ *       them ready, so what sd-bus and dbus-daemon cost for its 6 fields per
+ *       VM is apart from the daemon's walk.  Prints "serving <unique name>";
+ *       stops on SIGTERM.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -47,8 +54,9 @@
 
 static struct {
         const char *address, *vm, *profiles, *profile, *method;
-        const char *dest, *path, *interface;
+        const char *dest, *path, *interface, *mirror_dest;
         unsigned count, probe_ms, gap_us;
+        bool mirror;
 } arg = { .count = 10, .probe_ms = 20, .gap_us = 300, .dest = NAME, .path = PATH };
 
 static sd_bus *connect_bus(void) {
@@ -142,15 +150,21 @@ static volatile bool change_done;
 static void *probe_list_vms(void *userdata) {
         sd_bus *bus = connect_bus();
 
-        while (!change_done) {
+        for (unsigned i = 0; !change_done; i++) {
+                /* With --mirror-dest, every other probe asks echo-serve's
+                 * ListVMsMirror: the same reply from a bare service, under
+                 * the same load. */
+                bool theirs = arg.mirror_dest && (i & 1);
                 sd_bus_message *reply = NULL;
                 uint64_t t0 = now_ns();
-                int r = sd_bus_call_method(bus, NAME, PATH, MANAGER, "ListVMs", NULL, &reply, "");
+                int r = theirs ? sd_bus_call_method(bus, arg.mirror_dest, "/bench", "org.pmufilterd1.BenchEcho",
+                                                    "ListVMsMirror", NULL, &reply, "")
+                               : sd_bus_call_method(bus, NAME, PATH, MANAGER, "ListVMs", NULL, &reply, "");
                 uint64_t t1 = now_ns();
 
                 if (r >= 0)
-                        printf("listvms %llu %llu %u\n", (unsigned long long) t0, (unsigned long long) (t1 - t0),
-                               count_entries(reply));
+                        printf("%s %llu %llu %u\n", theirs ? "mirror" : "listvms", (unsigned long long) t0,
+                               (unsigned long long) (t1 - t0), count_entries(reply));
                 sd_bus_message_unref(reply);
                 sleep_us(arg.probe_ms * 1000u);
         }
@@ -222,10 +236,76 @@ static int echo_method(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return r;
 }
 
+/* pmufilterd's ListVMs entries, for ListVMsMirror. */
+struct mirror_entry {
+        char *id, *name, *profile, *state, *path;
+        uint32_t pid;
+};
+static struct mirror_entry *mirror;
+static size_t n_mirror;
+
+static int mirror_load(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *id, *name, *profile, *state, *path;
+        uint32_t pid;
+        int r;
+
+        r = sd_bus_call_method(bus, NAME, PATH, MANAGER, "ListVMs", &e, &reply, "");
+        if (r < 0)
+                return fail("ListVMs", r, &e);
+        r = sd_bus_message_enter_container(reply, 'a', "(ssssuo)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssssuo)", &id, &name, &profile, &state, &pid, &path)) > 0) {
+                struct mirror_entry *m = realloc(mirror, (n_mirror + 1) * sizeof(*mirror));
+
+                if (!m)
+                        return 1;
+                mirror = m;
+                mirror[n_mirror++] = (struct mirror_entry) { strdup(id), strdup(name), strdup(profile),
+                                                             strdup(state), strdup(path), pid };
+        }
+        sd_bus_message_unref(reply);
+        return r < 0 ? fail("ListVMs", r, NULL) : 0;
+}
+
+/* As pmufilterd's method_list_vms() builds it (daemon/bus/bus-manager.c). */
+static int mirror_method(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ssssuo)");
+        for (size_t i = 0; r >= 0 && i < n_mirror; i++) {
+                r = sd_bus_message_open_container(reply, 'r', "ssssuo");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', mirror[i].id);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', mirror[i].name);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', mirror[i].profile);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', mirror[i].state);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'u', &mirror[i].pid);
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'o', mirror[i].path);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
 static const sd_bus_vtable echo_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD("ListVMs", "", "ay", echo_method, 0),
         SD_BUS_METHOD("GetManagedObjects", "", "ay", echo_method, 0),
+        SD_BUS_METHOD("ListVMsMirror", "", "a(ssssuo)", mirror_method, 0),
         SD_BUS_VTABLE_END
 };
 
@@ -239,6 +319,8 @@ static int run_echo_serve(sd_bus *bus) {
         if (!blob)
                 return 1;
         memset(blob, 'x', blob_list > blob_objects ? blob_list : blob_objects);
+        if (arg.mirror && mirror_load(bus) != 0)
+                return 1;
         r = sd_bus_add_object_vtable(bus, NULL, "/bench", "org.pmufilterd1.BenchEcho", echo_vtable, NULL);
         if (r >= 0)
                 r = sd_bus_get_unique_name(bus, &unique);
@@ -260,7 +342,7 @@ static int run_echo_serve(sd_bus *bus) {
 
 int main(int argc, char *argv[]) {
         enum { ARG_ADDRESS = 0x100, ARG_COUNT, ARG_VM, ARG_PROFILES, ARG_PROFILE, ARG_PROBE, ARG_METHOD,
-               ARG_DEST, ARG_PATH, ARG_INTERFACE, ARG_LIST_BYTES, ARG_OBJECTS_BYTES, ARG_GAP };
+               ARG_DEST, ARG_PATH, ARG_INTERFACE, ARG_LIST_BYTES, ARG_OBJECTS_BYTES, ARG_GAP, ARG_MIRROR, ARG_MIRROR_DEST };
         static const struct option options[] = {
                 { "address", required_argument, NULL, ARG_ADDRESS },
                 { "count", required_argument, NULL, ARG_COUNT },
@@ -275,6 +357,8 @@ int main(int argc, char *argv[]) {
                 { "list-bytes", required_argument, NULL, ARG_LIST_BYTES },
                 { "objects-bytes", required_argument, NULL, ARG_OBJECTS_BYTES },
                 { "gap-us", required_argument, NULL, ARG_GAP },
+                { "mirror", no_argument, NULL, ARG_MIRROR },
+                { "mirror-dest", required_argument, NULL, ARG_MIRROR_DEST },
                 {}
         };
         const char *mode = argc > 1 ? argv[1] : "";
@@ -296,6 +380,8 @@ int main(int argc, char *argv[]) {
                 case ARG_LIST_BYTES: blob_list = strtoul(optarg, NULL, 10); break;
                 case ARG_OBJECTS_BYTES: blob_objects = strtoul(optarg, NULL, 10); break;
                 case ARG_GAP: arg.gap_us = (unsigned) strtoul(optarg, NULL, 10); break;
+                case ARG_MIRROR: arg.mirror = true; break;
+                case ARG_MIRROR_DEST: arg.mirror_dest = optarg; break;
                 default: return 2;
                 }
         if (!arg.address) {
