@@ -480,8 +480,7 @@ class Bench:
                                         raw=True)]
             setvm = [dt for dt, _ in calls]
             cpu = (d.cpu_ns() - cpu0) / n
-            traced = [tuple(int(x) for x in l.split()[1:4]) for l in h.proc.lines_now()[h.mark:]
-                      if l.startswith("apply ")]
+            traced = h.traced()
             ioctl = [t[0] for t in traced]
             base = [ping[i] + ioctl[i % len(ioctl)] + rtt2[i % len(rtt2)] for i in range(n)]
             self.row("runtime change, 1 VM: SetVMProfile → APPLIED", setvm, base, (1.5, None), unit="us",

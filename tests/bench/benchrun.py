@@ -331,6 +331,7 @@ class Holder:
 
     def command(self, c):
         if c == "reset":
+            self.stats()                # what --trace kept buffered comes before the mark
             self.mark = len(self.proc.lines_now())
         self.proc.write(c + "\n")
 
@@ -340,8 +341,15 @@ class Holder:
         _, line = self.proc.wait_line(lambda l: l.startswith("stats "), 30, start)
         return tuple(int(x) for x in line.split()[1:])
 
+    def traced(self):
+        """The "apply" lines since the last reset: (ioctl ns, in, out); the
+        "stats" answer writes out what vm-holder --trace kept buffered."""
+        self.stats()
+        return [tuple(int(x) for x in l.split()[1:4]) for l in self.proc.lines_now()[self.mark:]
+                if l.startswith("apply ")]
+
     def applies(self):
-        return [int(l.split()[1]) for l in self.proc.lines_now()[self.mark:] if l.startswith("apply ")]
+        return [t[0] for t in self.traced()]
 
     def stop(self):
         self.proc.stop(60)
