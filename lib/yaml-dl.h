@@ -3,7 +3,7 @@
  * yaml-dl.h — libyaml, loaded while something is parsed.
  *
  * The daemon reads YAML at start-up and at a reload only, and libyaml
- * mapped for the rest of its life was an eighth of what its idle RSS has
+ * mapped for the rest of its life was a quarter of what its idle RSS has
  * over a bare sd-bus service (docs/benchmarks.md).  As libpfm4 (lib/pmu.c),
  * it is dlopen()ed by the first holder and dlclose()d by the last.  Not
  * thread-safe: the parsers run on the daemon's (or the tool's) one thread.
