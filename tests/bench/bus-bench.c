@@ -33,7 +33,9 @@
  *       (asked once, at start) built again field by field as the daemon
  *       builds them, "a(ssssuo)": the same reply from a service that has
  *       them ready, so what sd-bus and dbus-daemon cost for its 6 fields per
- *       VM is apart from the daemon's walk.  Prints "serving <unique name>";
+ *       VM is apart from the daemon's walk; and GetManagedObjectsMirror,
+ *       the daemon's GetManagedObjects reply (asked once) copied field by
+ *       field with sd_bus_message_copy().  Prints "serving <unique name>";
  *       stops on SIGTERM.
  */
 #include <getopt.h>
@@ -243,6 +245,7 @@ struct mirror_entry {
 };
 static struct mirror_entry *mirror;
 static size_t n_mirror;
+static sd_bus_message *mirror_objects;          /* the daemon's GetManagedObjects reply */
 
 static int mirror_load(sd_bus *bus) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -265,7 +268,27 @@ static int mirror_load(sd_bus *bus) {
                                                              strdup(state), strdup(path), pid };
         }
         sd_bus_message_unref(reply);
-        return r < 0 ? fail("ListVMs", r, NULL) : 0;
+        if (r < 0)
+                return fail("ListVMs", r, NULL);
+        r = sd_bus_call_method(bus, NAME, PATH, OBJECT_MANAGER, "GetManagedObjects", &e, &mirror_objects, "");
+        return r < 0 ? fail("GetManagedObjects", r, &e) : 0;
+}
+
+/* GetManagedObjects' reply, copied field by field into a new one: sd-bus
+ * marshals every object, interface and property as the daemon's does. */
+static int mirror_objects_method(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_rewind(mirror_objects, true);
+        if (r >= 0)
+                r = sd_bus_message_copy(reply, mirror_objects, true);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
 }
 
 /* As pmufilterd's method_list_vms() builds it (daemon/bus/bus-manager.c). */
@@ -306,6 +329,7 @@ static const sd_bus_vtable echo_vtable[] = {
         SD_BUS_METHOD("ListVMs", "", "ay", echo_method, 0),
         SD_BUS_METHOD("GetManagedObjects", "", "ay", echo_method, 0),
         SD_BUS_METHOD("ListVMsMirror", "", "a(ssssuo)", mirror_method, 0),
+        SD_BUS_METHOD("GetManagedObjectsMirror", "", "a{oa{sa{sv}}}", mirror_objects_method, 0),
         SD_BUS_VTABLE_END
 };
 
