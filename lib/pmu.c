@@ -7,11 +7,10 @@
 #include <cpuid.h>
 #include <strings.h>
 
-#if HAVE_LIBPFM
-#include <dlfcn.h>
-#endif
-
 #include "pmu-internal.h"
+#if HAVE_LIBPFM
+#include "dlfcn-util.h"
+#endif
 
 /* CPUID.01H:EAX: display family/model as the SDM and APM define them. */
 static void decode_signature(uint32_t eax, struct host_pmu *p) {
@@ -89,12 +88,7 @@ __typeof__(pfm_get_event_info) *sym_pfm_get_event_info;
 __typeof__(pfm_get_event_attr_info) *sym_pfm_get_event_attr_info;
 __typeof__(pfm_get_os_event_encoding) *sym_pfm_get_os_event_encoding;
 
-/* As systemd's DLSYM_ARG(): the pointer to fill and the symbol's name. */
-#define DLSYM_ARG(name) { (void **) &sym_##name, #name }
-static const struct {
-        void **sym;
-        const char *name;
-} libpfm_symbols[] = {
+static const struct dlsym_arg libpfm_symbols[] = {
         DLSYM_ARG(pfm_initialize),
         DLSYM_ARG(pfm_terminate),
         DLSYM_ARG(pfm_get_pmu_info),
@@ -107,33 +101,19 @@ static const struct {
 /* libpfm.so.4 is the largest part of the daemon's memory once loaded (its
  * relocated event tables, and pfm_initialize()'s heap; figures in
  * docs/benchmarks.md), and is needed only to detect the host's PMU and to
- * compile: it is loaded on first use and unloaded by pmu_libpfm_release().
- * Not RTLD_NODELETE: dlclose() must unmap it. */
+ * compile: it is loaded on first use and unloaded by pmu_libpfm_release(). */
 static void *libpfm_dl;
 static int libpfm_state = 1;            /* 1: not tried since the last release */
 
 static void libpfm_unload(void) {
-        for (size_t i = 0; i < ELEMENTSOF(libpfm_symbols); i++)
-                *libpfm_symbols[i].sym = NULL;
-        if (libpfm_dl)
-                (void) dlclose(libpfm_dl);
-        libpfm_dl = NULL;
+        dlclose_symbols(&libpfm_dl, libpfm_symbols, ELEMENTSOF(libpfm_symbols));
 }
 
 /* A library that is not there, or not the libpfm4 we were built for, is a
  * build without libpfm4: nothing is logged, since aliases still work. */
 static int libpfm_load(void) {
-        libpfm_dl = dlopen("libpfm.so.4", RTLD_NOW | RTLD_LOCAL);
-        if (!libpfm_dl)
-                return -EOPNOTSUPP;
-        for (size_t i = 0; i < ELEMENTSOF(libpfm_symbols); i++) {
-                *libpfm_symbols[i].sym = dlsym(libpfm_dl, libpfm_symbols[i].name);
-                if (!*libpfm_symbols[i].sym) {
-                        libpfm_unload();
-                        return -EOPNOTSUPP;
-                }
-        }
-        return 0;
+        return dlopen_symbols("libpfm.so.4", libpfm_symbols, ELEMENTSOF(libpfm_symbols), &libpfm_dl, NULL, 0) < 0
+                       ? -EOPNOTSUPP : 0;
 }
 
 int pmu_libpfm_init(void) {

@@ -4,10 +4,9 @@
  * held by a count (yaml-dl.h says why).
  */
 #include <assert.h>
-#include <dlfcn.h>
-#include <errno.h>
 #include <stdio.h>
 
+#include "dlfcn-util.h"
 #include "util.h"
 #include "yaml-dl.h"
 
@@ -19,11 +18,7 @@ __typeof__(yaml_parser_delete) *sym_yaml_parser_delete;
 
 const char *yaml_dl_soname = "libyaml-0.so.2";
 
-#define DLSYM_ARG(name) { (void **) &sym_##name, #name }
-static const struct {
-        void **sym;
-        const char *name;
-} yaml_symbols[] = {
+static const struct dlsym_arg yaml_symbols[] = {
         DLSYM_ARG(yaml_parser_initialize),
         DLSYM_ARG(yaml_parser_set_input_string),
         DLSYM_ARG(yaml_parser_parse),
@@ -35,35 +30,14 @@ static void *yaml_dl;
 static unsigned yaml_holds;
 static char yaml_why[256];
 
-static void yaml_unload(void) {
-        for (size_t i = 0; i < ELEMENTSOF(yaml_symbols); i++)
-                *yaml_symbols[i].sym = NULL;
-        if (yaml_dl)
-                (void) dlclose(yaml_dl);
-        yaml_dl = NULL;
-}
-
-/* Not RTLD_NODELETE: the last release must unmap it. */
 static int yaml_load(void) {
-        const char *e;
+        char e[200];
+        int r;
 
-        yaml_dl = dlopen(yaml_dl_soname, RTLD_NOW | RTLD_LOCAL);
-        if (!yaml_dl) {
-                e = dlerror();
-                snprintf(yaml_why, sizeof(yaml_why), "libyaml cannot be loaded: %s",
-                         e ? e : yaml_dl_soname);
-                return -ELIBACC;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(yaml_symbols); i++) {
-                *yaml_symbols[i].sym = dlsym(yaml_dl, yaml_symbols[i].name);
-                if (!*yaml_symbols[i].sym) {
-                        snprintf(yaml_why, sizeof(yaml_why), "libyaml cannot be used: %s has no %s",
-                                 yaml_dl_soname, yaml_symbols[i].name);
-                        yaml_unload();
-                        return -ELIBACC;
-                }
-        }
-        return 0;
+        r = dlopen_symbols(yaml_dl_soname, yaml_symbols, ELEMENTSOF(yaml_symbols), &yaml_dl, e, sizeof(e));
+        if (r < 0)
+                snprintf(yaml_why, sizeof(yaml_why), "libyaml cannot be loaded: %s", e);
+        return r;
 }
 
 int yaml_dl_acquire(const char **ret_why) {
@@ -84,5 +58,5 @@ int yaml_dl_acquire(const char **ret_why) {
 void yaml_dl_release(void) {
         assert(yaml_holds > 0);
         if (--yaml_holds == 0)
-                yaml_unload();
+                dlclose_symbols(&yaml_dl, yaml_symbols, ELEMENTSOF(yaml_symbols));
 }

@@ -5,14 +5,15 @@
  * nothing parsed points into it afterwards, and a libyaml that cannot be
  * loaded is a clear error: a policy's diagnostic naming the file, a state
  * file's -ELIBACC (not -EINVAL, which would have the daemon set the file
- * aside as corrupt).  Its own process: the maps it reads are this
- * library's doing alone.
+ * aside as corrupt), and one lacking an entry point is not kept either.
+ * Its own process: the maps it reads are this library's doing alone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "dlfcn-util.h"
 #include "policy-yaml.h"
 #include "state.h"
 #include "yaml-dl.h"
@@ -96,10 +97,40 @@ static void test_cannot_be_loaded(void **state) {
         assert_false(libyaml_mapped());
 }
 
+/* lib/dlfcn-util.c: a library without one of the entry points asked for
+ * is not kept, and says which one it lacks. */
+static void test_entry_point_missing(void **state) {
+        static void *sym_yaml_get_version_string, *sym_yaml_no_such_function;
+        const struct dlsym_arg syms[] = {
+                DLSYM_ARG(yaml_get_version_string),
+                DLSYM_ARG(yaml_no_such_function),
+        };
+        char why[256] = "";
+        void *dl = NULL;
+
+        assert_int_equal(dlopen_symbols("libyaml-0.so.2", syms, ELEMENTSOF(syms), &dl, why, sizeof(why)),
+                         -ELIBACC);
+        assert_string_equal(why, "libyaml-0.so.2 has no yaml_no_such_function");
+        assert_null(dl);
+        assert_null(sym_yaml_get_version_string);
+        assert_null(sym_yaml_no_such_function);
+        assert_false(libyaml_mapped());
+
+        assert_int_equal(dlopen_symbols("libyaml-0.so.2", syms, 1, &dl, why, sizeof(why)), 0);
+        assert_non_null(dl);
+        assert_non_null(sym_yaml_get_version_string);
+        assert_true(libyaml_mapped());
+        dlclose_symbols(&dl, syms, 1);
+        assert_null(dl);
+        assert_null(sym_yaml_get_version_string);
+        assert_false(libyaml_mapped());
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_held_only_while_parsing),
                 cmocka_unit_test(test_cannot_be_loaded),
+                cmocka_unit_test(test_entry_point_missing),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
