@@ -20,14 +20,8 @@
 
 #include <linux/kvm.h>
 
+#include "bench-clock.h"
 #include "util.h"
-
-static inline uint64_t now_ns(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 /* Thousands of VMs and sessions per process: the soft limit of 1024 is for
  * select(); take the hard one. */

@@ -28,10 +28,11 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
+
+#include "bench-clock.h"
 
 #ifndef KVM_CAP_PMU_CAPABILITY
 #define KVM_CAP_PMU_CAPABILITY 212
@@ -50,13 +51,6 @@
 static struct {
         uint64_t sent, received, applied;
 } min_steps;
-
-static inline uint64_t min_now(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 /* One APPLY datagram in buf (NUL-terminated): the filter applied on vm, the
  * APPLIED sent on sock.  -EPROTO for anything but an APPLY. */
@@ -98,7 +92,7 @@ static inline int min_apply(int vm, int sock, char *buf, size_t n) {
         if (pmu_off && ioctl(vm, KVM_ENABLE_CAP, &cap) < 0)
                 pmu_errno = errno;
         err = ioctl(vm, KVM_SET_PMU_EVENT_FILTER, &u.f) < 0 ? errno : 0;
-        min_steps.applied = min_now();
+        min_steps.applied = now_ns();
         l = snprintf(out, sizeof(out), "PMUFILTER/1 APPLIED\nSERIAL=%.*s\nERRNO=%d\n", (int) serial_len, serial, err);
         if (pmu_off)
                 l += snprintf(out + l, sizeof(out) - (size_t) l, "PMU_ERRNO=%d\n", pmu_errno);
@@ -165,9 +159,9 @@ static inline int min_attach_checked(int vm, const char *path, const char *name,
         memcpy(CMSG_DATA(c), &vm, sizeof(int));
         if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
                 goto fail;
-        min_steps.sent = min_now();
+        min_steps.sent = now_ns();
         n = recv(sock, buf, MIN_MSG_MAX, 0);
-        min_steps.received = min_now();
+        min_steps.received = now_ns();
         if (n <= 0) {
                 errno = n < 0 ? errno : ECONNRESET;
                 goto fail;
