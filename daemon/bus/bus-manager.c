@@ -33,19 +33,16 @@ static int method_list_vms(sd_bus_message *msg, void *userdata, sd_bus_error *er
          * were most of this call at 10,000 VMs (docs/benchmarks.md). */
         REGISTRY_FOREACH(vm, b->deliver->registry) {
                 uint32_t pid = (uint32_t) vm->pid;
-                _cleanup_free_ char *name_buf = NULL;
-                const char *path, *name;
+                const char *path;
 
                 if (r < 0)
                         break;
                 path = vm_path_of(&vp, vm->id);
-                /* A claimed NAME has no C0 control, but may have a C1 one. */
-                name = bus_utf8(strempty(vm->name), &name_buf);
-                r = !path ? -ENOBUFS : !name ? -ENOMEM : sd_bus_message_open_container(reply, 'r', "ssssuo");
+                r = path ? sd_bus_message_open_container(reply, 'r', "ssssuo") : -ENOBUFS;
                 if (r >= 0)
                         r = sd_bus_message_append_basic(reply, 's', vm->id);
-                if (r >= 0)
-                        r = sd_bus_message_append_basic(reply, 's', name);
+                if (r >= 0)     /* a claimed NAME has no C0 control, but may have a C1 one */
+                        r = bus_append_utf8(reply, vm->name);
                 if (r >= 0)
                         r = sd_bus_message_append_basic(reply, 's', strempty(vm->profile));
                 if (r >= 0)

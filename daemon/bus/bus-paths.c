@@ -77,22 +77,19 @@ const char *bus_utf8(const char *s, char **buf) {
         return *buf;
 }
 
+/* append_basic(), not the generic append(): ListVMs makes one per VM. */
 int bus_append_utf8(sd_bus_message *m, const char *s) {
         _cleanup_free_ char *buf = NULL;
         const char *text = bus_utf8(strempty(s), &buf);
 
-        return text ? sd_bus_message_append(m, "s", text) : -ENOMEM;
+        return text ? sd_bus_message_append_basic(m, 's', text) : -ENOMEM;
 }
 
 int bus_append_strv_utf8(sd_bus_message *m, char *const *l) {
         int r = sd_bus_message_open_container(m, 'a', "s");
 
-        for (char *const *s = l; r >= 0 && s && *s; s++) {
-                _cleanup_free_ char *buf = NULL;
-                const char *text = bus_utf8(*s, &buf);
-
-                r = text ? sd_bus_message_append(m, "s", text) : -ENOMEM;
-        }
+        for (char *const *s = l; r >= 0 && s && *s; s++)
+                r = bus_append_utf8(m, *s);
         return r < 0 ? r : sd_bus_message_close_container(m);
 }
 
